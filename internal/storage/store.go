@@ -1,0 +1,191 @@
+// Package storage keeps API objects in etcd. Store is the byte-level view of
+// etcd that the API server writes through; Cache is the per-resource watch
+// cache that serves LIST and WATCH from memory, fed by one etcd watch.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Errors returned by Store. Callers map them to Kubernetes Status reasons.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrExists    = errors.New("already exists")
+	ErrConflict  = errors.New("resource version conflict")
+	ErrCompacted = errors.New("resource version compacted")
+)
+
+// KV is one stored value and the etcd revision that last modified it.
+type KV struct {
+	Key   string
+	Value []byte
+	Rev   int64
+}
+
+// Store is a thin, byte-level wrapper around an etcd v3 client.
+// Revisions are etcd revisions; they become resourceVersions on the wire.
+type Store struct {
+	client *clientv3.Client
+}
+
+// NewStore wraps client.
+func NewStore(client *clientv3.Client) *Store { return &Store{client: client} }
+
+// Client exposes the underlying etcd client (for snapshots and health checks).
+func (s *Store) Client() *clientv3.Client { return s.client }
+
+// Create stores value under key if the key does not exist yet.
+func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(value))).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("etcd create %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		return 0, ErrExists
+	}
+	return resp.Header.Revision, nil
+}
+
+// Get returns the value under key.
+func (s *Store) Get(ctx context.Context, key string) (KV, error) {
+	resp, err := s.client.Get(ctx, key)
+	if err != nil {
+		return KV{}, fmt.Errorf("etcd get %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return KV{}, ErrNotFound
+	}
+	return toKV(resp.Kvs[0]), nil
+}
+
+// Update replaces the value under key if it was last modified at rev.
+// On ErrConflict it also returns the current value so callers can retry
+// without another round trip.
+func (s *Store) Update(ctx context.Context, key string, value []byte, rev int64) (int64, KV, error) {
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(key, string(value))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return 0, KV{}, fmt.Errorf("etcd update %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		kv, err := currentFromElse(resp)
+		return 0, kv, err
+	}
+	return resp.Header.Revision, KV{}, nil
+}
+
+// Delete removes key if it was last modified at rev.
+func (s *Store) Delete(ctx context.Context, key string, rev int64) (int64, KV, error) {
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpDelete(key)).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return 0, KV{}, fmt.Errorf("etcd delete %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		kv, err := currentFromElse(resp)
+		return 0, kv, err
+	}
+	return resp.Header.Revision, KV{}, nil
+}
+
+func currentFromElse(resp *clientv3.TxnResponse) (KV, error) {
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return KV{}, ErrNotFound
+	}
+	return toKV(kvs[0]), ErrConflict
+}
+
+// ListPage lists up to limit keys (0: all) in [start, end of prefix) at
+// revision rev (0: latest). It returns the items, the revision read, and
+// whether more items remain.
+func (s *Store) ListPage(ctx context.Context, prefix, start string, rev, limit int64) ([]KV, int64, bool, error) {
+	if start == "" {
+		start = prefix
+	}
+	opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix))}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	if limit > 0 {
+		opts = append(opts, clientv3.WithLimit(limit))
+	}
+	resp, err := s.client.Get(ctx, start, opts...)
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return nil, 0, false, ErrCompacted
+		}
+		return nil, 0, false, fmt.Errorf("etcd list %s: %w", prefix, err)
+	}
+	out := make([]KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		out[i] = toKV(kv)
+	}
+	return out, resp.Header.Revision, resp.More, nil
+}
+
+// CurrentRevision returns etcd's latest revision with a quorum read.
+func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
+	resp, err := s.client.Get(ctx, "\x00", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("etcd revision: %w", err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Compact discards history before rev.
+func (s *Store) Compact(ctx context.Context, rev int64) error {
+	_, err := s.client.Compact(ctx, rev)
+	if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("etcd compact %d: %w", rev, err)
+	}
+	return nil
+}
+
+func toKV(kv *mvccpb.KeyValue) KV {
+	return KV{Key: string(kv.Key), Value: kv.Value, Rev: kv.ModRevision}
+}
+
+// RunCompactor compacts etcd history every interval, keeping one interval
+// of history so that watches can resume across short disconnects, as
+// upstream's API server does. It returns when ctx ends.
+func (s *Store) RunCompactor(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rev, err := s.CurrentRevision(ctx)
+		if err != nil {
+			log.Warn("compactor: read revision", "err", err)
+			continue
+		}
+		if last > 0 {
+			if err := s.Compact(ctx, last); err != nil {
+				log.Warn("compactor", "err", err)
+			}
+		}
+		last = rev
+	}
+}
