@@ -1,0 +1,44 @@
+# Skiff: one binary, a whole Kubernetes-compatible cluster.
+GO        ?= go
+BIN       := bin/skiff
+DATA_DIR  ?= $(CURDIR)/.data
+PORT      ?= 6443
+# Unit and integration packages (everything but the end-to-end suite).
+UNIT_PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/e2e)
+
+.PHONY: all build up test unit e2e bench lint generate deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/skiff
+
+# Bring up a single-node cluster in the foreground; kubectl it with
+#   export KUBECONFIG=$(DATA_DIR)/server/admin.kubeconfig
+up: build
+	$(BIN) up --data-dir $(DATA_DIR) --secure-port $(PORT)
+
+# Everything CI runs: static checks, unit and integration tests, e2e tests.
+test: deps lint unit e2e
+
+deps:
+	bash hack/install-deps.sh
+
+lint:
+	@out=$$(gofmt -l cmd internal test bench 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
+
+e2e: build
+	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v ./test/e2e/ 2>&1 | tee /tmp/skiff-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+
+bench: build
+	$(GO) run ./bench/apiserver
+
+generate:
+	bash hack/update-openapi.sh
+
+clean:
+	rm -rf bin $(DATA_DIR)

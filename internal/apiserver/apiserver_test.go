@@ -1,0 +1,300 @@
+package apiserver
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/internal/apis"
+	"github.com/skiff-dev/skiff/internal/storage"
+)
+
+// testServer is an in-process API server on embedded etcd.
+type testServer struct {
+	url    string
+	client kubernetes.Interface
+	store  *storage.Store
+}
+
+func startTestServer(t *testing.T) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e, err := storage.StartEmbedded(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := storage.NewStore(e.Client)
+	s, err := New(Config{Store: store, Resources: apis.All(), GitVersion: "v1.37.2+skiff", WatchCacheHistory: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() {
+		hs.CloseClientConnections()
+		hs.Close()
+		cancel()
+		<-done
+		e.Close()
+	})
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: hs.URL, QPS: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{url: hs.URL, client: cs, store: store}
+	ts.mustCreateNamespace(t, "default")
+	return ts
+}
+
+func (ts *testServer) mustCreateNamespace(t *testing.T, name string) {
+	t.Helper()
+	_, err := ts.client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func do(t *testing.T, method, url, contentType, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestBadInputIsRefusedAndNothingStored(t *testing.T) {
+	ts := startTestServer(t)
+	cms := ts.url + "/api/v1/namespaces/default/configmaps"
+	cases := []struct {
+		name, contentType, body string
+		code                    int
+		reason                  string
+	}{
+		{"malformed json", "application/json", `{"kind":`, 400, "BadRequest"},
+		{"malformed yaml", "application/yaml", "kind: [", 400, "BadRequest"},
+		{"wrong kind", "application/json", `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}`, 400, "BadRequest"},
+		{"invalid name", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Not_Valid"}}`, 422, "Invalid"},
+		{"too large", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"a":"` + strings.Repeat("x", 4<<20) + `"}}`, 413, "RequestEntityTooLarge"},
+		{"wrong namespace", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"y","namespace":"other"}}`, 400, "BadRequest"},
+	}
+	for _, c := range cases {
+		code, body := do(t, "POST", cms, c.contentType, c.body)
+		if code != c.code || !strings.Contains(body, `"reason":"`+c.reason+`"`) || !strings.Contains(body, `"kind":"Status"`) {
+			t.Errorf("%s: got %d %s, want %d %s", c.name, code, body, c.code, c.reason)
+		}
+	}
+	code, body := do(t, "POST", cms+"?fieldValidation=Strict", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"strict"},"extra":1}`)
+	if code != 400 || !strings.Contains(body, `unknown field \"extra\"`) {
+		t.Errorf("strict unknown field: %d %s", code, body)
+	}
+	list, err := ts.client.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 0 {
+		t.Fatalf("refused requests stored %d objects", len(list.Items))
+	}
+	code, body = do(t, "POST", ts.url+"/api/v1/namespaces/missing/configmaps", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"z"}}`)
+	if code != 404 || !strings.Contains(body, `namespaces \"missing\" not found`) {
+		t.Errorf("create in missing namespace: %d %s", code, body)
+	}
+}
+
+func TestOptimisticConcurrencyAndGeneration(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+	created, err := ts.client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Generation != 1 || created.UID == "" || created.ResourceVersion == "" || *created.Spec.Replicas != 1 {
+		t.Fatalf("created = gen %d uid %q rv %q replicas %d", created.Generation, created.UID, created.ResourceVersion, *created.Spec.Replicas)
+	}
+	// A label change is not a spec change.
+	created.Labels = map[string]string{"x": "y"}
+	updated, err := ts.client.AppsV1().Deployments("default").Update(ctx, created, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.Generation != 1 {
+		t.Fatalf("generation after metadata update = %d, want 1", updated.Generation)
+	}
+	// A stale resourceVersion is a conflict.
+	created.Spec.Replicas = ptr.To[int32](3)
+	if _, err := ts.client.AppsV1().Deployments("default").Update(ctx, created, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Fatalf("stale update: %v, want Conflict", err)
+	}
+	updated.Spec.Replicas = ptr.To[int32](3)
+	updated.Status.Replicas = 42 // the main resource may not change status
+	updated, err = ts.client.AppsV1().Deployments("default").Update(ctx, updated, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.Generation != 2 || updated.Status.Replicas != 0 {
+		t.Fatalf("after spec update: generation %d status.replicas %d, want 2 and 0", updated.Generation, updated.Status.Replicas)
+	}
+	updated.Status.Replicas = 3
+	st, err := ts.client.AppsV1().Deployments("default").UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status.Replicas != 3 || st.Generation != 2 {
+		t.Fatalf("status update: replicas %d generation %d", st.Status.Replicas, st.Generation)
+	}
+	sc, err := ts.client.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Spec.Replicas != 3 || sc.Status.Selector != "app=web" {
+		t.Fatalf("scale = %+v", sc)
+	}
+	sc.Spec.Replicas = 7
+	if _, err := ts.client.AppsV1().Deployments("default").UpdateScale(ctx, "web", sc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := ts.client.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+	if *got.Spec.Replicas != 7 {
+		t.Fatalf("replicas after scale = %d", *got.Spec.Replicas)
+	}
+}
+
+func TestWatchFromCompactedVersionIsGone(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	cm, err := ts.client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough changes to push the first one out of the watch cache's history.
+	for i := 0; i < 150; i++ {
+		cm.Data = map[string]string{"i": string(rune('a' + i%26))}
+		cm, err = ts.client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = ts.client.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{ResourceVersion: "2"})
+	if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+		t.Fatalf("watch from compacted version: %v, want 410 Expired", err)
+	}
+}
+
+func TestInformerSeesChangesInOrder(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type change struct {
+		op, name, value string
+	}
+	changes := make(chan change, 100)
+	f := informers.NewSharedInformerFactoryWithOptions(ts.client, 0, informers.WithNamespace("default"))
+	inf := f.Core().V1().ConfigMaps().Informer()
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { changes <- change{"add", o.(*corev1.ConfigMap).Name, o.(*corev1.ConfigMap).Data["v"]} },
+		UpdateFunc: func(_, o any) {
+			changes <- change{"update", o.(*corev1.ConfigMap).Name, o.(*corev1.ConfigMap).Data["v"]}
+		},
+		DeleteFunc: func(o any) {
+			if cm, ok := o.(*corev1.ConfigMap); ok {
+				changes <- change{"delete", cm.Name, cm.Data["v"]}
+			}
+		},
+	})
+	f.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		t.Fatal("informer did not sync")
+	}
+	cms := ts.client.CoreV1().ConfigMaps("default")
+	cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Data: map[string]string{"v": "1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Patch(ctx, "a", types.MergePatchType, []byte(`{"data":{"v":"2"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, cm.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []change{{"add", "a", "1"}, {"update", "a", "2"}, {"delete", "a", "2"}}
+	for _, w := range want {
+		select {
+		case got := <-changes:
+			if got != w {
+				t.Fatalf("got %+v, want %+v", got, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timed out waiting for %+v", w)
+		}
+	}
+}
+
+func TestWatchWithSelectorAndBookmarks(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	pods := ts.client.CoreV1().Pods("default")
+	w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=n1", AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = ts.client.CoreV1().Pods("default").Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		p, ok := ev.Object.(*corev1.Pod)
+		if ev.Type != watch.Added || !ok || p.Spec.NodeName != "n1" {
+			t.Fatalf("event %s %T, want ADDED bound pod", ev.Type, ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for the pod entering the selector")
+	}
+	if _, err := pods.List(ctx, metav1.ListOptions{FieldSelector: "spec.bogus=1"}); !apierrors.IsBadRequest(err) {
+		t.Fatalf("unsupported field selector: %v, want BadRequest", err)
+	}
+}

@@ -1,0 +1,232 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sort"
+	"strings"
+
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/skiff-dev/skiff/internal/apis"
+)
+
+// discoveryMedia is the Content-Type of aggregated discovery responses;
+// client-go checks it to tell aggregated from legacy discovery.
+const discoveryMedia = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+var verbsAll = metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+
+// discovery holds the discovery documents, built once: they only change
+// when the set of resources does.
+type discovery struct {
+	version       []byte
+	coreVersions  []byte // /api
+	groups        []byte // /apis
+	coreAggr      []byte // /api as APIGroupDiscoveryList
+	groupsAggr    []byte // /apis as APIGroupDiscoveryList
+	groupDocs     map[string][]byte // /apis/<group>
+	resourceLists map[schema.GroupVersion][]byte
+}
+
+func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion string) (*discovery, error) {
+	d := &discovery{groupDocs: map[string][]byte{}, resourceLists: map[schema.GroupVersion][]byte{}}
+	byGV := map[schema.GroupVersion][]*apis.Resource{}
+	for _, r := range resources {
+		gv := r.GVR.GroupVersion()
+		byGV[gv] = append(byGV[gv], r)
+	}
+	major, minor := "1", ""
+	if v := strings.TrimPrefix(gitVersion, "v"); v != "" {
+		parts := strings.SplitN(v, ".", 3)
+		if len(parts) >= 2 {
+			major, minor = parts[0], parts[1]
+		}
+	}
+	var err error
+	if d.version, err = json.Marshal(version.Info{
+		Major: major, Minor: minor, GitVersion: gitVersion, GitCommit: "", GitTreeState: "clean",
+		BuildDate: "", GoVersion: runtime.Version(), Compiler: runtime.Compiler,
+		Platform: runtime.GOOS + "/" + runtime.GOARCH,
+	}); err != nil {
+		return nil, err
+	}
+
+	var groupList metav1.APIGroupList
+	groupList.Kind, groupList.APIVersion = "APIGroupList", "v1"
+	core := apidiscoveryv2.APIGroupDiscoveryList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: "apidiscovery.k8s.io/v2"}}
+	aggr := core
+	for _, gv := range reg.GroupVersions() {
+		rs := byGV[gv]
+		if d.resourceLists[gv], err = json.Marshal(resourceList(gv, rs)); err != nil {
+			return nil, err
+		}
+		disc := apidiscoveryv2.APIGroupDiscovery{
+			ObjectMeta: metav1.ObjectMeta{Name: gv.Group},
+			Versions:   []apidiscoveryv2.APIVersionDiscovery{versionDiscovery(gv, rs)},
+		}
+		if gv.Group == "" {
+			core.Items = append(core.Items, disc)
+			continue
+		}
+		aggr.Items = append(aggr.Items, disc)
+		gvd := metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.Version}
+		g := metav1.APIGroup{
+			TypeMeta:         metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"},
+			Name:             gv.Group,
+			Versions:         []metav1.GroupVersionForDiscovery{gvd},
+			PreferredVersion: gvd,
+		}
+		groupList.Groups = append(groupList.Groups, g)
+		if d.groupDocs[gv.Group], err = json.Marshal(g); err != nil {
+			return nil, err
+		}
+	}
+	if d.groups, err = json.Marshal(groupList); err != nil {
+		return nil, err
+	}
+	if d.coreAggr, err = json.Marshal(core); err != nil {
+		return nil, err
+	}
+	if d.groupsAggr, err = json.Marshal(aggr); err != nil {
+		return nil, err
+	}
+	d.coreVersions, err = json.Marshal(metav1.APIVersions{
+		TypeMeta: metav1.TypeMeta{Kind: "APIVersions"},
+		Versions: []string{"v1"},
+		ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{
+			{ClientCIDR: "0.0.0.0/0", ServerAddress: ""},
+		},
+	})
+	return d, err
+}
+
+func subresourceVerbs(sub string) metav1.Verbs {
+	if sub == "binding" {
+		return metav1.Verbs{"create"}
+	}
+	return metav1.Verbs{"get", "patch", "update"}
+}
+
+func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResourceList {
+	l := &metav1.APIResourceList{
+		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
+		GroupVersion: gv.String(),
+	}
+	for _, r := range rs {
+		l.APIResources = append(l.APIResources, metav1.APIResource{
+			Name: r.GVR.Resource, SingularName: r.SingularName, Namespaced: r.Namespaced,
+			Kind: r.Kind, Verbs: verbsAll, ShortNames: r.ShortNames, Categories: r.Categories,
+		})
+		for _, sub := range r.Subresources {
+			ar := metav1.APIResource{
+				Name: r.GVR.Resource + "/" + sub, Namespaced: r.Namespaced, Kind: r.Kind,
+				Verbs: subresourceVerbs(sub),
+			}
+			switch sub {
+			case "scale":
+				ar.Group, ar.Version, ar.Kind = "autoscaling", "v1", "Scale"
+			case "binding":
+				ar.Kind = "Binding"
+			}
+			l.APIResources = append(l.APIResources, ar)
+		}
+	}
+	sort.SliceStable(l.APIResources, func(i, j int) bool { return l.APIResources[i].Name < l.APIResources[j].Name })
+	return l
+}
+
+func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv2.APIVersionDiscovery {
+	v := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
+	for _, r := range rs {
+		scope := apidiscoveryv2.ScopeCluster
+		if r.Namespaced {
+			scope = apidiscoveryv2.ScopeNamespace
+		}
+		rd := apidiscoveryv2.APIResourceDiscovery{
+			Resource:         r.GVR.Resource,
+			ResponseKind:     &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+			Scope:            scope,
+			SingularResource: r.SingularName,
+			Verbs:            verbsAll,
+			ShortNames:       r.ShortNames,
+			Categories:       r.Categories,
+		}
+		for _, sub := range r.Subresources {
+			sd := apidiscoveryv2.APISubresourceDiscovery{
+				Subresource:  sub,
+				ResponseKind: &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+				Verbs:        subresourceVerbs(sub),
+			}
+			switch sub {
+			case "scale":
+				sd.ResponseKind = &metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
+			case "binding":
+				sd.ResponseKind = &metav1.GroupVersionKind{Version: "v1", Kind: "Binding"}
+			}
+			rd.Subresources = append(rd.Subresources, sd)
+		}
+		v.Resources = append(v.Resources, rd)
+	}
+	sort.SliceStable(v.Resources, func(i, j int) bool { return v.Resources[i].Resource < v.Resources[j].Resource })
+	return v
+}
+
+func (d *discovery) serveVersion(w http.ResponseWriter, r *http.Request, s *Server) {
+	writeRaw(w, http.StatusOK, d.version)
+}
+
+func wantsAggregated(r *http.Request) bool {
+	a, err := negotiate(r)
+	return err == nil && a.discovery
+}
+
+func writeAggregated(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", discoveryMedia)
+	w.Header().Set("Vary", "Accept")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+func (d *discovery) serveAPI(w http.ResponseWriter, r *http.Request, s *Server) {
+	if wantsAggregated(r) {
+		writeAggregated(w, d.coreAggr)
+		return
+	}
+	w.Header().Set("Vary", "Accept")
+	writeRaw(w, http.StatusOK, d.coreVersions)
+}
+
+func (d *discovery) serveAPIs(w http.ResponseWriter, r *http.Request, s *Server) {
+	if wantsAggregated(r) {
+		writeAggregated(w, d.groupsAggr)
+		return
+	}
+	w.Header().Set("Vary", "Accept")
+	writeRaw(w, http.StatusOK, d.groups)
+}
+
+// serveGroupOrVersion answers /apis/<group>, /apis/<group>/<version> and
+// /api/v1.
+func (d *discovery) serveGroupOrVersion(w http.ResponseWriter, r *http.Request, s *Server, gv schema.GroupVersion) {
+	if r.Method != http.MethodGet {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{}, r.Method))
+		return
+	}
+	if gv.Version == "" {
+		if b, ok := d.groupDocs[gv.Group]; ok {
+			writeRaw(w, http.StatusOK, b)
+			return
+		}
+	} else if b, ok := d.resourceLists[gv]; ok {
+		writeRaw(w, http.StatusOK, b)
+		return
+	}
+	s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, fmt.Sprint(gv)))
+}

@@ -1,0 +1,89 @@
+package apiserver
+
+import (
+	"fmt"
+	"mime"
+	"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+)
+
+// Patch media types.
+const (
+	patchJSON      = "application/json-patch+json"
+	patchMerge     = "application/merge-patch+json"
+	patchStrategic = "application/strategic-merge-patch+json"
+	patchApply     = "application/apply-patch+yaml"
+)
+
+func (q *request) patch() error {
+	a, err := negotiate(q.r)
+	if err != nil {
+		return notAcceptable(err.Error())
+	}
+	ct, _, err := mime.ParseMediaType(q.r.Header.Get("Content-Type"))
+	if err != nil {
+		return unsupportedMediaType(q.r.Header.Get("Content-Type"))
+	}
+	switch ct {
+	case patchJSON, patchMerge, patchStrategic:
+	case patchApply:
+		return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", q.res.gr, q.info.name,
+			"server-side apply is not supported yet", 0, false)
+	default:
+		return unsupportedMediaType(ct)
+	}
+	patch, err := q.body()
+	if err != nil {
+		return err
+	}
+	var jp jsonpatch.Patch
+	if ct == patchJSON {
+		if jp, err = jsonpatch.DecodePatch(patch); err != nil {
+			return apierrors.NewBadRequest(err.Error())
+		}
+	}
+	out, err := q.applyUpdate(func(cur runtime.Object) (runtime.Object, error) {
+		if q.info.subresource == "scale" {
+			sc, err := toScale(q.res, cur)
+			if err != nil {
+				return nil, err
+			}
+			cur = sc
+		}
+		curJSON, err := q.encodeJSON(cur)
+		if err != nil {
+			return nil, err
+		}
+		var patched []byte
+		switch ct {
+		case patchJSON:
+			patched, err = jp.Apply(curJSON)
+		case patchMerge:
+			patched, err = jsonpatch.MergePatch(curJSON, patch)
+		case patchStrategic:
+			patched, err = strategicpatch.StrategicMergePatch(curJSON, patch, q.newForSubresource())
+		}
+		if err != nil {
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "patch", q.res.gr, q.info.name,
+				fmt.Sprintf("the patch could not be applied: %v", err), 0, false)
+		}
+		obj, err := q.decodeWith(q.codecs.jsonStrict, patched)
+		if err != nil {
+			return nil, err
+		}
+		if q.info.subresource == "scale" {
+			// updateScale expects the full object; hand back the scale.
+			return obj, nil
+		}
+		return obj, nil
+	})
+	if err != nil {
+		return err
+	}
+	q.respond(a, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,256 @@
+package apiserver
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiff-dev/skiff/internal/storage"
+)
+
+func (q *request) get() error {
+	a, err := negotiate(q.r)
+	if err != nil {
+		return notAcceptable(err.Error())
+	}
+	var obj runtime.Object
+	if q.r.URL.Query().Get("resourceVersion") == "0" {
+		// Any version will do: serve from the cache.
+		<-q.res.cache.Ready()
+		e, ok := q.res.cache.Get(q.res.key(q.info.namespace, q.info.name))
+		if !ok {
+			return apierrors.NewNotFound(q.res.gr, q.info.name)
+		}
+		obj = e.Obj
+	} else {
+		obj, _, err = q.res.get(q.ctx, q.info.namespace, q.info.name)
+		if err != nil {
+			return err
+		}
+	}
+	if q.info.subresource == "scale" {
+		sc, err := toScale(q.res, obj)
+		if err != nil {
+			return err
+		}
+		obj = sc
+	}
+	q.respond(a, http.StatusOK, obj)
+	return nil
+}
+
+// respond writes one object in the negotiated form.
+func (q *request) respond(a accept, code int, obj runtime.Object) {
+	switch {
+	case a.table:
+		t, err := q.table([]runtime.Object{obj}, "", q.r.URL.Query().Get("includeObject"))
+		if err != nil {
+			q.writeError(q.w, q.r, err)
+			return
+		}
+		obj = t
+	case a.partial:
+		obj = partialMetadata(obj)
+	}
+	q.writeObject(q.w, a.media, code, obj)
+}
+
+// selectors parses labelSelector and fieldSelector into a cache filter.
+func (q *request) selectors() (storage.Filter, error) {
+	qs := q.r.URL.Query()
+	ls, err := labels.Parse(qs.Get("labelSelector"))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+	}
+	fs, err := fields.ParseSelector(qs.Get("fieldSelector"))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
+	}
+	if !fs.Empty() {
+		_, known := q.res.attrs(q.res.New())
+		for _, req := range fs.Requirements() {
+			if _, ok := known[req.Field]; !ok {
+				return nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
+			}
+		}
+	}
+	if ls.Empty() && fs.Empty() {
+		return nil, nil
+	}
+	return func(e *storage.Entry) bool {
+		return ls.Matches(e.Labels) && fs.Matches(e.Fields)
+	}, nil
+}
+
+// continueToken is the opaque `continue` value of a paginated list.
+type continueToken struct {
+	APIVersion string `json:"v"`
+	Rev        int64  `json:"rv"`
+	Start      string `json:"start"`
+}
+
+func (q *request) list() error {
+	a, err := negotiate(q.r)
+	if err != nil {
+		return notAcceptable(err.Error())
+	}
+	filter, err := q.selectors()
+	if err != nil {
+		return err
+	}
+	qs := q.r.URL.Query()
+	rv := qs.Get("resourceVersion")
+	limit, _ := strconv.ParseInt(qs.Get("limit"), 10, 64)
+	cont := qs.Get("continue")
+	prefix := q.res.nsPrefix(q.info.namespace)
+
+	if cont != "" || (limit > 0 && rv == "") {
+		return q.listFromEtcd(a, prefix, filter, limit, cont)
+	}
+	switch rv {
+	case "":
+		if err := q.res.cache.WaitFresh(q.ctx); err != nil {
+			return storageError(err, q.res.gr, "")
+		}
+	case "0":
+		<-q.res.cache.Ready()
+	default:
+		n, err := strconv.ParseInt(rv, 10, 64)
+		if err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", rv))
+		}
+		if err := q.res.cache.WaitRev(q.ctx, n); err != nil {
+			return storageError(err, q.res.gr, "")
+		}
+	}
+	entries, rev := q.res.cache.List(prefix, filter)
+	if a.media == mediaJSON && !a.table && !a.partial {
+		return q.writeJSONList(entries, rev)
+	}
+	objs := make([]runtime.Object, len(entries))
+	for i, e := range entries {
+		objs[i] = e.Obj
+	}
+	return q.writeList(a, objs, strconv.FormatInt(rev, 10), "", nil)
+}
+
+// listFromEtcd serves a paginated list from a consistent etcd snapshot.
+func (q *request) listFromEtcd(a accept, prefix string, filter storage.Filter, limit int64, cont string) error {
+	var rev int64
+	start := prefix
+	if cont != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(cont)
+		var tok continueToken
+		if err == nil {
+			err = json.Unmarshal(raw, &tok)
+		}
+		if err != nil || tok.Rev <= 0 {
+			return apierrors.NewBadRequest("continue key is not valid")
+		}
+		rev, start = tok.Rev, prefix+tok.Start
+	}
+	var objs []runtime.Object
+	var next string
+	for {
+		page, r, more, err := q.res.store.ListPage(q.ctx, prefix, start, rev, limit)
+		if err != nil {
+			if err == storage.ErrCompacted {
+				return apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+			}
+			return err
+		}
+		rev = r
+		for _, kv := range page {
+			obj, err := q.res.decode(kv.Value, kv.Rev)
+			if err != nil {
+				return err
+			}
+			if filter != nil {
+				l, f := q.res.attrs(obj)
+				if !filter(&storage.Entry{Labels: l, Fields: f}) {
+					continue
+				}
+			}
+			objs = append(objs, obj)
+		}
+		if !more || len(page) == 0 {
+			next = ""
+			break
+		}
+		start = page[len(page)-1].Key + "\x00"
+		next = strings.TrimPrefix(start, prefix)
+		if limit > 0 && int64(len(objs)) >= limit {
+			break
+		}
+	}
+	token := ""
+	if next != "" {
+		raw, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", Rev: rev, Start: next})
+		token = base64.RawURLEncoding.EncodeToString(raw)
+	}
+	return q.writeList(a, objs, strconv.FormatInt(rev, 10), token, nil)
+}
+
+func (q *request) writeList(a accept, objs []runtime.Object, rv, cont string, remaining *int64) error {
+	var out runtime.Object
+	switch {
+	case a.table:
+		t, err := q.table(objs, rv, q.r.URL.Query().Get("includeObject"))
+		if err != nil {
+			return err
+		}
+		t.Continue = cont
+		out = t
+	case a.partial:
+		out = partialMetadataList(objs, rv, cont)
+	default:
+		l := q.res.newList(rv, cont, remaining)
+		fillList(l, objs)
+		out = l
+	}
+	q.writeObject(q.w, a.media, http.StatusOK, out)
+	return nil
+}
+
+// writeJSONList writes a list by joining the cached JSON of each item, so
+// that a LIST from many clients encodes every object once.
+func (q *request) writeJSONList(entries []*storage.Entry, rev int64) error {
+	var buf bytes.Buffer
+	buf.Grow(256 + len(entries)*1024)
+	fmt.Fprintf(&buf, `{"kind":"%sList","apiVersion":"%s","metadata":{"resourceVersion":"%d"},"items":[`,
+		q.res.Kind, q.res.GVR.GroupVersion().String(), rev)
+	for i, e := range entries {
+		b, err := e.Encoded(q.encodeJSON)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+	}
+	buf.WriteString("]}\n")
+	writeRaw(q.w, http.StatusOK, buf.Bytes())
+	return nil
+}
+
+// encodeJSON encodes obj as compact JSON without a trailing newline.
+func (s *Server) encodeJSON(obj runtime.Object) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := s.codecs.json.Encode(obj, &buf); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+var _ = meta.Accessor

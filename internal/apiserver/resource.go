@@ -1,0 +1,278 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-dev/skiff/internal/apis"
+	"github.com/skiff-dev/skiff/internal/storage"
+)
+
+// resource joins a served resource's description to its storage.
+type resource struct {
+	*apis.Resource
+	gr     schema.GroupResource
+	gvk    schema.GroupVersionKind
+	prefix string // etcd prefix, ends in "/"
+	store  *storage.Store
+	cache  *storage.Cache
+	codecs *codecs
+
+	// hasSpec and hasStatus say whether the Go type has Spec/Status fields;
+	// generation tracks spec changes and the main resource cannot change status.
+	hasSpec   bool
+	hasStatus bool
+}
+
+func newResource(r *apis.Resource, st *storage.Store, c *codecs, history int) *resource {
+	gr := r.GVR.GroupResource()
+	prefix := "/registry/" + r.GVR.Resource + "/"
+	if r.GVR.Group != "" {
+		prefix = "/registry/" + r.GVR.Resource + "." + r.GVR.Group + "/"
+	}
+	t := reflect.TypeOf(r.New()).Elem()
+	_, hasSpec := t.FieldByName("Spec")
+	_, hasStatus := t.FieldByName("Status")
+	res := &resource{
+		Resource:  r,
+		gr:        gr,
+		gvk:       r.GVR.GroupVersion().WithKind(r.Kind),
+		prefix:    prefix,
+		store:     st,
+		codecs:    c,
+		hasSpec:   hasSpec,
+		hasStatus: hasStatus && r.HasSubresource("status"),
+	}
+	res.cache = storage.NewCache(st, storage.CacheConfig{Prefix: prefix, Decode: res.decode, Attrs: res.attrs, History: history})
+	return res
+}
+
+// key is the etcd key of an object; nsPrefix the prefix of one namespace.
+func (r *resource) key(ns, name string) string {
+	if r.Namespaced {
+		return r.prefix + ns + "/" + name
+	}
+	return r.prefix + name
+}
+
+func (r *resource) nsPrefix(ns string) string {
+	if r.Namespaced && ns != "" {
+		return r.prefix + ns + "/"
+	}
+	return r.prefix
+}
+
+// decode reads a stored protobuf value and stamps it with rev.
+func (r *resource) decode(data []byte, rev int64) (runtime.Object, error) {
+	into := r.New()
+	obj, _, err := r.codecs.protobuf.Decode(data, nil, into)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", r.gr, err)
+	}
+	obj.GetObjectKind().SetGroupVersionKind(r.gvk)
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	m.SetResourceVersion(strconv.FormatInt(rev, 10))
+	return obj, nil
+}
+
+// encode serialises obj for storage without its resourceVersion, which
+// etcd's revision supplies.
+func (r *resource) encode(obj runtime.Object) ([]byte, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	rv := m.GetResourceVersion()
+	m.SetResourceVersion("")
+	defer m.SetResourceVersion(rv)
+	obj.GetObjectKind().SetGroupVersionKind(r.gvk)
+	var buf bytes.Buffer
+	if err := r.codecs.protobuf.Encode(obj, &buf); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", r.gr, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (r *resource) attrs(obj runtime.Object) (labels.Set, fields.Set) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil
+	}
+	fs := fields.Set{"metadata.name": m.GetName()}
+	if r.Namespaced {
+		fs["metadata.namespace"] = m.GetNamespace()
+	}
+	if r.FieldSet != nil {
+		for k, v := range r.FieldSet(obj) {
+			fs[k] = v
+		}
+	}
+	return labels.Set(m.GetLabels()), fs
+}
+
+func (r *resource) get(ctx context.Context, ns, name string) (runtime.Object, int64, error) {
+	kv, err := r.store.Get(ctx, r.key(ns, name))
+	if err != nil {
+		return nil, 0, storageError(err, r.gr, name)
+	}
+	obj, err := r.decode(kv.Value, kv.Rev)
+	return obj, kv.Rev, err
+}
+
+func (r *resource) create(ctx context.Context, obj runtime.Object) (runtime.Object, error) {
+	m, _ := meta.Accessor(obj)
+	data, err := r.encode(obj)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := r.store.Create(ctx, r.key(m.GetNamespace(), m.GetName()), data)
+	if err != nil {
+		return nil, storageError(err, r.gr, m.GetName())
+	}
+	m.SetResourceVersion(strconv.FormatInt(rev, 10))
+	return obj, nil
+}
+
+// errDeleteInstead is returned by an update function when the update
+// removed the last finalizer of an object being deleted.
+var errDeleteInstead = errors.New("delete instead of update")
+
+// updateFunc computes the new object from a private copy of the current one.
+type updateFunc func(cur runtime.Object) (runtime.Object, error)
+
+// guaranteedUpdate applies fn to the current object and writes the result,
+// retrying on conflicts caused by concurrent writers. fn enforces any
+// client precondition itself. An update that changes nothing is not written.
+func (r *resource) guaranteedUpdate(ctx context.Context, ns, name string, fn updateFunc) (runtime.Object, error) {
+	key := r.key(ns, name)
+	kv, err := r.store.Get(ctx, key)
+	for attempt := 0; ; attempt++ {
+		if err != nil {
+			return nil, storageError(err, r.gr, name)
+		}
+		cur, err := r.decode(kv.Value, kv.Rev)
+		if err != nil {
+			return nil, err
+		}
+		next, err := fn(cur.DeepCopyObject())
+		if errors.Is(err, errDeleteInstead) {
+			return r.deleteNow(ctx, ns, name, kv.Rev, next)
+		}
+		if err != nil {
+			return nil, err
+		}
+		data, err := r.encode(next)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(data, kv.Value) {
+			return cur, nil
+		}
+		rev, latest, err := r.store.Update(ctx, key, data, kv.Rev)
+		if err == nil {
+			m, _ := meta.Accessor(next)
+			m.SetResourceVersion(strconv.FormatInt(rev, 10))
+			return next, nil
+		}
+		if !errors.Is(err, storage.ErrConflict) || attempt > 100 {
+			return nil, storageError(err, r.gr, name)
+		}
+		kv, err = latest, nil
+	}
+}
+
+// deleteNow removes the object if it is still at rev; last is returned to
+// the client as the deleted object.
+func (r *resource) deleteNow(ctx context.Context, ns, name string, rev int64, last runtime.Object) (runtime.Object, error) {
+	_, _, err := r.store.Delete(ctx, r.key(ns, name), rev)
+	if err != nil {
+		return nil, storageError(err, r.gr, name)
+	}
+	return last, nil
+}
+
+// newList returns an empty typed list with its kind set.
+func (r *resource) newList(rv string, cont string, remaining *int64) runtime.Object {
+	l := r.NewList()
+	l.GetObjectKind().SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.Kind + "List"))
+	lm, _ := meta.ListAccessor(l)
+	lm.SetResourceVersion(rv)
+	lm.SetContinue(cont)
+	lm.SetRemainingItemCount(remaining)
+	return l
+}
+
+// fillList sets the typed Items of list from objs.
+func fillList(list runtime.Object, objs []runtime.Object) {
+	items := reflect.ValueOf(list).Elem().FieldByName("Items")
+	s := reflect.MakeSlice(items.Type(), len(objs), len(objs))
+	for i, o := range objs {
+		s.Index(i).Set(reflect.ValueOf(o).Elem())
+	}
+	items.Set(s)
+}
+
+// copyStatus sets dst's Status to src's.
+func copyStatus(dst, src runtime.Object) {
+	d := reflect.ValueOf(dst).Elem().FieldByName("Status")
+	s := reflect.ValueOf(src).Elem().FieldByName("Status")
+	if d.IsValid() && s.IsValid() {
+		d.Set(s)
+	}
+}
+
+// clearStatus zeroes obj's Status.
+func clearStatus(obj runtime.Object) {
+	f := reflect.ValueOf(obj).Elem().FieldByName("Status")
+	if f.IsValid() {
+		f.Set(reflect.Zero(f.Type()))
+	}
+}
+
+// copyAllButStatus copies every field of src except TypeMeta, ObjectMeta and
+// Status into dst: an update of the status subresource keeps the rest.
+func copyAllButStatus(dst, src runtime.Object) {
+	d := reflect.ValueOf(dst).Elem()
+	s := reflect.ValueOf(src).Elem()
+	for i := 0; i < d.NumField(); i++ {
+		switch d.Type().Field(i).Name {
+		case "TypeMeta", "ObjectMeta", "Status":
+			continue
+		}
+		d.Field(i).Set(s.Field(i))
+	}
+}
+
+// specEqual reports whether everything but metadata and status is equal;
+// generation counts changes of that part.
+func specEqual(a, b runtime.Object) bool {
+	av := reflect.ValueOf(a).Elem()
+	bv := reflect.ValueOf(b).Elem()
+	for i := 0; i < av.NumField(); i++ {
+		switch av.Type().Field(i).Name {
+		case "TypeMeta", "ObjectMeta", "Status":
+			continue
+		}
+		if !equality.Semantic.DeepEqual(av.Field(i).Interface(), bv.Field(i).Interface()) {
+			return false
+		}
+	}
+	return true
+}
+
+var _ = metav1.Now

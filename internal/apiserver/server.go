@@ -1,0 +1,224 @@
+// Package apiserver serves the Kubernetes REST API on top of etcd: routing,
+// discovery, the generic CRUD/watch handlers, and Status errors.
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-dev/skiff/internal/apis"
+	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+	"github.com/skiff-dev/skiff/internal/storage"
+)
+
+// maxBodyBytes is the largest request body accepted, as upstream (3 MiB).
+const maxBodyBytes = 3 << 20
+
+// Config configures a Server.
+type Config struct {
+	Store     *storage.Store
+	Resources []*apis.Resource
+	// Authenticator identifies callers; nil admits every request (tests).
+	Authenticator authn.Authenticator
+	// GitVersion is reported by /version, e.g. "v1.37.2+skiff".
+	GitVersion string
+	Logger     *slog.Logger
+	// WatchCacheHistory is how many events each resource's watch cache
+	// keeps for resuming watches (default 10000).
+	WatchCacheHistory int
+	// ExtraHandlers are mounted on exact paths or prefixes ending in "/"
+	// (OpenAPI, metrics, ...). They are served after authentication.
+	ExtraHandlers map[string]http.Handler
+}
+
+// Server is the API server's HTTP handler.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	codecs    *codecs
+	reg       *apis.Registry
+	resources map[schema.GroupVersionResource]*resource
+	byKind    map[schema.GroupVersionKind]*resource
+	discovery *discovery
+	extra     *http.ServeMux
+
+	wg      sync.WaitGroup // long-running caches
+	readyMu sync.Mutex
+	ready   bool
+}
+
+// New builds a Server. Call Run to start its caches.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c, err := newCodecs()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		codecs:    c,
+		reg:       apis.NewRegistry(cfg.Resources),
+		resources: map[schema.GroupVersionResource]*resource{},
+		byKind:    map[schema.GroupVersionKind]*resource{},
+		extra:     http.NewServeMux(),
+	}
+	for _, r := range cfg.Resources {
+		res := newResource(r, cfg.Store, c, cfg.WatchCacheHistory)
+		s.resources[r.GVR] = res
+		s.byKind[res.gvk] = res
+	}
+	s.discovery, err = newDiscovery(s.reg, cfg.Resources, cfg.GitVersion)
+	if err != nil {
+		return nil, err
+	}
+	for p, h := range cfg.ExtraHandlers {
+		s.extra.Handle(p, h)
+	}
+	return s, nil
+}
+
+// Run starts the watch caches and blocks until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	for _, r := range s.resources {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			r.cache.Run(ctx)
+		}()
+	}
+	s.wg.Wait()
+}
+
+// WaitReady blocks until every cache holds its first list.
+func (s *Server) WaitReady(ctx context.Context) error {
+	for _, r := range s.resources {
+		select {
+		case <-r.cache.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.readyMu.Lock()
+	s.ready = true
+	s.readyMu.Unlock()
+	return nil
+}
+
+func (s *Server) isReady() bool {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	return s.ready
+}
+
+// ServeHTTP authenticates and routes one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz", "/livez":
+		_, _ = w.Write([]byte("ok"))
+		return
+	case "/readyz":
+		if !s.isReady() {
+			http.Error(w, "caches not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+		return
+	}
+	if s.cfg.Authenticator != nil {
+		u, ok, err := s.cfg.Authenticator.Authenticate(r)
+		if err != nil || !ok {
+			s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
+			return
+		}
+		r = r.WithContext(authn.WithUser(r.Context(), u))
+	}
+	if r.ContentLength > maxBodyBytes {
+		s.writeError(w, r, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBodyBytes)))
+		return
+	}
+	path := r.URL.Path
+	switch {
+	case path == "/version" || path == "/version/":
+		s.discovery.serveVersion(w, r, s)
+	case path == "/api" || path == "/api/":
+		s.discovery.serveAPI(w, r, s)
+	case path == "/apis" || path == "/apis/":
+		s.discovery.serveAPIs(w, r, s)
+	case strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/apis/"):
+		s.serveResource(w, r)
+	default:
+		if h, pattern := s.extra.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""))
+	}
+}
+
+// requestInfo is what the URL of a resource request says.
+type requestInfo struct {
+	gv          schema.GroupVersion
+	namespace   string
+	resource    string
+	name        string
+	subresource string
+}
+
+// parsePath splits /api/v1/... and /apis/<group>/<version>/... paths.
+// ok is false for discovery paths (group or group-version documents).
+func parsePath(path string) (info requestInfo, ok bool) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch parts[0] {
+	case "api":
+		if len(parts) < 2 {
+			return info, false
+		}
+		info.gv = schema.GroupVersion{Version: parts[1]}
+		parts = parts[2:]
+	case "apis":
+		if len(parts) < 3 {
+			if len(parts) == 2 {
+				info.gv.Group = parts[1]
+			}
+			return info, false
+		}
+		info.gv = schema.GroupVersion{Group: parts[1], Version: parts[2]}
+		parts = parts[3:]
+	default:
+		return info, false
+	}
+	if len(parts) == 0 {
+		return info, false
+	}
+	if parts[0] == "namespaces" && len(parts) > 1 {
+		info.namespace = parts[1]
+		if len(parts) > 2 && parts[2] != "status" && parts[2] != "finalize" {
+			parts = parts[2:]
+		} else {
+			// The namespace object itself (and its subresources).
+			info.namespace = ""
+		}
+	}
+	info.resource = parts[0]
+	if len(parts) > 1 {
+		info.name = parts[1]
+	}
+	if len(parts) > 2 {
+		info.subresource = strings.Join(parts[2:], "/")
+	}
+	return info, true
+}
+
+// requestTimeout bounds non-watch requests.
+const requestTimeout = 60 * time.Second

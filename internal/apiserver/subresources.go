@@ -1,0 +1,142 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
+
+func newScale() runtime.Object { return &autoscalingv1.Scale{} }
+
+// replicasOf returns pointers to the replica fields of a scalable object.
+func replicasOf(obj runtime.Object) (spec **int32, status int32, sel *metav1.LabelSelector, err error) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return &o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector, nil
+	case *appsv1.ReplicaSet:
+		return &o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector, nil
+	case *appsv1.StatefulSet:
+		return &o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector, nil
+	case *corev1.ReplicationController:
+		var ls *metav1.LabelSelector
+		if o.Spec.Selector != nil {
+			ls = &metav1.LabelSelector{MatchLabels: o.Spec.Selector}
+		}
+		return &o.Spec.Replicas, o.Status.Replicas, ls, nil
+	}
+	return nil, 0, nil, fmt.Errorf("%T has no scale subresource", obj)
+}
+
+// toScale returns the autoscaling/v1 Scale view of a scalable object.
+func toScale(r *resource, obj runtime.Object) (*autoscalingv1.Scale, error) {
+	spec, status, sel, err := replicasOf(obj)
+	if err != nil {
+		return nil, apierrors.NewNotFound(r.gr, "scale")
+	}
+	om := obj.(metav1.ObjectMetaAccessor).GetObjectMeta()
+	sc := &autoscalingv1.Scale{
+		TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v1", Kind: "Scale"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: om.GetName(), Namespace: om.GetNamespace(), UID: om.GetUID(),
+			ResourceVersion: om.GetResourceVersion(), CreationTimestamp: om.GetCreationTimestamp(),
+		},
+		Status: autoscalingv1.ScaleStatus{Replicas: status},
+	}
+	if *spec != nil {
+		sc.Spec.Replicas = **spec
+	}
+	if sel != nil {
+		s, err := metav1.LabelSelectorAsSelector(sel)
+		if err == nil {
+			sc.Status.Selector = s.String()
+		}
+	}
+	return sc, nil
+}
+
+// updateScale applies the Scale produced by mutate to cur's replicas.
+func (q *request) updateScale(cur runtime.Object, mutate updateFunc) (runtime.Object, error) {
+	out, err := mutate(cur.DeepCopyObject())
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := out.(*autoscalingv1.Scale)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("expected a Scale, got %T", out))
+	}
+	om := cur.(metav1.ObjectMetaAccessor).GetObjectMeta()
+	if sc.ResourceVersion != "" && sc.ResourceVersion != om.GetResourceVersion() {
+		return nil, apierrors.NewConflict(q.res.gr, q.info.name, errors.New(conflictMessage))
+	}
+	if sc.Spec.Replicas < 0 {
+		return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), q.info.name, nil)
+	}
+	next := cur.DeepCopyObject()
+	spec, _, _, err := replicasOf(next)
+	if err != nil {
+		return nil, err
+	}
+	n := sc.Spec.Replicas
+	*spec = &n
+	return next, nil
+}
+
+// bind assigns a pod to a node (pods/binding), as the scheduler does.
+func (q *request) bind() error {
+	data, err := q.body()
+	if err != nil {
+		return err
+	}
+	b := &corev1.Binding{}
+	dec, _, err := q.codecs.decoderFor(q.r.Header.Get("Content-Type"))
+	if err != nil {
+		return unsupportedMediaType(err.Error())
+	}
+	if _, _, err := dec.Decode(data, nil, b); err != nil && !runtime.IsStrictDecodingError(err) {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	if b.Target.Name == "" {
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, nil)
+	}
+	_, err = q.res.guaranteedUpdate(q.ctx, q.info.namespace, q.info.name, func(cur runtime.Object) (runtime.Object, error) {
+		pod := cur.(*corev1.Pod)
+		if pod.DeletionTimestamp != nil {
+			return nil, apierrors.NewConflict(q.res.gr, pod.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name))
+		}
+		if pod.Spec.NodeName != "" {
+			return nil, apierrors.NewConflict(q.res.gr, pod.Name, fmt.Errorf("pod %s is already assigned to node %q", pod.Name, pod.Spec.NodeName))
+		}
+		if b.UID != "" && b.UID != pod.UID {
+			return nil, apierrors.NewConflict(q.res.gr, pod.Name, errors.New("the UID of the binding does not match the pod"))
+		}
+		pod.Spec.NodeName = b.Target.Name
+		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		return pod, nil
+	})
+	if err != nil {
+		return err
+	}
+	st := &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated}
+	q.writeObject(q.w, mediaJSON, http.StatusCreated, st)
+	return nil
+}
+
+func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == c.Type {
+			pod.Status.Conditions[i] = c
+			return
+		}
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, c)
+}

@@ -1,0 +1,86 @@
+package apiserver
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiff-dev/skiff/internal/apis"
+)
+
+var nameColumn = metav1.TableColumnDefinition{
+	Name: "Name", Type: "string", Format: "name",
+	Description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated.",
+}
+
+var ageColumn = metav1.TableColumnDefinition{
+	Name: "Age", Type: "string",
+	Description: "CreationTimestamp is a timestamp representing the server time when this object was created.",
+}
+
+// table renders objs as a meta.k8s.io/v1 Table with the kind's columns.
+func (q *request) table(objs []runtime.Object, rv, includeObject string) (*metav1.Table, error) {
+	t := &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}}
+	t.ResourceVersion = rv
+	t.ColumnDefinitions = append(t.ColumnDefinitions, nameColumn)
+	custom := q.res.TableRow != nil
+	if custom {
+		t.ColumnDefinitions = append(t.ColumnDefinitions, q.res.TableColumns...)
+	} else {
+		t.ColumnDefinitions = append(t.ColumnDefinitions, ageColumn)
+	}
+	now := time.Now()
+	t.Rows = make([]metav1.TableRow, 0, len(objs))
+	for _, obj := range objs {
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, err
+		}
+		row := metav1.TableRow{Cells: make([]any, 0, len(t.ColumnDefinitions))}
+		row.Cells = append(row.Cells, m.GetName())
+		if custom {
+			row.Cells = append(row.Cells, q.res.TableRow(obj)...)
+		} else {
+			row.Cells = append(row.Cells, apis.HumanAge(m.GetCreationTimestamp().Time, now))
+		}
+		switch includeObject {
+		case "None":
+		case "Object":
+			b, err := q.encodeJSON(obj)
+			if err != nil {
+				return nil, err
+			}
+			row.Object.Raw = b
+		default:
+			b, err := q.encodeJSON(partialMetadata(obj))
+			if err != nil {
+				return nil, err
+			}
+			row.Object.Raw = b
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t, nil
+}
+
+// partialMetadata returns the metadata-only view of obj.
+func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
+	m := obj.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta)
+	p := &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"},
+		ObjectMeta: *m,
+	}
+	return p
+}
+
+func partialMetadataList(objs []runtime.Object, rv, cont string) *metav1.PartialObjectMetadataList {
+	l := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadataList"}}
+	l.ResourceVersion, l.Continue = rv, cont
+	l.Items = make([]metav1.PartialObjectMetadata, len(objs))
+	for i, o := range objs {
+		l.Items[i] = *partialMetadata(o)
+	}
+	return l
+}

@@ -1,0 +1,354 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// decodeBody decodes the request body into a new object of the resource's
+// kind, applying the fieldValidation directive to unknown and duplicate
+// fields.
+func (q *request) decodeBody(data []byte, contentType string) (runtime.Object, error) {
+	dec, _, err := q.codecs.decoderFor(contentType)
+	if err != nil {
+		return nil, unsupportedMediaType(err.Error())
+	}
+	return q.decodeWith(dec, data)
+}
+
+func (q *request) decodeWith(dec runtime.Decoder, data []byte) (runtime.Object, error) {
+	want := q.res.gvk
+	if q.info.subresource == "scale" {
+		want = scaleGVK
+	}
+	into := q.newForSubresource()
+	obj, gvk, err := dec.Decode(data, &want, into)
+	if err != nil && !runtime.IsStrictDecodingError(err) {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if gvk != nil && (gvk.Kind != want.Kind || gvk.GroupVersion() != want.GroupVersion()) {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion()))
+	}
+	if err != nil {
+		switch q.r.URL.Query().Get("fieldValidation") {
+		case "Strict":
+			return nil, apierrors.NewBadRequest(err.Error())
+		case "Ignore":
+		default:
+			for _, msg := range strictMessages(err) {
+				q.w.Header().Add("Warning", fmt.Sprintf(`299 - %q`, msg))
+			}
+		}
+	}
+	obj.GetObjectKind().SetGroupVersionKind(want)
+	return obj, nil
+}
+
+func strictMessages(err error) []string {
+	se, ok := runtime.AsStrictDecodingError(err)
+	if !ok {
+		return []string{err.Error()}
+	}
+	out := make([]string, 0, len(se.Errors()))
+	for _, e := range se.Errors() {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+func (q *request) newForSubresource() runtime.Object {
+	if q.info.subresource == "scale" {
+		return newScale()
+	}
+	return q.res.New()
+}
+
+// nameChars are the characters of generated name suffixes, as upstream
+// (no vowels, so that no words are formed).
+const nameChars = "bcdfghjklmnpqrstvwxz2456789"
+
+func generateSuffix() string {
+	b := make([]byte, 5)
+	for i := range b {
+		b[i] = nameChars[rand.IntN(len(nameChars))]
+	}
+	return string(b)
+}
+
+func (q *request) create() error {
+	a, err := negotiate(q.r)
+	if err != nil {
+		return notAcceptable(err.Error())
+	}
+	data, err := q.body()
+	if err != nil {
+		return err
+	}
+	obj, err := q.decodeBody(data, q.r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	m, _ := meta.Accessor(obj)
+	if q.res.Namespaced {
+		switch m.GetNamespace() {
+		case "":
+			m.SetNamespace(q.info.namespace)
+		case q.info.namespace:
+		default:
+			return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+	} else {
+		m.SetNamespace("")
+	}
+	if m.GetName() == "" && m.GetGenerateName() != "" {
+		m.SetName(m.GetGenerateName() + generateSuffix())
+	}
+	if m.GetResourceVersion() != "" {
+		return apierrors.NewBadRequest("resourceVersion should not be set on objects to be created")
+	}
+	m.SetUID(types.UID(uuid.NewUUID()))
+	m.SetCreationTimestamp(metav1.Now())
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	m.SetManagedFields(nil)
+	if q.res.hasSpec {
+		m.SetGeneration(1)
+	}
+	prepareCreate(q.res, obj)
+	if q.res.Default != nil {
+		q.res.Default(obj)
+	}
+	if err := q.validate(obj, nil); err != nil {
+		return err
+	}
+	if err := q.admit(obj); err != nil {
+		return err
+	}
+	if q.dryRun() {
+		q.respond(a, http.StatusCreated, obj)
+		return nil
+	}
+	out, err := q.res.create(q.ctx, obj)
+	if err != nil {
+		return err
+	}
+	q.respond(a, http.StatusCreated, out)
+	return nil
+}
+
+// prepareCreate resets the status a client may not set, as upstream's
+// create strategies do.
+func prepareCreate(r *resource, obj runtime.Object) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(o)}
+	case *corev1.Node, *corev1.Event:
+		// Nodes register with their status; events have none.
+	case *corev1.Namespace:
+		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+		if len(o.Spec.Finalizers) == 0 {
+			o.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
+		}
+	case *corev1.PersistentVolumeClaim:
+		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
+	case *corev1.PersistentVolume:
+		o.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}
+	default:
+		if r.hasStatus {
+			clearStatus(obj)
+		}
+	}
+}
+
+// qosClass computes a pod's QoS class from its containers' resources.
+func qosClass(p *corev1.Pod) corev1.PodQOSClass {
+	requests, limits, guaranteed := 0, 0, true
+	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		requests += len(c.Resources.Requests)
+		limits += len(c.Resources.Limits)
+		for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			l, ok := c.Resources.Limits[res]
+			if !ok {
+				guaranteed = false
+				continue
+			}
+			if r, ok := c.Resources.Requests[res]; ok && r.Cmp(l) != 0 {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case requests == 0 && limits == 0:
+		return corev1.PodQOSBestEffort
+	case guaranteed:
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}
+
+// validate runs generic metadata validation and the kind's own rules.
+func (q *request) validate(obj, old runtime.Object) error {
+	m, _ := meta.Accessor(obj)
+	errs := validateMeta(q.res, m)
+	if old == nil {
+		if q.res.Validate != nil {
+			errs = append(errs, q.res.Validate(obj)...)
+		}
+	} else if q.res.ValidateUpdate != nil {
+		errs = append(errs, q.res.ValidateUpdate(obj, old)...)
+	}
+	if len(errs) > 0 {
+		return apierrors.NewInvalid(q.res.gvk.GroupKind(), m.GetName(), errs)
+	}
+	return nil
+}
+
+// admit checks that the namespace of a new object exists and is not being
+// deleted (upstream's NamespaceLifecycle admission).
+func (q *request) admit(obj runtime.Object) error {
+	if !q.res.Namespaced {
+		return nil
+	}
+	m, _ := meta.Accessor(obj)
+	nsRes := q.resources[corev1.SchemeGroupVersion.WithResource("namespaces")]
+	ns, _, err := nsRes.get(q.ctx, "", m.GetNamespace())
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return apierrors.NewNotFound(nsRes.gr, m.GetNamespace())
+		}
+		return err
+	}
+	if ns.(*corev1.Namespace).DeletionTimestamp != nil {
+		return apierrors.NewForbidden(q.res.gr, m.GetName(),
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", m.GetNamespace()))
+	}
+	return nil
+}
+
+func (q *request) update() error {
+	a, err := negotiate(q.r)
+	if err != nil {
+		return notAcceptable(err.Error())
+	}
+	data, err := q.body()
+	if err != nil {
+		return err
+	}
+	obj, err := q.decodeBody(data, q.r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	out, err := q.applyUpdate(func(runtime.Object) (runtime.Object, error) { return obj.DeepCopyObject(), nil })
+	if err != nil {
+		return err
+	}
+	q.respond(a, http.StatusOK, out)
+	return nil
+}
+
+// applyUpdate runs an update of the object (or its status or scale
+// subresource) computed by mutate from the current object, with the
+// generic update rules: identity and system metadata are kept, the
+// client's resourceVersion is a precondition, status and spec are
+// separated by subresource, generation counts spec changes.
+func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
+	name := q.info.name
+	var dry runtime.Object
+	out, err := q.res.guaranteedUpdate(q.ctx, q.info.namespace, name, func(cur runtime.Object) (runtime.Object, error) {
+		var next runtime.Object
+		var err error
+		if q.info.subresource == "scale" {
+			next, err = q.updateScale(cur, mutate)
+		} else {
+			next, err = mutate(cur.DeepCopyObject())
+		}
+		if err != nil {
+			return nil, err
+		}
+		nm, _ := meta.Accessor(next)
+		cm, _ := meta.Accessor(cur)
+		if nm.GetName() != name {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", nm.GetName(), name))
+		}
+		if q.res.Namespaced && nm.GetNamespace() != "" && nm.GetNamespace() != q.info.namespace {
+			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+		if rv := nm.GetResourceVersion(); rv != "" && rv != cm.GetResourceVersion() {
+			return nil, apierrors.NewConflict(q.res.gr, name, errors.New(conflictMessage))
+		}
+		nm.SetNamespace(cm.GetNamespace())
+		nm.SetUID(cm.GetUID())
+		nm.SetCreationTimestamp(cm.GetCreationTimestamp())
+		nm.SetDeletionTimestamp(cm.GetDeletionTimestamp())
+		nm.SetDeletionGracePeriodSeconds(cm.GetDeletionGracePeriodSeconds())
+		nm.SetGeneration(cm.GetGeneration())
+		nm.SetResourceVersion(cm.GetResourceVersion())
+		if nm.GetManagedFields() == nil {
+			nm.SetManagedFields(cm.GetManagedFields())
+		}
+		switch {
+		case q.info.subresource == "status":
+			copyAllButStatus(next, cur)
+			keepMetaForStatus(nm, cm)
+		case q.res.hasStatus:
+			copyStatus(next, cur)
+		}
+		if q.res.Default != nil {
+			q.res.Default(next)
+		}
+		if q.res.hasSpec && !specEqual(next, cur) {
+			nm.SetGeneration(cm.GetGeneration() + 1)
+		}
+		if err := q.validate(next, cur); err != nil {
+			return nil, err
+		}
+		if nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 && !q.dryRun() {
+			return next, errDeleteInstead
+		}
+		if q.dryRun() {
+			dry = next
+			return nil, errDryRun
+		}
+		return next, nil
+	})
+	if errors.Is(err, errDryRun) {
+		return dry, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if q.info.subresource == "scale" {
+		return toScale(q.res, out)
+	}
+	return out, nil
+}
+
+var errDryRun = errors.New("dry run")
+
+// keepMetaForStatus keeps everything but labels, annotations, finalizers
+// and owner references of the current metadata on a status update.
+func keepMetaForStatus(nm, cm metav1.Object) {
+	nm.SetFinalizers(cm.GetFinalizers())
+	nm.SetOwnerReferences(cm.GetOwnerReferences())
+}
+
+// validateMeta checks the name and metadata fields common to all kinds.
+func validateMeta(r *resource, m metav1.Object) field.ErrorList {
+	return validateObjectMeta(r, m)
+}
+
+var _ = strings.TrimSpace
+var _ = time.Now
