@@ -27,10 +27,10 @@ var verbsAll = metav1.Verbs{"create", "delete", "deletecollection", "get", "list
 // when the set of resources does.
 type discovery struct {
 	version       []byte
-	coreVersions  []byte // /api
-	groups        []byte // /apis
-	coreAggr      []byte // /api as APIGroupDiscoveryList
-	groupsAggr    []byte // /apis as APIGroupDiscoveryList
+	coreVersions  []byte            // /api
+	groups        []byte            // /apis
+	coreAggr      []byte            // /api as APIGroupDiscoveryList
+	groupsAggr    []byte            // /apis as APIGroupDiscoveryList
 	groupDocs     map[string][]byte // /apis/<group>
 	resourceLists map[schema.GroupVersion][]byte
 }

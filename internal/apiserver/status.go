@@ -76,7 +76,6 @@ func writeRaw(w http.ResponseWriter, code int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-
 func notAcceptable(msg string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusNotAcceptable, Reason: metav1.StatusReasonNotAcceptable, Message: msg,

@@ -22,7 +22,7 @@ type testObj struct {
 }
 
 func (o *testObj) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
-func (o *testObj) DeepCopyObject() runtime.Object  { c := *o; return &c }
+func (o *testObj) DeepCopyObject() runtime.Object   { c := *o; return &c }
 
 func startStore(t *testing.T) *Store {
 	t.Helper()
