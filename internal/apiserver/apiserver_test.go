@@ -62,16 +62,10 @@ func startTestServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{url: hs.URL, client: cs, store: store}
-	ts.mustCreateNamespace(t, "default")
-	return ts
-}
-
-func (ts *testServer) mustCreateNamespace(t *testing.T, name string) {
-	t.Helper()
-	_, err := ts.client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
+	if err := s.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return ts
 }
 
 func do(t *testing.T, method, url, contentType, body string) (int, string) {

@@ -88,3 +88,5 @@ func unsupportedMediaType(mediaType string) error {
 		Message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (" + mediaType + ")",
 	}}
 }
+
+func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }

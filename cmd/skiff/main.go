@@ -1,0 +1,106 @@
+// Command skiff runs every part of a Skiff cluster: `skiff server` for the
+// control plane, and (as they arrive) agent, up and the tools around them.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/skiff-dev/skiff/internal/cluster"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "server":
+		err = runServer("server", os.Args[2:])
+	case "up":
+		// The node agent joins `up` with its own issue; until then up runs
+		// the control plane alone, under DIR/server as the agent will expect.
+		err = runServer("up", os.Args[2:])
+	case "version", "--version":
+		fmt.Println("skiff", cluster.KubernetesVersion+"+skiff")
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "skiff: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "skiff:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: skiff <command> [flags]
+
+commands:
+  server    run etcd and the Kubernetes API server
+  up        run a single-node cluster (today: the control plane; DIR/server/admin.kubeconfig)
+  version   print the version
+`)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// signalContext is cancelled on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+func runServer(cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	defaultDir := "/var/lib/skiff/server"
+	if cmd == "up" {
+		defaultDir = "/var/lib/skiff"
+	}
+	dataDir := fs.String("data-dir", defaultDir, "directory for etcd data, certificates and the admin kubeconfig")
+	bind := fs.String("bind-address", "127.0.0.1", "address the API server listens on")
+	port := fs.Int("secure-port", 6443, "HTTPS port of the API server (0 picks a free port)")
+	etcdServers := fs.String("etcd-servers", "", "comma-separated URLs of an external etcd cluster; empty runs etcd embedded")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(*logLevel)
+	slog.SetDefault(log)
+	ctx, stop := signalContext()
+	defer stop()
+	dir := *dataDir
+	if cmd == "up" {
+		dir = filepath.Join(dir, "server")
+	}
+	var endpoints []string
+	if *etcdServers != "" {
+		endpoints = strings.Split(*etcdServers, ",")
+	}
+	srv, err := cluster.StartServer(ctx, cluster.ServerConfig{
+		DataDir: dir, BindAddress: *bind, SecurePort: *port, EtcdServers: endpoints, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	srv.Wait()
+	return nil
+}

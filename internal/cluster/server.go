@@ -1,0 +1,208 @@
+// Package cluster assembles Skiff's components into the processes the
+// skiff binary runs: server (etcd + API server), and later agent and up.
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/skiff-dev/skiff/internal/apis"
+	"github.com/skiff-dev/skiff/internal/apiserver"
+	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+	"github.com/skiff-dev/skiff/internal/apiserver/openapi"
+	"github.com/skiff-dev/skiff/internal/cluster/pki"
+	"github.com/skiff-dev/skiff/internal/storage"
+)
+
+// KubernetesVersion is the version of the Kubernetes API types served; it is
+// what /version reports, with a +skiff suffix.
+const KubernetesVersion = "v1.37.2"
+
+// ServerConfig configures `skiff server`.
+type ServerConfig struct {
+	DataDir     string
+	BindAddress string
+	SecurePort  int
+	// EtcdServers selects an external etcd cluster; empty runs etcd embedded.
+	EtcdServers []string
+	Logger      *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg        ServerConfig
+	URL        string // https://host:port
+	Kubeconfig string // path of the admin kubeconfig
+	listener   net.Listener
+	http       *http.Server
+	etcd       *storage.Embedded
+	client     *clientv3.Client
+	api        *apiserver.Server
+	done       chan struct{}
+}
+
+// StartServer brings up etcd and the API server and returns once the API
+// server answers /readyz. Stop it by cancelling ctx and calling Wait.
+func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BindAddress == "" {
+		cfg.BindAddress = "127.0.0.1"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeStorage()
+		}
+	}()
+
+	// Listen first: with --secure-port 0 the kernel picks the port, and the
+	// serving certificate and kubeconfig need the final address.
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.SecurePort)))
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	s.listener = ln
+	host := cfg.BindAddress
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	s.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+
+	bundle, err := pki.Ensure(filepath.Join(cfg.DataDir, "pki"), pki.Options{Hosts: []string{cfg.BindAddress, host}})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.Kubeconfig = filepath.Join(cfg.DataDir, "admin.kubeconfig")
+	if err := pki.WriteKubeconfig(s.Kubeconfig, s.URL, bundle.CAPEM, bundle.AdminCertPEM, bundle.AdminKeyPEM, "admin"); err != nil {
+		ln.Close()
+		return nil, err
+	}
+
+	if len(cfg.EtcdServers) == 0 {
+		s.etcd, err = storage.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"))
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.client = s.etcd.Client
+	} else {
+		s.client, err = storage.ConnectExternal(cfg.EtcdServers)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	store := storage.NewStore(s.client)
+
+	resources := apis.All()
+	oapi, err := openapi.New(openapiInfo(resources), KubernetesVersion)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	extra := http.NewServeMux()
+	if err := oapi.Install(extra); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.api, err = apiserver.New(apiserver.Config{
+		Store:         store,
+		Resources:     resources,
+		Authenticator: authn.NewClientCert(bundle.CAPool),
+		GitVersion:    KubernetesVersion + "+skiff",
+		Logger:        cfg.Logger,
+		ExtraHandlers: map[string]http.Handler{
+			"/openapi/": extra,
+			"/metrics":  promhttp.Handler(),
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+
+	tlsCfg := pki.ServerTLSConfig(bundle)
+	s.http = &http.Server{
+		Handler:           s.api,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go func() {
+		defer close(s.done)
+		runCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go store.RunCompactor(runCtx, 5*time.Minute, cfg.Logger)
+		go func() {
+			<-runCtx.Done()
+			shutdownCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
+			defer c()
+			_ = s.http.Shutdown(shutdownCtx)
+		}()
+		s.api.Run(runCtx)
+	}()
+	go func() {
+		err := s.http.Serve(tls.NewListener(ln, tlsCfg))
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Logger.Error("API server stopped", "err", err)
+		}
+	}()
+	if err := s.api.WaitReady(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.api.Bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	cfg.Logger.Info("API server ready", "url", s.URL, "kubeconfig", s.Kubeconfig)
+	return s, nil
+}
+
+// Wait blocks until the server has shut down after its context ended,
+// and releases etcd.
+func (s *Server) Wait() {
+	<-s.done
+	s.closeStorage()
+}
+
+func (s *Server) closeStorage() {
+	if s.etcd != nil {
+		s.etcd.Close()
+		s.etcd = nil
+	} else if s.client != nil {
+		s.client.Close()
+		s.client = nil
+	}
+}
+
+func openapiInfo(rs []*apis.Resource) []openapi.ResourceInfo {
+	out := make([]openapi.ResourceInfo, len(rs))
+	for i, r := range rs {
+		out[i] = openapi.ResourceInfo{
+			Group: r.GVR.Group, Version: r.GVR.Version, Resource: r.GVR.Resource,
+			Kind: r.Kind, Namespaced: r.Namespaced, Subresources: r.Subresources,
+		}
+	}
+	return out
+}

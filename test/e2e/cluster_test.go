@@ -1,0 +1,178 @@
+// Package e2e drives a real `skiff server` with the machine's real kubectl,
+// as a user would.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// kubectlVersions are the kubectl binaries every suite runs with: the
+// oldest and newest this project supports.
+var kubectlVersions = map[string]string{
+	"1.27": "/usr/lib/google-cloud-sdk/bin/kubectl.1.27",
+	"1.33": "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
+}
+
+func skiffBin(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("SKIFF_BIN"); b != "" {
+		return b
+	}
+	bin := filepath.Join(t.TempDir(), "skiff")
+	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/skiff")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build skiff: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func kubectlBin(t *testing.T, version string) string {
+	t.Helper()
+	p := kubectlVersions[version]
+	if _, err := os.Stat(p); err != nil {
+		if version == "1.33" {
+			if lp, err := exec.LookPath("kubectl"); err == nil {
+				return lp
+			}
+		}
+		t.Skipf("kubectl %s not installed at %s", version, p)
+	}
+	return p
+}
+
+// server is a running `skiff server` process.
+type server struct {
+	t          *testing.T
+	dataDir    string
+	kubeconfig string
+	cmd        *exec.Cmd
+	logs       *bytes.Buffer
+	args       []string
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startServer(t *testing.T, dataDir string, extra ...string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, kubeconfig: filepath.Join(dataDir, "admin.kubeconfig")}
+	s.args = append([]string{"server", "--data-dir", dataDir, "--secure-port", strconv.Itoa(freePort(t))}, extra...)
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	s.logs = &bytes.Buffer{}
+	s.cmd = exec.Command(skiffBin(s.t), s.args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(s.kubeconfig); err == nil {
+			out, err := exec.Command(kubectlBin(s.t, "1.33"), "--kubeconfig", s.kubeconfig, "get", "--raw", "/readyz").CombinedOutput()
+			if err == nil && strings.TrimSpace(string(out)) == "ok" {
+				return
+			}
+		}
+		if s.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("skiff server did not become ready; logs:\n%s", s.logs)
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			s.t.Errorf("skiff server exited with %v; logs:\n%s", err, s.logs)
+		}
+	case <-time.After(20 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+		s.t.Errorf("skiff server did not stop on SIGTERM; logs:\n%s", s.logs)
+	}
+	s.cmd = nil
+}
+
+// kubectl runs one kubectl command against the server.
+type kubectl struct {
+	t          *testing.T
+	bin        string
+	kubeconfig string
+}
+
+func (k kubectl) run(stdin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, k.bin, append([]string{"--kubeconfig", k.kubeconfig}, args...)...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// must runs kubectl and fails the test on error.
+func (k kubectl) must(args ...string) string {
+	k.t.Helper()
+	out, err := k.run("", args...)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return out
+}
+
+func (k kubectl) mustStdin(stdin string, args ...string) string {
+	k.t.Helper()
+	out, err := k.run(stdin, args...)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return out
+}
+
+func contains(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Fatalf("output does not contain %q:\n%s", w, out)
+		}
+	}
+}
