@@ -4,7 +4,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -148,6 +147,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Informers and kubectl multiplex many watches over one connection.
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000},
 	}
 	go func() {
 		defer close(s.done)
@@ -163,7 +164,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		s.api.Run(runCtx)
 	}()
 	go func() {
-		err := s.http.Serve(tls.NewListener(ln, tlsCfg))
+		err := s.http.ServeTLS(ln, "", "")
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("API server stopped", "err", err)
 		}

@@ -1,0 +1,349 @@
+// Command apiserver benchmarks `skiff server` with embedded etcd: start-up
+// time, idle memory, create/get/list latency with 1 and 64 clients, create
+// throughput, watch fan-out to 1,000 watchers and LIST of 10,000 pods. It
+// drives the server over HTTPS with client-go, as upstream's figures were
+// measured, and prints them beside upstream's.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func main() {
+	bin := flag.String("skiff", "bin/skiff", "path of the skiff binary")
+	pods := flag.Int("pods", 10000, "pods created by the 64-client phase (and listed afterwards)")
+	watchers := flag.Int("watchers", 1000, "concurrent watchers for the fan-out measurement")
+	flag.Parse()
+	if err := run(*bin, *pods, *watchers); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name, value, upstream string
+}
+
+var results []result
+
+func report(name, value, upstream string) {
+	results = append(results, result{name, value, upstream})
+	fmt.Printf("  %-48s %-28s %s\n", name, value, upstream)
+}
+
+func run(bin string, nPods, nWatchers int) error {
+	dir, err := os.MkdirTemp("", "skiff-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("skiff server benchmark (%s, data in %s)\n", bin, dir)
+	fmt.Printf("  %-48s %-28s %s\n", "measure", "skiff", "upstream v1.37 (same machine, from design.md)")
+
+	start := time.Now()
+	cmd := exec.Command(bin, "server", "--data-dir", dir, "--secure-port", strconv.Itoa(port), "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
+	cfg, err := waitReady(kubeconfig, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	report("start to ready (embedded etcd)", time.Since(start).Round(time.Millisecond).String(), "~1 s after etcd is up")
+	time.Sleep(2 * time.Second)
+	report("idle RSS (API server + etcd)", fmt.Sprintf("%.1f MiB", rssMiB(cmd.Process.Pid)), "~300 MiB")
+
+	ctx := context.Background()
+	cs := clients(cfg, 8)
+	if _, err := cs[0].CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+
+	// Creates, 1 client then 64.
+	var seq atomic.Int64
+	create := func(c kubernetes.Interface) error {
+		n := seq.Add(1)
+		_, err := c.CoreV1().Pods("bench").Create(ctx, benchPod(fmt.Sprintf("p-%06d", n)), metav1.CreateOptions{})
+		return err
+	}
+	lat, _, err := load(cs, 1, 300, create)
+	if err != nil {
+		return err
+	}
+	report("create latency, 1 client (p50 / p99)", pct(lat), "")
+	lat, elapsed, err := load(cs, 64, nPods-300, create)
+	if err != nil {
+		return err
+	}
+	report("create latency, 64 clients (p50 / p99)", pct(lat), "p50 ~43 ms / p99 ~110 ms")
+	report("creates per second, 64 clients", fmt.Sprintf("%.0f /s", float64(len(lat))/elapsed.Seconds()), "~1,350 /s")
+
+	get := func(c kubernetes.Interface) error {
+		_, err := c.CoreV1().Pods("bench").Get(ctx, "p-000001", metav1.GetOptions{})
+		return err
+	}
+	if lat, _, err = load(cs, 1, 500, get); err != nil {
+		return err
+	}
+	report("get latency, 1 client (p50 / p99)", pct(lat), "")
+	if lat, _, err = load(cs, 64, 5000, get); err != nil {
+		return err
+	}
+	report("get latency, 64 clients (p50 / p99)", pct(lat), "")
+
+	// A small namespace, listed many times.
+	if _, err := cs[0].CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "small"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := cs[0].CoreV1().Pods("small").Create(ctx, benchPod(fmt.Sprintf("s-%03d", i)), metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	list := func(c kubernetes.Interface) error {
+		_, err := c.CoreV1().Pods("small").List(ctx, metav1.ListOptions{})
+		return err
+	}
+	if lat, _, err = load(cs, 1, 200, list); err != nil {
+		return err
+	}
+	report("list 100 pods, 1 client (p50 / p99)", pct(lat), "")
+	if lat, _, err = load(cs, 64, 2000, list); err != nil {
+		return err
+	}
+	report("list 100 pods, 64 clients (p50 / p99)", pct(lat), "")
+
+	// LIST of every pod, from the watch cache.
+	for _, mode := range []struct{ name, rv, accept string }{
+		{"LIST 10,000 pods, consistent (protobuf)", "", ""},
+		{"LIST 10,000 pods, rv=0 (protobuf)", "0", ""},
+		{"LIST 10,000 pods, consistent (JSON)", "", "application/json"},
+	} {
+		c := cs[0]
+		if mode.accept != "" {
+			jc := rest.CopyConfig(cfg)
+			jc.AcceptContentTypes, jc.ContentType = mode.accept, mode.accept
+			c = kubernetes.NewForConfigOrDie(jc)
+		}
+		var lat []time.Duration
+		var n int
+		for i := 0; i < 10; i++ {
+			t0 := time.Now()
+			l, err := c.CoreV1().Pods("bench").List(ctx, metav1.ListOptions{ResourceVersion: mode.rv})
+			if err != nil {
+				return err
+			}
+			lat = append(lat, time.Since(t0))
+			n = len(l.Items)
+		}
+		report(fmt.Sprintf("%s [%d items]", mode.name, n), pct(lat), "")
+	}
+
+	if err := watchFanout(ctx, cfg, nWatchers); err != nil {
+		return err
+	}
+	report("RSS after the load", fmt.Sprintf("%.1f MiB", rssMiB(cmd.Process.Pid)), "~940 MiB after 5k nodes + 10k pods")
+	return nil
+}
+
+// watchFanout opens n watches and measures how long one change takes to
+// reach all of them.
+func watchFanout(ctx context.Context, cfg *rest.Config, n int) error {
+	// HTTP/2 multiplexes streams; spread the watches over connections.
+	cs := clients(cfg, (n+199)/200)
+	cms := cs[0].CoreV1().ConfigMaps("bench")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "fanout"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	cur, err := cms.Get(ctx, "fanout", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	arrivals := make(chan time.Time, n)
+	ready := make(chan struct{}, n)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i := 0; i < n; i++ {
+		w, err := cs[i%len(cs)].CoreV1().ConfigMaps("bench").Watch(wctx, metav1.ListOptions{
+			FieldSelector: "metadata.name=fanout", ResourceVersion: cur.ResourceVersion,
+		})
+		if err != nil {
+			return fmt.Errorf("watch %d: %w", i, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.Stop()
+			ready <- struct{}{}
+			for ev := range w.ResultChan() {
+				if cm, ok := ev.Object.(*corev1.ConfigMap); ok && cm.Data["x"] == "1" {
+					arrivals <- time.Now()
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		<-ready
+	}
+	time.Sleep(500 * time.Millisecond)
+	cur.Data = map[string]string{"x": "1"}
+	t0 := time.Now()
+	if _, err := cms.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	var lat []time.Duration
+	timeout := time.After(30 * time.Second)
+	for len(lat) < n {
+		select {
+		case t := <-arrivals:
+			lat = append(lat, t.Sub(t0))
+		case <-timeout:
+			return fmt.Errorf("only %d of %d watchers saw the change", len(lat), n)
+		}
+	}
+	cancel()
+	wg.Wait()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	report(fmt.Sprintf("watch event to %d watchers (p50 / all)", n), fmt.Sprintf("%s / %s", ms(lat[len(lat)/2]), ms(lat[len(lat)-1])), "")
+	return nil
+}
+
+func benchPod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "bench"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "c", Image: "busybox:1.35", Command: []string{"sleep", "3600"},
+		}}},
+	}
+}
+
+// load runs total calls of fn spread over workers goroutines and returns
+// each call's latency and the wall time.
+func load(cs []kubernetes.Interface, workers, total int, fn func(kubernetes.Interface) error) ([]time.Duration, time.Duration, error) {
+	var (
+		mu    sync.Mutex
+		lat   = make([]time.Duration, 0, total)
+		next  atomic.Int64
+		first error
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(c kubernetes.Interface) {
+			defer wg.Done()
+			local := make([]time.Duration, 0, total/workers+1)
+			for next.Add(1) <= int64(total) {
+				t0 := time.Now()
+				err := fn(c)
+				local = append(local, time.Since(t0))
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}(cs[w%len(cs)])
+	}
+	wg.Wait()
+	return lat, time.Since(start), first
+}
+
+func pct(lat []time.Duration) string {
+	if len(lat) == 0 {
+		return "-"
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	return fmt.Sprintf("%s / %s", ms(p(0.50)), ms(p(0.99)))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// clients returns n clientsets with separate connections and no client-side
+// rate limit.
+func clients(cfg *rest.Config, n int) []kubernetes.Interface {
+	out := make([]kubernetes.Interface, n)
+	for i := range out {
+		c := rest.CopyConfig(cfg)
+		c.QPS, c.Burst = -1, 0
+		// A distinct (no-op) wrapper gives each clientset its own transport.
+		c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return rt }
+		out[i] = kubernetes.NewForConfigOrDie(c)
+	}
+	return out
+}
+
+func waitReady(kubeconfig string, timeout time.Duration) (*rest.Config, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig); err == nil {
+			cfg.QPS = -1
+			c, err := kubernetes.NewForConfig(cfg)
+			if err == nil {
+				if b, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background()); err == nil && string(b) == "ok" {
+					return cfg, nil
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("server not ready after %s", timeout)
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

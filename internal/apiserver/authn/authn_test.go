@@ -1,0 +1,75 @@
+package authn
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/skiff-dev/skiff/internal/cluster/pki"
+)
+
+func requestWithCert(t *testing.T, certPEM []byte) *http.Request {
+	t.Helper()
+	blk, _ := pem.Decode(certPEM)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}}
+	return r
+}
+
+func TestClientCert(t *testing.T) {
+	b, err := pki.Ensure(t.TempDir(), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewClientCert(b.CAPool)
+	u, ok, err := a.Authenticate(requestWithCert(t, b.AdminCertPEM))
+	if err != nil || !ok || u.Name != "skiff-admin" || u.Groups[0] != "system:masters" || u.Groups[1] != "system:authenticated" {
+		t.Fatalf("admin: %+v %v %v", u, ok, err)
+	}
+	other, err := pki.Ensure(t.TempDir(), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, _, _ := other.IssueClientCert("mallory", nil, time.Hour)
+	if _, ok, err := a.Authenticate(requestWithCert(t, stranger)); ok || err == nil {
+		t.Fatal("certificate from another CA accepted")
+	}
+	if _, ok, _ := a.Authenticate(httptest.NewRequest("GET", "/", nil)); ok {
+		t.Fatal("request without TLS accepted")
+	}
+}
+
+func TestBearerTokenAndUnion(t *testing.T) {
+	tokens := NewBearerToken(func(tok string) (*User, bool) {
+		if tok == "abc" {
+			return &User{Name: "bob"}, true
+		}
+		return nil, false
+	})
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer abc")
+	u, ok, err := Union(NewClientCert(x509.NewCertPool()), tokens).Authenticate(r)
+	if err != nil || !ok || u.Name != "bob" {
+		t.Fatalf("bearer: %+v %v %v", u, ok, err)
+	}
+	r.Header.Set("Authorization", "Bearer nope")
+	if _, ok, _ := tokens.Authenticate(r); ok {
+		t.Fatal("unknown token accepted")
+	}
+	r.Header.Set("Authorization", "Basic abc")
+	if _, ok, _ := tokens.Authenticate(r); ok {
+		t.Fatal("basic auth taken as a token")
+	}
+	ctx := WithUser(r.Context(), &User{Name: "x"})
+	if got, ok := UserFrom(ctx); !ok || got.Name != "x" {
+		t.Fatal("user not carried in context")
+	}
+}
