@@ -1,4 +1,5 @@
 # Skiff: one binary, a whole Kubernetes-compatible cluster.
+SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin/skiff
 DATA_DIR  ?= $(CURDIR)/.data
@@ -32,7 +33,7 @@ unit:
 	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
 
 e2e: build
-	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v ./test/e2e/ 2>&1 | tee /tmp/skiff-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./test/e2e/
 
 bench: build
 	$(GO) run ./bench/apiserver

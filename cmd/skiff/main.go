@@ -77,6 +77,8 @@ func runServer(cmd string, args []string) error {
 	bind := fs.String("bind-address", "127.0.0.1", "address the API server listens on")
 	port := fs.Int("secure-port", 6443, "HTTPS port of the API server (0 picks a free port)")
 	etcdServers := fs.String("etcd-servers", "", "comma-separated URLs of an external etcd cluster; empty runs etcd embedded")
+	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "IPv4 range Service cluster IPs are allocated from")
+	nodePorts := fs.String("service-node-port-range", "30000-32767", "port range NodePort services are allocated from")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,7 +96,8 @@ func runServer(cmd string, args []string) error {
 		endpoints = strings.Split(*etcdServers, ",")
 	}
 	srv, err := cluster.StartServer(ctx, cluster.ServerConfig{
-		DataDir: dir, BindAddress: *bind, SecurePort: *port, EtcdServers: endpoints, Logger: log,
+		DataDir: dir, BindAddress: *bind, SecurePort: *port, EtcdServers: endpoints,
+		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, Logger: log,
 	})
 	if err != nil {
 		return err

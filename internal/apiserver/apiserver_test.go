@@ -2,7 +2,9 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,7 +42,9 @@ func startTestServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	store := storage.NewStore(e.Client)
-	s, err := New(Config{Store: store, Resources: apis.All(), GitVersion: "v1.37.2+skiff", WatchCacheHistory: 100})
+	_, cidr, _ := net.ParseCIDR("10.96.0.0/24")
+	s, err := New(Config{Store: store, Resources: apis.All(), GitVersion: "v1.37.2+skiff", WatchCacheHistory: 100,
+		ServiceCIDR: cidr, PublicAddress: net.ParseIP("127.0.0.1"), PublicPort: 6443})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,5 +294,127 @@ func TestWatchWithSelectorAndBookmarks(t *testing.T) {
 	}
 	if _, err := pods.List(ctx, metav1.ListOptions{FieldSelector: "spec.bogus=1"}); !apierrors.IsBadRequest(err) {
 		t.Fatalf("unsupported field selector: %v, want BadRequest", err)
+	}
+}
+
+func TestServiceAddressAllocation(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	svcs := ts.client.CoreV1().Services("default")
+	k, err := svcs.Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || k.Spec.ClusterIP != "10.96.0.1" {
+		t.Fatalf("kubernetes service: %v %v", k, err)
+	}
+	svc := func(name, ip string, typ corev1.ServiceType, nodePort int32) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{
+			Type: typ, ClusterIP: ip, Ports: []corev1.ServicePort{{Port: 80, NodePort: nodePort}},
+		}}
+	}
+	seen := map[string]bool{"10.96.0.1": true}
+	for i := 0; i < 20; i++ {
+		s, err := svcs.Create(ctx, svc(fmt.Sprintf("s%d", i), "", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip := net.ParseIP(s.Spec.ClusterIP)
+		if ip == nil || !strings.HasPrefix(s.Spec.ClusterIP, "10.96.0.") || seen[s.Spec.ClusterIP] || s.Spec.ClusterIPs[0] != s.Spec.ClusterIP {
+			t.Fatalf("service %d got cluster IP %q (seen: %v)", i, s.Spec.ClusterIP, seen)
+		}
+		seen[s.Spec.ClusterIP] = true
+	}
+	if _, err := svcs.Create(ctx, svc("fixed", "10.96.0.200", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svcs.Create(ctx, svc("clash", "10.96.0.200", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Fatalf("taken cluster IP: %v, want Invalid", err)
+	}
+	if _, err := svcs.Create(ctx, svc("outside", "10.1.0.5", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Fatalf("cluster IP outside the range: %v, want Invalid", err)
+	}
+	if err := svcs.Delete(ctx, "fixed", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svcs.Create(ctx, svc("clash", "10.96.0.200", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("cluster IP not released by delete: %v", err)
+	}
+	np, err := svcs.Create(ctx, svc("np", "", corev1.ServiceTypeNodePort, 0), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := np.Spec.Ports[0].NodePort; p < 30000 || p > 32767 {
+		t.Fatalf("node port %d outside the range", p)
+	}
+	if _, err := svcs.Create(ctx, svc("np2", "", corev1.ServiceTypeNodePort, np.Spec.Ports[0].NodePort), metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Fatalf("taken node port: %v, want Invalid", err)
+	}
+	// A PUT without the allocated IP keeps it; changing it is refused.
+	put := np.DeepCopy()
+	put.Spec.ClusterIP, put.Spec.ClusterIPs = "", nil
+	put.Spec.Ports[0].NodePort = 0
+	got, err := svcs.Update(ctx, put, metav1.UpdateOptions{})
+	if err != nil || got.Spec.ClusterIP != np.Spec.ClusterIP || got.Spec.Ports[0].NodePort != np.Spec.Ports[0].NodePort {
+		t.Fatalf("update without addresses: %v %+v", err, got)
+	}
+	got.Spec.ClusterIP = "10.96.0.250"
+	got.Spec.ClusterIPs = []string{"10.96.0.250"}
+	if _, err := svcs.Update(ctx, got, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Fatalf("cluster IP change: %v, want Invalid", err)
+	}
+}
+
+func TestFinalizersDelayDeletion(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	cms := ts.client.CoreV1().ConfigMaps("default")
+	_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{"example.com/hold"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, "held", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cms.Get(ctx, "held", metav1.GetOptions{})
+	if err != nil || cm.DeletionTimestamp == nil {
+		t.Fatalf("object with a finalizer: %v %+v", err, cm)
+	}
+	if _, err := cms.Patch(ctx, "held", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Get(ctx, "held", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("after the last finalizer was removed: %v, want NotFound", err)
+	}
+}
+
+func TestGracefulPodDeletion(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	pods := ts.client.CoreV1().Pods("default")
+	for _, name := range []string{"unbound", "bound"} {
+		_, err := pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "bound"}, Target: corev1.ObjectReference{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"unbound", "bound"} {
+		if err := pods.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pods.Get(ctx, "unbound", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("unscheduled pod not deleted at once: %v", err)
+	}
+	p, err := pods.Get(ctx, "bound", metav1.GetOptions{})
+	if err != nil || p.DeletionTimestamp == nil || p.DeletionGracePeriodSeconds == nil || *p.DeletionGracePeriodSeconds != 30 {
+		t.Fatalf("bound pod: %v %+v", err, p.ObjectMeta)
+	}
+	if err := pods.Delete(ctx, "bound", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pods.Get(ctx, "bound", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("grace period 0 did not delete the pod: %v", err)
 	}
 }

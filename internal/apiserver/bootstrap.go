@@ -6,8 +6,11 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/skiff-dev/skiff/internal/storage"
@@ -32,6 +35,55 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 		if _, err := nsRes.create(ctx, ns); err != nil && !errors.Is(err, storage.ErrExists) && !isAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", name, err)
 		}
+	}
+	return s.bootstrapKubernetesService(ctx)
+}
+
+// bootstrapKubernetesService creates default/kubernetes, the in-cluster
+// address of the API server, and its endpoints.
+func (s *Server) bootstrapKubernetesService(ctx context.Context) error {
+	if s.serviceCIDR == nil || s.cfg.PublicAddress == nil {
+		return nil
+	}
+	svc := &corev1.Service{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "kubernetes", Namespace: "default", UID: types.UID(uuid.NewUUID()), CreationTimestamp: metav1.Now(),
+			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"},
+		},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: FirstServiceIP(s.serviceCIDR).String(),
+			Ports: []corev1.ServicePort{{
+				Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt(s.cfg.PublicPort),
+			}},
+		},
+	}
+	svcRes := s.resources[corev1.SchemeGroupVersion.WithResource("services")]
+	svcRes.Default(svc)
+	if err := s.createService(ctx, svc); err != nil && !isAlreadyExists(err) {
+		return fmt.Errorf("create kubernetes service: %w", err)
+	}
+	ep := &corev1.Endpoints{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Endpoints"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "kubernetes", Namespace: "default", UID: types.UID(uuid.NewUUID()), CreationTimestamp: metav1.Now(),
+			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"},
+		},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: s.cfg.PublicAddress.String()}},
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(s.cfg.PublicPort), Protocol: corev1.ProtocolTCP}},
+		}},
+	}
+	epRes := s.resources[corev1.SchemeGroupVersion.WithResource("endpoints")]
+	_, err := epRes.guaranteedUpdate(ctx, "default", "kubernetes", func(cur runtime.Object) (runtime.Object, error) {
+		cur.(*corev1.Endpoints).Subsets = ep.Subsets
+		return cur, nil
+	})
+	if apierrors.IsNotFound(err) {
+		_, err = epRes.create(ctx, ep)
+	}
+	if err != nil && !isAlreadyExists(err) {
+		return fmt.Errorf("write kubernetes endpoints: %w", err)
 	}
 	return nil
 }

@@ -105,7 +105,11 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 					return nil, 0, err
 				}
 			}
-			_, _, err := q.res.store.Delete(q.ctx, q.res.key(ns, name), rev)
+			var held []string
+			if svc, ok := cur.(*corev1.Service); ok {
+				held = reservations(svc)
+			}
+			_, _, err := q.res.store.DeleteWith(q.ctx, q.res.key(ns, name), rev, held)
 			if errors.Is(err, storage.ErrConflict) {
 				continue
 			}
@@ -196,6 +200,15 @@ func (q *request) deleteCollection() error {
 // Skiff does it in the delete request until its controller manager takes
 // over.
 func (q *request) emptyNamespace(ns string) error {
+	svcs := q.resources[corev1.SchemeGroupVersion.WithResource("services")]
+	entries, _ := svcs.cache.List(svcs.nsPrefix(ns), nil)
+	for _, e := range entries {
+		for _, k := range reservations(e.Obj.(*corev1.Service)) {
+			if _, err := svcs.store.Client().Delete(q.ctx, k); err != nil {
+				return fmt.Errorf("release %s: %w", k, err)
+			}
+		}
+	}
 	for _, r := range q.resources {
 		if !r.Namespaced {
 			continue

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -31,6 +32,14 @@ type Config struct {
 	// GitVersion is reported by /version, e.g. "v1.37.2+skiff".
 	GitVersion string
 	Logger     *slog.Logger
+	// ServiceCIDR is the range cluster IPs are allocated from.
+	ServiceCIDR *net.IPNet
+	// PublicAddress and PublicPort are where pods reach the API server
+	// (the endpoints of default/kubernetes).
+	PublicAddress net.IP
+	PublicPort    int
+	// NodePorts is the range node ports are allocated from.
+	NodePorts PortRange
 	// WatchCacheHistory is how many events each resource's watch cache
 	// keeps for resuming watches (default 10000).
 	WatchCacheHistory int
@@ -49,6 +58,9 @@ type Server struct {
 	byKind    map[schema.GroupVersionKind]*resource
 	discovery *discovery
 	extra     *http.ServeMux
+
+	serviceCIDR *net.IPNet
+	nodePorts   PortRange
 
 	wg      sync.WaitGroup // long-running caches
 	readyMu sync.Mutex
@@ -72,6 +84,12 @@ func New(cfg Config) (*Server, error) {
 		resources: map[schema.GroupVersionResource]*resource{},
 		byKind:    map[schema.GroupVersionKind]*resource{},
 		extra:     http.NewServeMux(),
+
+		serviceCIDR: cfg.ServiceCIDR,
+		nodePorts:   cfg.NodePorts,
+	}
+	if s.nodePorts.Size == 0 {
+		s.nodePorts = DefaultNodePortRange
 	}
 	for _, r := range cfg.Resources {
 		res := newResource(r, cfg.Store, c, cfg.WatchCacheHistory)

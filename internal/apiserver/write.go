@@ -141,6 +141,13 @@ func (q *request) create() error {
 		q.respond(a, http.StatusCreated, obj)
 		return nil
 	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		if err := q.createService(q.ctx, svc); err != nil {
+			return err
+		}
+		q.respond(a, http.StatusCreated, svc)
+		return nil
+	}
 	out, err := q.res.create(q.ctx, obj)
 	if err != nil {
 		return err
@@ -308,6 +315,9 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 		}
 		if q.res.Default != nil {
 			q.res.Default(next)
+		}
+		if svc, ok := next.(*corev1.Service); ok {
+			preserveServiceAddrs(svc, cur.(*corev1.Service))
 		}
 		if q.res.hasSpec && !specEqual(next, cur) {
 			nm.SetGeneration(cm.GetGeneration() + 1)

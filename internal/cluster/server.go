@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,7 +37,11 @@ type ServerConfig struct {
 	SecurePort  int
 	// EtcdServers selects an external etcd cluster; empty runs etcd embedded.
 	EtcdServers []string
-	Logger      *slog.Logger
+	// ServiceCIDR is the range of Service cluster IPs (default 10.96.0.0/12).
+	ServiceCIDR string
+	// NodePortRange is "base-last" (default 30000-32767).
+	NodePortRange string
+	Logger        *slog.Logger
 }
 
 // Server is a running control plane.
@@ -86,7 +91,21 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	s.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
 
-	bundle, err := pki.Ensure(filepath.Join(cfg.DataDir, "pki"), pki.Options{Hosts: []string{cfg.BindAddress, host}})
+	if cfg.ServiceCIDR == "" {
+		cfg.ServiceCIDR = "10.96.0.0/12"
+	}
+	_, serviceCIDR, err := net.ParseCIDR(cfg.ServiceCIDR)
+	if err != nil || serviceCIDR.IP.To4() == nil {
+		ln.Close()
+		return nil, fmt.Errorf("invalid service cluster IP range %q: want an IPv4 CIDR", cfg.ServiceCIDR)
+	}
+	nodePorts, err := parsePortRange(cfg.NodePortRange)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	firstIP := apiserver.FirstServiceIP(serviceCIDR).String()
+	bundle, err := pki.Ensure(filepath.Join(cfg.DataDir, "pki"), pki.Options{Hosts: []string{cfg.BindAddress, host, firstIP}})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -129,6 +148,10 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		Resources:     resources,
 		Authenticator: authn.NewClientCert(bundle.CAPool),
 		GitVersion:    KubernetesVersion + "+skiff",
+		ServiceCIDR:   serviceCIDR,
+		NodePorts:     nodePorts,
+		PublicAddress: net.ParseIP(host),
+		PublicPort:    port,
 		Logger:        cfg.Logger,
 		ExtraHandlers: map[string]http.Handler{
 			"/openapi/": extra,
@@ -206,4 +229,18 @@ func openapiInfo(rs []*apis.Resource) []openapi.ResourceInfo {
 		}
 	}
 	return out
+}
+
+// parsePortRange parses "30000-32767"; empty means upstream's default.
+func parsePortRange(s string) (apiserver.PortRange, error) {
+	if s == "" {
+		return apiserver.DefaultNodePortRange, nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.Atoi(lo)
+	b, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil || a <= 0 || b < a || b > 65535 {
+		return apiserver.PortRange{}, fmt.Errorf("invalid node port range %q: want BASE-LAST", s)
+	}
+	return apiserver.PortRange{Base: a, Size: b - a + 1}, nil
 }

@@ -90,19 +90,7 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, rev int64)
 
 // Delete removes key if it was last modified at rev.
 func (s *Store) Delete(ctx context.Context, key string, rev int64) (int64, KV, error) {
-	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpDelete(key)).
-		Else(clientv3.OpGet(key)).
-		Commit()
-	if err != nil {
-		return 0, KV{}, fmt.Errorf("etcd delete %s: %w", key, err)
-	}
-	if !resp.Succeeded {
-		kv, err := currentFromElse(resp)
-		return 0, kv, err
-	}
-	return resp.Header.Revision, KV{}, nil
+	return s.DeleteWith(ctx, key, rev, nil)
 }
 
 func currentFromElse(resp *clientv3.TxnResponse) (KV, error) {
@@ -188,4 +176,54 @@ func (s *Store) RunCompactor(ctx context.Context, interval time.Duration, log *s
 		}
 		last = rev
 	}
+}
+
+// CreateAll stores every key atomically if none of them exists yet. On
+// ErrExists it names the first key that was already taken, so a caller
+// reserving several keys (an object and the addresses it claims) can tell
+// which one collided.
+func (s *Store) CreateAll(ctx context.Context, kvs []KV) (int64, string, error) {
+	cmps := make([]clientv3.Cmp, len(kvs))
+	puts := make([]clientv3.Op, len(kvs))
+	gets := make([]clientv3.Op, len(kvs))
+	for i, kv := range kvs {
+		cmps[i] = clientv3.Compare(clientv3.ModRevision(kv.Key), "=", 0)
+		puts[i] = clientv3.OpPut(kv.Key, string(kv.Value))
+		gets[i] = clientv3.OpGet(kv.Key, clientv3.WithCountOnly())
+	}
+	resp, err := s.client.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+	if err != nil {
+		return 0, "", fmt.Errorf("etcd create %s: %w", kvs[0].Key, err)
+	}
+	if !resp.Succeeded {
+		for i, r := range resp.Responses {
+			if r.GetResponseRange().GetCount() > 0 {
+				return 0, kvs[i].Key, ErrExists
+			}
+		}
+		return 0, kvs[0].Key, ErrExists
+	}
+	return resp.Header.Revision, "", nil
+}
+
+// DeleteWith removes key if it was last modified at rev, and with it the
+// extra keys (reservations the object held), atomically.
+func (s *Store) DeleteWith(ctx context.Context, key string, rev int64, extra []string) (int64, KV, error) {
+	ops := []clientv3.Op{clientv3.OpDelete(key)}
+	for _, k := range extra {
+		ops = append(ops, clientv3.OpDelete(k))
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(ops...).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return 0, KV{}, fmt.Errorf("etcd delete %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		kv, err := currentFromElse(resp)
+		return 0, kv, err
+	}
+	return resp.Header.Revision, KV{}, nil
 }
