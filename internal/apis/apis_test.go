@@ -170,3 +170,20 @@ func TestHumanAge(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryTableRowMatchesItsColumns(t *testing.T) {
+	for _, r := range All() {
+		if r.TableRow == nil {
+			continue
+		}
+		obj := r.New()
+		if cells := r.TableRow(obj); len(cells) != len(r.TableColumns) {
+			t.Errorf("%s: %d cells for %d columns", r.Kind, len(cells), len(r.TableColumns))
+		}
+		for _, c := range r.TableColumns {
+			if c.Type == "" || c.Description == "" {
+				t.Errorf("%s: column %q lacks a type or description", r.Kind, c.Name)
+			}
+		}
+	}
+}

@@ -347,10 +347,8 @@ func tableFor(kind string) ([]metav1.TableColumnDefinition, func(runtime.Object)
 				return []any{capacity, accessModes(v.Spec.AccessModes), string(v.Spec.PersistentVolumeReclaimPolicy), string(v.Status.Phase),
 					claim, v.Spec.StorageClassName, "<unset>", v.Status.Reason, age(o), mode}
 			}
-	case "Event":
-		return nil, nil
 	}
-	return nil, nil
+	return moreTables(kind)
 }
 
 func accessModes(modes []corev1.PersistentVolumeAccessMode) string {

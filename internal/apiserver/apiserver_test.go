@@ -418,3 +418,39 @@ func TestGracefulPodDeletion(t *testing.T) {
 		t.Fatalf("grace period 0 did not delete the pod: %v", err)
 	}
 }
+
+func TestWatchListSendsInitialEventsThenBookmark(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	cms := ts.client.CoreV1().ConfigMaps("default")
+	for _, n := range []string{"a", "b"} {
+		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := cms.Watch(ctx, metav1.ListOptions{
+		SendInitialEvents: ptr.To(true), AllowWatchBookmarks: true,
+		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var names []string
+	for ev := range w.ResultChan() {
+		cm := ev.Object.(*corev1.ConfigMap)
+		if ev.Type == watch.Bookmark {
+			if cm.Annotations["k8s.io/initial-events-end"] != "true" || cm.ResourceVersion == "" {
+				t.Fatalf("bookmark %+v lacks the initial-events-end annotation or a resourceVersion", cm.ObjectMeta)
+			}
+			break
+		}
+		if ev.Type != watch.Added {
+			t.Fatalf("initial event %s", ev.Type)
+		}
+		names = append(names, cm.Name)
+	}
+	if strings.Join(names, ",") != "a,b" {
+		t.Fatalf("initial events for %v", names)
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,6 +202,15 @@ func kubectlSuite(t *testing.T, k kubectl) {
 		contains(t, k.must("get", "ns"), "shop", "Active")
 		contains(t, k.must("get", "clusterrole", "shop-reader"), "shop-reader")
 		contains(t, k.must("get", "all", "-n", "shop"), "deployment.apps/web", "service/web")
+		// Paginated: kubectl follows the continue tokens.
+		paged := k.must("get", "sa,role,rolebinding", "-n", "shop", "--chunk-size=1", "-o", "name")
+		contains(t, paged, "serviceaccount/deployer", "role.rbac.authorization.k8s.io/deployer", "rolebinding.rbac.authorization.k8s.io/deployer")
+		contains(t, k.must("get", "rolebinding", "deployer", "-n", "shop", "-o", "wide"), "Role/deployer", "shop/deployer")
+		contains(t, k.must("get", "svc", "web", "-n", "shop"), "ClusterIP", "80/TCP")
+		_, serviceRange, _ := net.ParseCIDR("10.96.0.0/12")
+		if ip := net.ParseIP(k.must("get", "svc", "web", "-n", "shop", "-o", "jsonpath={.spec.clusterIP}")); !serviceRange.Contains(ip) {
+			t.Fatalf("service cluster IP %v not in the default range %v", ip, serviceRange)
+		}
 	})
 	t.Run("describe", func(t *testing.T) {
 		k.t = t
@@ -299,6 +309,9 @@ func kubectlSuite(t *testing.T, k kubectl) {
 				t.Fatalf("%s still exists:\n%s", gone, out)
 			}
 		}
+		k.must("create", "cm", "extra1", "-n", "shop")
+		k.must("create", "cm", "extra2", "-n", "shop")
+		contains(t, k.must("delete", "cm", "--all", "-n", "shop"), "extra1", "extra2")
 		k.must("delete", "ns", "shop")
 		if _, err := k.run("", "get", "svc", "web", "-n", "shop"); err == nil {
 			t.Fatal("service survived its namespace")
