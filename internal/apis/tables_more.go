@@ -59,10 +59,10 @@ func moreTables(kind string) ([]metav1.TableColumnDefinition, func(runtime.Objec
 			}
 	case "Lease":
 		return []metav1.TableColumnDefinition{
-			col("Holder", "string", "The holder of the lease.", 0), ageCol,
-		}, func(o runtime.Object) []any {
-			return []any{derefStr(o.(*coordinationv1.Lease).Spec.HolderIdentity), age(o)}
-		}
+				col("Holder", "string", "The holder of the lease.", 0), ageCol,
+			}, func(o runtime.Object) []any {
+				return []any{derefStr(o.(*coordinationv1.Lease).Spec.HolderIdentity), age(o)}
+			}
 	case "EndpointSlice":
 		return []metav1.TableColumnDefinition{
 				col("AddressType", "string", "The IP protocol for this slice", 0),
