@@ -60,9 +60,9 @@ func (q *request) deleteOptions() (*metav1.DeleteOptions, error) {
 }
 
 func (q *request) delete() error {
-	a, err := negotiate(q.r)
+	a, err := q.accept()
 	if err != nil {
-		return notAcceptable(err.Error())
+		return err
 	}
 	opts, err := q.deleteOptions()
 	if err != nil {
@@ -164,9 +164,9 @@ func (q *request) gracePeriod(obj runtime.Object, opts *metav1.DeleteOptions) in
 }
 
 func (q *request) deleteCollection() error {
-	a, err := negotiate(q.r)
+	a, err := q.accept()
 	if err != nil {
-		return notAcceptable(err.Error())
+		return err
 	}
 	opts, err := q.deleteOptions()
 	if err != nil {

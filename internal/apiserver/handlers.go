@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -100,4 +101,23 @@ func (q *request) dryRun() bool {
 		}
 	}
 	return false
+}
+
+// accept negotiates the response format; an unsupported transformation
+// (as=...) is 406.
+func (q *request) accept() (accept, error) {
+	a, err := negotiate(q.r)
+	if err != nil {
+		return a, notAcceptable(err.Error())
+	}
+	return a, nil
+}
+
+// readObject reads and decodes the request body as the resource's kind.
+func (q *request) readObject() (runtime.Object, error) {
+	data, err := q.body()
+	if err != nil {
+		return nil, err
+	}
+	return q.decodeBody(data, q.r.Header.Get("Content-Type"))
 }

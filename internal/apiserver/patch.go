@@ -20,9 +20,9 @@ const (
 )
 
 func (q *request) patch() error {
-	a, err := negotiate(q.r)
+	a, err := q.accept()
 	if err != nil {
-		return notAcceptable(err.Error())
+		return err
 	}
 	ct, _, err := mime.ParseMediaType(q.r.Header.Get("Content-Type"))
 	if err != nil {

@@ -19,9 +19,9 @@ import (
 )
 
 func (q *request) get() error {
-	a, err := negotiate(q.r)
+	a, err := q.accept()
 	if err != nil {
-		return notAcceptable(err.Error())
+		return err
 	}
 	var obj runtime.Object
 	if q.r.URL.Query().Get("resourceVersion") == "0" {
@@ -100,9 +100,9 @@ type continueToken struct {
 }
 
 func (q *request) list() error {
-	a, err := negotiate(q.r)
+	a, err := q.accept()
 	if err != nil {
-		return notAcceptable(err.Error())
+		return err
 	}
 	filter, err := q.selectors()
 	if err != nil {

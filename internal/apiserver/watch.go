@@ -22,9 +22,9 @@ import (
 const initialEventsEndAnnotation = "k8s.io/initial-events-end"
 
 func (q *request) watch() error {
-	a, err := negotiate(q.r)
+	a, err := q.accept()
 	if err != nil {
-		return notAcceptable(err.Error())
+		return err
 	}
 	filter, err := q.selectors()
 	if err != nil {

@@ -89,15 +89,11 @@ func generateSuffix() string {
 }
 
 func (q *request) create() error {
-	a, err := negotiate(q.r)
-	if err != nil {
-		return notAcceptable(err.Error())
-	}
-	data, err := q.body()
+	a, err := q.accept()
 	if err != nil {
 		return err
 	}
-	obj, err := q.decodeBody(data, q.r.Header.Get("Content-Type"))
+	obj, err := q.readObject()
 	if err != nil {
 		return err
 	}
@@ -246,15 +242,11 @@ func (q *request) admit(obj runtime.Object) error {
 }
 
 func (q *request) update() error {
-	a, err := negotiate(q.r)
-	if err != nil {
-		return notAcceptable(err.Error())
-	}
-	data, err := q.body()
+	a, err := q.accept()
 	if err != nil {
 		return err
 	}
-	obj, err := q.decodeBody(data, q.r.Header.Get("Content-Type"))
+	obj, err := q.readObject()
 	if err != nil {
 		return err
 	}
