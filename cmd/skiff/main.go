@@ -29,6 +29,8 @@ func main() {
 		// The node agent joins `up` with its own issue; until then up runs
 		// the control plane alone, under DIR/server as the agent will expect.
 		err = runServer("up", os.Args[2:])
+	case "scheduler":
+		err = runScheduler(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("skiff", cluster.KubernetesVersion+"+skiff")
 	case "help", "-h", "--help":
@@ -49,6 +51,7 @@ func usage() {
 
 commands:
   server    run etcd and the Kubernetes API server
+  scheduler run the scheduler against an API server (--kubeconfig)
   up        run a single-node cluster (today: the control plane; DIR/server/admin.kubeconfig)
   version   print the version
 `)
@@ -79,6 +82,7 @@ func runServer(cmd string, args []string) error {
 	etcdServers := fs.String("etcd-servers", "", "comma-separated URLs of an external etcd cluster; empty runs etcd embedded")
 	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "IPv4 range Service cluster IPs are allocated from")
 	nodePorts := fs.String("service-node-port-range", "30000-32767", "port range NodePort services are allocated from")
+	noSched := fs.Bool("disable-scheduler", false, "do not run the built-in scheduler")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -97,7 +101,7 @@ func runServer(cmd string, args []string) error {
 	}
 	srv, err := cluster.StartServer(ctx, cluster.ServerConfig{
 		DataDir: dir, BindAddress: *bind, SecurePort: *port, EtcdServers: endpoints,
-		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, Logger: log,
+		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, DisableScheduler: *noSched, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -106,4 +110,23 @@ func runServer(cmd string, args []string) error {
 	log.Info("shutting down")
 	srv.Wait()
 	return nil
+}
+
+func runScheduler(args []string) error {
+	fs := flag.NewFlagSet("scheduler", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server")
+	metricsAddr := fs.String("metrics-bind-address", "127.0.0.1:10259", "address of the /metrics endpoint (empty: none)")
+	leaderElect := fs.Bool("leader-elect", true, "take the kube-system/kube-scheduler lease before scheduling")
+	qps := fs.Float64("kube-api-qps", -1, "client-side rate limit towards the API server (-1: none)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(*logLevel)
+	slog.SetDefault(log)
+	ctx, stop := signalContext()
+	defer stop()
+	return cluster.RunScheduler(ctx, cluster.SchedulerConfig{
+		Kubeconfig: *kubeconfig, MetricsAddress: *metricsAddr, LeaderElect: *leaderElect, QPS: float32(*qps), Logger: log,
+	})
 }

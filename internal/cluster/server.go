@@ -13,16 +13,22 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/internal/apis"
 	"github.com/skiff-dev/skiff/internal/apiserver"
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/openapi"
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
+	"github.com/skiff-dev/skiff/internal/leaderelect"
+	"github.com/skiff-dev/skiff/internal/scheduler"
 	"github.com/skiff-dev/skiff/internal/storage"
 )
 
@@ -41,7 +47,9 @@ type ServerConfig struct {
 	ServiceCIDR string
 	// NodePortRange is "base-last" (default 30000-32767).
 	NodePortRange string
-	Logger        *slog.Logger
+	// DisableScheduler leaves pod placement to an external scheduler.
+	DisableScheduler bool
+	Logger           *slog.Logger
 }
 
 // Server is a running control plane.
@@ -55,6 +63,18 @@ type Server struct {
 	client     *clientv3.Client
 	api        *apiserver.Server
 	done       chan struct{}
+	components sync.WaitGroup // in-process clients of the API server
+}
+
+// Client returns a client-go clientset for the admin user, without a
+// client-side rate limit (in-process components are trusted).
+func (s *Server) Client() (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", s.Kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	return kubernetes.NewForConfig(cfg)
 }
 
 // StartServer brings up etcd and the API server and returns once the API
@@ -138,6 +158,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	gatherers := prometheus.Gatherers{prometheus.DefaultGatherer}
+	var sched *scheduler.Scheduler
 	extra := http.NewServeMux()
 	if err := oapi.Install(extra); err != nil {
 		ln.Close()
@@ -198,6 +220,26 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err := s.api.Bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	if !cfg.DisableScheduler {
+		client, err := s.Client()
+		if err != nil {
+			return nil, err
+		}
+		sched = scheduler.New(scheduler.Config{Client: client, Logger: cfg.Logger.With("component", "scheduler")})
+		gatherers = append(gatherers, sched.Registry())
+		s.components.Add(1)
+		go func() {
+			defer s.components.Done()
+			err := leaderelect.Run(ctx, client, "kube-scheduler", cfg.Logger, func(ctx context.Context) {
+				if err := sched.Run(ctx); err != nil {
+					cfg.Logger.Error("scheduler stopped", "err", err)
+				}
+			})
+			if err != nil {
+				cfg.Logger.Error("scheduler leader election", "err", err)
+			}
+		}()
+	}
 	ok = true
 	cfg.Logger.Info("API server ready", "url", s.URL, "kubeconfig", s.Kubeconfig)
 	return s, nil
@@ -206,6 +248,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 // Wait blocks until the server has shut down after its context ended,
 // and releases etcd.
 func (s *Server) Wait() {
+	s.components.Wait()
 	<-s.done
 	s.closeStorage()
 }

@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/internal/leaderelect"
+	"github.com/skiff-dev/skiff/internal/scheduler"
+)
+
+// SchedulerConfig configures `skiff scheduler`.
+type SchedulerConfig struct {
+	Kubeconfig     string
+	MetricsAddress string
+	LeaderElect    bool
+	QPS            float32
+	Logger         *slog.Logger
+}
+
+// RunScheduler runs the scheduler against a remote API server until ctx ends.
+func RunScheduler(ctx context.Context, cfg SchedulerConfig) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	rc.QPS = cfg.QPS
+	if cfg.QPS > 0 {
+		rc.Burst = int(2 * cfg.QPS)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	sched := scheduler.New(scheduler.Config{Client: client, Logger: cfg.Logger})
+	if cfg.MetricsAddress != "" {
+		srv := &http.Server{Addr: cfg.MetricsAddress, Handler: promhttp.HandlerFor(sched.Registry(), promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				cfg.Logger.Error("metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	if !cfg.LeaderElect {
+		return sched.Run(ctx)
+	}
+	return leaderelect.Run(ctx, client, "kube-scheduler", cfg.Logger, func(ctx context.Context) {
+		if err := sched.Run(ctx); err != nil {
+			cfg.Logger.Error("scheduler stopped", "err", err)
+		}
+	})
+}

@@ -1,0 +1,399 @@
+// Package scheduler assigns pending pods to nodes: a queue of pods, a cache
+// of nodes with the pods placed on them, filter plugins that rule nodes
+// out, score plugins that rank the rest, and an asynchronous binder that
+// writes the choice through the pods/binding subresource.
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+// SchedulerName is the name pods ask for by default.
+const SchedulerName = corev1.DefaultSchedulerName
+
+// Config configures a Scheduler.
+type Config struct {
+	Client kubernetes.Interface
+	Logger *slog.Logger
+	// BindWorkers bounds concurrent binding calls (default 32).
+	BindWorkers int
+}
+
+// Scheduler places pods on nodes.
+type Scheduler struct {
+	client  kubernetes.Interface
+	log     *slog.Logger
+	cache   *cache
+	queue   *queue
+	filters []filterPlugin
+	scores  []scorePlugin
+	metrics *metrics
+
+	factory   informers.SharedInformerFactory
+	podLister listerscorev1.PodLister
+	recorder  record.EventRecorder
+	events    record.EventBroadcaster
+
+	bindSem   chan struct{}
+	nextStart int // round-robin start of the node scan
+	binds     sync.WaitGroup
+}
+
+// New builds a scheduler; Run starts it.
+func New(cfg Config) *Scheduler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BindWorkers <= 0 {
+		cfg.BindWorkers = 32
+	}
+	s := &Scheduler{
+		client: cfg.Client,
+		log:    cfg.Logger,
+		cache:  newCache(),
+		queue:  newQueue(),
+		filters: []filterPlugin{
+			nodeUnschedulable{}, nodeName{}, taintToleration{}, nodeAffinity{}, nodePorts{}, resourcesFit{},
+			podTopologySpread{}, interPodAffinity{},
+		},
+		scores: []scorePlugin{
+			taintToleration{}, nodeAffinity{}, podTopologySpread{}, interPodAffinity{},
+			leastAllocated{}, balancedAllocation{}, imageLocality{},
+		},
+		metrics: newMetrics(),
+		bindSem: make(chan struct{}, cfg.BindWorkers),
+	}
+	s.factory = informers.NewSharedInformerFactory(cfg.Client, 0)
+	s.podLister = s.factory.Core().V1().Pods().Lister()
+	s.events = record.NewBroadcaster()
+	s.recorder = s.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: SchedulerName})
+	s.registerHandlers()
+	return s
+}
+
+// Registry exposes the scheduler's Prometheus metrics.
+func (s *Scheduler) Registry() *prometheus.Registry { return s.metrics.registry }
+
+func (s *Scheduler) registerHandlers() {
+	pods := s.factory.Core().V1().Pods().Informer()
+	_, _ = pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.onPod(nil, o.(*corev1.Pod)) },
+		UpdateFunc: func(old, o any) { s.onPod(old.(*corev1.Pod), o.(*corev1.Pod)) },
+		DeleteFunc: func(o any) {
+			pod, ok := o.(*corev1.Pod)
+			if !ok {
+				tomb, ok := o.(toolscache.DeletedFinalStateUnknown)
+				if !ok {
+					return
+				}
+				if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
+					return
+				}
+			}
+			s.queue.remove(pod.UID)
+			if pod.Spec.NodeName != "" || s.cache.isAssumed(pod.UID) {
+				s.cache.removePod(pod)
+				s.queue.moveAll() // resources freed
+			}
+		},
+	})
+	nodes := s.factory.Core().V1().Nodes().Informer()
+	_, _ = nodes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) {
+			s.cache.upsertNode(o.(*corev1.Node))
+			s.queue.moveAll()
+		},
+		UpdateFunc: func(_, o any) {
+			s.cache.upsertNode(o.(*corev1.Node))
+			s.queue.moveAll()
+		},
+		DeleteFunc: func(o any) {
+			switch n := o.(type) {
+			case *corev1.Node:
+				s.cache.removeNode(n.Name)
+			case toolscache.DeletedFinalStateUnknown:
+				if node, ok := n.Obj.(*corev1.Node); ok {
+					s.cache.removeNode(node.Name)
+				}
+			}
+		},
+	})
+}
+
+func (s *Scheduler) onPod(old, pod *corev1.Pod) {
+	switch {
+	case pod.Spec.NodeName != "":
+		s.queue.remove(pod.UID)
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			// Finished pods hold no resources.
+			s.cache.removePod(pod)
+			s.queue.moveAll()
+			return
+		}
+		s.cache.addPod(pod)
+	case pod.DeletionTimestamp != nil:
+		s.queue.remove(pod.UID)
+	case pod.Spec.SchedulerName == SchedulerName && !s.cache.isAssumed(pod.UID):
+		// An assumed pod is being bound; its own updates (such as a
+		// condition change) must not schedule it twice.
+		s.queue.add(pod)
+	}
+}
+
+// Run schedules until ctx ends.
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+	defer s.events.Shutdown()
+	s.factory.Start(ctx.Done())
+	defer s.factory.Shutdown()
+	for typ, ok := range s.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("scheduler: %v informer did not sync", typ)
+		}
+	}
+	go s.housekeeping(ctx)
+	s.log.Info("scheduler started")
+	for {
+		qp, ok := s.queue.pop(ctx)
+		if !ok {
+			break
+		}
+		s.scheduleOne(ctx, qp)
+	}
+	s.binds.Wait()
+	return nil
+}
+
+// housekeeping moves backed-off pods back and expires stale assumptions.
+func (s *Scheduler) housekeeping(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.queue.flush()
+			s.cache.expire(now)
+			a, b, u := s.queue.lengths()
+			s.metrics.pending.WithLabelValues("active").Set(float64(a))
+			s.metrics.pending.WithLabelValues("backoff").Set(float64(b))
+			s.metrics.pending.WithLabelValues("unschedulable").Set(float64(u))
+		}
+	}
+}
+
+// numFeasibleToFind is upstream's adaptive share of nodes to find feasible
+// before scoring: all of a small cluster, fewer (but at least 100) of a
+// big one.
+func numFeasibleToFind(n int) int {
+	if n < 100 {
+		return n
+	}
+	pct := max(50-n/125, 5)
+	return max(n*pct/100, 100)
+}
+
+func (s *Scheduler) prepare(pod *corev1.Pod) *cycleState {
+	req := podRequests(pod)
+	cpu, mem := scoringRequests(req)
+	st := &cycleState{
+		pod: pod, requests: req, nonZeroCPU: cpu, nonZeroMem: mem,
+		hostPorts:    podHostPorts(pod),
+		nodeAffinity: requiredNodeSelector(pod),
+		preferred:    preferredTerms(pod),
+	}
+	return st
+}
+
+// scheduleOne runs one scheduling attempt for a pod.
+func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
+	start := time.Now()
+	// Schedule the newest version of the pod, if it still needs it.
+	pod, err := s.podLister.Pods(qp.pod.Namespace).Get(qp.pod.Name)
+	if err != nil || pod.UID != qp.pod.UID || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil {
+		s.queue.done(qp.pod.UID)
+		return
+	}
+	qp.pod = pod
+	state := s.prepare(pod)
+	host, diag := s.findNode(state)
+	s.metrics.algorithm.Observe(time.Since(start).Seconds())
+	if host == "" {
+		s.metrics.attempts.WithLabelValues("unschedulable").Inc()
+		s.queue.requeue(qp, true)
+		s.reportUnschedulable(ctx, pod, diag.message())
+		return
+	}
+	s.cache.assume(pod, host)
+	s.queue.done(pod.UID)
+	s.bindSem <- struct{}{}
+	s.binds.Add(1)
+	go func() {
+		defer func() { <-s.bindSem; s.binds.Done() }()
+		s.bind(ctx, qp, host)
+	}()
+}
+
+// findNode filters nodes, starting where the last attempt stopped, until
+// enough feasible ones are found, then scores those. The cache lock is
+// held for reading throughout, so the view is consistent.
+func (s *Scheduler) findNode(state *cycleState) (string, *diagnosis) {
+	c := s.cache
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := len(c.order)
+	diag := &diagnosis{nodes: n}
+	if n == 0 {
+		return "", diag
+	}
+	state.affinity = prepareAffinity(state.pod, c.nodes, c.anyAntiAffinityLocked())
+	state.spread = prepareSpread(state.pod, c.nodes, state.nodeAffinity)
+
+	want := numFeasibleToFind(n)
+	feasible := make([]*nodeInfo, 0, min(want, n))
+	start := s.nextStart % n
+	processed := 0
+	for ; processed < n && len(feasible) < want; processed++ {
+		ni := c.nodes[c.order[(start+processed)%n]]
+		if reasons := s.filter(state, ni); reasons != nil {
+			diag.add(reasons)
+			continue
+		}
+		feasible = append(feasible, ni)
+	}
+	s.nextStart = (start + processed) % n
+	switch len(feasible) {
+	case 0:
+		return "", diag
+	case 1:
+		return feasible[0].node.Name, diag
+	}
+	return s.pick(state, feasible), diag
+}
+
+func (s *Scheduler) filter(state *cycleState, ni *nodeInfo) []string {
+	for _, f := range s.filters {
+		if reasons := f.Filter(state, ni); len(reasons) > 0 {
+			return reasons
+		}
+	}
+	return nil
+}
+
+// pick scores the feasible nodes and returns the best, breaking ties at
+// random so equal nodes share the load.
+func (s *Scheduler) pick(state *cycleState, feasible []*nodeInfo) string {
+	total := make([]int64, len(feasible))
+	scores := make([]int64, len(feasible))
+	for _, p := range s.scores {
+		if skipScore(p, state) {
+			continue
+		}
+		for i, ni := range feasible {
+			scores[i] = p.Score(state, ni)
+		}
+		p.Normalize(scores)
+		w := p.Weight()
+		for i := range scores {
+			total[i] += scores[i] * w
+		}
+	}
+	best, ties := 0, 1
+	for i := 1; i < len(total); i++ {
+		switch {
+		case total[i] > total[best]:
+			best, ties = i, 1
+		case total[i] == total[best]:
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return feasible[best].node.Name
+}
+
+// skipScore leaves out plugins with nothing to say about this pod; their
+// normalised score would be the same on every node.
+func skipScore(p scorePlugin, s *cycleState) bool {
+	switch p.(type) {
+	case nodeAffinity:
+		return len(s.preferred) == 0
+	case interPodAffinity:
+		return s.affinity == nil || len(s.affinity.preferred) == 0
+	case podTopologySpread:
+		return s.spread == nil
+	}
+	return false
+}
+
+// bind writes the placement. On failure the assumption is dropped and the
+// pod retried after a backoff.
+func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, host string) {
+	pod := qp.pod
+	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: host},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		s.cache.forget(pod.UID)
+		s.metrics.attempts.WithLabelValues("error").Inc()
+		if apierrors.IsNotFound(err) || ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("bind failed", "pod", pod.Namespace+"/"+pod.Name, "node", host, "err", err)
+		s.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedScheduling", "Binding rejected: %v", err)
+		s.queue.retry(qp)
+		return
+	}
+	s.cache.finishBinding(pod.UID)
+	s.metrics.attempts.WithLabelValues("scheduled").Inc()
+	s.metrics.e2e.Observe(time.Since(qp.firstSeen).Seconds())
+	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, host)
+}
+
+// reportUnschedulable records why a pod fits nowhere, where users look:
+// the PodScheduled condition and a FailedScheduling event.
+func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) {
+	s.recorder.Event(pod, corev1.EventTypeWarning, "FailedScheduling", msg)
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == msg {
+			return
+		}
+	}
+	p := pod.DeepCopy()
+	cond := corev1.PodCondition{
+		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		Message: msg, LastTransitionTime: metav1.Now(),
+	}
+	replaced := false
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodScheduled {
+			p.Status.Conditions[i], replaced = cond, true
+		}
+	}
+	if !replaced {
+		p.Status.Conditions = append(p.Status.Conditions, cond)
+	}
+	if _, err := s.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		s.log.Warn("update pod condition", "pod", p.Namespace+"/"+p.Name, "err", err)
+	}
+}
