@@ -35,6 +35,7 @@ printf 'package tools\n\nimport _ "k8s.io/kube-openapi/cmd/openapi-gen"\n' >"$to
 	k8s.io/api/networking/v1 \
 	k8s.io/api/policy/v1 \
 	k8s.io/api/rbac/v1 \
+	k8s.io/api/scheduling/v1 \
 	k8s.io/api/scheduling/v1alpha3 \
 	k8s.io/api/storage/v1 \
 	k8s.io/apimachinery/pkg/apis/meta/v1 \

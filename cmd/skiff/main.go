@@ -7,11 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/internal/cluster"
 )
@@ -57,12 +62,29 @@ commands:
 `)
 }
 
+// newLogger returns the process logger; client-go's klog output is routed
+// through it so that every line has one format and one level filter.
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	klog.SetSlogLogger(log)
+	return log
+}
+
+// servePprof exposes the Go profiler, for benchmarks and debugging.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("pprof server", "err", err)
+	}
 }
 
 // signalContext is cancelled on SIGINT or SIGTERM.
@@ -83,6 +105,7 @@ func runServer(cmd string, args []string) error {
 	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "IPv4 range Service cluster IPs are allocated from")
 	nodePorts := fs.String("service-node-port-range", "30000-32767", "port range NodePort services are allocated from")
 	noSched := fs.Bool("disable-scheduler", false, "do not run the built-in scheduler")
+	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -91,6 +114,9 @@ func runServer(cmd string, args []string) error {
 	slog.SetDefault(log)
 	ctx, stop := signalContext()
 	defer stop()
+	if *pprofAddr != "" {
+		go servePprof(*pprofAddr, log)
+	}
 	dir := *dataDir
 	if cmd == "up" {
 		dir = filepath.Join(dir, "server")

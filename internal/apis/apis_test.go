@@ -187,3 +187,33 @@ func TestEveryTableRowMatchesItsColumns(t *testing.T) {
 		}
 	}
 }
+
+func TestMalformedSchedulingTermsAreRefused(t *testing.T) {
+	p := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+	p.Spec.Affinity = &corev1.Affinity{
+		NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
+				{Key: "zone", Operator: "Near", Values: []string{"a"}},
+				{Key: "cores", Operator: corev1.NodeSelectorOpGt, Values: []string{"many"}},
+			}}},
+		}},
+		PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}},
+		}}},
+	}
+	p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 0, TopologyKey: "zone", WhenUnsatisfiable: "Sometimes"}}
+	errs := Validate(p)
+	want := map[string]bool{
+		"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator":  true,
+		"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[1].values[0]": true,
+		"spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey":                                  true,
+		"spec.topologySpreadConstraints[0].maxSkew":           true,
+		"spec.topologySpreadConstraints[0].whenUnsatisfiable": true,
+	}
+	for _, e := range errs {
+		delete(want, e.Field)
+	}
+	if len(want) > 0 {
+		t.Fatalf("not refused: %v (errors: %v)", want, errs)
+	}
+}

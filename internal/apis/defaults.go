@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -79,6 +80,10 @@ func Default(obj runtime.Object) {
 		defaultDaemonSet(o)
 	case *batchv1.Job:
 		defaultJob(o)
+	case *schedulingv1.PriorityClass:
+		if pc := o; pc.PreemptionPolicy == nil {
+			pc.PreemptionPolicy = ptr.To(corev1.PreemptLowerPriority)
+		}
 	case *batchv1.CronJob:
 		s := &o.Spec
 		if s.ConcurrencyPolicy == "" {

@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -19,7 +20,7 @@ import (
 // lists them.
 var groupOrder = []string{
 	"", "apps", "events.k8s.io", "batch", "coordination.k8s.io", "discovery.k8s.io",
-	"networking.k8s.io", "policy", "rbac.authorization.k8s.io", "storage.k8s.io",
+	"networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io",
 }
 
 // def is shorthand for building a Resource.
@@ -128,6 +129,9 @@ func All() []*Resource {
 
 		def(storagev1.SchemeGroupVersion, "storageclasses", "storageclass", "StorageClass", false,
 			func() runtime.Object { return &storagev1.StorageClass{} }, func() runtime.Object { return &storagev1.StorageClassList{} }, "sc"),
+
+		def(schedulingv1.SchemeGroupVersion, "priorityclasses", "priorityclass", "PriorityClass", false,
+			func() runtime.Object { return &schedulingv1.PriorityClass{} }, func() runtime.Object { return &schedulingv1.PriorityClassList{} }, "pc"),
 	}
 	for _, r := range rs {
 		attachBehaviour(r)

@@ -13,6 +13,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -56,6 +57,20 @@ func moreTables(kind string) ([]metav1.TableColumnDefinition, func(runtime.Objec
 					}
 				}
 				return []any{ref.Kind + "/" + ref.Name, age(o), strings.Join(users, ", "), strings.Join(groups, ", "), strings.Join(sas, ", ")}
+			}
+	case "PriorityClass":
+		return []metav1.TableColumnDefinition{
+				col("Value", "integer", "The value of this priority class.", 0),
+				col("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as the default priority.", 0),
+				ageCol,
+				col("PreemptionPolicy", "string", "The policy for preempting pods with lower priority.", 0),
+			}, func(o runtime.Object) []any {
+				pc := o.(*schedulingv1.PriorityClass)
+				policy := string(corev1.PreemptLowerPriority)
+				if pc.PreemptionPolicy != nil {
+					policy = string(*pc.PreemptionPolicy)
+				}
+				return []any{int64(pc.Value), pc.GlobalDefault, age(o), policy}
 			}
 	case "Lease":
 		return []metav1.TableColumnDefinition{

@@ -2,10 +2,12 @@ package apis
 
 import (
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -36,6 +38,8 @@ func Validate(obj runtime.Object) field.ErrorList {
 		return validateWorkload(nil, o.Spec.Selector, &o.Spec.Template, true)
 	case *batchv1.Job:
 		return validateJobSpec(&o.Spec, field.NewPath("spec"))
+	case *schedulingv1.PriorityClass:
+		return validatePriorityClass(o)
 	case *batchv1.CronJob:
 		errs := validateJobSpec(&o.Spec.JobTemplate.Spec, field.NewPath("spec", "jobTemplate", "spec"))
 		if o.Spec.Schedule == "" {
@@ -71,6 +75,10 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = append(errs, immutableSelector(o.Spec.Selector, prev.Spec.Selector)...)
 		if !equality.Semantic.DeepEqual(o.Spec.Template, prev.Spec.Template) {
 			errs = append(errs, field.Invalid(spec.Child("template"), "", "field is immutable"))
+		}
+	case *schedulingv1.PriorityClass:
+		if p := old.(*schedulingv1.PriorityClass); p.Value != o.Value {
+			errs = append(errs, field.Forbidden(field.NewPath("value"), "may not be changed in an update."))
 		}
 	case *corev1.ConfigMap:
 		if p := old.(*corev1.ConfigMap); p.Immutable != nil && *p.Immutable &&
@@ -172,6 +180,7 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 	}
 	check(s.InitContainers, p.Child("initContainers"))
 	check(s.Containers, p.Child("containers"))
+	errs = append(errs, validateScheduling(s, p)...)
 	if s.RestartPolicy != "" && !sets.New(restartPolicies...).Has(string(s.RestartPolicy)) {
 		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), s.RestartPolicy, restartPolicies))
 	}
@@ -301,4 +310,19 @@ func validateSecret(s *corev1.Secret) field.ErrorList {
 	return errs
 }
 
-var _ = fmt.Sprint
+// Priority bounds, as upstream: user classes stay below the system ones.
+const (
+	HighestUserDefinablePriority = 1000000000
+	SystemPriorityClassPrefix    = "system-"
+)
+
+func validatePriorityClass(pc *schedulingv1.PriorityClass) field.ErrorList {
+	var errs field.ErrorList
+	if pc.Value > HighestUserDefinablePriority && !strings.HasPrefix(pc.Name, SystemPriorityClassPrefix) {
+		errs = append(errs, field.Forbidden(field.NewPath("value"), fmt.Sprintf("maximum allowed value of a user defined priority is %v", HighestUserDefinablePriority)))
+	}
+	if p := pc.PreemptionPolicy; p != nil && *p != corev1.PreemptLowerPriority && *p != corev1.PreemptNever {
+		errs = append(errs, field.NotSupported(field.NewPath("preemptionPolicy"), *p, []string{string(corev1.PreemptLowerPriority), string(corev1.PreemptNever)}))
+	}
+	return errs
+}

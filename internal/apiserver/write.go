@@ -133,6 +133,11 @@ func (q *request) create() error {
 	if err := q.admit(obj); err != nil {
 		return err
 	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		if err := q.admitPriority(pod); err != nil {
+			return err
+		}
+	}
 	if q.dryRun() {
 		q.respond(a, http.StatusCreated, obj)
 		return nil

@@ -3,11 +3,12 @@ package scheduler
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	registry  *prometheus.Registry
-	attempts  *prometheus.CounterVec
-	e2e       prometheus.Histogram
-	algorithm prometheus.Histogram
-	pending   *prometheus.GaugeVec
+	registry    *prometheus.Registry
+	attempts    *prometheus.CounterVec
+	e2e         prometheus.Histogram
+	algorithm   prometheus.Histogram
+	pending     *prometheus.GaugeVec
+	preemptions prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -31,7 +32,11 @@ func newMetrics() *metrics {
 			Name: "scheduler_pending_pods",
 			Help: "Pods waiting to be scheduled, by queue (active, backoff, unschedulable).",
 		}, []string{"queue"}),
+		preemptions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scheduler_preemption_victims_total",
+			Help: "Pods evicted to make room for higher-priority pods.",
+		}),
 	}
-	m.registry.MustRegister(m.attempts, m.e2e, m.algorithm, m.pending)
+	m.registry.MustRegister(m.attempts, m.e2e, m.algorithm, m.pending, m.preemptions)
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -238,8 +239,18 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 	s.metrics.algorithm.Observe(time.Since(start).Seconds())
 	if host == "" {
 		s.metrics.attempts.WithLabelValues("unschedulable").Inc()
+		msg := diag.message()
+		cand := s.findVictims(state)
+		if cand != nil {
+			msg += " preemption: evicting " + strconv.Itoa(len(cand.victims)) + " lower-priority pod(s) on node " + cand.node + "."
+		}
 		s.queue.requeue(qp, true)
-		s.reportUnschedulable(ctx, pod, diag.message())
+		nominated := pod.Status.NominatedNodeName
+		if cand != nil && nominated != cand.node {
+			s.preempt(ctx, pod, cand)
+			nominated = cand.node
+		}
+		s.reportUnschedulable(ctx, pod, msg, nominated)
 		return
 	}
 	s.cache.assume(pod, host)
@@ -372,14 +383,15 @@ func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, host string) {
 
 // reportUnschedulable records why a pod fits nowhere, where users look:
 // the PodScheduled condition and a FailedScheduling event.
-func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) {
+func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, msg, nominated string) {
 	s.recorder.Event(pod, corev1.EventTypeWarning, "FailedScheduling", msg)
 	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == msg {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == msg && pod.Status.NominatedNodeName == nominated {
 			return
 		}
 	}
 	p := pod.DeepCopy()
+	p.Status.NominatedNodeName = nominated
 	cond := corev1.PodCondition{
 		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
 		Message: msg, LastTransitionTime: metav1.Now(),

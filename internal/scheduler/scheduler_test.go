@@ -8,6 +8,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -238,5 +240,82 @@ func TestLeastAllocatedSpreadsLoad(t *testing.T) {
 	}
 	if counts["x"] != 4 || counts["y"] != 4 {
 		t.Fatalf("placement %v, want 4 and 4", counts)
+	}
+}
+
+// kubeletStandIn finishes graceful deletions as a kubelet would, since
+// these tests run no node agent.
+func (e *env) kubeletStandIn() {
+	go func() {
+		for e.ctx.Err() == nil {
+			pods, err := e.client.CoreV1().Pods("default").List(e.ctx, metav1.ListOptions{})
+			if err == nil {
+				for _, p := range pods.Items {
+					if p.DeletionTimestamp != nil {
+						_ = e.client.CoreV1().Pods("default").Delete(e.ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptrTo[int64](0)})
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+}
+
+func TestPreemptionEvictsLowestPriorityVictims(t *testing.T) {
+	e := start(t)
+	e.kubeletStandIn()
+	for _, pc := range []struct {
+		name  string
+		value int32
+	}{{"low", 10}, {"mid", 100}, {"high", 1000}} {
+		_, err := e.client.SchedulingV1().PriorityClasses().Create(e.ctx, &schedulingv1.PriorityClass{
+			ObjectMeta: metav1.ObjectMeta{Name: pc.name}, Value: pc.value,
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.node("n1", "2", nil)
+	e.node("n2", "2", nil)
+	withClass := func(name, cpu, class string) *corev1.Pod {
+		p := pod(name, cpu, "")
+		p.Spec.PriorityClassName = class
+		return p
+	}
+	// n1: two low pods; n2: one mid pod. Both full.
+	e.pod(withClass("mid-1", "2", "mid"))
+	placed := map[string]string{"mid-1": e.placement("mid-1")}
+	e.pod(withClass("low-1", "1", "low"))
+	e.pod(withClass("low-2", "1", "low"))
+	for _, n := range []string{"low-1", "low-2"} {
+		placed[n] = e.placement(n)
+	}
+	if placed["low-1"] != placed["low-2"] || placed["mid-1"] == placed["low-1"] {
+		t.Fatalf("setup placement %v", placed)
+	}
+	got, err := e.client.CoreV1().Pods("default").Get(e.ctx, "low-1", metav1.GetOptions{})
+	if err != nil || got.Spec.Priority == nil || *got.Spec.Priority != 10 {
+		t.Fatalf("priority not resolved from the class: %v", got.Spec.Priority)
+	}
+	// A high pod needing one cpu should evict a single low pod, not the mid one.
+	e.pod(withClass("urgent", "1", "high"))
+	if node := e.placement("urgent"); node != placed["low-1"] {
+		t.Fatalf("urgent on %s, want %s (the node of the low pods)", node, placed["low-1"])
+	}
+	left := 0
+	for _, n := range []string{"low-1", "low-2"} {
+		if _, err := e.client.CoreV1().Pods("default").Get(e.ctx, n, metav1.GetOptions{}); err == nil {
+			left++
+		}
+	}
+	if left != 1 {
+		t.Fatalf("%d low pods left, want exactly one evicted", left)
+	}
+	if _, err := e.client.CoreV1().Pods("default").Get(e.ctx, "mid-1", metav1.GetOptions{}); err != nil {
+		t.Fatalf("mid pod evicted: %v", err)
+	}
+	_, err = e.client.CoreV1().Pods("default").Create(e.ctx, withClass("unknown", "1", "nope"), metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("pod with an unknown priority class: %v, want Forbidden", err)
 	}
 }
