@@ -37,6 +37,7 @@ e2e: build
 
 bench: build
 	$(GO) run ./bench/apiserver
+	$(GO) run ./bench/scheduler -cpuprofile scheduler.pprof
 
 generate:
 	bash hack/update-openapi.sh

@@ -454,3 +454,31 @@ func TestWatchListSendsInitialEventsThenBookmark(t *testing.T) {
 		t.Fatalf("initial events for %v", names)
 	}
 }
+
+func TestDryRunStoresNothing(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	cms := ts.client.CoreV1().ConfigMaps("default")
+	got, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "dry"}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil || got.UID == "" {
+		t.Fatalf("dry-run create: %v %+v", err, got)
+	}
+	if _, err := cms.Get(ctx, "dry", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("dry-run create stored the object: %v", err)
+	}
+	cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "real"}, Data: map[string]string{"a": "1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["a"] = "2"
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, "real", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := cms.Get(ctx, "real", metav1.GetOptions{})
+	if err != nil || after.Data["a"] != "1" || after.ResourceVersion != cm.ResourceVersion {
+		t.Fatalf("dry-run update/delete changed the object: %v %+v", err, after)
+	}
+}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,7 +49,7 @@ func (ni *nodeInfo) setNode(n *corev1.Node) {
 			ni.images[name] = img.SizeBytes
 		}
 	}
-	ni.generation++
+	ni.generation = nextGeneration()
 }
 
 func (ni *nodeInfo) addPod(pi *podInfo) {
@@ -63,7 +64,7 @@ func (ni *nodeInfo) addPod(pi *podInfo) {
 	for _, hp := range podHostPorts(pi.pod) {
 		ni.usedPorts[hp]++
 	}
-	ni.generation++
+	ni.generation = nextGeneration()
 }
 
 func (ni *nodeInfo) removePod(uid types.UID) {
@@ -81,7 +82,7 @@ func (ni *nodeInfo) removePod(uid types.UID) {
 			delete(ni.usedPorts, hp)
 		}
 	}
-	ni.generation++
+	ni.generation = nextGeneration()
 }
 
 func podHostPorts(pod *corev1.Pod) []hostPort {
@@ -104,6 +105,12 @@ func podHostPorts(pod *corev1.Pod) []hostPort {
 	}
 	return out
 }
+
+// generations number nodeInfo changes across all nodes, so that a cached
+// per-node count can never match a different nodeInfo of the same name.
+var generations atomic.Int64
+
+func nextGeneration() int64 { return generations.Add(1) }
 
 // cache is the scheduler's view of nodes and the pods placed on them,
 // including pods it has assumed onto a node but whose binding the API

@@ -228,13 +228,52 @@ type spreadState struct {
 	constraints []spreadConstraint
 }
 
+// spreadCounts remembers, per (namespace, selector) and node, how many
+// matching pods the node held at a given node generation, so that a
+// scheduling cycle recounts only the nodes that changed since the last one.
+type spreadCounts struct {
+	byKey map[string]map[string]nodeCount
+}
+
+const maxSpreadKeys = 1024
+
+type nodeCount struct {
+	generation int64
+	count      int
+}
+
+func (sc *spreadCounts) count(key string, ni *nodeInfo, namespace string, sel labels.Selector) int {
+	if sc.byKey == nil || len(sc.byKey) > maxSpreadKeys {
+		// Selectors come and go with workloads; start afresh rather than grow.
+		sc.byKey = map[string]map[string]nodeCount{}
+	}
+	perNode := sc.byKey[key]
+	if perNode == nil {
+		perNode = map[string]nodeCount{}
+		sc.byKey[key] = perNode
+	}
+	if c, ok := perNode[ni.node.Name]; ok && c.generation == ni.generation {
+		return c.count
+	}
+	n := 0
+	for _, pi := range ni.pods {
+		if pi.pod.Namespace == namespace && sel.Matches(labels.Set(pi.pod.Labels)) {
+			n++
+		}
+	}
+	perNode[ni.node.Name] = nodeCount{generation: ni.generation, count: n}
+	return n
+}
+
 // prepareSpread counts matching pods per domain over the nodes the pod may
-// use (those with the key that pass its node affinity). The cache lock is held.
-func prepareSpread(pod *corev1.Pod, nodes map[string]*nodeInfo, required *nodeSelector) *spreadState {
+// use (those with the key that pass its node affinity). The cache lock is
+// held; counts is only used by the scheduling goroutine.
+func prepareSpread(pod *corev1.Pod, nodes map[string]*nodeInfo, required *nodeSelector, counts *spreadCounts) *spreadState {
 	if len(pod.Spec.TopologySpreadConstraints) == 0 {
 		return nil
 	}
 	st := &spreadState{}
+	var keys []string
 	for _, c := range pod.Spec.TopologySpreadConstraints {
 		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
 		if err != nil {
@@ -246,6 +285,7 @@ func prepareSpread(pod *corev1.Pod, nodes map[string]*nodeInfo, required *nodeSe
 			sc.selfMatch = 1
 		}
 		st.constraints = append(st.constraints, sc)
+		keys = append(keys, pod.Namespace+"|"+sel.String())
 	}
 	for _, ni := range nodes {
 		if required != nil && !required.matches(ni.node) {
@@ -257,13 +297,7 @@ func prepareSpread(pod *corev1.Pod, nodes map[string]*nodeInfo, required *nodeSe
 			if !ok {
 				continue
 			}
-			n := c.counts[v]
-			for _, pi := range ni.pods {
-				if pi.pod.Namespace == pod.Namespace && c.selector.Matches(labels.Set(pi.pod.Labels)) {
-					n++
-				}
-			}
-			c.counts[v] = n
+			c.counts[v] += counts.count(keys[i], ni, pod.Namespace, c.selector)
 		}
 	}
 	for i := range st.constraints {

@@ -206,3 +206,34 @@ func TestQueueOrderAndBackoff(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestScorePlugins(t *testing.T) {
+	empty := newNodeInfo(node("empty", "4", "8Gi", nil))
+	busy := newNodeInfo(node("busy", "4", "8Gi", nil))
+	heavy := pod("heavy", "3", "1Gi")
+	busy.addPod(&podInfo{pod: heavy, requests: podRequests(heavy)})
+	s := state(pod("p", "500m", "512Mi"))
+	if a, b := (leastAllocated{}).Score(s, empty), (leastAllocated{}).Score(s, busy); a <= b {
+		t.Fatalf("least allocated: empty %d <= busy %d", a, b)
+	}
+	// busy uses 87% cpu but little memory: unbalanced.
+	if a, b := (balancedAllocation{}).Score(s, empty), (balancedAllocation{}).Score(s, busy); a <= b {
+		t.Fatalf("balanced allocation: empty %d <= busy %d", a, b)
+	}
+	withImage := node("cached", "4", "8Gi", nil)
+	withImage.Status.Images = []corev1.ContainerImage{{Names: []string{"busybox:latest"}, SizeBytes: 500 << 20}}
+	img := pod("img", "", "")
+	img.Spec.Containers[0].Image = "busybox"
+	scores := []int64{(imageLocality{}).Score(state(img), newNodeInfo(withImage)), (imageLocality{}).Score(state(img), empty)}
+	(imageLocality{}).Normalize(scores)
+	if scores[0] <= 0 || scores[1] != 0 {
+		t.Fatalf("image locality scores %v, want the node holding the image ahead", scores)
+	}
+	pref := newNodeInfo(node("tainted", "4", "8Gi", nil))
+	pref.node.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectPreferNoSchedule}}
+	ts := []int64{(taintToleration{}).Score(s, pref), (taintToleration{}).Score(s, empty)}
+	(taintToleration{}).Normalize(ts)
+	if ts[0] >= ts[1] {
+		t.Fatalf("PreferNoSchedule taint scores %v, want the untainted node ahead", ts)
+	}
+}

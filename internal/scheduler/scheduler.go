@@ -52,9 +52,10 @@ type Scheduler struct {
 	recorder  record.EventRecorder
 	events    record.EventBroadcaster
 
-	bindSem   chan struct{}
-	nextStart int // round-robin start of the node scan
-	binds     sync.WaitGroup
+	bindSem      chan struct{}
+	nextStart    int // round-robin start of the node scan
+	spreadCounts spreadCounts
+	binds        sync.WaitGroup
 }
 
 // New builds a scheduler; Run starts it.
@@ -276,7 +277,7 @@ func (s *Scheduler) findNode(state *cycleState) (string, *diagnosis) {
 		return "", diag
 	}
 	state.affinity = prepareAffinity(state.pod, c.nodes, c.anyAntiAffinityLocked())
-	state.spread = prepareSpread(state.pod, c.nodes, state.nodeAffinity)
+	state.spread = prepareSpread(state.pod, c.nodes, state.nodeAffinity, &s.spreadCounts)
 
 	want := numFeasibleToFind(n)
 	feasible := make([]*nodeInfo, 0, min(want, n))

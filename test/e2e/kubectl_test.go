@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 const manifest = `apiVersion: v1
@@ -161,6 +167,36 @@ func TestExternalEtcd(t *testing.T) {
 func goarch() string {
 	out, _ := exec.Command("go", "env", "GOARCH").Output()
 	return strings.TrimSpace(string(out))
+}
+
+// TestUnauthenticatedIsRefused: TLS without a client certificate is 401.
+func TestUnauthenticatedIsRefused(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(cfg.TLSClientConfig.CAData)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(cfg.Host + "/api/v1/namespaces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"reason":"Unauthorized"`) {
+		t.Fatalf("anonymous request: %d %s", resp.StatusCode, body)
+	}
+	// Plain HTTP gets Go's TLS-port refusal, never the API.
+	if resp, err := http.Get(strings.Replace(cfg.Host, "https://", "http://", 1) + "/api"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(body), "APIVersions") {
+			t.Fatalf("plain HTTP: %d %s", resp.StatusCode, body)
+		}
+	}
 }
 
 func kubectlSuite(t *testing.T, k kubectl) {
