@@ -36,6 +36,8 @@ func main() {
 		err = runServer("up", os.Args[2:])
 	case "scheduler":
 		err = runScheduler(os.Args[2:])
+	case "controller-manager":
+		err = runControllerManager(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("skiff", cluster.KubernetesVersion+"+skiff")
 	case "help", "-h", "--help":
@@ -57,6 +59,8 @@ func usage() {
 commands:
   server    run etcd and the Kubernetes API server
   scheduler run the scheduler against an API server (--kubeconfig)
+  controller-manager
+            run the controllers against an API server (--kubeconfig)
   up        run a single-node cluster (today: the control plane; DIR/server/admin.kubeconfig)
   version   print the version
 `)
@@ -105,6 +109,7 @@ func runServer(cmd string, args []string) error {
 	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "IPv4 range Service cluster IPs are allocated from")
 	nodePorts := fs.String("service-node-port-range", "30000-32767", "port range NodePort services are allocated from")
 	noSched := fs.Bool("disable-scheduler", false, "do not run the built-in scheduler")
+	noCtrl := fs.Bool("disable-controllers", false, "do not run the built-in controller manager")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -127,7 +132,8 @@ func runServer(cmd string, args []string) error {
 	}
 	srv, err := cluster.StartServer(ctx, cluster.ServerConfig{
 		DataDir: dir, BindAddress: *bind, SecurePort: *port, EtcdServers: endpoints,
-		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, DisableScheduler: *noSched, Logger: log,
+		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, DisableScheduler: *noSched,
+		DisableControllers: *noCtrl, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -155,4 +161,19 @@ func runScheduler(args []string) error {
 	return cluster.RunScheduler(ctx, cluster.SchedulerConfig{
 		Kubeconfig: *kubeconfig, MetricsAddress: *metricsAddr, LeaderElect: *leaderElect, QPS: float32(*qps), Logger: log,
 	})
+}
+
+func runControllerManager(args []string) error {
+	fs := flag.NewFlagSet("controller-manager", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server")
+	leaderElect := fs.Bool("leader-elect", true, "take the kube-system/kube-controller-manager lease before reconciling")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(*logLevel)
+	slog.SetDefault(log)
+	ctx, stop := signalContext()
+	defer stop()
+	return cluster.RunControllerManager(ctx, cluster.ControllerManagerConfig{Kubeconfig: *kubeconfig, LeaderElect: *leaderElect, Logger: log})
 }

@@ -13,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/skiff-dev/skiff/internal/storage"
 )
 
@@ -96,14 +94,15 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 		}
 		grace := q.gracePeriod(cur, opts)
 		pending := len(m.GetFinalizers()) > 0 || grace > 0
+		nsObj, isNamespace := cur.(*corev1.Namespace)
+		if isNamespace && len(nsObj.Spec.Finalizers) > 0 {
+			// The namespace controller empties it, then finalizes it.
+			pending = true
+			nsObj.Status.Phase = corev1.NamespaceTerminating
+		}
 		if !pending {
 			if dry {
 				return cur, http.StatusOK, nil
-			}
-			if ns, ok := cur.(*corev1.Namespace); ok {
-				if err := q.emptyNamespace(ns.Name); err != nil {
-					return nil, 0, err
-				}
 			}
 			var held []string
 			if svc, ok := cur.(*corev1.Service); ok {
@@ -118,15 +117,19 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 			}
 			return cur, http.StatusOK, nil
 		}
+		code := http.StatusAccepted
+		if isNamespace {
+			code = http.StatusOK
+		}
 		if m.GetDeletionTimestamp() != nil {
 			// Already being deleted; a shorter grace period may still apply.
-			return cur, http.StatusAccepted, nil
+			return cur, code, nil
 		}
 		now := metav1.NewTime(time.Now().Add(time.Duration(grace) * time.Second))
 		m.SetDeletionTimestamp(&now)
 		m.SetDeletionGracePeriodSeconds(&grace)
 		if dry {
-			return cur, http.StatusAccepted, nil
+			return cur, code, nil
 		}
 		data, err := q.res.encode(cur)
 		if err != nil {
@@ -140,7 +143,7 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 			return nil, 0, storageError(err, q.res.gr, name)
 		}
 		m.SetResourceVersion(strconv.FormatInt(newRev, 10))
-		return cur, http.StatusAccepted, nil
+		return cur, code, nil
 	}
 }
 
@@ -193,29 +196,4 @@ func (q *request) deleteCollection() error {
 		deleted = append(deleted, obj)
 	}
 	return q.writeList(a, deleted, strconv.FormatInt(rev, 10), "", nil)
-}
-
-// emptyNamespace deletes every object in a namespace that is being
-// deleted. Upstream's namespace controller does this asynchronously;
-// Skiff does it in the delete request until its controller manager takes
-// over.
-func (q *request) emptyNamespace(ns string) error {
-	svcs := q.resources[corev1.SchemeGroupVersion.WithResource("services")]
-	entries, _ := svcs.cache.List(svcs.nsPrefix(ns), nil)
-	for _, e := range entries {
-		for _, k := range reservations(e.Obj.(*corev1.Service)) {
-			if _, err := svcs.store.Client().Delete(q.ctx, k); err != nil {
-				return fmt.Errorf("release %s: %w", k, err)
-			}
-		}
-	}
-	for _, r := range q.resources {
-		if !r.Namespaced {
-			continue
-		}
-		if _, err := r.store.Client().Delete(q.ctx, r.nsPrefix(ns), clientv3.WithPrefix()); err != nil {
-			return fmt.Errorf("delete contents of namespace %s: %w", ns, err)
-		}
-	}
-	return nil
 }

@@ -304,6 +304,12 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 			nm.SetManagedFields(cm.GetManagedFields())
 		}
 		switch {
+		case q.info.subresource == "finalize":
+			// Only the namespace's spec.finalizers may change.
+			finalizers := next.(*corev1.Namespace).Spec.Finalizers
+			next = cur.DeepCopyObject()
+			next.(*corev1.Namespace).Spec.Finalizers = finalizers
+			nm, _ = meta.Accessor(next)
 		case q.info.subresource == "status":
 			copyAllButStatus(next, cur)
 			keepMetaForStatus(nm, cm)
@@ -323,7 +329,9 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 			return nil, err
 		}
 		if nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 && !q.dryRun() {
-			return next, errDeleteInstead
+			if ns, ok := next.(*corev1.Namespace); !ok || len(ns.Spec.Finalizers) == 0 {
+				return next, errDeleteInstead
+			}
 		}
 		if q.dryRun() {
 			dry = next

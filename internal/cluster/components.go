@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/skiff-dev/skiff/internal/controllers/manager"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 	"github.com/skiff-dev/skiff/internal/scheduler"
 )
@@ -57,4 +58,21 @@ func RunScheduler(ctx context.Context, cfg SchedulerConfig) error {
 			cfg.Logger.Error("scheduler stopped", "err", err)
 		}
 	})
+}
+
+// ControllerManagerConfig configures `skiff controller-manager`.
+type ControllerManagerConfig struct {
+	Kubeconfig  string
+	LeaderElect bool
+	Logger      *slog.Logger
+}
+
+// RunControllerManager runs the controllers against a remote API server
+// until ctx ends.
+func RunControllerManager(ctx context.Context, cfg ControllerManagerConfig) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	return manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: cfg.LeaderElect, Logger: cfg.Logger})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/internal/apis"
@@ -27,6 +28,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/openapi"
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
+	"github.com/skiff-dev/skiff/internal/controllers/manager"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 	"github.com/skiff-dev/skiff/internal/scheduler"
 	"github.com/skiff-dev/skiff/internal/storage"
@@ -49,7 +51,9 @@ type ServerConfig struct {
 	NodePortRange string
 	// DisableScheduler leaves pod placement to an external scheduler.
 	DisableScheduler bool
-	Logger           *slog.Logger
+	// DisableControllers leaves reconciliation to an external controller manager.
+	DisableControllers bool
+	Logger             *slog.Logger
 }
 
 // Server is a running control plane.
@@ -66,14 +70,23 @@ type Server struct {
 	components sync.WaitGroup // in-process clients of the API server
 }
 
-// Client returns a client-go clientset for the admin user, without a
+// RESTConfig returns the admin user's client configuration, without a
 // client-side rate limit (in-process components are trusted).
-func (s *Server) Client() (kubernetes.Interface, error) {
+func (s *Server) RESTConfig() (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", s.Kubeconfig, err)
 	}
 	cfg.QPS, cfg.Burst = -1, 0
+	return cfg, nil
+}
+
+// Client returns a clientset for the admin user.
+func (s *Server) Client() (kubernetes.Interface, error) {
+	cfg, err := s.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
 	return kubernetes.NewForConfig(cfg)
 }
 
@@ -219,6 +232,20 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	if err := s.api.Bootstrap(ctx); err != nil {
 		return nil, err
+	}
+	if !cfg.DisableControllers {
+		rc, err := s.RESTConfig()
+		if err != nil {
+			return nil, err
+		}
+		s.components.Add(1)
+		go func() {
+			defer s.components.Done()
+			err := manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: true, Logger: cfg.Logger.With("component", "controller-manager")})
+			if err != nil {
+				cfg.Logger.Error("controller manager", "err", err)
+			}
+		}()
 	}
 	if !cfg.DisableScheduler {
 		client, err := s.Client()

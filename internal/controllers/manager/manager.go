@@ -1,0 +1,79 @@
+// Package manager runs Skiff's controllers: it builds the clients and the
+// shared informers they use, starts each controller, and (optionally) does
+// so only while holding the kube-system/kube-controller-manager Lease.
+package manager
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/skiff-dev/skiff/internal/controllers/namespace"
+	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/internal/leaderelect"
+)
+
+// Controller is one reconcile loop.
+type Controller interface {
+	Run(ctx context.Context)
+}
+
+// Config configures the manager.
+type Config struct {
+	RESTConfig  *rest.Config
+	LeaderElect bool
+	Logger      *slog.Logger
+}
+
+// Run runs every controller until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	client, err := kubernetes.NewForConfig(cfg.RESTConfig)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg.RESTConfig)
+	if err != nil {
+		return err
+	}
+	run := func(ctx context.Context) {
+		factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
+		log := cfg.Logger
+		controllers := map[string]Controller{
+			"namespace":      namespace.New(client, dyn, factory, log.With("controller", "namespace")),
+			"serviceaccount": serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
+		}
+		factory.Start(ctx.Done())
+		defer factory.Shutdown()
+		for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				log.Error("informer did not sync", "type", fmt.Sprint(typ))
+				return
+			}
+		}
+		var wg sync.WaitGroup
+		for name, c := range controllers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				log.Debug("controller started", "controller", name)
+				c.Run(ctx)
+			}()
+		}
+		wg.Wait()
+	}
+	if !cfg.LeaderElect {
+		run(ctx)
+		return nil
+	}
+	return leaderelect.Run(ctx, client, "kube-controller-manager", cfg.Logger, run)
+}
