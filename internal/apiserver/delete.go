@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -93,6 +94,13 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 			}
 		}
 		grace := q.gracePeriod(cur, opts)
+		added := false
+		if f := propagationFinalizer(opts); f != "" && !slices.Contains(m.GetFinalizers(), f) {
+			// The garbage collector carries out the policy and then
+			// removes the finalizer.
+			m.SetFinalizers(append(m.GetFinalizers(), f))
+			added = true
+		}
 		pending := len(m.GetFinalizers()) > 0 || grace > 0
 		nsObj, isNamespace := cur.(*corev1.Namespace)
 		if isNamespace && len(nsObj.Spec.Finalizers) > 0 {
@@ -121,13 +129,15 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 		if isNamespace {
 			code = http.StatusOK
 		}
-		if m.GetDeletionTimestamp() != nil {
+		if m.GetDeletionTimestamp() != nil && !added {
 			// Already being deleted; a shorter grace period may still apply.
 			return cur, code, nil
 		}
-		now := metav1.NewTime(time.Now().Add(time.Duration(grace) * time.Second))
-		m.SetDeletionTimestamp(&now)
-		m.SetDeletionGracePeriodSeconds(&grace)
+		if m.GetDeletionTimestamp() == nil {
+			now := metav1.NewTime(time.Now().Add(time.Duration(grace) * time.Second))
+			m.SetDeletionTimestamp(&now)
+			m.SetDeletionGracePeriodSeconds(&grace)
+		}
 		if dry {
 			return cur, code, nil
 		}
@@ -196,4 +206,20 @@ func (q *request) deleteCollection() error {
 		deleted = append(deleted, obj)
 	}
 	return q.writeList(a, deleted, strconv.FormatInt(rev, 10), "", nil)
+}
+
+// propagationFinalizer is the finalizer a deletion policy asks for.
+func propagationFinalizer(opts *metav1.DeleteOptions) string {
+	if opts.PropagationPolicy != nil {
+		switch *opts.PropagationPolicy {
+		case metav1.DeletePropagationForeground:
+			return metav1.FinalizerDeleteDependents
+		case metav1.DeletePropagationOrphan:
+			return metav1.FinalizerOrphanDependents
+		}
+	}
+	if opts.OrphanDependents != nil && *opts.OrphanDependents {
+		return metav1.FinalizerOrphanDependents
+	}
+	return ""
 }

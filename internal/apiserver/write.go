@@ -293,6 +293,9 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 		if rv := nm.GetResourceVersion(); rv != "" && rv != cm.GetResourceVersion() {
 			return nil, apierrors.NewConflict(q.res.gr, name, errors.New(conflictMessage))
 		}
+		if uid := nm.GetUID(); uid != "" && uid != cm.GetUID() {
+			return nil, apierrors.NewConflict(q.res.gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, cm.GetUID()))
+		}
 		nm.SetNamespace(cm.GetNamespace())
 		nm.SetUID(cm.GetUID())
 		nm.SetCreationTimestamp(cm.GetCreationTimestamp())

@@ -13,8 +13,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
 	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
@@ -45,12 +47,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	metaClient, err := metadata.NewForConfig(cfg.RESTConfig)
+	if err != nil {
+		return err
+	}
 	run := func(ctx context.Context) {
 		factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
 		log := cfg.Logger
 		controllers := map[string]Controller{
-			"namespace":      namespace.New(client, dyn, factory, log.With("controller", "namespace")),
-			"serviceaccount": serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
+			"namespace":        namespace.New(client, dyn, factory, log.With("controller", "namespace")),
+			"serviceaccount":   serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
+			"garbagecollector": garbagecollector.New(metaClient, client.Discovery(), log.With("controller", "garbagecollector")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
