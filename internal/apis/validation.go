@@ -172,8 +172,14 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 				errs = append(errs, field.Required(ip.Child("image"), ""))
 			}
 			for j, port := range c.Ports {
+				pp := ip.Child("ports").Index(j)
 				for _, msg := range validation.IsValidPortNum(int(port.ContainerPort)) {
-					errs = append(errs, field.Invalid(ip.Child("ports").Index(j).Child("containerPort"), port.ContainerPort, msg))
+					errs = append(errs, field.Invalid(pp.Child("containerPort"), port.ContainerPort, msg))
+				}
+				if port.HostPort != 0 {
+					for _, msg := range validation.IsValidPortNum(int(port.HostPort)) {
+						errs = append(errs, field.Invalid(pp.Child("hostPort"), port.HostPort, msg))
+					}
 				}
 			}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
+	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
 	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 )
@@ -58,6 +59,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"namespace":        namespace.New(client, dyn, factory, log.With("controller", "namespace")),
 			"serviceaccount":   serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
 			"garbagecollector": garbagecollector.New(metaClient, client.Discovery(), log.With("controller", "garbagecollector")),
+			"replicaset":       replicaset.New(client, factory, log.With("controller", "replicaset")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
