@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,15 +19,14 @@ import (
 )
 
 func TestSlowStartStopsAtFirstFailingBatch(t *testing.T) {
-	calls := 0
+	var calls atomic.Int32
 	done, err := slowStart(100, func() error {
-		calls++
-		if calls > 3 {
+		if calls.Add(1) > 3 {
 			return errors.New("refused")
 		}
 		return nil
 	})
-	if err == nil || done != 3 || calls != 7 {
+	if err == nil || done != 3 || calls.Load() != 7 {
 		t.Fatalf("done=%d calls=%d err=%v, want batches 1+2 ok and the batch of 4 failing", done, calls, err)
 	}
 }
