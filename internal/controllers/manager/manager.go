@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-dev/skiff/internal/controllers/deployment"
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
 	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
@@ -60,6 +61,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"serviceaccount":   serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
 			"garbagecollector": garbagecollector.New(metaClient, client.Discovery(), log.With("controller", "garbagecollector")),
 			"replicaset":       replicaset.New(client, factory, log.With("controller", "replicaset")),
+			"deployment":       deployment.New(client, factory, log.With("controller", "deployment")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

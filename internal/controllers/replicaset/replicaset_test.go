@@ -27,7 +27,7 @@ func TestSlowStartStopsAtFirstFailingBatch(t *testing.T) {
 		return nil
 	})
 	if err == nil || done != 3 || calls.Load() != 7 {
-		t.Fatalf("done=%d calls=%d err=%v, want batches 1+2 ok and the batch of 4 failing", done, calls, err)
+		t.Fatalf("done=%d calls=%d err=%v, want batches 1+2 ok and the batch of 4 failing", done, calls.Load(), err)
 	}
 }
 
