@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/internal/controllers/deployment"
+	"github.com/skiff-dev/skiff/internal/controllers/endpoints"
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
 	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
@@ -62,6 +63,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"garbagecollector": garbagecollector.New(metaClient, client.Discovery(), log.With("controller", "garbagecollector")),
 			"replicaset":       replicaset.New(client, factory, log.With("controller", "replicaset")),
 			"deployment":       deployment.New(client, factory, log.With("controller", "deployment")),
+			"endpoints":        endpoints.New(client, factory, log.With("controller", "endpoints")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
