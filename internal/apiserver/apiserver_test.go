@@ -310,7 +310,11 @@ func TestServiceAddressAllocation(t *testing.T) {
 			Type: typ, ClusterIP: ip, Ports: []corev1.ServicePort{{Port: 80, NodePort: nodePort}},
 		}}
 	}
-	seen := map[string]bool{"10.96.0.1": true}
+	// Taken before the random allocations, so that none of them can take it.
+	if _, err := svcs.Create(ctx, svc("fixed", "10.96.0.200", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{"10.96.0.1": true, "10.96.0.200": true}
 	for i := 0; i < 20; i++ {
 		s, err := svcs.Create(ctx, svc(fmt.Sprintf("s%d", i), "", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{})
 		if err != nil {
@@ -321,9 +325,6 @@ func TestServiceAddressAllocation(t *testing.T) {
 			t.Fatalf("service %d got cluster IP %q (seen: %v)", i, s.Spec.ClusterIP, seen)
 		}
 		seen[s.Spec.ClusterIP] = true
-	}
-	if _, err := svcs.Create(ctx, svc("fixed", "10.96.0.200", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
 	}
 	if _, err := svcs.Create(ctx, svc("clash", "10.96.0.200", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
 		t.Fatalf("taken cluster IP: %v, want Invalid", err)
