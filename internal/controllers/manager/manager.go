@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/deployment"
 	"github.com/skiff-dev/skiff/internal/controllers/endpoints"
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
+	"github.com/skiff-dev/skiff/internal/controllers/job"
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
 	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
 	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
@@ -64,6 +65,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"replicaset":       replicaset.New(client, factory, log.With("controller", "replicaset")),
 			"deployment":       deployment.New(client, factory, log.With("controller", "deployment")),
 			"endpoints":        endpoints.New(client, factory, log.With("controller", "endpoints")),
+			"job":              job.New(client, factory, log.With("controller", "job")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
