@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-dev/skiff/internal/controllers/cronjob"
 	"github.com/skiff-dev/skiff/internal/controllers/deployment"
 	"github.com/skiff-dev/skiff/internal/controllers/endpoints"
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
@@ -66,6 +67,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"deployment":       deployment.New(client, factory, log.With("controller", "deployment")),
 			"endpoints":        endpoints.New(client, factory, log.With("controller", "endpoints")),
 			"job":              job.New(client, factory, log.With("controller", "job")),
+			"cronjob":          cronjob.New(client, factory, log.With("controller", "cronjob")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
