@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiff-dev/skiff/internal/nodeaffinity"
 )
 
 // cycleState is what one scheduling attempt computes about its pod once,
@@ -15,8 +17,8 @@ type cycleState struct {
 	requests               resources
 	nonZeroCPU, nonZeroMem int64
 	hostPorts              []hostPort
-	nodeAffinity           *nodeSelector // required: nodeSelector and required node affinity
-	preferred              []weightedTerm
+	nodeAffinity           *nodeaffinity.Selector // required: nodeSelector and required node affinity
+	preferred              []nodeaffinity.WeightedTerm
 	affinity               *affinityState // nil when no pod (anti-)affinity is involved
 	spread                 *spreadState   // nil when the pod has no topology spread constraints
 }

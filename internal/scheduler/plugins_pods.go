@@ -4,6 +4,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiff-dev/skiff/internal/nodeaffinity"
 )
 
 // podTerm is a parsed PodAffinityTerm.
@@ -268,7 +270,7 @@ func (sc *spreadCounts) count(key string, ni *nodeInfo, namespace string, sel la
 // prepareSpread counts matching pods per domain over the nodes the pod may
 // use (those with the key that pass its node affinity). The cache lock is
 // held; counts is only used by the scheduling goroutine.
-func prepareSpread(pod *corev1.Pod, nodes map[string]*nodeInfo, required *nodeSelector, counts *spreadCounts) *spreadState {
+func prepareSpread(pod *corev1.Pod, nodes map[string]*nodeInfo, required *nodeaffinity.Selector, counts *spreadCounts) *spreadState {
 	if len(pod.Spec.TopologySpreadConstraints) == 0 {
 		return nil
 	}
@@ -288,7 +290,7 @@ func prepareSpread(pod *corev1.Pod, nodes map[string]*nodeInfo, required *nodeSe
 		keys = append(keys, pod.Namespace+"|"+sel.String())
 	}
 	for _, ni := range nodes {
-		if required != nil && !required.matches(ni.node) {
+		if required != nil && !required.Matches(ni.node) {
 			continue
 		}
 		for i := range st.constraints {

@@ -24,6 +24,8 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-dev/skiff/internal/nodeaffinity"
 )
 
 // SchedulerName is the name pods ask for by default.
@@ -219,8 +221,8 @@ func (s *Scheduler) prepare(pod *corev1.Pod) *cycleState {
 	st := &cycleState{
 		pod: pod, requests: req, nonZeroCPU: cpu, nonZeroMem: mem,
 		hostPorts:    podHostPorts(pod),
-		nodeAffinity: requiredNodeSelector(pod),
-		preferred:    preferredTerms(pod),
+		nodeAffinity: nodeaffinity.Required(pod),
+		preferred:    nodeaffinity.Preferred(pod),
 	}
 	return st
 }
