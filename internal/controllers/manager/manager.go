@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/internal/controllers/cronjob"
+	"github.com/skiff-dev/skiff/internal/controllers/daemonset"
 	"github.com/skiff-dev/skiff/internal/controllers/deployment"
 	"github.com/skiff-dev/skiff/internal/controllers/endpoints"
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
@@ -68,6 +69,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"endpoints":        endpoints.New(client, factory, log.With("controller", "endpoints")),
 			"job":              job.New(client, factory, log.With("controller", "job")),
 			"cronjob":          cronjob.New(client, factory, log.With("controller", "cronjob")),
+			"daemonset":        daemonset.New(client, factory, log.With("controller", "daemonset")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

@@ -1,0 +1,472 @@
+// Package daemonset runs one pod of each DaemonSet on every eligible node:
+// nodes its node selector and affinity accept and whose taints it
+// tolerates (with the tolerations upstream adds to daemon pods). Pods are
+// pinned to their node with a node-name affinity and placed by the
+// scheduler; RollingUpdate replaces outdated pods maxUnavailable at a
+// time; ControllerRevisions record each template.
+package daemonset
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	listersappsv1 "k8s.io/client-go/listers/apps/v1"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/nodeaffinity"
+)
+
+var gvk = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
+
+// RevisionHashLabel ties pods and revisions to a template.
+const RevisionHashLabel = appsv1.ControllerRevisionHashLabelKey
+
+// daemonTolerations are added to every daemon pod, as upstream does, so
+// that node conditions do not evict node agents.
+var daemonTolerations = []corev1.Toleration{
+	{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+	{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+	{Key: corev1.TaintNodeDiskPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodeMemoryPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodePIDPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+}
+
+// Controller reconciles DaemonSets.
+type Controller struct {
+	client    kubernetes.Interface
+	dsLister  listersappsv1.DaemonSetLister
+	nodes     listerscorev1.NodeLister
+	pods      listerscorev1.PodLister
+	revisions listersappsv1.ControllerRevisionLister
+	synced    []cache.InformerSynced
+	queue     workqueue.TypedRateLimitingInterface[string]
+	expect    *controllerutil.Expectations
+	recorder  record.EventRecorder
+	events    record.EventBroadcaster
+	log       *slog.Logger
+}
+
+// New builds the controller on factory's informers.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
+	ds := factory.Apps().V1().DaemonSets()
+	nodes := factory.Core().V1().Nodes()
+	pods := factory.Core().V1().Pods()
+	revs := factory.Apps().V1().ControllerRevisions()
+	c := &Controller{
+		client: client, dsLister: ds.Lister(), nodes: nodes.Lister(), pods: pods.Lister(), revisions: revs.Lister(), log: log,
+		synced: []cache.InformerSynced{ds.Informer().HasSynced, nodes.Informer().HasSynced, pods.Informer().HasSynced, revs.Informer().HasSynced},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset"}),
+		expect: controllerutil.NewExpectations(),
+		events: record.NewBroadcaster(),
+	}
+	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "daemonset-controller"})
+	enqueue := func(o any) {
+		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
+			c.queue.Add(key)
+		}
+	}
+	all := func(any) {
+		sets, _ := c.dsLister.List(labels.Everything())
+		for _, s := range sets {
+			enqueue(s)
+		}
+	}
+	_, _ = ds.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
+	_, _ = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: all, UpdateFunc: func(_, o any) { all(o) }, DeleteFunc: all})
+	podEvent := func(o any, adds, dels int) {
+		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = t.Obj
+		}
+		p, ok := o.(*corev1.Pod)
+		if !ok {
+			return
+		}
+		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == gvk.Kind {
+			key := p.Namespace + "/" + ref.Name
+			c.expect.Observed(key, adds, dels)
+			c.queue.Add(key)
+		}
+	}
+	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { podEvent(o, 1, 0) }, UpdateFunc: func(_, o any) { podEvent(o, 0, 0) }, DeleteFunc: func(o any) { podEvent(o, 0, 1) },
+	})
+	return c
+}
+
+// Run reconciles until ctx ends.
+func (c *Controller) Run(ctx context.Context) {
+	defer c.queue.ShutDown()
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	defer c.events.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	for i := 0; i < 2; i++ {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for {
+		key, quit := c.queue.Get()
+		if quit {
+			return
+		}
+		if err := c.sync(ctx, key); err != nil {
+			c.log.Debug("daemonset sync failed", "key", key, "err", err)
+			c.queue.AddRateLimited(key)
+		} else {
+			c.queue.Forget(key)
+		}
+		c.queue.Done(key)
+	}
+}
+
+// podTemplate is the template with the daemon tolerations added.
+func podTemplate(ds *appsv1.DaemonSet) *corev1.PodTemplateSpec {
+	t := ds.Spec.Template.DeepCopy()
+	for _, tol := range daemonTolerations {
+		have := false
+		for _, existing := range t.Spec.Tolerations {
+			if existing.Key == tol.Key && existing.Effect == tol.Effect {
+				have = true
+			}
+		}
+		if !have {
+			t.Spec.Tolerations = append(t.Spec.Tolerations, tol)
+		}
+	}
+	return t
+}
+
+// eligible reports whether a daemon pod belongs on node.
+func eligible(tmpl *corev1.PodTemplateSpec, node *corev1.Node) bool {
+	pod := &corev1.Pod{Spec: tmpl.Spec}
+	if sel := nodeaffinity.Required(pod); sel != nil && !sel.Matches(node) {
+		return false
+	}
+	for i := range node.Spec.Taints {
+		t := &node.Spec.Taints[i]
+		if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
+			continue
+		}
+		ok := false
+		for j := range tmpl.Spec.Tolerations {
+			if tmpl.Spec.Tolerations[j].ToleratesTaint(klog.Background(), t, false) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// nodeOf is the node a daemon pod is bound or pinned to.
+func nodeOf(p *corev1.Pod) string {
+	if p.Spec.NodeName != "" {
+		return p.Spec.NodeName
+	}
+	if a := p.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, f := range t.MatchFields {
+				if f.Key == "metadata.name" && len(f.Values) == 1 {
+					return f.Values[0]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func templateHash(t *corev1.PodTemplateSpec) string {
+	h := fnv.New32a()
+	b, _ := json.Marshal(t)
+	h.Write(b)
+	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	ds, err := c.dsLister.DaemonSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.expect.Delete(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ds = ds.DeepCopy()
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil || sel.Empty() || ds.DeletionTimestamp != nil {
+		return nil
+	}
+	tmpl := podTemplate(ds)
+	hash := templateHash(&ds.Spec.Template)
+	if err := c.ensureRevision(ctx, ds, hash); err != nil {
+		return err
+	}
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	nsPods, err := c.pods.Pods(ns).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	var live []*corev1.Pod
+	for _, p := range nsPods {
+		if p.DeletionTimestamp == nil {
+			live = append(live, p)
+		}
+	}
+	owned, err := controllerutil.ClaimPods(ctx, c.client, ds, gvk, sel, live)
+	if err != nil {
+		return err
+	}
+	byNode := map[string][]*corev1.Pod{}
+	for _, p := range owned {
+		byNode[nodeOf(p)] = append(byNode[nodeOf(p)], p)
+	}
+	var create []string
+	var remove []*corev1.Pod
+	wanted := map[string]bool{}
+	for _, n := range nodes {
+		if !eligible(tmpl, n) {
+			remove = append(remove, byNode[n.Name]...)
+			continue
+		}
+		wanted[n.Name] = true
+		pods := byNode[n.Name]
+		var running []*corev1.Pod
+		for _, p := range pods {
+			if p.Status.Phase == corev1.PodFailed {
+				remove = append(remove, p) // replaced below
+				continue
+			}
+			running = append(running, p)
+		}
+		if len(running) == 0 {
+			create = append(create, n.Name)
+			continue
+		}
+		sort.Slice(running, func(i, j int) bool { return running[i].CreationTimestamp.Before(&running[j].CreationTimestamp) })
+		remove = append(remove, running[1:]...) // one per node
+	}
+	for node, pods := range byNode {
+		if !wanted[node] {
+			remove = append(remove, pods...)
+		}
+	}
+	if c.expect.Satisfied(key) {
+		remove = append(remove, c.outdated(ds, hash, owned, wanted)...)
+		c.expect.Expect(key, len(create), len(dedupe(remove)))
+		for _, node := range create {
+			if err := c.createPod(ctx, ds, tmpl, hash, node); err != nil {
+				c.expect.Observed(key, 1, 0)
+				return err
+			}
+		}
+		for _, p := range dedupe(remove) {
+			err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+			if err != nil {
+				c.expect.Observed(key, 0, 1)
+				if !apierrors.IsNotFound(err) {
+					return err
+				}
+				continue
+			}
+			c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+		}
+	}
+	return c.updateStatus(ctx, ds, hash, owned, wanted)
+}
+
+func dedupe(pods []*corev1.Pod) []*corev1.Pod {
+	seen := map[string]bool{}
+	var out []*corev1.Pod
+	for _, p := range pods {
+		if !seen[string(p.UID)] {
+			seen[string(p.UID)] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// outdated picks pods of an old template to replace under RollingUpdate,
+// keeping at most maxUnavailable daemon pods unavailable.
+func (c *Controller) outdated(ds *appsv1.DaemonSet, hash string, owned []*corev1.Pod, wanted map[string]bool) []*corev1.Pod {
+	if ds.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+		return nil
+	}
+	maxUnavailable := 1
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
+		if n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, len(wanted), true); err == nil {
+			maxUnavailable = max(n, 1)
+		}
+	}
+	unavailable := len(wanted)
+	var old []*corev1.Pod
+	for _, p := range owned {
+		if !wanted[nodeOf(p)] {
+			continue
+		}
+		if controllerutil.IsPodAvailable(p, ds.Spec.MinReadySeconds, time.Now()) {
+			unavailable--
+		}
+		if p.Labels[RevisionHashLabel] != hash {
+			old = append(old, p)
+		}
+	}
+	var out []*corev1.Pod
+	// Unavailable old pods go first; they cost no availability.
+	sort.Slice(old, func(i, j int) bool { return !controllerutil.IsPodReady(old[i]) && controllerutil.IsPodReady(old[j]) })
+	for _, p := range old {
+		if !controllerutil.IsPodReady(p) {
+			out = append(out, p)
+			continue
+		}
+		if unavailable >= maxUnavailable {
+			break
+		}
+		out = append(out, p)
+		unavailable++
+	}
+	return out
+}
+
+func (c *Controller) createPod(ctx context.Context, ds *appsv1.DaemonSet, tmpl *corev1.PodTemplateSpec, hash, node string) error {
+	t := tmpl.DeepCopy()
+	labelsWithHash := map[string]string{RevisionHashLabel: hash}
+	for k, v := range t.Labels {
+		labelsWithHash[k] = v
+	}
+	pin := corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{{
+		Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node},
+	}}}
+	if t.Spec.Affinity == nil {
+		t.Spec.Affinity = &corev1.Affinity{}
+	}
+	if t.Spec.Affinity.NodeAffinity == nil {
+		t.Spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
+	}
+	t.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{pin}}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: ds.Name + "-", Namespace: ds.Namespace, Labels: labelsWithHash, Annotations: t.Annotations,
+			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(ds, gvk)},
+		},
+		Spec: t.Spec,
+	}
+	created, err := c.client.CoreV1().Pods(ds.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+		return err
+	}
+	c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
+	return nil
+}
+
+// ensureRevision records the current template as a ControllerRevision.
+func (c *Controller) ensureRevision(ctx context.Context, ds *appsv1.DaemonSet, hash string) error {
+	revs, err := c.revisions.ControllerRevisions(ds.Namespace).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	var top int64
+	for _, r := range revs {
+		if ref := metav1.GetControllerOf(r); ref == nil || ref.UID != ds.UID {
+			continue
+		}
+		if r.Labels[RevisionHashLabel] == hash {
+			return nil
+		}
+		top = max(top, r.Revision)
+	}
+	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": ds.Spec.Template, "$patch": "replace"}})
+	if err != nil {
+		return err
+	}
+	rev := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ds.Name + "-" + hash, Namespace: ds.Namespace, Labels: map[string]string{RevisionHashLabel: hash},
+			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(ds, gvk)},
+		},
+		Data:     runtime.RawExtension{Raw: data},
+		Revision: top + 1,
+	}
+	_, err = c.client.AppsV1().ControllerRevisions(ds.Namespace).Create(ctx, rev, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+func (c *Controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, hash string, owned []*corev1.Pod, wanted map[string]bool) error {
+	st := appsv1.DaemonSetStatus{DesiredNumberScheduled: int32(len(wanted)), ObservedGeneration: ds.Generation, CollisionCount: ds.Status.CollisionCount}
+	counted := map[string]bool{}
+	for _, p := range owned {
+		node := nodeOf(p)
+		if !wanted[node] {
+			st.NumberMisscheduled++
+			continue
+		}
+		if counted[node] {
+			continue
+		}
+		counted[node] = true
+		st.CurrentNumberScheduled++
+		if controllerutil.IsPodReady(p) {
+			st.NumberReady++
+		}
+		if controllerutil.IsPodAvailable(p, ds.Spec.MinReadySeconds, time.Now()) {
+			st.NumberAvailable++
+		}
+		if p.Labels[RevisionHashLabel] == hash {
+			st.UpdatedNumberScheduled++
+		}
+	}
+	st.NumberUnavailable = max(st.DesiredNumberScheduled-st.NumberAvailable, 0)
+	if equality.Semantic.DeepEqual(ds.Status, st) {
+		return nil
+	}
+	ds.Status = st
+	_, err := c.client.AppsV1().DaemonSets(ds.Namespace).UpdateStatus(ctx, ds, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
