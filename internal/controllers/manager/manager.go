@@ -25,6 +25,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
 	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
 	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/internal/controllers/statefulset"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 )
 
@@ -70,6 +71,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"job":              job.New(client, factory, log.With("controller", "job")),
 			"cronjob":          cronjob.New(client, factory, log.With("controller", "cronjob")),
 			"daemonset":        daemonset.New(client, factory, log.With("controller", "daemonset")),
+			"statefulset":      statefulset.New(client, factory, log.With("controller", "statefulset")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

@@ -1,0 +1,426 @@
+// Package statefulset runs StatefulSets: pods named <set>-<ordinal> with a
+// stable hostname and subdomain, created in order (OrderedReady waits for
+// each to be Running and Ready) or all at once (Parallel), removed from
+// the highest ordinal down; volumeClaimTemplates become PVCs named
+// <template>-<set>-<ordinal> that outlive their pods; RollingUpdate
+// replaces pods from the highest ordinal down to the partition.
+package statefulset
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	listersappsv1 "k8s.io/client-go/listers/apps/v1"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+)
+
+var gvk = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
+
+// Labels set on stateful pods, as upstream.
+const (
+	PodNameLabel  = appsv1.StatefulSetPodNameLabel
+	PodIndexLabel = appsv1.PodIndexLabel
+	RevisionLabel = appsv1.ControllerRevisionHashLabelKey
+)
+
+// Controller reconciles StatefulSets.
+type Controller struct {
+	client    kubernetes.Interface
+	sets      listersappsv1.StatefulSetLister
+	pods      listerscorev1.PodLister
+	claims    listerscorev1.PersistentVolumeClaimLister
+	revisions listersappsv1.ControllerRevisionLister
+	synced    []cache.InformerSynced
+	queue     workqueue.TypedRateLimitingInterface[string]
+	recorder  record.EventRecorder
+	events    record.EventBroadcaster
+	log       *slog.Logger
+}
+
+// New builds the controller on factory's informers.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
+	sets := factory.Apps().V1().StatefulSets()
+	pods := factory.Core().V1().Pods()
+	pvcs := factory.Core().V1().PersistentVolumeClaims()
+	revs := factory.Apps().V1().ControllerRevisions()
+	c := &Controller{
+		client: client, sets: sets.Lister(), pods: pods.Lister(), claims: pvcs.Lister(), revisions: revs.Lister(), log: log,
+		synced: []cache.InformerSynced{sets.Informer().HasSynced, pods.Informer().HasSynced, pvcs.Informer().HasSynced, revs.Informer().HasSynced},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "statefulset"}),
+		events: record.NewBroadcaster(),
+	}
+	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "statefulset-controller"})
+	enqueue := func(o any) {
+		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
+			c.queue.Add(key)
+		}
+	}
+	_, _ = sets.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
+	podEvent := func(o any) {
+		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = t.Obj
+		}
+		if p, ok := o.(*corev1.Pod); ok {
+			if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == gvk.Kind {
+				c.queue.Add(p.Namespace + "/" + ref.Name)
+			}
+		}
+	}
+	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: podEvent, UpdateFunc: func(_, o any) { podEvent(o) }, DeleteFunc: podEvent})
+	return c
+}
+
+// Run reconciles until ctx ends.
+func (c *Controller) Run(ctx context.Context) {
+	defer c.queue.ShutDown()
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	defer c.events.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	for i := 0; i < 2; i++ {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for {
+		key, quit := c.queue.Get()
+		if quit {
+			return
+		}
+		if err := c.sync(ctx, key); err != nil {
+			c.log.Debug("statefulset sync failed", "key", key, "err", err)
+			c.queue.AddRateLimited(key)
+		} else {
+			c.queue.Forget(key)
+		}
+		c.queue.Done(key)
+	}
+}
+
+func ordinalOf(set *appsv1.StatefulSet, p *corev1.Pod) (int, bool) {
+	suffix, ok := strings.CutPrefix(p.Name, set.Name+"-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(suffix)
+	return n, err == nil && n >= 0
+}
+
+func revisionHash(t *corev1.PodTemplateSpec) string {
+	h := fnv.New32a()
+	b, _ := json.Marshal(t)
+	h.Write(b)
+	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
+}
+
+func runningAndReady(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodRunning && controllerutil.IsPodReady(p)
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	set, err := c.sets.StatefulSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	set = set.DeepCopy()
+	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
+	if err != nil || sel.Empty() || set.DeletionTimestamp != nil {
+		return nil
+	}
+	updateRev := revisionHash(&set.Spec.Template)
+	if err := c.ensureRevision(ctx, set, updateRev); err != nil {
+		return err
+	}
+	nsPods, err := c.pods.Pods(ns).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	owned, err := controllerutil.ClaimPods(ctx, c.client, set, gvk, sel, nsPods)
+	if err != nil {
+		return err
+	}
+	replicas := 1
+	if set.Spec.Replicas != nil {
+		replicas = int(*set.Spec.Replicas)
+	}
+	byOrdinal := map[int]*corev1.Pod{}
+	var condemned []*corev1.Pod // ordinals at or beyond replicas, highest first
+	for _, p := range owned {
+		i, ok := ordinalOf(set, p)
+		if !ok {
+			continue
+		}
+		if i >= replicas {
+			condemned = append(condemned, p)
+			continue
+		}
+		byOrdinal[i] = p
+	}
+	ordered := set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement
+	err = c.reconcilePods(ctx, set, updateRev, replicas, byOrdinal, condemned, ordered)
+	if serr := c.updateStatus(ctx, set, updateRev, owned, replicas); serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (c *Controller) reconcilePods(ctx context.Context, set *appsv1.StatefulSet, rev string, replicas int,
+	byOrdinal map[int]*corev1.Pod, condemned []*corev1.Pod, ordered bool) error {
+	// Create or replace missing and failed pods, lowest ordinal first.
+	for i := 0; i < replicas; i++ {
+		p := byOrdinal[i]
+		switch {
+		case p == nil:
+			if err := c.createPod(ctx, set, rev, i); err != nil {
+				return err
+			}
+			if ordered {
+				return nil // one at a time: wait for it to be ready
+			}
+			continue
+		case p.Status.Phase == corev1.PodFailed && p.DeletionTimestamp == nil:
+			if err := c.deletePod(ctx, set, p); err != nil {
+				return err
+			}
+			if ordered {
+				return nil
+			}
+			continue
+		}
+		if ordered && (p.DeletionTimestamp != nil || !runningAndReady(p)) {
+			return nil // the next ordinal waits for this one
+		}
+	}
+	// Scale down from the highest ordinal.
+	sortByOrdinalDesc(set, condemned)
+	for _, p := range condemned {
+		if p.DeletionTimestamp == nil {
+			if err := c.deletePod(ctx, set, p); err != nil {
+				return err
+			}
+		}
+		if ordered {
+			return nil
+		}
+	}
+	// Rolling update, highest ordinal first, down to the partition.
+	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		return nil
+	}
+	partition := 0
+	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+		partition = int(*ru.Partition)
+	}
+	for i := replicas - 1; i >= partition; i-- {
+		p := byOrdinal[i]
+		if p == nil || p.DeletionTimestamp != nil {
+			return nil
+		}
+		if p.Labels[RevisionLabel] != rev {
+			return c.deletePod(ctx, set, p) // recreated at the new revision
+		}
+		if !runningAndReady(p) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func sortByOrdinalDesc(set *appsv1.StatefulSet, pods []*corev1.Pod) {
+	for i := 1; i < len(pods); i++ {
+		for j := i; j > 0; j-- {
+			a, _ := ordinalOf(set, pods[j-1])
+			b, _ := ordinalOf(set, pods[j])
+			if a < b {
+				pods[j-1], pods[j] = pods[j], pods[j-1]
+			}
+		}
+	}
+}
+
+func (c *Controller) createPod(ctx context.Context, set *appsv1.StatefulSet, rev string, ordinal int) error {
+	t := set.Spec.Template.DeepCopy()
+	name := fmt.Sprintf("%s-%d", set.Name, ordinal)
+	lbls := map[string]string{PodNameLabel: name, PodIndexLabel: strconv.Itoa(ordinal), RevisionLabel: rev}
+	for k, v := range t.Labels {
+		lbls[k] = v
+	}
+	spec := t.Spec
+	spec.Hostname = name
+	spec.Subdomain = set.Spec.ServiceName
+	for _, tmpl := range set.Spec.VolumeClaimTemplates {
+		claim := fmt.Sprintf("%s-%s", tmpl.Name, name)
+		if err := c.ensureClaim(ctx, set, tmpl, claim); err != nil {
+			return err
+		}
+		vol := corev1.Volume{Name: tmpl.Name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
+		}}
+		replaced := false
+		for i := range spec.Volumes {
+			if spec.Volumes[i].Name == tmpl.Name {
+				spec.Volumes[i], replaced = vol, true
+			}
+		}
+		if !replaced {
+			spec.Volumes = append(spec.Volumes, vol)
+		}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: set.Namespace, Labels: lbls, Annotations: t.Annotations,
+			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(set, gvk)},
+		},
+		Spec: spec,
+	}
+	_, err := c.client.CoreV1().Pods(set.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		c.recorder.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Pod %s in StatefulSet %s failed error: %v", name, set.Name, err)
+		return err
+	}
+	c.recorder.Eventf(set, corev1.EventTypeNormal, "SuccessfulCreate", "create Pod %s in StatefulSet %s successful", name, set.Name)
+	return nil
+}
+
+// ensureClaim creates a pod's claim from its template if it is missing.
+// Claims are not owned by the pod: they survive it and are re-used.
+func (c *Controller) ensureClaim(ctx context.Context, set *appsv1.StatefulSet, tmpl corev1.PersistentVolumeClaim, name string) error {
+	if _, err := c.claims.PersistentVolumeClaims(set.Namespace).Get(name); err == nil {
+		return nil
+	}
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: set.Namespace, Labels: tmpl.Labels, Annotations: tmpl.Annotations},
+		Spec:       tmpl.Spec,
+	}
+	if p := set.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && p.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+		claim.OwnerReferences = []metav1.OwnerReference{controllerutil.ControllerRef(set, gvk)}
+	}
+	_, err := c.client.CoreV1().PersistentVolumeClaims(set.Namespace).Create(ctx, claim, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err == nil {
+		c.recorder.Eventf(set, corev1.EventTypeNormal, "SuccessfulCreate", "create Claim %s for StatefulSet %s success", name, set.Name)
+	}
+	return err
+}
+
+func (c *Controller) deletePod(ctx context.Context, set *appsv1.StatefulSet, p *corev1.Pod) error {
+	err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err == nil {
+		c.recorder.Eventf(set, corev1.EventTypeNormal, "SuccessfulDelete", "delete Pod %s in StatefulSet %s successful", p.Name, set.Name)
+	}
+	return err
+}
+
+func (c *Controller) ensureRevision(ctx context.Context, set *appsv1.StatefulSet, hash string) error {
+	revs, err := c.revisions.ControllerRevisions(set.Namespace).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	var top int64
+	for _, r := range revs {
+		if ref := metav1.GetControllerOf(r); ref == nil || ref.UID != set.UID {
+			continue
+		}
+		if r.Labels[RevisionLabel] == hash {
+			return nil
+		}
+		top = max(top, r.Revision)
+	}
+	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": set.Spec.Template, "$patch": "replace"}})
+	if err != nil {
+		return err
+	}
+	_, err = c.client.AppsV1().ControllerRevisions(set.Namespace).Create(ctx, &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: set.Name + "-" + hash, Namespace: set.Namespace, Labels: map[string]string{RevisionLabel: hash},
+			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(set, gvk)},
+		},
+		Data: runtime.RawExtension{Raw: data}, Revision: top + 1,
+	}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+func (c *Controller) updateStatus(ctx context.Context, set *appsv1.StatefulSet, rev string, owned []*corev1.Pod, replicas int) error {
+	st := appsv1.StatefulSetStatus{
+		ObservedGeneration: set.Generation, UpdateRevision: rev, CurrentRevision: set.Status.CurrentRevision,
+		CollisionCount: set.Status.CollisionCount,
+	}
+	for _, p := range owned {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		st.Replicas++
+		if controllerutil.IsPodReady(p) {
+			st.ReadyReplicas++
+			if controllerutil.IsPodAvailable(p, set.Spec.MinReadySeconds, time.Now()) {
+				st.AvailableReplicas++
+			}
+		}
+		if p.Labels[RevisionLabel] == rev {
+			st.UpdatedReplicas++
+		}
+	}
+	if st.CurrentRevision == "" || (st.UpdatedReplicas == int32(replicas) && st.ReadyReplicas == int32(replicas)) {
+		st.CurrentRevision = rev
+	}
+	if st.CurrentRevision == rev {
+		st.CurrentReplicas = st.UpdatedReplicas
+	} else {
+		st.CurrentReplicas = st.Replicas - st.UpdatedReplicas
+	}
+	if equality.Semantic.DeepEqual(set.Status, st) {
+		return nil
+	}
+	set.Status = st
+	_, err := c.client.AppsV1().StatefulSets(set.Namespace).UpdateStatus(ctx, set, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
