@@ -110,6 +110,7 @@ func runServer(cmd string, args []string) error {
 	nodePorts := fs.String("service-node-port-range", "30000-32767", "port range NodePort services are allocated from")
 	noSched := fs.Bool("disable-scheduler", false, "do not run the built-in scheduler")
 	noCtrl := fs.Bool("disable-controllers", false, "do not run the built-in controller manager")
+	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network; each node gets a /24 of it")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -133,7 +134,7 @@ func runServer(cmd string, args []string) error {
 	srv, err := cluster.StartServer(ctx, cluster.ServerConfig{
 		DataDir: dir, BindAddress: *bind, SecurePort: *port, EtcdServers: endpoints,
 		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, DisableScheduler: *noSched,
-		DisableControllers: *noCtrl, Logger: log,
+		DisableControllers: *noCtrl, ClusterCIDR: *clusterCIDR, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -167,6 +168,7 @@ func runControllerManager(args []string) error {
 	fs := flag.NewFlagSet("controller-manager", flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server")
 	leaderElect := fs.Bool("leader-elect", true, "take the kube-system/kube-controller-manager lease before reconciling")
+	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network; each node gets a /24 of it")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -175,5 +177,5 @@ func runControllerManager(args []string) error {
 	slog.SetDefault(log)
 	ctx, stop := signalContext()
 	defer stop()
-	return cluster.RunControllerManager(ctx, cluster.ControllerManagerConfig{Kubeconfig: *kubeconfig, LeaderElect: *leaderElect, Logger: log})
+	return cluster.RunControllerManager(ctx, cluster.ControllerManagerConfig{Kubeconfig: *kubeconfig, LeaderElect: *leaderElect, ClusterCIDR: *clusterCIDR, Logger: log})
 }

@@ -94,3 +94,27 @@ func (q *request) admitPriority(pod *corev1.Pod) error {
 	pod.Spec.PreemptionPolicy = &policy
 	return nil
 }
+
+// defaultTolerationSeconds is how long pods stay on a not-ready or
+// unreachable node before eviction (upstream's DefaultTolerationSeconds).
+var defaultTolerationSeconds int64 = 300
+
+// addDefaultTolerations lets a new pod ride out short node outages, as
+// upstream's DefaultTolerationSeconds admission plugin does.
+func addDefaultTolerations(pod *corev1.Pod) {
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		has := false
+		for _, t := range pod.Spec.Tolerations {
+			if (t.Key == key || (t.Key == "" && t.Operator == corev1.TolerationOpExists)) &&
+				(t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") {
+				has = true
+			}
+		}
+		if !has {
+			secs := defaultTolerationSeconds
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
+				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs,
+			})
+		}
+	}
+}

@@ -137,6 +137,7 @@ func (q *request) create() error {
 		if err := q.admitPriority(pod); err != nil {
 			return err
 		}
+		addDefaultTolerations(pod)
 	}
 	if q.dryRun() {
 		q.respond(a, http.StatusCreated, obj)

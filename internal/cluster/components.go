@@ -64,6 +64,7 @@ func RunScheduler(ctx context.Context, cfg SchedulerConfig) error {
 type ControllerManagerConfig struct {
 	Kubeconfig  string
 	LeaderElect bool
+	ClusterCIDR string
 	Logger      *slog.Logger
 }
 
@@ -74,5 +75,5 @@ func RunControllerManager(ctx context.Context, cfg ControllerManagerConfig) erro
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	return manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: cfg.LeaderElect, Logger: cfg.Logger})
+	return manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: cfg.LeaderElect, ClusterCIDR: cfg.ClusterCIDR, Logger: cfg.Logger})
 }

@@ -53,7 +53,9 @@ type ServerConfig struct {
 	DisableScheduler bool
 	// DisableControllers leaves reconciliation to an external controller manager.
 	DisableControllers bool
-	Logger             *slog.Logger
+	// ClusterCIDR is the pod network; nodes get /24 pod CIDRs from it.
+	ClusterCIDR string
+	Logger      *slog.Logger
 }
 
 // Server is a running control plane.
@@ -241,7 +243,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		s.components.Add(1)
 		go func() {
 			defer s.components.Done()
-			err := manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: true, Logger: cfg.Logger.With("component", "controller-manager")})
+			err := manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: true, ClusterCIDR: cfg.ClusterCIDR,
+				Logger: cfg.Logger.With("component", "controller-manager")})
 			if err != nil {
 				cfg.Logger.Error("controller manager", "err", err)
 			}

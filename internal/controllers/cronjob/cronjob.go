@@ -301,7 +301,7 @@ func (c *Controller) cleanupHistory(ctx context.Context, cj *batchv1.CronJob, jo
 		jobs []*batchv1.Job
 		keep int
 	}{{ok, limit(cj.Spec.SuccessfulJobsHistoryLimit, 3)}, {failed, limit(cj.Spec.FailedJobsHistoryLimit, 1)}} {
-		sort.Slice(set.jobs, func(i, j int) bool { return set.jobs[i].CreationTimestamp.Before(&set.jobs[j].CreationTimestamp) })
+		sort.Slice(set.jobs, func(i, j int) bool { return scheduledAt(set.jobs[i]).Before(scheduledAt(set.jobs[j])) })
 		for i := 0; i < len(set.jobs)-set.keep; i++ {
 			j := set.jobs[i]
 			if err := c.client.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
@@ -323,4 +323,13 @@ func (c *Controller) writeStatus(ctx context.Context, cj *batchv1.CronJob, st *b
 		return nil
 	}
 	return err
+}
+
+// scheduledAt is when a job was due (creation timestamps have only second
+// precision, too coarse to order jobs started in quick succession).
+func scheduledAt(j *batchv1.Job) time.Time {
+	if t, err := time.Parse(time.RFC3339, j.Annotations[ScheduledTimestampAnnotation]); err == nil {
+		return t
+	}
+	return j.CreationTimestamp.Time
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/internal/controllers/job"
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
+	"github.com/skiff-dev/skiff/internal/controllers/nodelifecycle"
+	"github.com/skiff-dev/skiff/internal/controllers/podgc"
 	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
 	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
 	"github.com/skiff-dev/skiff/internal/controllers/statefulset"
@@ -38,6 +40,8 @@ type Controller interface {
 type Config struct {
 	RESTConfig  *rest.Config
 	LeaderElect bool
+	// ClusterCIDR is the pod network nodes get their pod CIDRs from.
+	ClusterCIDR string
 	Logger      *slog.Logger
 }
 
@@ -61,7 +65,13 @@ func Run(ctx context.Context, cfg Config) error {
 	run := func(ctx context.Context) {
 		factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
 		log := cfg.Logger
+		nodes, err := nodelifecycle.New(client, factory, nodelifecycle.Config{ClusterCIDR: cfg.ClusterCIDR}, log.With("controller", "nodelifecycle"))
+		if err != nil {
+			log.Error("node lifecycle controller", "err", err)
+			return
+		}
 		controllers := map[string]Controller{
+			"nodelifecycle":    nodes,
 			"namespace":        namespace.New(client, dyn, factory, log.With("controller", "namespace")),
 			"serviceaccount":   serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
 			"garbagecollector": garbagecollector.New(metaClient, client.Discovery(), log.With("controller", "garbagecollector")),
@@ -72,6 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"cronjob":          cronjob.New(client, factory, log.With("controller", "cronjob")),
 			"daemonset":        daemonset.New(client, factory, log.With("controller", "daemonset")),
 			"statefulset":      statefulset.New(client, factory, log.With("controller", "statefulset")),
+			"podgc":            podgc.New(client, factory, log.With("controller", "podgc")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
