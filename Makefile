@@ -38,6 +38,7 @@ e2e: build
 bench: build
 	$(GO) run ./bench/apiserver
 	$(GO) run ./bench/scheduler -cpuprofile scheduler.pprof
+	$(GO) run ./bench/controllers
 
 generate:
 	bash hack/update-openapi.sh
