@@ -71,18 +71,19 @@ func Run(ctx context.Context, cfg Config) error {
 			return
 		}
 		controllers := map[string]Controller{
-			"nodelifecycle":    nodes,
-			"namespace":        namespace.New(client, dyn, factory, log.With("controller", "namespace")),
-			"serviceaccount":   serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
-			"garbagecollector": garbagecollector.New(metaClient, client.Discovery(), log.With("controller", "garbagecollector")),
-			"replicaset":       replicaset.New(client, factory, log.With("controller", "replicaset")),
-			"deployment":       deployment.New(client, factory, log.With("controller", "deployment")),
-			"endpoints":        endpoints.New(client, factory, log.With("controller", "endpoints")),
-			"job":              job.New(client, factory, log.With("controller", "job")),
-			"cronjob":          cronjob.New(client, factory, log.With("controller", "cronjob")),
-			"daemonset":        daemonset.New(client, factory, log.With("controller", "daemonset")),
-			"statefulset":      statefulset.New(client, factory, log.With("controller", "statefulset")),
-			"podgc":            podgc.New(client, factory, log.With("controller", "podgc")),
+			"nodelifecycle":         nodes,
+			"namespace":             namespace.New(client, dyn, factory, log.With("controller", "namespace")),
+			"serviceaccount":        serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
+			"garbagecollector":      garbagecollector.New(metaClient, client.Discovery(), log.With("controller", "garbagecollector")),
+			"replicaset":            replicaset.New(client, factory, log.With("controller", "replicaset")),
+			"replicationcontroller": replicaset.NewForReplicationControllers(client, factory, log.With("controller", "replicationcontroller")),
+			"deployment":            deployment.New(client, factory, log.With("controller", "deployment")),
+			"endpoints":             endpoints.New(client, factory, log.With("controller", "endpoints")),
+			"job":                   job.New(client, factory, log.With("controller", "job")),
+			"cronjob":               cronjob.New(client, factory, log.With("controller", "cronjob")),
+			"daemonset":             daemonset.New(client, factory, log.With("controller", "daemonset")),
+			"statefulset":           statefulset.New(client, factory, log.With("controller", "statefulset")),
+			"podgc":                 podgc.New(client, factory, log.With("controller", "podgc")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

@@ -17,12 +17,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	listersappsv1 "k8s.io/client-go/listers/apps/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -36,10 +36,11 @@ var gvk = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
 // burstReplicas caps the pods created or deleted in one sync.
 const burstReplicas = 500
 
-// Controller reconciles ReplicaSets.
+// Controller reconciles ReplicaSets, or ReplicationControllers through
+// the same logic (see NewForReplicationControllers).
 type Controller struct {
 	client       kubernetes.Interface
-	rsLister     listersappsv1.ReplicaSetLister
+	kind         kind
 	podLister    listerscorev1.PodLister
 	synced       []cache.InformerSynced
 	queue        workqueue.TypedRateLimitingInterface[string]
@@ -49,20 +50,35 @@ type Controller struct {
 	log          *slog.Logger
 }
 
-// New builds the controller on factory's informers.
+// New builds the ReplicaSet controller on factory's informers.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
 	rs := factory.Apps().V1().ReplicaSets()
+	lister := rs.Lister()
+	return newController(client, factory, log, rs.Informer(), kind{
+		gvk:       gvk,
+		component: "replicaset-controller",
+		get:       func(ns, name string) (*appsv1.ReplicaSet, error) { return lister.ReplicaSets(ns).Get(name) },
+		list:      func(ns string) ([]*appsv1.ReplicaSet, error) { return lister.ReplicaSets(ns).List(labels.Everything()) },
+		writeStatus: func(ctx context.Context, rs *appsv1.ReplicaSet) error {
+			_, err := client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, rs, metav1.UpdateOptions{})
+			return err
+		},
+		eventObject: func(rs *appsv1.ReplicaSet) runtime.Object { return rs },
+	})
+}
+
+func newController(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger, inf cache.SharedIndexInformer, k kind) *Controller {
 	pods := factory.Core().V1().Pods()
 	c := &Controller{
-		client: client, rsLister: rs.Lister(), podLister: pods.Lister(), log: log,
-		synced:       []cache.InformerSynced{rs.Informer().HasSynced, pods.Informer().HasSynced},
+		client: client, kind: k, podLister: pods.Lister(), log: log,
+		synced:       []cache.InformerSynced{inf.HasSynced, pods.Informer().HasSynced},
 		expectations: controllerutil.NewExpectations(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: k.component}),
 		events: record.NewBroadcaster(),
 	}
-	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicaset-controller"})
-	_, _ = rs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: k.component})
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, o any) { c.enqueue(o) },
 		DeleteFunc: func(o any) {
@@ -126,14 +142,14 @@ func (c *Controller) enqueue(o any) {
 // ownerKey is the key of the ReplicaSet controlling p, if any.
 func (c *Controller) ownerKey(p *corev1.Pod) string {
 	ref := metav1.GetControllerOf(p)
-	if ref == nil || ref.Kind != gvk.Kind || ref.APIVersion != gvk.GroupVersion().String() {
+	if ref == nil || ref.Kind != c.kind.gvk.Kind || ref.APIVersion != c.kind.gvk.GroupVersion().String() {
 		return ""
 	}
 	return p.Namespace + "/" + ref.Name
 }
 
 func (c *Controller) enqueueMatching(p *corev1.Pod) {
-	sets, err := c.rsLister.ReplicaSets(p.Namespace).List(labels.Everything())
+	sets, err := c.kind.list(p.Namespace)
 	if err != nil {
 		return
 	}
@@ -179,7 +195,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	rs, err := c.rsLister.ReplicaSets(ns).Get(name)
+	rs, err := c.kind.get(ns, name)
 	if apierrors.IsNotFound(err) {
 		c.expectations.Delete(key)
 		return nil
@@ -201,7 +217,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			candidates = append(candidates, p)
 		}
 	}
-	pods, err := controllerutil.ClaimPods(ctx, c.client, rs, gvk, sel, candidates)
+	pods, err := controllerutil.ClaimPods(ctx, c.client, rs, c.kind.gvk, sel, candidates)
 	if err != nil {
 		return err
 	}
@@ -251,11 +267,11 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 					c.expectations.Observed(key, 0, 1)
 					if !apierrors.IsNotFound(err) {
 						errs <- err
-						c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+						c.recorder.Eventf(c.kind.eventObject(rs), corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 					}
 					return
 				}
-				c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+				c.recorder.Eventf(c.kind.eventObject(rs), corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 			}()
 		}
 		wg.Wait()
@@ -302,18 +318,18 @@ func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error
 			Labels:          rs.Spec.Template.Labels,
 			Annotations:     rs.Spec.Template.Annotations,
 			Finalizers:      rs.Spec.Template.Finalizers,
-			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(rs, gvk)},
+			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(rs, c.kind.gvk)},
 		},
 		Spec: *rs.Spec.Template.Spec.DeepCopy(),
 	}
 	created, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		if !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-			c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+			c.recorder.Eventf(c.kind.eventObject(rs), corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 		}
 		return err
 	}
-	c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
+	c.recorder.Eventf(c.kind.eventObject(rs), corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
 	return nil
 }
 
@@ -345,7 +361,7 @@ func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, po
 	}
 	next := rs.DeepCopy()
 	next.Status = st
-	_, err := c.client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, next, metav1.UpdateOptions{})
+	err := c.kind.writeStatus(ctx, next)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

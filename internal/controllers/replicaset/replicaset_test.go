@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,12 +37,15 @@ func start(t *testing.T) (kubernetes.Interface, context.Context) {
 	ts := testserver.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := informers.NewSharedInformerFactory(ts.Client, 0)
-	c := New(ts.Client, f, nil)
-	c.log = slogDiscard()
+	rs := New(ts.Client, f, slogDiscard())
+	rc := NewForReplicationControllers(ts.Client, f, slogDiscard())
 	f.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; f.Shutdown() })
+	var wg sync.WaitGroup
+	for _, c := range []*Controller{rs, rc} {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Run(ctx) }()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait(); f.Shutdown() })
 	return ts.Client, ctx
 }
 
@@ -170,3 +174,29 @@ func TestRefusedPodsReportFailure(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestReplicationController(t *testing.T) {
+	c, ctx := start(t)
+	two := int32(2)
+	labels := map[string]string{"app": "legacy"}
+	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "legacy"}, Spec: corev1.ReplicationControllerSpec{
+		Replicas: &two, Selector: labels,
+		Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}},
+	}}
+	created, err := c.CoreV1().ReplicationControllers("default").Create(ctx, rc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "2 pods", func() bool { return len(pods(t, c, ctx, "legacy")) == 2 })
+	for _, p := range pods(t, c, ctx, "legacy") {
+		ref := metav1.GetControllerOf(&p)
+		if ref == nil || ref.Kind != "ReplicationController" || ref.UID != created.UID {
+			t.Fatalf("pod owner %v", p.OwnerReferences)
+		}
+	}
+	eventually(t, "status", func() bool {
+		got, _ := c.CoreV1().ReplicationControllers("default").Get(ctx, "legacy", metav1.GetOptions{})
+		return got.Status.Replicas == 2 && got.Status.ObservedGeneration == got.Generation
+	})
+}
