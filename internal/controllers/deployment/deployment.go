@@ -469,6 +469,9 @@ func newReplicaCount(d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *apps
 
 func (c *Controller) rollingUpdate(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet) error {
 	all := append([]*appsv1.ReplicaSet{newRS}, old...)
+	if active := activeSets(all); len(active) > 1 && scalingEvent(d, active) {
+		return c.scaleProportionally(ctx, d, active)
+	}
 	if n := newReplicaCount(d, all, newRS); n != replicasOf(newRS.Spec.Replicas) {
 		return c.scale(ctx, d, newRS, n) // the next sync sees the new counts
 	}
@@ -570,6 +573,60 @@ func (c *Controller) cleanupHistory(ctx context.Context, d *appsv1.Deployment, o
 	for i := 0; i < len(idle)-int(limit); i++ {
 		err := c.client.AppsV1().ReplicaSets(d.Namespace).Delete(ctx, idle[i].Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &idle[i].UID}})
 		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func activeSets(all []*appsv1.ReplicaSet) []*appsv1.ReplicaSet {
+	var out []*appsv1.ReplicaSet
+	for _, rs := range all {
+		if replicasOf(rs.Spec.Replicas) > 0 {
+			out = append(out, rs)
+		}
+	}
+	return out
+}
+
+// scalingEvent reports whether the deployment was resized since its sets
+// were last sized (their desired-replicas annotation says for what size).
+func scalingEvent(d *appsv1.Deployment, active []*appsv1.ReplicaSet) bool {
+	want := strconv.Itoa(int(replicasOf(d.Spec.Replicas)))
+	for _, rs := range active {
+		if v, ok := rs.Annotations[DesiredReplicasAnnotation]; ok && v != want {
+			return true
+		}
+	}
+	return false
+}
+
+// scaleProportionally spreads a resize during a rollout over the active
+// sets in proportion to their sizes, so that neither the old nor the new
+// template suddenly dominates; the rounding leftover goes to the newest.
+func (c *Controller) scaleProportionally(ctx context.Context, d *appsv1.Deployment, active []*appsv1.ReplicaSet) error {
+	total := specTotal(active)
+	allowed := replicasOf(d.Spec.Replicas) + maxSurge(d)
+	diff := allowed - total
+	if diff == 0 || total == 0 {
+		for _, rs := range active { // only the annotations are stale
+			if err := c.scale(ctx, d, rs, replicasOf(rs.Spec.Replicas)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	sort.Slice(active, func(i, j int) bool { return active[j].CreationTimestamp.Before(&active[i].CreationTimestamp) }) // newest first
+	sizes := make([]int32, len(active))
+	var given int32
+	for i, rs := range active {
+		share := int32(int64(replicasOf(rs.Spec.Replicas)) * int64(diff) / int64(total))
+		sizes[i] = max(replicasOf(rs.Spec.Replicas)+share, 0)
+		given += sizes[i] - replicasOf(rs.Spec.Replicas)
+	}
+	sizes[0] = max(sizes[0]+diff-given, 0)
+	for i, rs := range active {
+		if err := c.scale(ctx, d, rs, sizes[i]); err != nil {
 			return err
 		}
 	}

@@ -191,3 +191,30 @@ func TestDeploymentRecreate(t *testing.T) {
 		return true
 	})
 }
+
+func TestDeploymentPauseAndResume(t *testing.T) {
+	c, ctx := startManager(t)
+	deps := c.AppsV1().Deployments("default")
+	if _, err := deps.Create(ctx, deploymentObj("prop", 10, "busybox:1.35"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	readyStandIn(ctx, c)
+	eventually(t, "first rollout", func() bool { return rolledOut(ctx, c, "prop") })
+	// A paused deployment does not roll out a new template until resumed.
+	patch := []byte(`{"spec":{"paused":true}}`)
+	if _, err := deps.Patch(ctx, "prop", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	patch = []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:1.36"}]}}}}`)
+	if _, err := deps.Patch(ctx, "prop", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(setsOf(t, ctx, c, "prop")); n != 1 {
+		t.Fatalf("a paused deployment rolled out: %d sets", n)
+	}
+	if _, err := deps.Patch(ctx, "prop", types.StrategicMergePatchType, []byte(`{"spec":{"paused":false}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "resumed rollout", func() bool { return rolledOut(ctx, c, "prop") && len(setsOf(t, ctx, c, "prop")) == 2 })
+}
