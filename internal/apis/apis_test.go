@@ -217,3 +217,17 @@ func TestMalformedSchedulingTermsAreRefused(t *testing.T) {
 		t.Fatalf("not refused: %v (errors: %v)", want, errs)
 	}
 }
+
+func TestJobStatusColumnPrefersTerminalConditions(t *testing.T) {
+	j := &batchv1.Job{Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{
+		{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue},
+		{Type: batchv1.JobComplete, Status: corev1.ConditionTrue},
+	}}}
+	if got := jobStatus(j); got != "Complete" {
+		t.Fatalf("status = %q, want Complete", got)
+	}
+	j.Status.Conditions = j.Status.Conditions[:1]
+	if got := jobStatus(j); got != "SuccessCriteriaMet" {
+		t.Fatalf("status = %q, want SuccessCriteriaMet", got)
+	}
+}

@@ -376,26 +376,30 @@ func derefStr(p *string) string {
 	return *p
 }
 
+// jobStatus is the STATUS column: terminal conditions win over the
+// intermediate ones that precede them.
 func jobStatus(j *batchv1.Job) string {
-	for _, c := range j.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
+	has := func(t batchv1.JobConditionType) bool {
+		for _, c := range j.Status.Conditions {
+			if c.Type == t && c.Status == corev1.ConditionTrue {
+				return true
+			}
 		}
-		switch c.Type {
-		case batchv1.JobComplete:
-			return "Complete"
-		case batchv1.JobFailed:
-			return "Failed"
-		case batchv1.JobSuspended:
-			return "Suspended"
-		case batchv1.JobFailureTarget:
-			return "FailureTarget"
-		case batchv1.JobSuccessCriteriaMet:
-			return "SuccessCriteriaMet"
-		}
+		return false
 	}
-	if j.DeletionTimestamp != nil {
+	switch {
+	case has(batchv1.JobComplete):
+		return "Complete"
+	case has(batchv1.JobFailed):
+		return "Failed"
+	case j.DeletionTimestamp != nil:
 		return "Terminating"
+	case has(batchv1.JobSuccessCriteriaMet):
+		return "SuccessCriteriaMet"
+	case has(batchv1.JobFailureTarget):
+		return "FailureTarget"
+	case has(batchv1.JobSuspended):
+		return "Suspended"
 	}
 	return "Running"
 }

@@ -1,20 +1,6 @@
 package e2e
 
-import (
-	"strings"
-	"testing"
-)
-
-// markReady does what a kubelet would: reports every pending pod of the
-// app Running and Ready.
-func markReady(k kubectl, app string) {
-	k.t.Helper()
-	names := strings.Fields(k.must("get", "pods", "-l", "app="+app, "-o", "jsonpath={range .items[?(@.status.phase=='Pending')]}{.metadata.name} {end}"))
-	for _, n := range names {
-		_, _ = k.run("", "patch", "pod", n, "--subresource=status", "--type=merge",
-			"-p", `{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}`)
-	}
-}
+import "testing"
 
 // TestDeploymentRolloutThroughKubectl: kubectl rollout status, history and
 // undo against the deployment controller.
@@ -26,7 +12,7 @@ func TestDeploymentRolloutThroughKubectl(t *testing.T) {
 	rollout := func() {
 		t.Helper()
 		waitFor(t, func() bool {
-			markReady(k, "web")
+			markReadyPods(k, "app=web")
 			_, err := k.run("", "rollout", "status", "deployment/web", "--timeout=1s")
 			return err == nil
 		}, "rollout to finish")

@@ -263,6 +263,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	var create []string
 	var remove []*corev1.Pod
 	wanted := map[string]bool{}
+	surge := maxSurge(ds, len(nodes))
 	for _, n := range nodes {
 		if !eligible(tmpl, n) {
 			remove = append(remove, byNode[n.Name]...)
@@ -283,7 +284,35 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			continue
 		}
 		sort.Slice(running, func(i, j int) bool { return running[i].CreationTimestamp.Before(&running[j].CreationTimestamp) })
-		remove = append(remove, running[1:]...) // one per node
+		if surge == 0 {
+			remove = append(remove, running[1:]...) // one per node
+			continue
+		}
+		// With maxSurge the new pod starts beside the old one, which goes
+		// once the new one is available.
+		var updated, old []*corev1.Pod
+		for _, p := range running {
+			if p.Labels[RevisionHashLabel] == hash {
+				updated = append(updated, p)
+			} else {
+				old = append(old, p)
+			}
+		}
+		switch {
+		case len(updated) > 0:
+			remove = append(remove, updated[1:]...)
+			if controllerutil.IsPodAvailable(updated[0], ds.Spec.MinReadySeconds, time.Now()) {
+				remove = append(remove, old...)
+			} else {
+				surge-- // this node is mid-surge
+			}
+		default:
+			remove = append(remove, old[1:]...)
+			if surge > 0 {
+				create = append(create, n.Name)
+				surge--
+			}
+		}
 	}
 	for node, pods := range byNode {
 		if !wanted[node] {
@@ -291,7 +320,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	if c.expect.Satisfied(key) {
-		remove = append(remove, c.outdated(ds, hash, owned, wanted)...)
+		if maxSurge(ds, len(nodes)) == 0 {
+			remove = append(remove, c.outdated(ds, hash, owned, wanted)...)
+		}
 		c.expect.Expect(key, len(create), len(dedupe(remove)))
 		for _, node := range create {
 			if err := c.createPod(ctx, ds, tmpl, hash, node); err != nil {
@@ -469,4 +500,17 @@ func (c *Controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, has
 		return nil
 	}
 	return err
+}
+
+// maxSurge is how many nodes may run an extra, updated daemon pod at once.
+func maxSurge(ds *appsv1.DaemonSet, nodes int) int {
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	if ds.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType || ru == nil || ru.MaxSurge == nil {
+		return 0
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, nodes, true)
+	if err != nil {
+		return 0
+	}
+	return n
 }
