@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	listersbatchv1 "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -56,8 +55,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	c := &Controller{
 		client: client, cjLister: cjs.Lister(), jobLister: jobs.Lister(), log: log, Now: time.Now,
 		synced: []cache.InformerSynced{cjs.Informer().HasSynced, jobs.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "cronjob"}),
+		queue:  controllerutil.NewQueue("cronjob"),
 		events: record.NewBroadcaster(),
 	}
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cronjob-controller"})
@@ -83,13 +81,11 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	defer c.queue.ShutDown()
-	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer c.events.Shutdown()
+	controllerutil.StartEvents(ctx, c.events, c.client)
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return
 	}
-	go wait.UntilWithContext(ctx, c.worker, time.Second)
 	// Schedules come due without any object changing: look at every
 	// cron job regularly, besides the precise requeues.
 	go wait.UntilWithContext(ctx, func(context.Context) {
@@ -98,23 +94,7 @@ func (c *Controller) Run(ctx context.Context) {
 			c.queue.Add(cj.Namespace + "/" + cj.Name)
 		}
 	}, 10*time.Second)
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Debug("cronjob sync failed", "key", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controllerutil.RunWorkers(ctx, c.queue, 1, c.sync, c.log)
 }
 
 func isFinished(j *batchv1.Job) (bool, batchv1.JobConditionType) {

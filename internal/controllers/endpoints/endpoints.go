@@ -18,12 +18,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
 
 // Labels and annotations of managed objects, as upstream.
@@ -51,8 +52,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	c := &Controller{
 		client: client, svcLister: svc.Lister(), podLister: pods.Lister(), log: log,
 		synced: []cache.InformerSynced{svc.Informer().HasSynced, pods.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoints"}),
+		queue:  controllerutil.NewQueue("endpoints"),
 	}
 	enqueue := func(o any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
@@ -88,30 +88,11 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return
 	}
-	for i := 0; i < 4; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Debug("endpoints sync failed", "key", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controllerutil.RunWorkers(ctx, c.queue, 4, c.sync, c.log)
 }
 
 // address is one pod's entry.

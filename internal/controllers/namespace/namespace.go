@@ -5,7 +5,6 @@ package namespace
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,13 +14,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
 
 // Controller empties and finalizes Terminating namespaces.
@@ -55,47 +55,13 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, factory informers.S
 	return c
 }
 
-// Run processes namespaces until ctx ends.
+// Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		c.queue.ShutDown()
 		return
 	}
-	for i := 0; i < 2; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		name, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		err := c.sync(ctx, name)
-		switch {
-		case err == nil:
-			c.queue.Forget(name)
-		case errRemaining(err):
-			// Objects still terminating: look again shortly, without
-			// growing the backoff as for errors.
-			c.queue.AddAfter(name, time.Second)
-		default:
-			c.log.Warn("namespace cleanup failed", "namespace", name, "err", err)
-			c.queue.AddRateLimited(name)
-		}
-		c.queue.Done(name)
-	}
-}
-
-type remainingError struct{ n int }
-
-func (e remainingError) Error() string { return fmt.Sprintf("%d objects remain", e.n) }
-
-func errRemaining(err error) bool {
-	var r remainingError
-	return errors.As(err, &r)
+	controllerutil.RunWorkers(ctx, c.queue, 2, c.sync, c.log)
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {
@@ -130,7 +96,9 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		remaining += len(list.Items)
 	}
 	if remaining > 0 {
-		return remainingError{remaining}
+		// Objects are still terminating: look again shortly, without
+		// growing the backoff as for errors.
+		return controllerutil.RequeueAfter(time.Second)
 	}
 	// Empty: drop our finalizer through the finalize subresource.
 	fresh, err := c.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})

@@ -18,11 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -73,9 +71,8 @@ func newController(client kubernetes.Interface, factory informers.SharedInformer
 		client: client, kind: k, podLister: pods.Lister(), log: log,
 		synced:       []cache.InformerSynced{inf.HasSynced, pods.Informer().HasSynced},
 		expectations: controllerutil.NewExpectations(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: k.component}),
-		events: record.NewBroadcaster(),
+		queue:        controllerutil.NewQueue(k.component),
+		events:       record.NewBroadcaster(),
 	}
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: k.component})
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -162,32 +159,12 @@ func (c *Controller) enqueueMatching(p *corev1.Pod) {
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	defer c.queue.ShutDown()
-	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer c.events.Shutdown()
+	controllerutil.StartEvents(ctx, c.events, c.client)
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return
 	}
-	for i := 0; i < 4; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Debug("replicaset sync failed", "key", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controllerutil.RunWorkers(ctx, c.queue, 4, c.sync, c.log)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

@@ -5,17 +5,17 @@ package serviceaccount
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
 
 // DefaultName is the ServiceAccount every namespace gets.
@@ -38,8 +38,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	c := &Controller{
 		client: client, nsLister: ns.Lister(), saLister: sa.Lister(), log: log,
 		synced: []cache.InformerSynced{ns.Informer().HasSynced, sa.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "serviceaccount"}),
+		queue:  controllerutil.NewQueue("serviceaccount"),
 	}
 	_, _ = ns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.queue.Add(o.(*corev1.Namespace).Name) },
@@ -55,30 +54,13 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	return c
 }
 
-// Run processes namespaces until ctx ends.
+// Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return
 	}
-	go wait.UntilWithContext(ctx, c.worker, time.Second)
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		name, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, name); err != nil {
-			c.log.Warn("ensure default service account", "namespace", name, "err", err)
-			c.queue.AddRateLimited(name)
-		} else {
-			c.queue.Forget(name)
-		}
-		c.queue.Done(name)
-	}
+	controllerutil.RunWorkers(ctx, c.queue, 1, c.sync, c.log)
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {
