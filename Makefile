@@ -37,6 +37,7 @@ e2e: build
 
 bench: build
 	$(GO) run ./bench/apiserver
+	$(GO) run ./bench/apiserver -full
 	$(GO) run ./bench/scheduler -cpuprofile scheduler.pprof
 	$(GO) run ./bench/controllers
 

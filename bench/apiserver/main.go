@@ -32,8 +32,9 @@ func main() {
 	bin := flag.String("skiff", "bin/skiff", "path of the skiff binary")
 	pods := flag.Int("pods", 10000, "pods created by the 64-client phase (and listed afterwards)")
 	watchers := flag.Int("watchers", 1000, "concurrent watchers for the fan-out measurement")
+	full := flag.Bool("full", false, "also run the scheduler and controllers in the server (default: API server and etcd alone, as the targets are stated)")
 	flag.Parse()
-	if err := run(*bin, *pods, *watchers); err != nil {
+	if err := run(*bin, *pods, *watchers, *full); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -50,7 +51,7 @@ func report(name, value, upstream string) {
 	fmt.Printf("  %-48s %-28s %s\n", name, value, upstream)
 }
 
-func run(bin string, nPods, nWatchers int) error {
+func run(bin string, nPods, nWatchers int, full bool) error {
 	dir, err := os.MkdirTemp("", "skiff-bench-")
 	if err != nil {
 		return err
@@ -60,11 +61,18 @@ func run(bin string, nPods, nWatchers int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("skiff server benchmark (%s, data in %s)\n", bin, dir)
+	mode := "API server + embedded etcd"
+	args := []string{"server", "--data-dir", dir, "--secure-port", strconv.Itoa(port), "--log-level", "warn"}
+	if full {
+		mode = "API server + etcd + scheduler + controllers"
+	} else {
+		args = append(args, "--disable-scheduler", "--disable-controllers")
+	}
+	fmt.Printf("skiff server benchmark: %s (%s, data in %s)\n", mode, bin, dir)
 	fmt.Printf("  %-48s %-28s %s\n", "measure", "skiff", "upstream v1.37 (same machine, from design.md)")
 
 	start := time.Now()
-	cmd := exec.Command(bin, "server", "--data-dir", dir, "--secure-port", strconv.Itoa(port), "--log-level", "warn")
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err

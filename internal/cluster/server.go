@@ -104,6 +104,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	start := time.Now()
 	s := &Server{cfg: cfg, done: make(chan struct{})}
 	ok := false
 	defer func() {
@@ -166,6 +167,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}
 	}
 	store := storage.NewStore(s.client)
+	cfg.Logger.Debug("storage ready", "elapsed", time.Since(start))
 
 	resources := apis.All()
 	oapi, err := openapi.New(openapiInfo(resources), KubernetesVersion)
@@ -232,6 +234,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err := s.api.WaitReady(ctx); err != nil {
 		return nil, err
 	}
+	cfg.Logger.Debug("watch caches loaded", "elapsed", time.Since(start))
 	if err := s.api.Bootstrap(ctx); err != nil {
 		return nil, err
 	}
@@ -271,7 +274,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}()
 	}
 	ok = true
-	cfg.Logger.Info("API server ready", "url", s.URL, "kubeconfig", s.Kubeconfig)
+	cfg.Logger.Info("API server ready", "url", s.URL, "kubeconfig", s.Kubeconfig, "elapsed", time.Since(start).Round(time.Millisecond))
 	return s, nil
 }
 
