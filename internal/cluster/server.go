@@ -208,7 +208,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Requests outlive the server's context so that those made while
+		// shutting down (components releasing their leases) complete.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		// Informers and kubectl multiplex many watches over one connection.
 		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000},
 	}
@@ -219,6 +221,16 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		go store.RunCompactor(runCtx, 5*time.Minute, cfg.Logger)
 		go func() {
 			<-runCtx.Done()
+			// Let the in-process components stop first: they release their
+			// leader leases through this server, so that a restarted
+			// server schedules and reconciles at once instead of waiting
+			// for the leases to expire.
+			stopped := make(chan struct{})
+			go func() { s.components.Wait(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(5 * time.Second):
+			}
 			shutdownCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
 			defer c()
 			_ = s.http.Shutdown(shutdownCtx)
