@@ -8,9 +8,6 @@ package daemonset
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sort"
 	"time"
@@ -21,9 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -185,13 +180,6 @@ func nodeOf(p *corev1.Pod) string {
 	return ""
 }
 
-func templateHash(t *corev1.PodTemplateSpec) string {
-	h := fnv.New32a()
-	b, _ := json.Marshal(t)
-	h.Write(b)
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
-
 func (c *Controller) sync(ctx context.Context, key string) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
@@ -211,8 +199,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	tmpl := podTemplate(ds)
-	hash := templateHash(&ds.Spec.Template)
-	if err := c.ensureRevision(ctx, ds, hash); err != nil {
+	hash := controllerutil.TemplateHash(&ds.Spec.Template, nil)
+	if err := controllerutil.EnsureRevision(ctx, c.client, c.revisions, ds, gvk, ds.Spec.Template, hash); err != nil {
 		return err
 	}
 	nodes, err := c.nodes.List(labels.Everything())
@@ -406,41 +394,6 @@ func (c *Controller) createPod(ctx context.Context, ds *appsv1.DaemonSet, tmpl *
 	}
 	c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
 	return nil
-}
-
-// ensureRevision records the current template as a ControllerRevision.
-func (c *Controller) ensureRevision(ctx context.Context, ds *appsv1.DaemonSet, hash string) error {
-	revs, err := c.revisions.ControllerRevisions(ds.Namespace).List(labels.Everything())
-	if err != nil {
-		return err
-	}
-	var top int64
-	for _, r := range revs {
-		if ref := metav1.GetControllerOf(r); ref == nil || ref.UID != ds.UID {
-			continue
-		}
-		if r.Labels[RevisionHashLabel] == hash {
-			return nil
-		}
-		top = max(top, r.Revision)
-	}
-	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": ds.Spec.Template, "$patch": "replace"}})
-	if err != nil {
-		return err
-	}
-	rev := &appsv1.ControllerRevision{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: ds.Name + "-" + hash, Namespace: ds.Namespace, Labels: map[string]string{RevisionHashLabel: hash},
-			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(ds, gvk)},
-		},
-		Data:     runtime.RawExtension{Raw: data},
-		Revision: top + 1,
-	}
-	_, err = c.client.AppsV1().ControllerRevisions(ds.Namespace).Create(ctx, rev, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	return err
 }
 
 func (c *Controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, hash string, owned []*corev1.Pod, wanted map[string]bool) error {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -23,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -286,19 +284,8 @@ func maxRevision(sets []*appsv1.ReplicaSet) int64 {
 	return hi
 }
 
-// templateHash names a template: a hash of its content and the collision count.
-func templateHash(t *corev1.PodTemplateSpec, collisions *int32) string {
-	h := fnv.New32a()
-	b, _ := json.Marshal(t)
-	h.Write(b)
-	if collisions != nil {
-		fmt.Fprintf(h, "%d", *collisions)
-	}
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
-
 func (c *Controller) createNew(ctx context.Context, d *appsv1.Deployment, all []*appsv1.ReplicaSet) (*appsv1.ReplicaSet, error) {
-	hash := templateHash(&d.Spec.Template, d.Status.CollisionCount)
+	hash := controllerutil.TemplateHash(&d.Spec.Template, d.Status.CollisionCount)
 	tmpl := *d.Spec.Template.DeepCopy()
 	if tmpl.Labels == nil {
 		tmpl.Labels = map[string]string{}

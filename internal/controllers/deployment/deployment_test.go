@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
 
 func TestNewReplicaCountRespectsSurge(t *testing.T) {
@@ -45,7 +47,7 @@ func TestScalingEventAndTemplateHash(t *testing.T) {
 	b := a.DeepCopy()
 	b.Labels = map[string]string{"x": "y"}
 	one := int32(1)
-	if templateHash(a, nil) == templateHash(b, nil) || templateHash(a, nil) == templateHash(a, &one) {
+	if controllerutil.TemplateHash(a, nil) == controllerutil.TemplateHash(b, nil) || controllerutil.TemplateHash(a, nil) == controllerutil.TemplateHash(a, &one) {
 		t.Fatal("hash does not separate templates or collision counts")
 	}
 }

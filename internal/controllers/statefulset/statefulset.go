@@ -8,9 +8,7 @@ package statefulset
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -22,8 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -111,13 +107,6 @@ func ordinalOf(set *appsv1.StatefulSet, p *corev1.Pod) (int, bool) {
 	return n, err == nil && n >= 0
 }
 
-func revisionHash(t *corev1.PodTemplateSpec) string {
-	h := fnv.New32a()
-	b, _ := json.Marshal(t)
-	h.Write(b)
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
-
 func runningAndReady(p *corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodRunning && controllerutil.IsPodReady(p)
 }
@@ -139,8 +128,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil || sel.Empty() || set.DeletionTimestamp != nil {
 		return nil
 	}
-	updateRev := revisionHash(&set.Spec.Template)
-	if err := c.ensureRevision(ctx, set, updateRev); err != nil {
+	updateRev := controllerutil.TemplateHash(&set.Spec.Template, nil)
+	if err := controllerutil.EnsureRevision(ctx, c.client, c.revisions, set, gvk, set.Spec.Template, updateRev); err != nil {
 		return err
 	}
 	nsPods, err := c.pods.Pods(ns).List(labels.Everything())
@@ -327,38 +316,6 @@ func (c *Controller) deletePod(ctx context.Context, set *appsv1.StatefulSet, p *
 	}
 	if err == nil {
 		c.recorder.Eventf(set, corev1.EventTypeNormal, "SuccessfulDelete", "delete Pod %s in StatefulSet %s successful", p.Name, set.Name)
-	}
-	return err
-}
-
-func (c *Controller) ensureRevision(ctx context.Context, set *appsv1.StatefulSet, hash string) error {
-	revs, err := c.revisions.ControllerRevisions(set.Namespace).List(labels.Everything())
-	if err != nil {
-		return err
-	}
-	var top int64
-	for _, r := range revs {
-		if ref := metav1.GetControllerOf(r); ref == nil || ref.UID != set.UID {
-			continue
-		}
-		if r.Labels[RevisionLabel] == hash {
-			return nil
-		}
-		top = max(top, r.Revision)
-	}
-	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": set.Spec.Template, "$patch": "replace"}})
-	if err != nil {
-		return err
-	}
-	_, err = c.client.AppsV1().ControllerRevisions(set.Namespace).Create(ctx, &appsv1.ControllerRevision{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: set.Name + "-" + hash, Namespace: set.Namespace, Labels: map[string]string{RevisionLabel: hash},
-			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(set, gvk)},
-		},
-		Data: runtime.RawExtension{Raw: data}, Revision: top + 1,
-	}, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		return nil
 	}
 	return err
 }
