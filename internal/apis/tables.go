@@ -12,49 +12,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/duration"
 )
 
-// HumanAge formats the time since t as kubectl does ("5s", "3m2s", "4h", "2d3h").
+// HumanAge formats the time since t as kubectl does ("5s", "3m2s", "4h",
+// "2d3h"), with apimachinery's formatter.
 func HumanAge(t, now time.Time) string {
 	if t.IsZero() {
 		return "<unknown>"
 	}
-	d := now.Sub(t)
-	if d < 0 {
-		d = 0
-	}
-	s := int(d.Seconds())
-	switch {
-	case s < 120:
-		return fmt.Sprintf("%ds", s)
-	case d < 10*time.Minute:
-		if s%60 == 0 {
-			return fmt.Sprintf("%dm", s/60)
-		}
-		return fmt.Sprintf("%dm%ds", s/60, s%60)
-	case d < 3*time.Hour:
-		return fmt.Sprintf("%dm", s/60)
-	case d < 8*time.Hour:
-		if m := (s / 60) % 60; m != 0 {
-			return fmt.Sprintf("%dh%dm", s/3600, m)
-		}
-		return fmt.Sprintf("%dh", s/3600)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", s/3600)
-	case d < 8*24*time.Hour:
-		if h := (s / 3600) % 24; h != 0 {
-			return fmt.Sprintf("%dd%dh", s/86400, h)
-		}
-		return fmt.Sprintf("%dd", s/86400)
-	case d < 2*365*24*time.Hour:
-		return fmt.Sprintf("%dd", s/86400)
-	case d < 8*365*24*time.Hour:
-		if days := (s / 86400) % 365; days != 0 {
-			return fmt.Sprintf("%dy%dd", s/(365*86400), days)
-		}
-		return fmt.Sprintf("%dy", s/(365*86400))
-	}
-	return fmt.Sprintf("%dy", s/(365*86400))
+	return duration.HumanDuration(now.Sub(t))
 }
 
 func col(name, typ, desc string, priority int32) metav1.TableColumnDefinition {

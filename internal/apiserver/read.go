@@ -77,9 +77,8 @@ func (q *request) selectors() (storage.Filter, error) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
 	}
 	if !fs.Empty() {
-		_, known := q.res.attrs(q.res.New())
 		for _, req := range fs.Requirements() {
-			if _, ok := known[req.Field]; !ok {
+			if !q.res.fieldKeys[req.Field] {
 				return nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
 			}
 		}

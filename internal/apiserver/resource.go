@@ -34,6 +34,8 @@ type resource struct {
 	// generation tracks spec changes and the main resource cannot change status.
 	hasSpec   bool
 	hasStatus bool
+	// fieldKeys are the field-selector labels the kind supports.
+	fieldKeys map[string]bool
 }
 
 func newResource(r *apis.Resource, st *storage.Store, c *codecs, history int) *resource {
@@ -54,6 +56,11 @@ func newResource(r *apis.Resource, st *storage.Store, c *codecs, history int) *r
 		codecs:    c,
 		hasSpec:   hasSpec,
 		hasStatus: hasStatus && r.HasSubresource("status"),
+	}
+	_, fs := res.attrs(r.New())
+	res.fieldKeys = make(map[string]bool, len(fs))
+	for k := range fs {
+		res.fieldKeys[k] = true
 	}
 	res.cache = storage.NewCache(st, storage.CacheConfig{Prefix: prefix, Decode: res.decode, Attrs: res.attrs, History: history})
 	return res
