@@ -1,4 +1,4 @@
-package apiserver
+package apiserver_test
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -19,57 +18,23 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff-dev/skiff/internal/apis"
-	"github.com/skiff-dev/skiff/internal/storage"
+	"github.com/skiff-dev/skiff/internal/testserver"
 )
 
-// testServer is an in-process API server on embedded etcd.
+// testServer is an in-process API server on embedded etcd; a short watch
+// history lets a test push a revision out of it quickly.
 type testServer struct {
 	url    string
 	client kubernetes.Interface
-	store  *storage.Store
 }
 
 func startTestServer(t *testing.T) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	e, err := storage.StartEmbedded(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := storage.NewStore(e.Client)
-	_, cidr, _ := net.ParseCIDR("10.96.0.0/24")
-	s, err := New(Config{Store: store, Resources: apis.All(), GitVersion: "v1.37.2+skiff", WatchCacheHistory: 100,
-		ServiceCIDR: cidr, PublicAddress: net.ParseIP("127.0.0.1"), PublicPort: 6443})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.CloseClientConnections()
-		hs.Close()
-		cancel()
-		<-done
-		e.Close()
-	})
-	cs, err := kubernetes.NewForConfig(&rest.Config{Host: hs.URL, QPS: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{url: hs.URL, client: cs, store: store}
-	if err := s.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return ts
+	s := testserver.StartWith(t, testserver.Options{ServiceCIDR: "10.96.0.0/24", WatchCacheHistory: 100})
+	return &testServer{url: s.URL, client: s.Client}
 }
 
 func do(t *testing.T, method, url, contentType, body string) (int, string) {

@@ -1,6 +1,6 @@
 // Package testserver starts an in-process API server on embedded etcd in a
-// temporary directory, for integration tests of the components that talk
-// to it through client-go.
+// temporary directory, for integration tests of the API server and of the
+// components that talk to it through client-go.
 package testserver
 
 import (
@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -24,19 +25,37 @@ type Server struct {
 	Client kubernetes.Interface
 }
 
-// Start runs a server for the duration of t.
-func Start(t testing.TB) *Server {
+// Options adjust the server; the zero value is a sensible default.
+type Options struct {
+	// ServiceCIDR defaults to 10.96.0.0/16.
+	ServiceCIDR string
+	// WatchCacheHistory defaults to the API server's own default.
+	WatchCacheHistory int
+}
+
+// Start runs a server with default options for the duration of t.
+func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+
+// StartWith runs a server with opts for the duration of t.
+func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
+	if opts.ServiceCIDR == "" {
+		opts.ServiceCIDR = "10.96.0.0/16"
+	}
+	_, cidr, err := net.ParseCIDR(opts.ServiceCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e, err := storage.StartEmbedded(ctx, t.TempDir())
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	_, cidr, _ := net.ParseCIDR("10.96.0.0/16")
 	s, err := apiserver.New(apiserver.Config{
 		Store: storage.NewStore(e.Client), Resources: apis.All(), GitVersion: "v1.37.2+skiff",
 		ServiceCIDR: cidr, PublicAddress: net.ParseIP("127.0.0.1"), PublicPort: 6443,
+		WatchCacheHistory: opts.WatchCacheHistory,
 	})
 	if err != nil {
 		cancel()
@@ -45,12 +64,6 @@ func Start(t testing.TB) *Server {
 	}
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
@@ -59,6 +72,24 @@ func Start(t testing.TB) *Server {
 		<-done
 		e.Close()
 	})
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cfg := &rest.Config{Host: hs.URL, QPS: -1}
 	return &Server{URL: hs.URL, Config: cfg, Client: kubernetes.NewForConfigOrDie(cfg)}
+}
+
+// Eventually polls cond until it holds, failing the test after 20 s.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
