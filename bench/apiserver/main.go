@@ -9,11 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/bench/internal/benchserver"
 )
 
 func main() {
@@ -52,43 +49,27 @@ func report(name, value, upstream string) {
 }
 
 func run(bin string, nPods, nWatchers int, full bool) error {
-	dir, err := os.MkdirTemp("", "skiff-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
 	mode := "API server + embedded etcd"
-	args := []string{"server", "--data-dir", dir, "--secure-port", strconv.Itoa(port), "--log-level", "warn"}
+	extra := []string{"--log-level", "warn"}
 	if full {
 		mode = "API server + etcd + scheduler + controllers"
 	} else {
-		args = append(args, "--disable-scheduler", "--disable-controllers")
+		extra = append(extra, "--disable-scheduler", "--disable-controllers")
 	}
-	fmt.Printf("skiff server benchmark: %s (%s, data in %s)\n", mode, bin, dir)
-	fmt.Printf("  %-48s %-28s %s\n", "measure", "skiff", "upstream v1.37 (same machine, from design.md)")
-
-	start := time.Now()
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
-	cfg, err := waitReady(kubeconfig, 60*time.Second)
+	srv, err := benchserver.Start(bin, extra...)
 	if err != nil {
 		return err
 	}
-	report("start to ready (embedded etcd)", time.Since(start).Round(time.Millisecond).String(), "~1 s after etcd is up")
+	defer srv.Close()
+	cfg := srv.Config
+	fmt.Printf("skiff server benchmark: %s (%s)\n", mode, bin)
+	fmt.Printf("  %-48s %-28s %s\n", "measure", "skiff", "upstream v1.37 (same machine, from design.md)")
+	report("start to ready (embedded etcd)", srv.Ready.Sub(srv.Started).Round(time.Millisecond).String(), "~1 s after etcd is up")
 	time.Sleep(2 * time.Second)
-	report("idle RSS (API server + etcd)", fmt.Sprintf("%.1f MiB", rssMiB(cmd.Process.Pid)), "~300 MiB")
+	report("idle RSS (API server + etcd)", fmt.Sprintf("%.1f MiB", rssMiB(srv.Cmd.Process.Pid)), "~300 MiB")
 
 	ctx := context.Background()
-	cs := clients(cfg, 8)
+	cs := srv.Clients(8)
 	if _, err := cs[0].CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
@@ -149,9 +130,9 @@ func run(bin string, nPods, nWatchers int, full bool) error {
 
 	// LIST of every pod, from the watch cache.
 	for _, mode := range []struct{ name, rv, accept string }{
-		{"LIST 10,000 pods, consistent (protobuf)", "", ""},
-		{"LIST 10,000 pods, rv=0 (protobuf)", "0", ""},
-		{"LIST 10,000 pods, consistent (JSON)", "", "application/json"},
+		{"LIST all pods, consistent (protobuf)", "", ""},
+		{"LIST all pods, rv=0 (protobuf)", "0", ""},
+		{"LIST all pods, consistent (JSON)", "", "application/json"},
 	} {
 		c := cs[0]
 		if mode.accept != "" {
@@ -173,18 +154,18 @@ func run(bin string, nPods, nWatchers int, full bool) error {
 		report(fmt.Sprintf("%s [%d items]", mode.name, n), pct(lat), "")
 	}
 
-	if err := watchFanout(ctx, cfg, nWatchers); err != nil {
+	if err := watchFanout(ctx, srv, nWatchers); err != nil {
 		return err
 	}
-	report("RSS after the load", fmt.Sprintf("%.1f MiB", rssMiB(cmd.Process.Pid)), "~940 MiB after 5k nodes + 10k pods")
+	report("RSS after the load", fmt.Sprintf("%.1f MiB", rssMiB(srv.Cmd.Process.Pid)), "~940 MiB after 5k nodes + 10k pods")
 	return nil
 }
 
 // watchFanout opens n watches and measures how long one change takes to
 // reach all of them.
-func watchFanout(ctx context.Context, cfg *rest.Config, n int) error {
+func watchFanout(ctx context.Context, srv *benchserver.Server, n int) error {
 	// HTTP/2 multiplexes streams; spread the watches over connections.
-	cs := clients(cfg, (n+199)/200)
+	cs := srv.Clients((n + 199) / 200)
 	cms := cs[0].CoreV1().ConfigMaps("bench")
 	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "fanout"}}, metav1.CreateOptions{}); err != nil {
 		return err
@@ -302,37 +283,6 @@ func pct(lat []time.Duration) string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-// clients returns n clientsets with separate connections and no client-side
-// rate limit.
-func clients(cfg *rest.Config, n int) []kubernetes.Interface {
-	out := make([]kubernetes.Interface, n)
-	for i := range out {
-		c := rest.CopyConfig(cfg)
-		c.QPS, c.Burst = -1, 0
-		// A distinct (no-op) wrapper gives each clientset its own transport.
-		c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return rt }
-		out[i] = kubernetes.NewForConfigOrDie(c)
-	}
-	return out
-}
-
-func waitReady(kubeconfig string, timeout time.Duration) (*rest.Config, error) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig); err == nil {
-			cfg.QPS = -1
-			c, err := kubernetes.NewForConfig(cfg)
-			if err == nil {
-				if b, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background()); err == nil && string(b) == "ok" {
-					return cfg, nil
-				}
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("server not ready after %s", timeout)
-}
-
 func rssMiB(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -345,13 +295,4 @@ func rssMiB(pid int) float64 {
 		}
 	}
 	return 0
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -8,11 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,9 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/bench/internal/benchserver"
 )
 
 func main() {
@@ -38,29 +33,13 @@ func main() {
 }
 
 func run(bin string, replicas, nSets int) error {
-	dir, err := os.MkdirTemp("", "skiff-ctrl-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	// No scheduler: pods stay pending, which is all the controllers need.
-	cmd := exec.Command(bin, "server", "--data-dir", dir, "--secure-port", strconv.Itoa(port), "--log-level", "error", "--disable-scheduler")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	cfg, err := waitReady(filepath.Join(dir, "admin.kubeconfig"))
+	srv, err := benchserver.Start(bin, "--log-level", "error", "--disable-scheduler")
 	if err != nil {
 		return err
 	}
-	c := kubernetes.NewForConfigOrDie(cfg)
+	defer srv.Close()
+	c := srv.Clients(1)[0]
 	ctx := context.Background()
 
 	// Deployment of N replicas: time from create to the last pod created.
@@ -150,20 +129,4 @@ func run(bin string, replicas, nSets int) error {
 	fmt.Printf("%d replica sets of 2 pods converged in %s: %.0f sets/s, >= %.0f reconciles/s\n",
 		nSets, elapsed.Round(time.Millisecond), float64(nSets)/elapsed.Seconds(), 2*float64(nSets)/elapsed.Seconds())
 	return nil
-}
-
-func waitReady(kubeconfig string) (*rest.Config, error) {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig); err == nil {
-			cfg.QPS = -1
-			if c, err := kubernetes.NewForConfig(cfg); err == nil {
-				if b, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background()); err == nil && string(b) == "ok" {
-					return cfg, nil
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("server not ready")
 }

@@ -10,11 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -25,9 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/bench/internal/benchserver"
 )
 
 func main() {
@@ -73,37 +69,18 @@ func splitInts(s string) []int {
 }
 
 func run(bin string, nNodes, nPods int, workload, profile string) error {
-	dir, err := os.MkdirTemp("", "skiff-sched-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
 	// Controllers stay off: this measures the scheduler, as upstream's figures do.
-	args := []string{"server", "--data-dir", dir, "--secure-port", strconv.Itoa(port), "--log-level", "error", "--disable-controllers"}
+	extra := []string{"--log-level", "error", "--disable-controllers"}
 	if profile != "" {
-		args = append(args, "--pprof-address", "127.0.0.1:6061")
+		extra = append(extra, "--pprof-address", "127.0.0.1:6061")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	cfg, err := waitReady(filepath.Join(dir, "admin.kubeconfig"))
+	srv, err := benchserver.Start(bin, extra...)
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	ctx := context.Background()
-	cs := make([]kubernetes.Interface, 8)
-	for i := range cs {
-		c := rest.CopyConfig(cfg)
-		c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return rt } // own connection
-		cs[i] = kubernetes.NewForConfigOrDie(c)
-	}
+	cs := srv.Clients(8)
 
 	// Nodes: 4 zones, room for every pod.
 	if err := parallel(nNodes, 64, func(i int) error {
@@ -263,29 +240,4 @@ func startProfile(path string) func() error {
 		done <- err
 	}()
 	return func() error { return <-done }
-}
-
-func waitReady(kubeconfig string) (*rest.Config, error) {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig); err == nil {
-			cfg.QPS = -1
-			if c, err := kubernetes.NewForConfig(cfg); err == nil {
-				if b, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background()); err == nil && string(b) == "ok" {
-					return cfg, nil
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("server not ready")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
