@@ -448,3 +448,19 @@ func TestDryRunStoresNothing(t *testing.T) {
 		t.Fatalf("dry-run update/delete changed the object: %v %+v", err, after)
 	}
 }
+
+func TestSubresourceInputErrorsNameTheField(t *testing.T) {
+	ts := startTestServer(t)
+	code, body := do(t, "GET", ts.url+"/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true", "", "")
+	if code != 422 || !strings.Contains(body, "resourceVersionMatch") {
+		t.Fatalf("sendInitialEvents without resourceVersionMatch: %d %s", code, body)
+	}
+	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}`
+	if code, body := do(t, "POST", ts.url+"/api/v1/namespaces/default/pods", "application/json", pod); code != 201 {
+		t.Fatalf("create pod: %d %s", code, body)
+	}
+	code, body = do(t, "POST", ts.url+"/api/v1/namespaces/default/pods/p/binding", "application/json", `{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"}}`)
+	if code != 422 || !strings.Contains(body, "target.name") {
+		t.Fatalf("binding without a target: %d %s", code, body)
+	}
+}

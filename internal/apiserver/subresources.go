@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
@@ -79,7 +80,8 @@ func (q *request) updateScale(cur runtime.Object, mutate updateFunc) (runtime.Ob
 		return nil, apierrors.NewConflict(q.res.gr, q.info.name, errors.New(conflictMessage))
 	}
 	if sc.Spec.Replicas < 0 {
-		return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), q.info.name, nil)
+		return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), q.info.name, field.ErrorList{
+			field.Invalid(field.NewPath("spec", "replicas"), sc.Spec.Replicas, "must be greater than or equal to 0")})
 	}
 	next := cur.DeepCopyObject()
 	spec, _, _, err := replicasOf(next)
@@ -106,7 +108,8 @@ func (q *request) bind() error {
 		return apierrors.NewBadRequest(err.Error())
 	}
 	if b.Target.Name == "" {
-		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, nil)
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, field.ErrorList{
+			field.Required(field.NewPath("target", "name"), "")})
 	}
 	_, err = q.res.guaranteedUpdate(q.ctx, q.info.namespace, q.info.name, func(cur runtime.Object) (runtime.Object, error) {
 		pod := cur.(*corev1.Pod)

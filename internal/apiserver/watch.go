@@ -11,7 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiff-dev/skiff/internal/storage"
@@ -36,16 +38,19 @@ func (q *request) watch() error {
 		Filter:    filter,
 		Bookmarks: qs.Get("allowWatchBookmarks") == "true",
 	}
-	if name := qs.Get("fieldSelector"); name == "" && q.info.name != "" {
-		// Never reached today: watches of a single object use fieldSelector.
-		_ = name
-	}
 	rv := qs.Get("resourceVersion")
 	sendInitial := qs.Get("sendInitialEvents") == "true"
 	switch {
 	case sendInitial:
-		if qs.Get("resourceVersionMatch") != "NotOlderThan" || !opts.Bookmarks {
-			return apierrors.NewInvalid(q.res.gvk.GroupKind(), "", nil)
+		var errs field.ErrorList
+		if qs.Get("resourceVersionMatch") != string(metav1.ResourceVersionMatchNotOlderThan) {
+			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+		}
+		if !opts.Bookmarks {
+			errs = append(errs, field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires allowWatchBookmarks=true"))
+		}
+		if len(errs) > 0 {
+			return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", errs)
 		}
 		if rv == "" {
 			if err := q.res.cache.WaitFresh(q.ctx); err != nil {
