@@ -7,16 +7,22 @@ PORT      ?= 6443
 # Unit and integration packages (everything but the end-to-end suite).
 UNIT_PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/e2e)
 
-.PHONY: all build up test unit e2e bench lint generate deps clean
+.PHONY: all build images up test unit e2e bench lint generate deps clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/skiff
 
-# Bring up a single-node cluster in the foreground; kubectl it with
+# The pause and busybox images, built locally (no registry needed) into
+# bin/images, which skiff imports into its containerd at start.
+images:
+	$(GO) run ./hack/mkimages -out bin/images
+
+# Bring up a single-node cluster in the foreground (installing what is
+# missing first); kubectl it with
 #   export KUBECONFIG=$(DATA_DIR)/server/admin.kubeconfig
-up: build
+up: deps build images
 	$(BIN) up --data-dir $(DATA_DIR) --secure-port $(PORT)
 
 # Everything CI runs: static checks, unit and integration tests, e2e tests.
@@ -26,14 +32,14 @@ deps:
 	bash hack/install-deps.sh
 
 lint:
-	@out=$$(gofmt -l cmd internal test bench 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal test bench hack 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
 
-e2e: build
-	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./test/e2e/
+e2e: build images
+	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_IMAGES=$(CURDIR)/bin/images $(GO) test -count=1 -timeout 20m ./test/e2e/
 
 bench: build
 	$(GO) run ./bench/apiserver

@@ -11,7 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -31,9 +30,11 @@ func main() {
 	case "server":
 		err = runServer("server", os.Args[2:])
 	case "up":
-		// The node agent joins `up` with its own issue; until then up runs
-		// the control plane alone, under DIR/server as the agent will expect.
-		err = runServer("up", os.Args[2:])
+		err = runUp(os.Args[2:])
+	case "agent", "kubelet":
+		err = runAgent(os.Args[1], os.Args[2:])
+	case "images":
+		err = runImages(os.Args[2:])
 	case "scheduler":
 		err = runScheduler(os.Args[2:])
 	case "controller-manager":
@@ -61,7 +62,10 @@ commands:
   scheduler run the scheduler against an API server (--kubeconfig)
   controller-manager
             run the controllers against an API server (--kubeconfig)
-  up        run a single-node cluster (today: the control plane; DIR/server/admin.kubeconfig)
+  up        run a single-node cluster: server and agent in one process
+  agent     run a node: kubelet (and its containerd) against a server (--kubeconfig)
+  kubelet   the same as agent
+  images    images import FILE.tar: load an image archive into the node's containerd
   version   print the version
 `)
 }
@@ -98,11 +102,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 func runServer(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
-	defaultDir := "/var/lib/skiff/server"
-	if cmd == "up" {
-		defaultDir = "/var/lib/skiff"
-	}
-	dataDir := fs.String("data-dir", defaultDir, "directory for etcd data, certificates and the admin kubeconfig")
+	dataDir := fs.String("data-dir", "/var/lib/skiff/server", "directory for etcd data, certificates and the admin kubeconfig")
 	bind := fs.String("bind-address", "127.0.0.1", "address the API server listens on")
 	port := fs.Int("secure-port", 6443, "HTTPS port of the API server (0 picks a free port)")
 	etcdServers := fs.String("etcd-servers", "", "comma-separated URLs of an external etcd cluster; empty runs etcd embedded")
@@ -124,9 +124,6 @@ func runServer(cmd string, args []string) error {
 		go servePprof(*pprofAddr, log)
 	}
 	dir := *dataDir
-	if cmd == "up" {
-		dir = filepath.Join(dir, "server")
-	}
 	var endpoints []string
 	if *etcdServers != "" {
 		endpoints = strings.Split(*etcdServers, ",")

@@ -173,3 +173,9 @@ func (q *Server) randomServiceIP() (string, error) {
 	}
 	return addIP(q.serviceCIDR.IP, 2+rand.Int64N(size-3)).String(), nil
 }
+
+// ClusterDNSServiceIP is the tenth address of the service range, where
+// upstream puts the cluster DNS Service (10.96.0.10 for 10.96.0.0/12).
+func ClusterDNSServiceIP(cidr *net.IPNet) net.IP {
+	return addIP(cidr.IP, 10)
+}

@@ -38,6 +38,8 @@ import (
 // what /version reports, with a +skiff suffix.
 const KubernetesVersion = "v1.37.2"
 
+const defaultServiceCIDR = "10.96.0.0/12"
+
 // ServerConfig configures `skiff server`.
 type ServerConfig struct {
 	DataDir     string
@@ -70,6 +72,7 @@ type Server struct {
 	api        *apiserver.Server
 	done       chan struct{}
 	components sync.WaitGroup // in-process clients of the API server
+	pki        *pki.Bundle
 }
 
 // RESTConfig returns the admin user's client configuration, without a
@@ -128,7 +131,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
 
 	if cfg.ServiceCIDR == "" {
-		cfg.ServiceCIDR = "10.96.0.0/12"
+		cfg.ServiceCIDR = defaultServiceCIDR
 	}
 	_, serviceCIDR, err := net.ParseCIDR(cfg.ServiceCIDR)
 	if err != nil || serviceCIDR.IP.To4() == nil {
@@ -146,6 +149,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	s.pki = bundle
 	s.Kubeconfig = filepath.Join(cfg.DataDir, "admin.kubeconfig")
 	if err := pki.WriteKubeconfig(s.Kubeconfig, s.URL, bundle.CAPEM, bundle.AdminCertPEM, bundle.AdminKeyPEM, "admin"); err != nil {
 		ln.Close()

@@ -51,14 +51,68 @@ func kubectlBin(t *testing.T, version string) string {
 	return p
 }
 
+// process is a skiff process a test runs, with its output kept for the
+// failure message.
+type process struct {
+	t    *testing.T
+	name string
+	args []string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	// exited is closed once the process has been waited for.
+	exited chan struct{}
+}
+
+// launch starts the process and polls ready until it reports true.
+func (p *process) launch(timeout time.Duration, ready func() bool) {
+	p.t.Helper()
+	p.logs = &syncBuffer{}
+	p.cmd = exec.Command(skiffBin(p.t), p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ready() {
+			p.exited = exited
+			return
+		}
+		select {
+		case <-exited:
+			p.t.Fatalf("%s exited before it was ready; logs:\n%s", p.name, p.logs)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("%s did not become ready within %s; logs:\n%s", p.name, timeout, p.logs)
+}
+
+// terminate sends SIGTERM and waits for a clean exit.
+func (p *process) terminate(timeout time.Duration) {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if !p.cmd.ProcessState.Success() {
+			p.t.Errorf("%s exited with %v; logs:\n%s", p.name, p.cmd.ProcessState, p.logs)
+		}
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		p.t.Errorf("%s did not stop on SIGTERM; logs:\n%s", p.name, p.logs)
+	}
+	p.cmd = nil
+}
+
 // server is a running `skiff server` process.
 type server struct {
-	t          *testing.T
+	process
 	dataDir    string
 	kubeconfig string
-	cmd        *exec.Cmd
-	logs       *bytes.Buffer
-	args       []string
 }
 
 // freePort asks the kernel for an unused loopback port.
@@ -74,7 +128,7 @@ func freePort(t *testing.T) int {
 
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, kubeconfig: filepath.Join(dataDir, "admin.kubeconfig")}
+	s := &server{process: process{t: t, name: "skiff server"}, dataDir: dataDir, kubeconfig: filepath.Join(dataDir, "admin.kubeconfig")}
 	s.args = append([]string{"server", "--data-dir", dataDir, "--secure-port", strconv.Itoa(freePort(t))}, extra...)
 	s.start()
 	t.Cleanup(s.stop)
@@ -83,48 +137,16 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	s.logs = &bytes.Buffer{}
-	s.cmd = exec.Command(skiffBin(s.t), s.args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(s.kubeconfig); err == nil {
-			out, err := exec.Command(kubectlBin(s.t, "1.33"), "--kubeconfig", s.kubeconfig, "get", "--raw", "/readyz").CombinedOutput()
-			if err == nil && strings.TrimSpace(string(out)) == "ok" {
-				return
-			}
+	s.launch(60*time.Second, func() bool {
+		if _, err := os.Stat(s.kubeconfig); err != nil {
+			return false
 		}
-		if s.cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	s.t.Fatalf("skiff server did not become ready; logs:\n%s", s.logs)
+		out, err := exec.Command(kubectlBin(s.t, "1.33"), "--kubeconfig", s.kubeconfig, "get", "--raw", "/readyz").CombinedOutput()
+		return err == nil && strings.TrimSpace(string(out)) == "ok"
+	})
 }
 
-// stop sends SIGTERM and waits for a clean exit.
-func (s *server) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			s.t.Errorf("skiff server exited with %v; logs:\n%s", err, s.logs)
-		}
-	case <-time.After(20 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-		s.t.Errorf("skiff server did not stop on SIGTERM; logs:\n%s", s.logs)
-	}
-	s.cmd = nil
-}
+func (s *server) stop() { s.terminate(20 * time.Second) }
 
 // kubectl runs one kubectl command against the server.
 type kubectl struct {

@@ -11,8 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -30,7 +33,18 @@ type Server struct {
 // Start runs `bin server` on a free loopback port in a new data dir, with
 // extra flags, and waits for /readyz.
 func Start(bin string, extra ...string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "skiff-bench-")
+	return start(bin, "server", "admin.kubeconfig", extra)
+}
+
+// StartUp runs `bin up` (server and node agent with its containerd) and
+// waits for /readyz; NodeReady waits for the node.
+func StartUp(bin string, extra ...string) (*Server, error) {
+	return start(bin, "up", filepath.Join("server", "admin.kubeconfig"), extra)
+}
+
+func start(bin, command, kubeconfig string, extra []string) (*Server, error) {
+	// Short: the agent's containerd socket lives under it.
+	dir, err := os.MkdirTemp("", "skb")
 	if err != nil {
 		return nil, err
 	}
@@ -40,14 +54,14 @@ func Start(bin string, extra ...string) (*Server, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	args := append([]string{"server", "--data-dir", dir, "--secure-port", strconv.Itoa(port)}, extra...)
+	args := append([]string{command, "--data-dir", dir, "--secure-port", strconv.Itoa(port)}, extra...)
 	s := &Server{Dir: dir, Cmd: exec.Command(bin, args...), Started: time.Now()}
 	s.Cmd.Stderr = os.Stderr
 	if err := s.Cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if s.Config, err = waitReady(filepath.Join(dir, "admin.kubeconfig"), 60*time.Second); err != nil {
+	if s.Config, err = waitReady(filepath.Join(dir, kubeconfig), 60*time.Second); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -55,10 +69,38 @@ func Start(bin string, extra ...string) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the server and removes its data.
+// NodeReady waits until node reports Ready and returns when it did.
+func (s *Server) NodeReady(ctx context.Context, node string) (time.Time, error) {
+	client := s.Clients(1)[0]
+	for {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err == nil {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return time.Now(), nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("node %s not ready: %w", node, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops the server (SIGTERM, so an agent stops its pods and its
+// containerd) and removes its data.
 func (s *Server) Close() {
-	_ = s.Cmd.Process.Kill()
-	_ = s.Cmd.Wait()
+	_ = s.Cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.Cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = s.Cmd.Process.Kill()
+		<-done
+	}
 	os.RemoveAll(s.Dir)
 }
 

@@ -1,0 +1,230 @@
+// Command mkimages builds the two images a Skiff node needs without a
+// registry: the pod sandbox (a static Go pause binary) and busybox (Debian's
+// busybox-static with a link per applet). Each is written as a one-layer
+// docker-archive, the format `ctr images import` and `skiff images import`
+// take. The archives are deterministic: same inputs, same bytes.
+//
+//	go run ./hack/mkimages -out bin/images
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// epoch is every file's mtime, for reproducible archives.
+var epoch = time.Unix(0, 0).UTC()
+
+type entry struct {
+	name  string // path inside the image, no leading slash
+	mode  int64
+	data  []byte
+	link  string // symlink target
+	isDir bool
+	uid   int
+	gid   int
+}
+
+type image struct {
+	tags       []string
+	entrypoint []string
+	cmd        []string
+	env        []string
+	entries    []entry
+}
+
+func main() {
+	out := flag.String("out", "bin/images", "output directory")
+	busybox := flag.String("busybox", "/bin/busybox", "a static busybox binary (Debian: busybox-static)")
+	flag.Parse()
+	if err := run(*out, *busybox); err != nil {
+		fmt.Fprintln(os.Stderr, "mkimages:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out, busyboxPath string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	pause, err := buildPause()
+	if err != nil {
+		return err
+	}
+	if err := write(filepath.Join(out, "pause.tar"), image{
+		tags:       []string{"registry.k8s.io/pause:3.9", "skiff.local/pause:latest"},
+		entrypoint: []string{"/pause"},
+		entries:    []entry{{name: "pause", mode: 0o755, data: pause}},
+	}); err != nil {
+		return err
+	}
+	bb, err := busyboxImage(busyboxPath)
+	if err != nil {
+		return err
+	}
+	return write(filepath.Join(out, "busybox.tar"), bb)
+}
+
+func buildPause() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "skiff-pause")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "pause")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./hack/pause")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("build pause: %w", err)
+	}
+	return os.ReadFile(bin)
+}
+
+func busyboxImage(path string) (image, error) {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return image{}, fmt.Errorf("%w (install busybox-static)", err)
+	}
+	list, err := exec.Command(path, "--list-full").Output()
+	if err != nil {
+		return image{}, fmt.Errorf("%s --list-full: %w", path, err)
+	}
+	img := image{
+		tags: []string{"docker.io/library/busybox:latest", "docker.io/library/busybox:1.36"},
+		cmd:  []string{"sh"},
+		env:  []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+	}
+	dirs := map[string]bool{"bin": true, "etc": true, "root": true, "tmp": true, "var": true, "var/www": true, "home": true, "usr": true}
+	img.entries = append(img.entries, entry{name: "bin/busybox", mode: 0o755, data: bin})
+	for _, applet := range strings.Fields(string(list)) {
+		if applet == "bin/busybox" {
+			continue
+		}
+		dirs[filepath.Dir(applet)] = true
+		for d := filepath.Dir(applet); d != "."; d = filepath.Dir(d) {
+			dirs[d] = true
+		}
+		img.entries = append(img.entries, entry{name: applet, link: "/bin/busybox"})
+	}
+	for d := range dirs {
+		mode := int64(0o755)
+		switch d {
+		case "tmp":
+			mode = 0o1777
+		case "root":
+			mode = 0o700
+		}
+		img.entries = append(img.entries, entry{name: d, mode: mode, isDir: true})
+	}
+	img.entries = append(img.entries,
+		entry{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")},
+		entry{name: "etc/group", mode: 0o644, data: []byte("root:x:0:\nnobody:x:65534:\n")},
+		entry{name: "var/www/index.html", mode: 0o644, data: []byte("busybox httpd\n")},
+	)
+	return img, nil
+}
+
+// write renders img as a docker-archive: the layer tar, the image config
+// and manifest.json naming the tags.
+func write(path string, img image) error {
+	layer, err := layerTar(img.entries)
+	if err != nil {
+		return err
+	}
+	diffID := "sha256:" + digest(layer)
+	config := map[string]any{
+		"architecture": "amd64",
+		"os":           "linux",
+		"created":      epoch.Format(time.RFC3339),
+		"config": map[string]any{
+			"Entrypoint": img.entrypoint,
+			"Cmd":        img.cmd,
+			"Env":        img.env,
+			"WorkingDir": "/",
+		},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+		"history": []map[string]string{{"created": epoch.Format(time.RFC3339), "created_by": "skiff hack/mkimages"}},
+	}
+	configJSON, err := json.Marshal(config)
+	if err != nil {
+		return err
+	}
+	configName := digest(configJSON) + ".json"
+	layerName := digest(layer) + "/layer.tar"
+	manifest, err := json.Marshal([]map[string]any{{"Config": configName, "RepoTags": img.tags, "Layers": []string{layerName}}})
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{configName, configJSON}, {layerName, layer}, {"manifest.json", manifest}} {
+		if strings.Contains(f.name, "/") {
+			if err := tw.WriteHeader(&tar.Header{Name: filepath.Dir(f.name) + "/", Mode: 0o755, Typeflag: tar.TypeDir, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+				return err
+			}
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, buf.Bytes()) {
+		return nil // unchanged: keep the mtime, so imports are skipped
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+func layerTar(entries []entry) ([]byte, error) {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: e.mode, ModTime: epoch, Uid: e.uid, Gid: e.gid, Format: tar.FormatPAX}
+		switch {
+		case e.isDir:
+			h.Typeflag, h.Name = tar.TypeDir, e.name+"/"
+		case e.link != "":
+			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, e.link, 0o777
+		default:
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, err
+		}
+		if len(e.data) > 0 {
+			if _, err := io.Copy(tw, bytes.NewReader(e.data)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

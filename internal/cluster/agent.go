@@ -1,0 +1,137 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/internal/cluster/pki"
+	"github.com/skiff-dev/skiff/internal/containerd"
+	"github.com/skiff-dev/skiff/internal/kubelet"
+)
+
+// AgentConfig configures `skiff agent`: the node's kubelet and, unless an
+// endpoint is given, its own containerd.
+type AgentConfig struct {
+	DataDir  string
+	NodeName string
+	// Kubeconfig holds the node's credentials for the API server.
+	Kubeconfig string
+	// RuntimeEndpoint is an existing CRI socket; empty starts containerd.
+	RuntimeEndpoint string
+	// ImagesDir holds image archives imported into a started containerd.
+	ImagesDir      string
+	NodeIP         net.IP
+	KubeletPort    int
+	ClusterDNS     []string
+	ClusterDomain  string
+	CNIBridge      string
+	KeepContainers bool
+	// LogDir defaults to /var/log/pods.
+	LogDir     string
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Ready, when set, is closed once the kubelet runs.
+	Ready chan<- struct{}
+}
+
+// RunAgent runs a node until ctx ends: containerd (unless external), then
+// the kubelet. Everything it started is stopped when it returns.
+func RunAgent(ctx context.Context, cfg AgentConfig) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("agent: no --node-name and no hostname: %w", err)
+		}
+		cfg.NodeName = strings.ToLower(h)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("agent: create data dir: %w", err)
+	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("agent: load kubeconfig %s: %w", cfg.Kubeconfig, err)
+	}
+	restCfg.QPS, restCfg.Burst = -1, 0 // the agent's own pods are few; no client throttling
+	restCfg.UserAgent = "skiff-kubelet/" + cfg.NodeName
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+
+	endpoint := cfg.RuntimeEndpoint
+	cniConfDir := ""
+	if endpoint == "" {
+		ctrDir := filepath.Join(cfg.DataDir, "containerd")
+		cniConfDir = filepath.Join(ctrDir, "cni", "net.d")
+		proc, err := containerd.Start(ctx, containerd.Config{Dir: ctrDir, CNIConfDir: cniConfDir, Logger: cfg.Logger})
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		defer proc.Stop()
+		endpoint = proc.Endpoint()
+		if cfg.ImagesDir != "" {
+			if err := importImages(ctx, proc.Socket(), cfg.ImagesDir, cfg.Logger); err != nil {
+				return fmt.Errorf("agent: %w", err)
+			}
+		}
+	}
+	k, err := kubelet.New(ctx, kubelet.Config{
+		Client:               client,
+		NodeName:             cfg.NodeName,
+		NodeIP:               cfg.NodeIP,
+		RuntimeEndpoint:      endpoint,
+		DataDir:              filepath.Join(cfg.DataDir, "kubelet"),
+		LogDir:               cfg.LogDir,
+		ContainerLogLinkDir:  containerLogLinkDir(cfg.LogDir),
+		ClusterDNS:           cfg.ClusterDNS,
+		ClusterDomain:        cfg.ClusterDomain,
+		CNIConfDir:           cniConfDir,
+		CNIBridge:            cfg.CNIBridge,
+		Port:                 cfg.KubeletPort,
+		KeepContainersOnExit: cfg.KeepContainers,
+		Registerer:           cfg.Registerer,
+		Logger:               cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Ready != nil {
+		close(cfg.Ready)
+	}
+	return k.Run(ctx)
+}
+
+// containerLogLinkDir puts /var/log/containers beside /var/log/pods.
+func containerLogLinkDir(logDir string) string {
+	if logDir == "" {
+		return "/var/log/containers"
+	}
+	return filepath.Join(filepath.Dir(logDir), "containers")
+}
+
+// IssueNodeKubeconfig writes a kubeconfig for a node agent on this
+// server's machine, with a client certificate for system:node:<name>.
+func (s *Server) IssueNodeKubeconfig(path, nodeName string) error {
+	if s.pki == nil {
+		return errors.New("server has no PKI")
+	}
+	cert, key, err := s.pki.IssueClientCert("system:node:"+nodeName, []string{"system:nodes"}, 365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	return pki.WriteKubeconfig(path, s.URL, s.pki.CAPEM, cert, key, "system:node:"+nodeName)
+}

@@ -1,0 +1,102 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/skiff-dev/skiff/internal/apiserver"
+)
+
+// UpConfig configures `skiff up`: a server and an agent in one process.
+type UpConfig struct {
+	Server         ServerConfig // DataDir is set from DataDir
+	DataDir        string
+	NodeName       string
+	ImagesDir      string
+	KubeletPort    int
+	NodeIP         net.IP
+	KeepContainers bool
+	CNIBridge      string
+	LogDir         string
+	Logger         *slog.Logger
+}
+
+// RunUp runs a single-node cluster until ctx ends. The agent stops first
+// (its pods with it, unless KeepContainers) while the API server still
+// answers, then the control plane.
+func RunUp(ctx context.Context, cfg UpConfig) error {
+	start := time.Now()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	serverCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServer()
+	cfg.Server.DataDir = filepath.Join(cfg.DataDir, "server")
+	cfg.Server.Logger = log
+	srv, err := StartServer(serverCtx, cfg.Server)
+	if err != nil {
+		return err
+	}
+	defer srv.Wait()
+	defer stopServer()
+
+	node := cfg.NodeName
+	if node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("up: no node name: %w", err)
+		}
+		node = strings.ToLower(h)
+	}
+	agentDir := filepath.Join(cfg.DataDir, "agent")
+	if err := os.MkdirAll(agentDir, 0o700); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(agentDir, "kubelet.kubeconfig")
+	if err := srv.IssueNodeKubeconfig(kubeconfig, node); err != nil {
+		return fmt.Errorf("up: node credentials: %w", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		select {
+		case <-ready:
+			log.Info("cluster up", "elapsed", time.Since(start).Round(time.Millisecond), "node", node)
+			fmt.Fprintf(os.Stderr, "\nSkiff is up. Use it with:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\n", srv.Kubeconfig)
+		case <-ctx.Done():
+		}
+	}()
+	return RunAgent(ctx, AgentConfig{
+		DataDir:        agentDir,
+		NodeName:       node,
+		Kubeconfig:     kubeconfig,
+		ImagesDir:      cfg.ImagesDir,
+		NodeIP:         cfg.NodeIP,
+		KubeletPort:    cfg.KubeletPort,
+		ClusterDNS:     []string{ClusterDNSIP(cfg.Server.ServiceCIDR)},
+		KeepContainers: cfg.KeepContainers,
+		CNIBridge:      cfg.CNIBridge,
+		LogDir:         cfg.LogDir,
+		Logger:         log,
+		Ready:          ready,
+	})
+}
+
+// ClusterDNSIP is the cluster DNS address for a service CIDR ("" picks the
+// default range).
+func ClusterDNSIP(serviceCIDR string) string {
+	if serviceCIDR == "" {
+		serviceCIDR = defaultServiceCIDR
+	}
+	_, n, err := net.ParseCIDR(serviceCIDR)
+	if err != nil {
+		return ""
+	}
+	return apiserver.ClusterDNSServiceIP(n).String()
+}

@@ -1,0 +1,33 @@
+package kubelet
+
+import (
+	"testing"
+	"time"
+)
+
+func TestBackoffDoublesToMax(t *testing.T) {
+	b := newBackoff(10*time.Second, 40*time.Second)
+	key := backoffKey("uid", "c")
+	now := time.Now()
+	if w := b.remaining(key, now); w != 0 {
+		t.Fatalf("first restart waits %s, want immediately", w)
+	}
+	var delays []time.Duration
+	for i := 0; i < 5; i++ {
+		b.next(key, now)
+		delays = append(delays, b.current(key))
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 40 * time.Second, 40 * time.Second}
+	for i := range want {
+		if delays[i] != want[i] {
+			t.Fatalf("delays %v, want %v", delays, want)
+		}
+	}
+	if w := b.remaining(key, now.Add(-30*time.Second)); w < 9*time.Second || w > 10*time.Second {
+		t.Errorf("30 s into a 40 s delay, %s remain", w)
+	}
+	b.forgetPod("uid")
+	if b.current(key) != 0 {
+		t.Error("forgetPod kept the entry")
+	}
+}

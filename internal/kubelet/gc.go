@@ -1,0 +1,179 @@
+package kubelet
+
+import (
+	"context"
+	"sort"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+var everything = labels.Everything()
+
+// gcPeriod is how often dead containers and unused images are collected,
+// upstream's cadence.
+const (
+	containerGCPeriod = time.Minute
+	imageGCPeriod     = 5 * time.Minute
+)
+
+// runGC removes dead containers beyond the per-container and total limits
+// and, under disk pressure, images no container uses.
+func (k *Kubelet) runGC(ctx context.Context) {
+	lastUsed := map[string]time.Time{}
+	t := time.NewTicker(containerGCPeriod)
+	defer t.Stop()
+	lastImageGC := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := k.collectContainers(ctx); err != nil && ctx.Err() == nil {
+			k.log.Warn("container garbage collection", "err", err)
+		}
+		if time.Since(lastImageGC) >= imageGCPeriod {
+			lastImageGC = time.Now()
+			if err := k.collectImages(ctx, lastUsed); err != nil && ctx.Err() == nil {
+				k.log.Warn("image garbage collection", "err", err)
+			}
+		}
+	}
+}
+
+// collectContainers keeps the newest ContainerGCMax exited instances of each
+// container (older than MinContainerAge) and removes the rest, and removes
+// stopped sandboxes that are not a pod's newest.
+func (k *Kubelet) collectContainers(ctx context.Context) error {
+	cs, err := k.runtime.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return err
+	}
+	groups := map[string][]*runtimeapi.Container{}
+	for _, c := range cs.Containers {
+		if c.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			continue
+		}
+		key := c.Labels[labelPodUID] + "/" + c.Metadata.GetName()
+		groups[key] = append(groups[key], c)
+	}
+	var evictable []*runtimeapi.Container
+	for _, g := range groups {
+		sort.Slice(g, func(i, j int) bool { return g[i].CreatedAt > g[j].CreatedAt })
+		if len(g) > k.cfg.ContainerGCMax {
+			evictable = append(evictable, g[k.cfg.ContainerGCMax:]...)
+		}
+	}
+	remaining := 0
+	for _, g := range groups {
+		remaining += len(g)
+	}
+	if k.cfg.MaxTotalDead >= 0 && remaining-len(evictable) > k.cfg.MaxTotalDead {
+		// Over the total: the oldest of the kept ones go too.
+		var kept []*runtimeapi.Container
+		for _, g := range groups {
+			if len(g) > k.cfg.ContainerGCMax {
+				g = g[:k.cfg.ContainerGCMax]
+			}
+			kept = append(kept, g...)
+		}
+		sort.Slice(kept, func(i, j int) bool { return kept[i].CreatedAt < kept[j].CreatedAt })
+		evictable = append(evictable, kept[:remaining-len(evictable)-k.cfg.MaxTotalDead]...)
+	}
+	for _, c := range evictable {
+		if time.Since(time.Unix(0, c.CreatedAt)) < k.cfg.MinContainerAge {
+			continue
+		}
+		k.removeContainer(ctx, c.Id)
+	}
+
+	sbs, err := k.runtime.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return err
+	}
+	byPod := map[string][]*runtimeapi.PodSandbox{}
+	for _, s := range sbs.Items {
+		byPod[s.Labels[labelPodUID]] = append(byPod[s.Labels[labelPodUID]], s)
+	}
+	inUse := map[string]bool{}
+	for _, c := range cs.Containers {
+		inUse[c.PodSandboxId] = true
+	}
+	for _, list := range byPod {
+		sort.Slice(list, func(i, j int) bool { return list[i].CreatedAt > list[j].CreatedAt })
+		for _, s := range list[1:] {
+			if s.State != runtimeapi.PodSandboxState_SANDBOX_READY && !inUse[s.Id] {
+				if _, err := k.runtime.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err != nil {
+					k.log.Warn("remove old sandbox", "id", s.Id, "err", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// collectImages frees disk when usage passes ImageGCHigh percent, removing
+// images no container uses, least recently used first, down to ImageGCLow.
+func (k *Kubelet) collectImages(ctx context.Context, lastUsed map[string]time.Time) error {
+	imgs, err := k.runtime.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		return err
+	}
+	cs, err := k.runtime.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, c := range cs.Containers {
+		lastUsed[c.ImageRef] = now
+	}
+	var unused []*runtimeapi.Image
+	for _, img := range imgs.Images {
+		if _, seen := lastUsed[img.Id]; !seen {
+			lastUsed[img.Id] = now // first seen: count from now
+		}
+		if lastUsed[img.Id] != now && !img.Pinned {
+			unused = append(unused, img)
+		}
+	}
+	usage, total, err := k.imageFsUsage(ctx)
+	if err != nil || total == 0 || usage*100/total < uint64(k.cfg.ImageGCHigh) {
+		return err
+	}
+	target := total * uint64(k.cfg.ImageGCLow) / 100
+	sort.Slice(unused, func(i, j int) bool { return lastUsed[unused[i].Id].Before(lastUsed[unused[j].Id]) })
+	for _, img := range unused {
+		if usage <= target {
+			break
+		}
+		if _, err := k.runtime.images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: img.Id}}); err != nil {
+			k.log.Warn("remove unused image", "image", img.Id, "err", err)
+			continue
+		}
+		k.log.Info("removed unused image", "image", img.RepoTags, "size", img.Size)
+		delete(lastUsed, img.Id)
+		usage -= min(usage, img.Size)
+	}
+	return nil
+}
+
+// imageFsUsage is the used and total bytes of the filesystem holding images.
+func (k *Kubelet) imageFsUsage(ctx context.Context) (used, total uint64, err error) {
+	info, err := k.runtime.images.ImageFsInfo(ctx, &runtimeapi.ImageFsInfoRequest{})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, fs := range info.ImageFilesystems {
+		var st syscall.Statfs_t
+		if syscall.Statfs(fs.GetFsId().GetMountpoint(), &st) != nil {
+			continue
+		}
+		total = st.Blocks * uint64(st.Bsize)
+		used = total - st.Bavail*uint64(st.Bsize)
+		return used, total, nil
+	}
+	return 0, 0, nil
+}

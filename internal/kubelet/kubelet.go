@@ -1,0 +1,331 @@
+// Package kubelet is Skiff's node agent: it registers its Node, keeps a
+// Lease and the node status fresh, and runs the pods bound to the node
+// through the Container Runtime Interface. Every pod has a worker goroutine;
+// the worker is woken by the pod informer, by the lifecycle-event generator
+// (a relist of the runtime every second, since containerd 1.6 has no event
+// stream), by probe results and by its own timers (backoff, resync).
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+// Config configures a node agent.
+type Config struct {
+	Client   kubernetes.Interface
+	NodeName string
+	// NodeIP is the node's InternalIP; empty picks the address of the
+	// interface that carries the default route.
+	NodeIP net.IP
+	// RuntimeEndpoint is the CRI socket, e.g. unix:///run/containerd/containerd.sock.
+	RuntimeEndpoint string
+	// DataDir holds pod volumes and kubelet state.
+	DataDir string
+	// LogDir is where container logs go (upstream: /var/log/pods).
+	LogDir string
+	// ContainerLogLinkDir holds the /var/log/containers-style symlinks;
+	// empty disables them.
+	ContainerLogLinkDir string
+	// ClusterDNS are the nameservers of ClusterFirst pods (10.96.0.10).
+	ClusterDNS    []string
+	ClusterDomain string
+	// CNIConfDir, when set, receives the bridge network config for the
+	// node's pod CIDR once the controller manager assigns it.
+	CNIConfDir string
+	// CNIBridge names the bridge device (distinct per agent on one host).
+	CNIBridge string
+	// CgroupRoot is the parent of the per-QoS pod cgroups.
+	CgroupRoot string
+	// Port is the kubelet API port published in the node status.
+	Port int
+	// Labels are extra node labels.
+	Labels map[string]string
+	// Taints are registered with the node.
+	Taints []v1.Taint
+	// KeepContainersOnExit leaves pods running when the agent stops.
+	KeepContainersOnExit bool
+
+	// Intervals; zero means upstream's defaults.
+	PLEGPeriod      time.Duration // 1 s
+	SyncPeriod      time.Duration // 1 min
+	StatusPeriod    time.Duration // 10 s check, report at least each minute
+	LeaseDuration   time.Duration // 40 s, renewed each quarter
+	BackoffInitial  time.Duration // 10 s
+	BackoffMax      time.Duration // 5 min
+	ImageGCHigh     int           // 85 (% disk used)
+	ImageGCLow      int           // 80
+	ContainerGCMax  int           // dead containers kept per container: 1
+	MaxTotalDead    int           // -1: unlimited
+	MinContainerAge time.Duration // 0
+
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Client == nil || c.NodeName == "" || c.RuntimeEndpoint == "" || c.DataDir == "" {
+		return errors.New("kubelet: Client, NodeName, RuntimeEndpoint and DataDir are required")
+	}
+	if c.LogDir == "" {
+		c.LogDir = "/var/log/pods"
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = "cluster.local"
+	}
+	if c.CNIBridge == "" {
+		c.CNIBridge = "skiff0"
+	}
+	if c.CgroupRoot == "" {
+		c.CgroupRoot = "/kubepods"
+	}
+	if c.Port == 0 {
+		c.Port = 10250
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.PLEGPeriod, time.Second)
+	def(&c.SyncPeriod, time.Minute)
+	def(&c.StatusPeriod, 10*time.Second)
+	def(&c.LeaseDuration, 40*time.Second)
+	def(&c.BackoffInitial, 10*time.Second)
+	def(&c.BackoffMax, 5*time.Minute)
+	if c.ImageGCHigh == 0 {
+		c.ImageGCHigh, c.ImageGCLow = 85, 80
+	}
+	if c.ContainerGCMax == 0 {
+		c.ContainerGCMax = 1
+	}
+	if c.MaxTotalDead == 0 {
+		c.MaxTotalDead = -1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.NodeIP == nil {
+		ip, err := defaultNodeIP()
+		if err != nil {
+			return err
+		}
+		c.NodeIP = ip
+	}
+	return nil
+}
+
+// Kubelet is a running node agent.
+type Kubelet struct {
+	cfg      Config
+	log      *slog.Logger
+	client   kubernetes.Interface
+	runtime  *runtimeClient
+	recorder record.EventRecorder
+
+	factory       informers.SharedInformerFactory // pods of this node
+	nsFactory     informers.SharedInformerFactory // configmaps, secrets, services
+	podLister     corelisters.PodLister
+	configMaps    corelisters.ConfigMapLister
+	secrets       corelisters.SecretLister
+	services      corelisters.ServiceLister
+	runtimeVer    string
+	probes        *probeManager
+	backoff       *backoff
+	metrics       *metrics
+	podCIDRReady  chan struct{}
+	nodeIPs       []string
+	workersMu     sync.Mutex
+	workers       map[types.UID]*podWorker
+	workersWG     sync.WaitGroup
+	stopping      bool
+	statusMu      sync.Mutex
+	lastSentState map[types.UID]string // fingerprint of the last status written
+}
+
+// New connects to the runtime and prepares the informers; Run starts work.
+func New(ctx context.Context, cfg Config) (*Kubelet, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.DataDir, cfg.LogDir, filepath.Join(cfg.DataDir, "pods")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("kubelet: %w", err)
+		}
+	}
+	rt, err := dialRuntime(cfg.RuntimeEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	ver, err := rt.waitReady(ctx)
+	if err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("kubelet: %w", err)
+	}
+	k := &Kubelet{
+		cfg:           cfg,
+		log:           cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),
+		client:        cfg.Client,
+		runtime:       rt,
+		runtimeVer:    ver.RuntimeName + "://" + ver.RuntimeVersion,
+		backoff:       newBackoff(cfg.BackoffInitial, cfg.BackoffMax),
+		metrics:       newMetrics(cfg.Registerer),
+		podCIDRReady:  make(chan struct{}),
+		nodeIPs:       []string{cfg.NodeIP.String()},
+		workers:       map[types.UID]*podWorker{},
+		lastSentState: map[types.UID]string{},
+	}
+	k.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
+		}))
+	k.nsFactory = informers.NewSharedInformerFactory(cfg.Client, 0)
+	k.podLister = k.factory.Core().V1().Pods().Lister()
+	k.configMaps = k.nsFactory.Core().V1().ConfigMaps().Lister()
+	k.secrets = k.nsFactory.Core().V1().Secrets().Lister()
+	k.services = k.nsFactory.Core().V1().Services().Lister()
+	k.probes = newProbeManager(k)
+	return k, nil
+}
+
+// Run registers the node and runs pods until ctx ends. On return every
+// goroutine it started has stopped; pods are stopped too unless
+// KeepContainersOnExit.
+func (k *Kubelet) Run(ctx context.Context) error {
+	defer k.runtime.Close()
+	stopEvents, recorder := startRecorder(ctx, k.client, k.cfg.NodeName)
+	defer stopEvents()
+	k.recorder = recorder
+
+	if err := k.registerNode(ctx); err != nil {
+		return err
+	}
+	var loops sync.WaitGroup
+	loop := func(f func(context.Context)) {
+		loops.Add(1)
+		go func() { defer loops.Done(); f(ctx) }()
+	}
+	loop(k.runLease)
+	loop(k.runNodeStatus)
+	loop(k.runPodCIDRWatch)
+
+	podInformer := k.factory.Core().V1().Pods().Informer()
+	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { k.podChanged(ctx, obj) },
+		UpdateFunc: func(_, obj any) { k.podChanged(ctx, obj) },
+		DeleteFunc: func(obj any) { k.podDeleted(obj) },
+	}); err != nil {
+		return fmt.Errorf("kubelet: %w", err)
+	}
+	// ConfigMap and Secret changes refresh the volumes of pods that use them.
+	refresh := cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, obj any) { k.namespaceObjectChanged(obj) }}
+	for _, inf := range []cache.SharedIndexInformer{
+		k.nsFactory.Core().V1().ConfigMaps().Informer(),
+		k.nsFactory.Core().V1().Secrets().Informer(),
+		k.nsFactory.Core().V1().Services().Informer(),
+	} {
+		if _, err := inf.AddEventHandler(refresh); err != nil {
+			return fmt.Errorf("kubelet: %w", err)
+		}
+	}
+	k.nsFactory.Start(ctx.Done())
+	k.nsFactory.WaitForCacheSync(ctx.Done())
+	k.factory.Start(ctx.Done())
+	k.factory.WaitForCacheSync(ctx.Done())
+
+	loop(k.runPLEG)
+	loop(k.runGC)
+	k.log.Info("kubelet running", "runtime", k.runtimeVer, "nodeIP", k.cfg.NodeIP)
+
+	<-ctx.Done()
+	k.shutdown()
+	loops.Wait()
+	k.factory.Shutdown()
+	k.nsFactory.Shutdown()
+	return nil
+}
+
+// shutdown stops every pod worker and, unless told to keep them, the pods.
+func (k *Kubelet) shutdown() {
+	k.workersMu.Lock()
+	k.stopping = true
+	workers := make([]*podWorker, 0, len(k.workers))
+	for _, w := range k.workers {
+		workers = append(workers, w)
+	}
+	k.workersMu.Unlock()
+	for _, w := range workers {
+		w.stop()
+	}
+	k.workersWG.Wait()
+	k.probes.stopAll()
+	if k.cfg.KeepContainersOnExit {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func(w *podWorker) {
+			defer wg.Done()
+			pod := w.currentPod()
+			if pod == nil {
+				return
+			}
+			if err := k.killPod(ctx, pod, shutdownGrace(pod), true); err != nil {
+				k.log.Warn("stop pod at shutdown", "pod", podKey(pod), "err", err)
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
+func shutdownGrace(pod *v1.Pod) int64 {
+	g := int64(v1.DefaultTerminationGracePeriodSeconds)
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		g = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return min(g, 10)
+}
+
+func podKey(pod *v1.Pod) string { return pod.Namespace + "/" + pod.Name }
+
+// defaultNodeIP is the source address of the default route's interface,
+// falling back to the first non-loopback IPv4.
+func defaultNodeIP() (net.IP, error) {
+	if conn, err := net.Dial("udp", "192.0.2.255:9"); err == nil {
+		defer conn.Close()
+		if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsLoopback() {
+			return a.IP, nil
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("kubelet: find node IP: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP, nil
+		}
+	}
+	return net.ParseIP("127.0.0.1"), nil
+}

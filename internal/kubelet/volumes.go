@@ -1,0 +1,351 @@
+package kubelet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+func (k *Kubelet) volumeDir(uid types.UID, kind, name string) string {
+	return filepath.Join(k.cfg.DataDir, "pods", string(uid), "volumes", kind, name)
+}
+
+// setupVolumes prepares every volume of the pod on the node and returns the
+// host path of each by name. It runs at every sync, so ConfigMap, Secret
+// and downward API contents follow their sources.
+func (k *Kubelet) setupVolumes(ctx context.Context, pod *v1.Pod) (map[string]string, error) {
+	out := make(map[string]string, len(pod.Spec.Volumes))
+	gid := int64(-1)
+	if fg := podSecurity(pod).FSGroup; fg != nil {
+		gid = *fg
+	}
+	for i := range pod.Spec.Volumes {
+		vol := &pod.Spec.Volumes[i]
+		path, err := k.setupVolume(ctx, pod, vol, gid)
+		if err != nil {
+			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", vol.Name, err)
+		}
+		out[vol.Name] = path
+	}
+	return out, nil
+}
+
+func (k *Kubelet) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, gid int64) (string, error) {
+	src := vol.VolumeSource
+	switch {
+	case src.EmptyDir != nil:
+		dir := k.volumeDir(pod.UID, "empty-dir", vol.Name)
+		return dir, setupEmptyDir(dir, src.EmptyDir, gid)
+	case src.HostPath != nil:
+		return src.HostPath.Path, checkHostPath(src.HostPath)
+	case src.ConfigMap != nil:
+		files, err := k.configMapFiles(pod, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.DefaultMode, src.ConfigMap.Optional)
+		if err != nil {
+			return "", err
+		}
+		dir := k.volumeDir(pod.UID, "configmap", vol.Name)
+		_, err = writeAtomicDir(dir, files, gid)
+		return dir, err
+	case src.Secret != nil:
+		files, err := k.secretFiles(pod, src.Secret.SecretName, src.Secret.Items, src.Secret.DefaultMode, src.Secret.Optional)
+		if err != nil {
+			return "", err
+		}
+		dir := k.volumeDir(pod.UID, "secret", vol.Name)
+		_, err = writeAtomicDir(dir, files, gid)
+		return dir, err
+	case src.DownwardAPI != nil:
+		files, err := k.downwardFiles(pod, src.DownwardAPI.Items, src.DownwardAPI.DefaultMode)
+		if err != nil {
+			return "", err
+		}
+		dir := k.volumeDir(pod.UID, "downward-api", vol.Name)
+		_, err = writeAtomicDir(dir, files, gid)
+		return dir, err
+	case src.Projected != nil:
+		files, err := k.projectedFiles(pod, src.Projected)
+		if err != nil {
+			return "", err
+		}
+		dir := k.volumeDir(pod.UID, "projected", vol.Name)
+		_, err = writeAtomicDir(dir, files, gid)
+		return dir, err
+	case src.PersistentVolumeClaim != nil:
+		return k.claimPath(ctx, pod, src.PersistentVolumeClaim.ClaimName)
+	}
+	return "", errors.New("volume type not supported by skiff")
+}
+
+// setupEmptyDir creates the directory; medium Memory mounts a tmpfs, sized
+// by sizeLimit when given.
+func setupEmptyDir(dir string, ed *v1.EmptyDirVolumeSource, gid int64) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	if ed.Medium == v1.StorageMediumMemory && !isMountPoint(dir) {
+		opts := "mode=0777"
+		if ed.SizeLimit != nil && !ed.SizeLimit.IsZero() {
+			opts += ",size=" + strconv.FormatInt(ed.SizeLimit.Value(), 10)
+		}
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
+			return fmt.Errorf("mount tmpfs: %w", err)
+		}
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // regardless of umask
+		return err
+	}
+	if gid >= 0 {
+		if err := os.Chown(dir, -1, int(gid)); err != nil {
+			return err
+		}
+		return os.Chmod(dir, 0o777|os.ModeSetgid)
+	}
+	return nil
+}
+
+func isMountPoint(dir string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) > 4 && fields[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHostPath applies the hostPath type's check, creating the path for
+// the *OrCreate types.
+func checkHostPath(hp *v1.HostPathVolumeSource) error {
+	t := v1.HostPathUnset
+	if hp.Type != nil {
+		t = *hp.Type
+	}
+	info, err := os.Stat(hp.Path)
+	switch t {
+	case v1.HostPathUnset:
+		return nil
+	case v1.HostPathDirectoryOrCreate:
+		if os.IsNotExist(err) {
+			return os.MkdirAll(hp.Path, 0o755)
+		}
+		if err == nil && !info.IsDir() {
+			return fmt.Errorf("hostPath type check failed: %s is not a directory", hp.Path)
+		}
+		return err
+	case v1.HostPathFileOrCreate:
+		if os.IsNotExist(err) {
+			if err := os.MkdirAll(filepath.Dir(hp.Path), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(hp.Path, os.O_CREATE|os.O_RDONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+		if err == nil && info.IsDir() {
+			return fmt.Errorf("hostPath type check failed: %s is not a file", hp.Path)
+		}
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("hostPath type check failed: %s does not exist", hp.Path)
+	}
+	mode := info.Mode()
+	ok := map[v1.HostPathType]bool{
+		v1.HostPathDirectory: mode.IsDir(),
+		v1.HostPathFile:      mode.IsRegular(),
+		v1.HostPathSocket:    mode&os.ModeSocket != 0,
+		v1.HostPathCharDev:   mode&os.ModeCharDevice != 0,
+		v1.HostPathBlockDev:  mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0,
+	}[t]
+	if !ok {
+		return fmt.Errorf("hostPath type check failed: %s is not a %s", hp.Path, t)
+	}
+	return nil
+}
+
+func fileMode(item *int32, def *int32) os.FileMode {
+	switch {
+	case item != nil:
+		return os.FileMode(*item)
+	case def != nil:
+		return os.FileMode(*def)
+	}
+	return 0o644
+}
+
+func (k *Kubelet) configMapFiles(pod *v1.Pod, name string, items []v1.KeyToPath, defMode *int32, optional *bool) (map[string]volumeFile, error) {
+	cm, err := k.configMaps.ConfigMaps(pod.Namespace).Get(name)
+	if err != nil {
+		if apierrors.IsNotFound(err) && isOptional(optional) {
+			return map[string]volumeFile{}, nil
+		}
+		return nil, fmt.Errorf("configmap %q not found", name)
+	}
+	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+	for key, v := range cm.Data {
+		data[key] = []byte(v)
+	}
+	for key, v := range cm.BinaryData {
+		data[key] = v
+	}
+	return projectKeys(data, items, defMode, optional, "configmap", name)
+}
+
+func (k *Kubelet) secretFiles(pod *v1.Pod, name string, items []v1.KeyToPath, defMode *int32, optional *bool) (map[string]volumeFile, error) {
+	s, err := k.secrets.Secrets(pod.Namespace).Get(name)
+	if err != nil {
+		if apierrors.IsNotFound(err) && isOptional(optional) {
+			return map[string]volumeFile{}, nil
+		}
+		return nil, fmt.Errorf("secret %q not found", name)
+	}
+	return projectKeys(s.Data, items, defMode, optional, "secret", name)
+}
+
+// projectKeys maps keys to files: every key, or just items at their paths.
+func projectKeys(data map[string][]byte, items []v1.KeyToPath, defMode *int32, optional *bool, kind, name string) (map[string]volumeFile, error) {
+	out := map[string]volumeFile{}
+	if len(items) == 0 {
+		for key, v := range data {
+			out[key] = volumeFile{v, fileMode(nil, defMode)}
+		}
+		return out, nil
+	}
+	for _, it := range items {
+		v, ok := data[it.Key]
+		if !ok {
+			if isOptional(optional) {
+				continue
+			}
+			return nil, fmt.Errorf("configuration of %s %q has no key %q", kind, name, it.Key)
+		}
+		if err := safeRelPath(it.Path); err != nil {
+			return nil, err
+		}
+		out[filepath.Clean(it.Path)] = volumeFile{v, fileMode(it.Mode, defMode)}
+	}
+	return out, nil
+}
+
+func safeRelPath(p string) error {
+	if filepath.IsAbs(p) || strings.HasPrefix(filepath.Clean(p), "..") {
+		return fmt.Errorf("path %q must be relative and may not contain '..'", p)
+	}
+	return nil
+}
+
+func (k *Kubelet) downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, defMode *int32) (map[string]volumeFile, error) {
+	env := &podEnv{k: k, pod: pod, podIP: pod.Status.PodIP}
+	out := map[string]volumeFile{}
+	for _, it := range items {
+		if err := safeRelPath(it.Path); err != nil {
+			return nil, err
+		}
+		var v string
+		var err error
+		switch {
+		case it.FieldRef != nil:
+			v, err = env.fieldValue(it.FieldRef.FieldPath)
+		case it.ResourceFieldRef != nil:
+			c := findContainer(pod, it.ResourceFieldRef.ContainerName)
+			if c == nil {
+				return nil, fmt.Errorf("downwardAPI: no container %q", it.ResourceFieldRef.ContainerName)
+			}
+			v, err = env.resourceValue(c, it.ResourceFieldRef)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[filepath.Clean(it.Path)] = volumeFile{[]byte(v), fileMode(it.Mode, defMode)}
+	}
+	return out, nil
+}
+
+func (k *Kubelet) projectedFiles(pod *v1.Pod, p *v1.ProjectedVolumeSource) (map[string]volumeFile, error) {
+	out := map[string]volumeFile{}
+	merge := func(files map[string]volumeFile, err error) error {
+		if err != nil {
+			return err
+		}
+		for name, f := range files {
+			out[name] = f
+		}
+		return nil
+	}
+	for _, s := range p.Sources {
+		var err error
+		switch {
+		case s.ConfigMap != nil:
+			err = merge(k.configMapFiles(pod, s.ConfigMap.Name, s.ConfigMap.Items, p.DefaultMode, s.ConfigMap.Optional))
+		case s.Secret != nil:
+			err = merge(k.secretFiles(pod, s.Secret.Name, s.Secret.Items, p.DefaultMode, s.Secret.Optional))
+		case s.DownwardAPI != nil:
+			err = merge(k.downwardFiles(pod, s.DownwardAPI.Items, p.DefaultMode))
+		case s.ServiceAccountToken != nil:
+			// Token issuance (TokenRequest) is not served yet; the source
+			// projects nothing rather than failing the pod.
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// claimPath resolves a bound claim to the host path of its hostPath or
+// local PersistentVolume.
+func (k *Kubelet) claimPath(ctx context.Context, pod *v1.Pod, claim string) (string, error) {
+	pvc, err := k.client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("persistentvolumeclaim %q: %w", claim, err)
+	}
+	if pvc.Spec.VolumeName == "" {
+		return "", fmt.Errorf("persistentvolumeclaim %q is not bound", claim)
+	}
+	pv, err := k.client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("persistentvolume %q: %w", pvc.Spec.VolumeName, err)
+	}
+	switch {
+	case pv.Spec.HostPath != nil:
+		return pv.Spec.HostPath.Path, checkHostPath(pv.Spec.HostPath)
+	case pv.Spec.Local != nil:
+		return pv.Spec.Local.Path, nil
+	}
+	return "", fmt.Errorf("persistentvolume %q: only hostPath and local volumes are supported", pv.Name)
+}
+
+// teardownVolumes unmounts memory-backed emptyDirs and removes the pod's
+// directory.
+func (k *Kubelet) teardownVolumes(uid types.UID) error {
+	podDir := filepath.Join(k.cfg.DataDir, "pods", string(uid))
+	entries, _ := os.ReadDir(filepath.Join(podDir, "volumes", "empty-dir"))
+	for _, e := range entries {
+		dir := filepath.Join(podDir, "volumes", "empty-dir", e.Name())
+		if isMountPoint(dir) {
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+				return fmt.Errorf("unmount %s: %w", dir, err)
+			}
+		}
+	}
+	return os.RemoveAll(podDir)
+}

@@ -1,0 +1,169 @@
+package kubelet
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+)
+
+// podWorker serialises everything the kubelet does for one pod: at most one
+// sync runs at a time, and wake-ups that arrive during a sync coalesce into
+// one more.
+type podWorker struct {
+	uid    types.UID
+	wake   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	pod     *v1.Pod
+	removed bool // the pod object is gone from the API
+
+	// Owned by the worker goroutine.
+	waiting   map[string]waitingReason // why a container is not running
+	started   time.Time                // when the worker first saw the pod
+	lastPhase v1.PodPhase
+}
+
+// waitingReason is a container's Waiting state that the runtime cannot
+// tell: image pull errors, config errors, back-off.
+type waitingReason struct {
+	reason, message string
+}
+
+func (w *podWorker) notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) snapshot() (*v1.Pod, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod, w.removed
+}
+
+func (w *podWorker) currentPod() *v1.Pod {
+	p, _ := w.snapshot()
+	return p
+}
+
+func (w *podWorker) stop() {
+	w.cancel()
+	<-w.done
+}
+
+// podChanged routes an informer add/update to the pod's worker, starting it
+// when the pod is new to this node.
+func (k *Kubelet) podChanged(ctx context.Context, obj any) {
+	pod, ok := obj.(*v1.Pod)
+	if !ok {
+		return
+	}
+	w := k.worker(ctx, pod.UID, pod)
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.pod = pod
+	w.mu.Unlock()
+	w.notify()
+}
+
+func (k *Kubelet) podDeleted(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	pod, ok := obj.(*v1.Pod)
+	if !ok {
+		return
+	}
+	k.workersMu.Lock()
+	w := k.workers[pod.UID]
+	k.workersMu.Unlock()
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.pod = pod
+	w.removed = true
+	w.mu.Unlock()
+	w.notify()
+}
+
+// namespaceObjectChanged wakes the pods of a namespace whose ConfigMap,
+// Secret or Service changed, so volumes refresh without waiting a minute.
+func (k *Kubelet) namespaceObjectChanged(obj any) {
+	m, ok := obj.(interface{ GetNamespace() string })
+	if !ok {
+		return
+	}
+	k.workersMu.Lock()
+	defer k.workersMu.Unlock()
+	for _, w := range k.workers {
+		if p := w.currentPod(); p != nil && p.Namespace == m.GetNamespace() {
+			w.notify()
+		}
+	}
+}
+
+// worker returns the pod's worker, starting one if needed; nil while the
+// kubelet shuts down.
+func (k *Kubelet) worker(ctx context.Context, uid types.UID, pod *v1.Pod) *podWorker {
+	k.workersMu.Lock()
+	defer k.workersMu.Unlock()
+	if w, ok := k.workers[uid]; ok {
+		return w
+	}
+	if k.stopping {
+		return nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w := &podWorker{
+		uid: uid, pod: pod, wake: make(chan struct{}, 1), ctx: wctx, cancel: cancel,
+		done: make(chan struct{}), waiting: map[string]waitingReason{}, started: time.Now(),
+	}
+	k.workers[uid] = w
+	k.workersWG.Add(1)
+	go k.runWorker(w)
+	return w
+}
+
+func (k *Kubelet) runWorker(w *podWorker) {
+	defer k.workersWG.Done()
+	defer close(w.done)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-w.wake:
+		case <-timer.C:
+		}
+		next, finished := k.syncPod(w.ctx, w)
+		if finished {
+			k.workersMu.Lock()
+			delete(k.workers, w.uid)
+			k.workersMu.Unlock()
+			w.cancel()
+			return
+		}
+		if next <= 0 || next > k.cfg.SyncPeriod {
+			next = k.cfg.SyncPeriod
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
