@@ -35,6 +35,8 @@ func main() {
 		err = runAgent(os.Args[1], os.Args[2:])
 	case "images":
 		err = runImages(os.Args[2:])
+	case "killall":
+		err = runKillall(os.Args[2:])
 	case "scheduler":
 		err = runScheduler(os.Args[2:])
 	case "controller-manager":
@@ -66,6 +68,7 @@ commands:
   agent     run a node: kubelet (and its containerd) against a server (--kubeconfig)
   kubelet   the same as agent
   images    images import FILE.tar: load an image archive into the node's containerd
+  killall   stop every container of a stopped node and unmount its data dir
   version   print the version
 `)
 }

@@ -151,3 +151,20 @@ func findContainerdSocket(dir string) string {
 	}
 	return containerd.SocketPath(filepath.Join(dir, "agent", "containerd"))
 }
+
+func runKillall(args []string) error {
+	fs := flag.NewFlagSet("killall", flag.ExitOnError)
+	dataDir := fs.String("data-dir", "/var/lib/skiff", "data dir of `skiff up` or of an agent")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, d := range []string{filepath.Join(*dataDir, "agent", "containerd"), filepath.Join(*dataDir, "containerd")} {
+		if _, err := os.Stat(d); err != nil {
+			continue
+		}
+		if err := containerd.Cleanup(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -88,6 +88,41 @@ func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion str
 			return nil, err
 		}
 	}
+	// metrics.k8s.io is served from the kubelets' stats, not from storage.
+	metricsList := &metav1.APIResourceList{
+		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
+		GroupVersion: metricsGV.String(),
+		APIResources: []metav1.APIResource{
+			{Name: "nodes", SingularName: "", Namespaced: false, Kind: "NodeMetrics", Verbs: metav1.Verbs{"get", "list"}},
+			{Name: "pods", SingularName: "", Namespaced: true, Kind: "PodMetrics", Verbs: metav1.Verbs{"get", "list"}},
+		},
+	}
+	if d.resourceLists[metricsGV], err = json.Marshal(metricsList); err != nil {
+		return nil, err
+	}
+	metricsVersion := metav1.GroupVersionForDiscovery{GroupVersion: metricsGV.String(), Version: metricsGV.Version}
+	metricsGroup := metav1.APIGroup{
+		TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"}, Name: metricsGV.Group,
+		Versions: []metav1.GroupVersionForDiscovery{metricsVersion}, PreferredVersion: metricsVersion,
+	}
+	groupList.Groups = append(groupList.Groups, metricsGroup)
+	if d.groupDocs[metricsGV.Group], err = json.Marshal(metricsGroup); err != nil {
+		return nil, err
+	}
+	metricsDisc := apidiscoveryv2.APIVersionDiscovery{Version: metricsGV.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
+	for _, ar := range metricsList.APIResources {
+		scope := apidiscoveryv2.ScopeCluster
+		if ar.Namespaced {
+			scope = apidiscoveryv2.ScopeNamespace
+		}
+		metricsDisc.Resources = append(metricsDisc.Resources, apidiscoveryv2.APIResourceDiscovery{
+			Resource: ar.Name, Scope: scope, Verbs: ar.Verbs,
+			ResponseKind: &metav1.GroupVersionKind{Group: metricsGV.Group, Version: metricsGV.Version, Kind: ar.Kind},
+		})
+	}
+	aggr.Items = append(aggr.Items, apidiscoveryv2.APIGroupDiscovery{
+		ObjectMeta: metav1.ObjectMeta{Name: metricsGV.Group}, Versions: []apidiscoveryv2.APIVersionDiscovery{metricsDisc},
+	})
 	if d.groups, err = json.Marshal(groupList); err != nil {
 		return nil, err
 	}
@@ -108,10 +143,30 @@ func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion str
 }
 
 func subresourceVerbs(sub string) metav1.Verbs {
-	if sub == "binding" {
+	switch sub {
+	case "binding":
 		return metav1.Verbs{"create"}
+	case "log":
+		return metav1.Verbs{"get"}
+	case "exec", "attach", "portforward":
+		return metav1.Verbs{"create", "get"}
+	case "proxy":
+		return metav1.Verbs{"create", "delete", "get", "patch", "update"}
 	}
 	return metav1.Verbs{"get", "patch", "update"}
+}
+
+// discoverySubresources adds the connect subresources (served by nodes) to
+// a resource's stored ones.
+func discoverySubresources(r *apis.Resource) []string {
+	subs := append([]string{}, r.Subresources...)
+	if r.GVR.Group == "" {
+		for sub := range connectSubresources[r.GVR.Resource] {
+			subs = append(subs, sub)
+		}
+	}
+	sort.Strings(subs)
+	return subs
 }
 
 func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResourceList {
@@ -124,7 +179,7 @@ func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResour
 			Name: r.GVR.Resource, SingularName: r.SingularName, Namespaced: r.Namespaced,
 			Kind: r.Kind, Verbs: verbsAll, ShortNames: r.ShortNames, Categories: r.Categories,
 		})
-		for _, sub := range r.Subresources {
+		for _, sub := range discoverySubresources(r) {
 			ar := metav1.APIResource{
 				Name: r.GVR.Resource + "/" + sub, Namespaced: r.Namespaced, Kind: r.Kind,
 				Verbs: subresourceVerbs(sub),
@@ -134,6 +189,10 @@ func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResour
 				ar.Group, ar.Version, ar.Kind = "autoscaling", "v1", "Scale"
 			case "binding":
 				ar.Kind = "Binding"
+			case "exec", "attach", "portforward":
+				ar.Kind = "Pod" + map[string]string{"exec": "ExecOptions", "attach": "AttachOptions", "portforward": "PortForwardOptions"}[sub]
+			case "log", "proxy":
+				ar.Kind = map[string]string{"log": "Pod", "proxy": r.Kind + "ProxyOptions"}[sub]
 			}
 			l.APIResources = append(l.APIResources, ar)
 		}
@@ -158,7 +217,7 @@ func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv
 			ShortNames:       r.ShortNames,
 			Categories:       r.Categories,
 		}
-		for _, sub := range r.Subresources {
+		for _, sub := range discoverySubresources(r) {
 			sd := apidiscoveryv2.APISubresourceDiscovery{
 				Subresource:  sub,
 				ResponseKind: &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
@@ -169,6 +228,8 @@ func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv
 				sd.ResponseKind = &metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
 			case "binding":
 				sd.ResponseKind = &metav1.GroupVersionKind{Version: "v1", Kind: "Binding"}
+			case "log", "exec", "attach", "portforward", "proxy":
+				sd.ResponseKind = &metav1.GroupVersionKind{}
 			}
 			rd.Subresources = append(rd.Subresources, sd)
 		}

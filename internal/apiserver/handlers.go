@@ -20,6 +20,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		s.discovery.serveGroupOrVersion(w, r, s, info.gv)
 		return
 	}
+	if info.gv == metricsGV {
+		s.serveMetrics(w, r, info)
+		return
+	}
 	res := s.resources[info.gv.WithResource(info.resource)]
 	if res == nil {
 		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Group: info.gv.Group, Resource: info.resource}, ""))
@@ -29,6 +33,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		// A namespaced resource addressed without a namespace is only
 		// valid for list/watch across namespaces.
 		s.writeError(w, r, apierrors.NewNotFound(res.gr, info.name))
+		return
+	}
+	if sub, rest, ok := splitConnect(info); ok {
+		s.serveConnect(w, r, info, sub, rest)
 		return
 	}
 	if info.subresource != "" && !res.HasSubresource(info.subresource) {

@@ -43,6 +43,10 @@ type Config struct {
 	// WatchCacheHistory is how many events each resource's watch cache
 	// keeps for resuming watches (default 10000).
 	WatchCacheHistory int
+	// KubeletTransport reaches the kubelets' APIs (logs, exec, port-forward,
+	// node proxy) with the API server's client certificate; nil disables
+	// those subresources.
+	KubeletTransport http.RoundTripper
 	// ExtraHandlers are mounted on exact paths or prefixes ending in "/"
 	// (OpenAPI, metrics, ...). They are served after authentication.
 	ExtraHandlers map[string]http.Handler

@@ -41,6 +41,8 @@ type AgentConfig struct {
 	LogDir     string
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// KubeletTLS serves the kubelet API; nil leaves it off.
+	KubeletTLS *kubelet.ServerTLS
 	// Ready, when set, is closed once the kubelet runs.
 	Ready chan<- struct{}
 }
@@ -103,6 +105,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		CNIBridge:            cfg.CNIBridge,
 		Port:                 cfg.KubeletPort,
 		KeepContainersOnExit: cfg.KeepContainers,
+		TLS:                  cfg.KubeletTLS,
 		Registerer:           cfg.Registerer,
 		Logger:               cfg.Logger,
 	})
@@ -134,4 +137,20 @@ func (s *Server) IssueNodeKubeconfig(path, nodeName string) error {
 		return err
 	}
 	return pki.WriteKubeconfig(path, s.URL, s.pki.CAPEM, cert, key, "system:node:"+nodeName)
+}
+
+// IssueKubeletTLS signs a serving certificate for a node's kubelet API on
+// this server's machine, valid for its name and addresses.
+func (s *Server) IssueKubeletTLS(nodeName string, ips ...net.IP) (*kubelet.ServerTLS, error) {
+	hosts := []string{nodeName, "localhost", "127.0.0.1"}
+	for _, ip := range ips {
+		if ip != nil {
+			hosts = append(hosts, ip.String())
+		}
+	}
+	cert, key, err := s.pki.IssueServingCert("system:node:"+nodeName, hosts, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &kubelet.ServerTLS{CertPEM: cert, KeyPEM: key, ClientCAPEM: s.pki.CAPEM}, nil
 }

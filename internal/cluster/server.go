@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,16 +187,22 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	kubeletTransport, err := kubeletClientTransport(bundle)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s.api, err = apiserver.New(apiserver.Config{
-		Store:         store,
-		Resources:     resources,
-		Authenticator: authn.NewClientCert(bundle.CAPool),
-		GitVersion:    KubernetesVersion + "+skiff",
-		ServiceCIDR:   serviceCIDR,
-		NodePorts:     nodePorts,
-		PublicAddress: net.ParseIP(host),
-		PublicPort:    port,
-		Logger:        cfg.Logger,
+		KubeletTransport: kubeletTransport,
+		Store:            store,
+		Resources:        resources,
+		Authenticator:    authn.NewClientCert(bundle.CAPool),
+		GitVersion:       KubernetesVersion + "+skiff",
+		ServiceCIDR:      serviceCIDR,
+		NodePorts:        nodePorts,
+		PublicAddress:    net.ParseIP(host),
+		PublicPort:       port,
+		Logger:           cfg.Logger,
 		ExtraHandlers: map[string]http.Handler{
 			"/openapi/": extra,
 			"/metrics":  promhttp.Handler(),
@@ -335,4 +342,26 @@ func parsePortRange(s string) (apiserver.PortRange, error) {
 		return apiserver.PortRange{}, fmt.Errorf("invalid node port range %q: want BASE-LAST", s)
 	}
 	return apiserver.PortRange{Base: a, Size: b - a + 1}, nil
+}
+
+// kubeletClientTransport authenticates the API server to kubelets with a
+// client certificate from the cluster CA and verifies their serving
+// certificates against it. HTTP/1.1 only: streams upgrade the connection.
+func kubeletClientTransport(b *pki.Bundle) (http.RoundTripper, error) {
+	certPEM, keyPEM, err := b.IssueClientCert("kube-apiserver-kubelet-client", []string{"system:masters"}, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Transport{
+		Proxy:               nil,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: b.CAPool},
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   false,
+	}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skiff-dev/skiff/internal/apiserver"
+	"github.com/skiff-dev/skiff/internal/kubelet"
 )
 
 // UpConfig configures `skiff up`: a server and an agent in one process.
@@ -63,6 +64,14 @@ func RunUp(ctx context.Context, cfg UpConfig) error {
 	if err := srv.IssueNodeKubeconfig(kubeconfig, node); err != nil {
 		return fmt.Errorf("up: node credentials: %w", err)
 	}
+	nodeIP := cfg.NodeIP
+	if nodeIP == nil {
+		nodeIP = kubelet.DefaultNodeIP()
+	}
+	kubeletTLS, err := srv.IssueKubeletTLS(node, nodeIP)
+	if err != nil {
+		return fmt.Errorf("up: kubelet certificate: %w", err)
+	}
 	ready := make(chan struct{})
 	go func() {
 		select {
@@ -77,7 +86,8 @@ func RunUp(ctx context.Context, cfg UpConfig) error {
 		NodeName:       node,
 		Kubeconfig:     kubeconfig,
 		ImagesDir:      cfg.ImagesDir,
-		NodeIP:         cfg.NodeIP,
+		NodeIP:         nodeIP,
+		KubeletTLS:     kubeletTLS,
 		KubeletPort:    cfg.KubeletPort,
 		ClusterDNS:     []string{ClusterDNSIP(cfg.Server.ServiceCIDR)},
 		KeepContainers: cfg.KeepContainers,

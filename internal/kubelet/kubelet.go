@@ -63,6 +63,13 @@ type Config struct {
 	Taints []v1.Taint
 	// KeepContainersOnExit leaves pods running when the agent stops.
 	KeepContainersOnExit bool
+	// Address is where the kubelet API listens (default all interfaces).
+	Address string
+	// TLS enables the kubelet API; nil leaves it off.
+	TLS *ServerTLS
+	// LogMaxSize and LogMaxFiles bound each container's log files.
+	LogMaxSize  int64
+	LogMaxFiles int
 
 	// Intervals; zero means upstream's defaults.
 	PLEGPeriod      time.Duration // 1 s
@@ -114,6 +121,12 @@ func (c *Config) setDefaults() error {
 	if c.ImageGCHigh == 0 {
 		c.ImageGCHigh, c.ImageGCLow = 85, 80
 	}
+	if c.LogMaxSize == 0 {
+		c.LogMaxSize = defaultLogMaxSize
+	}
+	if c.LogMaxFiles == 0 {
+		c.LogMaxFiles = defaultLogMaxFiles
+	}
 	if c.ContainerGCMax == 0 {
 		c.ContainerGCMax = 1
 	}
@@ -124,11 +137,7 @@ func (c *Config) setDefaults() error {
 		c.Logger = slog.Default()
 	}
 	if c.NodeIP == nil {
-		ip, err := defaultNodeIP()
-		if err != nil {
-			return err
-		}
-		c.NodeIP = ip
+		c.NodeIP = DefaultNodeIP()
 	}
 	return nil
 }
@@ -149,6 +158,7 @@ type Kubelet struct {
 	services      corelisters.ServiceLister
 	runtimeVer    string
 	probes        *probeManager
+	stats         statsCache
 	backoff       *backoff
 	metrics       *metrics
 	podCIDRReady  chan struct{}
@@ -215,7 +225,18 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	defer stopEvents()
 	k.recorder = recorder
 
+	var api net.Listener
+	if k.cfg.TLS != nil {
+		ln, err := k.listenTLS()
+		if err != nil {
+			return err
+		}
+		api = ln
+	}
 	if err := k.registerNode(ctx); err != nil {
+		if api != nil {
+			api.Close()
+		}
 		return err
 	}
 	var loops sync.WaitGroup
@@ -253,6 +274,11 @@ func (k *Kubelet) Run(ctx context.Context) error {
 
 	loop(k.runPLEG)
 	loop(k.runGC)
+	loop(k.runLogRotation)
+	loop(k.runStatsSampler)
+	if api != nil {
+		loop(func(ctx context.Context) { k.serve(ctx, api) })
+	}
 	k.log.Info("kubelet running", "runtime", k.runtimeVer, "nodeIP", k.cfg.NodeIP)
 
 	<-ctx.Done()
@@ -291,6 +317,8 @@ func (k *Kubelet) shutdown() {
 			if pod == nil {
 				return
 			}
+			// Removing the sandboxes too frees their mounts, so the data dir
+			// can be deleted; a restarted agent recreates the pods.
 			if err := k.killPod(ctx, pod, shutdownGrace(pod), true); err != nil {
 				k.log.Warn("stop pod at shutdown", "pod", podKey(pod), "err", err)
 			}
@@ -309,23 +337,21 @@ func shutdownGrace(pod *v1.Pod) int64 {
 
 func podKey(pod *v1.Pod) string { return pod.Namespace + "/" + pod.Name }
 
-// defaultNodeIP is the source address of the default route's interface,
-// falling back to the first non-loopback IPv4.
-func defaultNodeIP() (net.IP, error) {
+// DefaultNodeIP is the source address of the default route's interface,
+// falling back to the first non-loopback IPv4, then loopback.
+func DefaultNodeIP() net.IP {
 	if conn, err := net.Dial("udp", "192.0.2.255:9"); err == nil {
 		defer conn.Close()
 		if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsLoopback() {
-			return a.IP, nil
+			return a.IP
 		}
 	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, fmt.Errorf("kubelet: find node IP: %w", err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			return n.IP, nil
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				return n.IP
+			}
 		}
 	}
-	return net.ParseIP("127.0.0.1"), nil
+	return net.ParseIP("127.0.0.1")
 }

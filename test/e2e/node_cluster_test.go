@@ -102,10 +102,17 @@ func startNodeCluster(t *testing.T, extra ...string) *nodeCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		// Containers kept running (--keep-containers) must not outlive
+		// the test, nor their mounts block the removal.
+		if out, err := exec.Command(skiffBin(t), "killall", "--data-dir", dir).CombinedOutput(); err != nil {
+			t.Errorf("skiff killall: %v\n%s", err, out)
+		}
+		os.RemoveAll(dir)
+	})
 	c := &nodeCluster{process: process{t: t, name: "skiff up"}, dataDir: dir, kubeconfig: filepath.Join(dir, "server", "admin.kubeconfig"), node: "e2e-node"}
 	c.args = append([]string{"up", "--data-dir", dir, "--secure-port", strconv.Itoa(freePort(t)),
-		"--node-name", c.node, "--images-dir", testImages(t), "--cni-bridge", "skiffe2e0",
+		"--node-name", c.node, "--images-dir", testImages(t), "--cni-bridge", "skiffe2e0", "--kubelet-port", strconv.Itoa(freePort(t)),
 		"--cluster-cidr", "10.77.0.0/16", "--pod-log-dir", filepath.Join(dir, "log", "pods")}, extra...)
 	c.start()
 	t.Cleanup(c.stop)

@@ -140,6 +140,12 @@ func (b *Bundle) IssueClientCert(cn string, orgs []string, ttl time.Duration) (c
 	return b.issue(pkix.Name{CommonName: cn, Organization: orgs}, nil, x509.ExtKeyUsageClientAuth, ttl)
 }
 
+// IssueServingCert signs a serving certificate for hosts (names and IPs),
+// such as a kubelet's.
+func (b *Bundle) IssueServingCert(cn string, hosts []string, ttl time.Duration) (certPEM, keyPEM []byte, err error) {
+	return b.issue(pkix.Name{CommonName: cn}, hosts, x509.ExtKeyUsageServerAuth, ttl)
+}
+
 func (b *Bundle) issue(subject pkix.Name, hosts []string, usage x509.ExtKeyUsage, ttl time.Duration) ([]byte, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
