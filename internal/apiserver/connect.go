@@ -106,7 +106,11 @@ func (s *Server) connectPod(w http.ResponseWriter, r *http.Request, info request
 		base.Path = fmt.Sprintf("/portForward/%s/%s", pod.Namespace, pod.Name)
 	}
 	base.RawQuery = r.URL.RawQuery
-	s.proxy(w, r, base, true)
+	if sub == "log" {
+		s.proxy(w, r, base, true)
+	} else {
+		s.serveStream(w, r, sub, base)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -47,6 +48,9 @@ type Config struct {
 	// node proxy) with the API server's client certificate; nil disables
 	// those subresources.
 	KubeletTransport http.RoundTripper
+	// KubeletTLS is the same client configuration, for the streams the API
+	// server translates from WebSocket to SPDY.
+	KubeletTLS *tls.Config
 	// ExtraHandlers are mounted on exact paths or prefixes ending in "/"
 	// (OpenAPI, metrics, ...). They are served after authentication.
 	ExtraHandlers map[string]http.Handler

@@ -187,13 +187,14 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	kubeletTransport, err := kubeletClientTransport(bundle)
+	kubeletTLS, err := kubeletClientTLS(bundle)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	s.api, err = apiserver.New(apiserver.Config{
-		KubeletTransport: kubeletTransport,
+		KubeletTLS:       kubeletTLS,
+		KubeletTransport: kubeletTransport(kubeletTLS),
 		Store:            store,
 		Resources:        resources,
 		Authenticator:    authn.NewClientCert(bundle.CAPool),
@@ -344,10 +345,10 @@ func parsePortRange(s string) (apiserver.PortRange, error) {
 	return apiserver.PortRange{Base: a, Size: b - a + 1}, nil
 }
 
-// kubeletClientTransport authenticates the API server to kubelets with a
-// client certificate from the cluster CA and verifies their serving
-// certificates against it. HTTP/1.1 only: streams upgrade the connection.
-func kubeletClientTransport(b *pki.Bundle) (http.RoundTripper, error) {
+// kubeletClientTLS authenticates the API server to kubelets with a client
+// certificate from the cluster CA and verifies their serving certificates
+// against it.
+func kubeletClientTLS(b *pki.Bundle) (*tls.Config, error) {
 	certPEM, keyPEM, err := b.IssueClientCert("kube-apiserver-kubelet-client", []string{"system:masters"}, 365*24*time.Hour)
 	if err != nil {
 		return nil, err
@@ -356,12 +357,17 @@ func kubeletClientTransport(b *pki.Bundle) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, err
 	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: b.CAPool}, nil
+}
+
+// kubeletTransport is HTTP/1.1 only: streams upgrade the connection.
+func kubeletTransport(tlsConfig *tls.Config) http.RoundTripper {
 	return &http.Transport{
 		Proxy:               nil,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: b.CAPool},
+		TLSClientConfig:     tlsConfig,
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
-	}, nil
+	}
 }

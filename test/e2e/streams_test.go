@@ -82,6 +82,13 @@ spec:
 			testPortForward(t, k)
 			testCopy(t, k)
 			testAttach(t, k)
+			if version != "1.27" {
+				// kubectl 1.30+ must get WebSocket itself, not its SPDY fallback.
+				out, err := exec.Command(k.bin, "--kubeconfig", k.kubeconfig, "exec", "-v=6", "talker", "-c", "quiet", "--", "true").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "101 Switching Protocols") || strings.Contains(string(out), "fallback") {
+					t.Errorf("exec did not use WebSocket (%v):\n%s", err, out)
+				}
+			}
 		})
 	}
 
