@@ -41,11 +41,13 @@ unit:
 e2e: build images
 	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_IMAGES=$(CURDIR)/bin/images $(GO) test -count=1 -timeout 20m ./test/e2e/
 
-bench: build
+bench: build images
 	$(GO) run ./bench/apiserver
 	$(GO) run ./bench/apiserver -full
 	$(GO) run ./bench/scheduler -cpuprofile scheduler.pprof
 	$(GO) run ./bench/controllers
+	$(GO) run ./bench/podstartup
+	$(GO) run ./bench/streams
 
 generate:
 	bash hack/update-openapi.sh
