@@ -48,6 +48,8 @@ bench: build images
 	$(GO) run ./bench/controllers
 	$(GO) run ./bench/podstartup
 	$(GO) run ./bench/streams
+	$(GO) run ./bench/proxy
+	$(GO) test -run XXX -bench . ./internal/dns/
 
 generate:
 	bash hack/update-openapi.sh

@@ -35,6 +35,8 @@ func main() {
 		err = runAgent(os.Args[1], os.Args[2:])
 	case "images":
 		err = runImages(os.Args[2:])
+	case "proxy":
+		err = runProxy(os.Args[2:])
 	case "killall":
 		err = runKillall(os.Args[2:])
 	case "scheduler":
@@ -68,6 +70,7 @@ commands:
   agent     run a node: kubelet (and its containerd) against a server (--kubeconfig)
   kubelet   the same as agent
   images    images import FILE.tar: load an image archive into the node's containerd
+  proxy     run the service proxy (--kubeconfig), or remove its rules (--cleanup)
   killall   stop every container of a stopped node and unmount its data dir
   version   print the version
 `)

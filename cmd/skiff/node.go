@@ -11,6 +11,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cluster"
 	"github.com/skiff-dev/skiff/internal/containerd"
+	"github.com/skiff-dev/skiff/internal/proxy"
 )
 
 // defaultImagesDir is bin/images beside the skiff binary, where
@@ -48,6 +49,7 @@ func runUp(args []string) error {
 	keep := fs.Bool("keep-containers", false, "leave pods running when skiff stops")
 	bridge := fs.String("cni-bridge", "skiff0", "name of the pod network bridge")
 	logDir := fs.String("pod-log-dir", "/var/log/pods", "where container logs are written")
+	dnsPort := fs.Int("dns-port", 53, "port of the node's cluster DNS server on the node IP")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -68,7 +70,7 @@ func runUp(args []string) error {
 			BindAddress: *bind, SecurePort: *port, ServiceCIDR: *serviceCIDR, ClusterCIDR: *clusterCIDR,
 		},
 		DataDir: *dataDir, NodeName: *nodeName, NodeIP: ip, KubeletPort: *kubeletPort,
-		ImagesDir: *imagesDir, KeepContainers: *keep, CNIBridge: *bridge, LogDir: *logDir, Logger: log,
+		ImagesDir: *imagesDir, KeepContainers: *keep, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort, Logger: log,
 	})
 }
 
@@ -85,6 +87,10 @@ func runAgent(cmd string, args []string) error {
 	imagesDir := fs.String("images-dir", defaultImagesDir(), "image archives (*.tar) imported into the agent's containerd at start")
 	logDir := fs.String("pod-log-dir", "/var/log/pods", "where container logs are written")
 	keep := fs.Bool("keep-containers", false, "leave pods running when the agent stops")
+	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network of the cluster (for the service proxy)")
+	noProxy := fs.Bool("disable-proxy", false, "do not run the service proxy")
+	dnsPort := fs.Int("dns-port", 53, "port of the node's cluster DNS server on the node IP")
+	noDNS := fs.Bool("disable-dns", false, "do not serve cluster DNS on this node")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,8 +112,31 @@ func runAgent(cmd string, args []string) error {
 	return cluster.RunAgent(ctx, cluster.AgentConfig{
 		DataDir: *dataDir, NodeName: *nodeName, Kubeconfig: *kubeconfig, RuntimeEndpoint: *endpoint,
 		ImagesDir: *imagesDir, NodeIP: ip, KubeletPort: *kubeletPort, ClusterDNS: dns, CNIBridge: *bridge,
-		KeepContainers: *keep, LogDir: *logDir, Logger: log,
+		KeepContainers: *keep, LogDir: *logDir, ClusterCIDR: *clusterCIDR, DisableProxy: *noProxy,
+		DNSPort: *dnsPort, DisableDNS: *noDNS, Logger: log,
 	})
+}
+
+func runProxy(args []string) error {
+	fs := flag.NewFlagSet("proxy", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for the API server")
+	nodeName := fs.String("node-name", "", "name of this node (default: the hostname)")
+	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network of the cluster")
+	cleanup := fs.Bool("cleanup", false, "remove every Skiff rule from this node and exit")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(*logLevel)
+	ctx, stop := signalContext()
+	defer stop()
+	if *cleanup {
+		return proxy.Cleanup(ctx, nil)
+	}
+	if *kubeconfig == "" {
+		return errors.New("proxy: --kubeconfig is required")
+	}
+	return cluster.RunProxy(ctx, *kubeconfig, *nodeName, *clusterCIDR, log)
 }
 
 func runImages(args []string) error {
@@ -155,16 +184,11 @@ func findContainerdSocket(dir string) string {
 func runKillall(args []string) error {
 	fs := flag.NewFlagSet("killall", flag.ExitOnError)
 	dataDir := fs.String("data-dir", "/var/lib/skiff", "data dir of `skiff up` or of an agent")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, d := range []string{filepath.Join(*dataDir, "agent", "containerd"), filepath.Join(*dataDir, "containerd")} {
-		if _, err := os.Stat(d); err != nil {
-			continue
-		}
-		if err := containerd.Cleanup(d); err != nil {
-			return err
-		}
-	}
-	return nil
+	ctx, stop := signalContext()
+	defer stop()
+	return cluster.KillAll(ctx, *dataDir, newLogger(*logLevel))
 }

@@ -39,7 +39,39 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 	if err := s.bootstrapPriorityClasses(ctx); err != nil {
 		return err
 	}
+	if err := s.bootstrapDNSService(ctx); err != nil {
+		return err
+	}
 	return s.bootstrapKubernetesService(ctx)
+}
+
+// bootstrapDNSService creates kube-system/kube-dns on the tenth address of
+// the service range, as upstream clusters have it. It has no selector: the
+// node agents, which answer DNS, publish themselves in its EndpointSlices.
+func (s *Server) bootstrapDNSService(ctx context.Context) error {
+	if s.serviceCIDR == nil {
+		return nil
+	}
+	svc := &corev1.Service{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "kube-dns", Namespace: "kube-system", UID: types.UID(uuid.NewUUID()), CreationTimestamp: metav1.Now(),
+			Labels: map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"},
+		},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: ClusterDNSServiceIP(s.serviceCIDR).String(),
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt(53)},
+				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt(53)},
+			},
+		},
+	}
+	svcRes := s.resources[corev1.SchemeGroupVersion.WithResource("services")]
+	svcRes.Default(svc)
+	if err := s.createService(ctx, svc); err != nil && !isAlreadyExists(err) {
+		return fmt.Errorf("create kube-dns service: %w", err)
+	}
+	return nil
 }
 
 // bootstrapKubernetesService creates default/kubernetes, the in-cluster

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
 	"github.com/skiff-dev/skiff/internal/containerd"
+	"github.com/skiff-dev/skiff/internal/dns"
 	"github.com/skiff-dev/skiff/internal/kubelet"
+	"github.com/skiff-dev/skiff/internal/proxy"
 )
 
 // AgentConfig configures `skiff agent`: the node's kubelet and, unless an
@@ -41,6 +44,14 @@ type AgentConfig struct {
 	LogDir     string
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// ClusterCIDR is the pod network, for the service proxy's masquerading.
+	ClusterCIDR string
+	// DisableProxy leaves Service routing to another proxy.
+	DisableProxy bool
+	// DNSPort is where the node's cluster DNS listens on the node IP
+	// (default 53); DisableDNS turns it off.
+	DNSPort    int
+	DisableDNS bool
 	// KubeletTLS serves the kubelet API; nil leaves it off.
 	KubeletTLS *kubelet.ServerTLS
 	// Ready, when set, is closed once the kubelet runs.
@@ -112,10 +123,34 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err != nil {
 		return err
 	}
+	var proxyDone chan struct{}
+	if !cfg.DisableProxy {
+		p, err := proxy.New(proxy.Config{Client: client, NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR,
+			Registerer: cfg.Registerer, Logger: cfg.Logger})
+		if err != nil {
+			return err
+		}
+		proxyDone = make(chan struct{})
+		go func() {
+			defer close(proxyDone)
+			if err := p.Run(ctx); err != nil {
+				cfg.Logger.Error("service proxy stopped", "err", err)
+			}
+		}()
+	}
+	if !cfg.DisableDNS {
+		if srv := startDNS(ctx, client, cfg); srv != nil {
+			defer srv.Wait()
+		}
+	}
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
-	return k.Run(ctx)
+	err = k.Run(ctx)
+	if proxyDone != nil {
+		<-proxyDone
+	}
+	return err
 }
 
 // containerLogLinkDir puts /var/log/containers beside /var/log/pods.
@@ -153,4 +188,30 @@ func (s *Server) IssueKubeletTLS(nodeName string, ips ...net.IP) (*kubelet.Serve
 		return nil, err
 	}
 	return &kubelet.ServerTLS{CertPEM: cert, KeyPEM: key, ClientCAPEM: s.pki.CAPEM}, nil
+}
+
+// startDNS serves cluster DNS on the node IP and publishes it as an
+// endpoint of kube-dns. A node without DNS still runs pods, so failures
+// are logged, not fatal.
+func startDNS(ctx context.Context, client kubernetes.Interface, cfg AgentConfig) *dns.Server {
+	ip := cfg.NodeIP
+	if ip == nil {
+		ip = kubelet.DefaultNodeIP()
+	}
+	port := cfg.DNSPort
+	if port == 0 {
+		port = 53
+	}
+	srv, err := dns.Start(ctx, dns.Config{Client: client, Addr: net.JoinHostPort(ip.String(), strconv.Itoa(port)),
+		Domain: cfg.ClusterDomain, Registerer: cfg.Registerer, Logger: cfg.Logger})
+	if err != nil {
+		cfg.Logger.Warn("cluster DNS not started; pods cannot resolve service names", "err", err)
+		return nil
+	}
+	go func() {
+		if err := dns.Publish(ctx, client, cfg.NodeName, srv.Addr()); err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("publish cluster DNS endpoint", "err", err)
+		}
+	}()
+	return srv
 }

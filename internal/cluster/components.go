@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/controllers/manager"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
+	"github.com/skiff-dev/skiff/internal/proxy"
 	"github.com/skiff-dev/skiff/internal/scheduler"
 )
 
@@ -76,4 +79,26 @@ func RunControllerManager(ctx context.Context, cfg ControllerManagerConfig) erro
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	return manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: cfg.LeaderElect, ClusterCIDR: cfg.ClusterCIDR, Logger: cfg.Logger})
+}
+
+// RunProxy runs the service proxy alone (`skiff proxy`).
+func RunProxy(ctx context.Context, kubeconfig, nodeName, clusterCIDR string, log *slog.Logger) error {
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("proxy: load kubeconfig: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	if nodeName == "" {
+		if nodeName, err = os.Hostname(); err != nil {
+			return err
+		}
+	}
+	p, err := proxy.New(proxy.Config{Client: client, NodeName: strings.ToLower(nodeName), ClusterCIDR: clusterCIDR, Logger: log})
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
 }

@@ -25,6 +25,7 @@ type UpConfig struct {
 	KeepContainers bool
 	CNIBridge      string
 	LogDir         string
+	DNSPort        int
 	Logger         *slog.Logger
 }
 
@@ -88,6 +89,8 @@ func RunUp(ctx context.Context, cfg UpConfig) error {
 		ImagesDir:      cfg.ImagesDir,
 		NodeIP:         nodeIP,
 		KubeletTLS:     kubeletTLS,
+		ClusterCIDR:    cfg.Server.ClusterCIDR,
+		DNSPort:        cfg.DNSPort,
 		KubeletPort:    cfg.KubeletPort,
 		ClusterDNS:     []string{ClusterDNSIP(cfg.Server.ServiceCIDR)},
 		KeepContainers: cfg.KeepContainers,

@@ -154,3 +154,31 @@ func (r *runtimeClient) containerStatus(ctx context.Context, id string) (*runtim
 	}
 	return resp.Status, nil
 }
+
+// RemoveAllPods stops and removes every sandbox (and so every container)
+// of the runtime at endpoint: the network teardown runs, mounts go. It is
+// what `skiff killall` uses to clean a stopped node.
+func RemoveAllPods(ctx context.Context, endpoint string) error {
+	rt, err := dialRuntime(endpoint)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	if _, err := rt.waitReady(ctx); err != nil {
+		return err
+	}
+	sbs, err := rt.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, sb := range sbs.Items {
+		if _, err := rt.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("stop sandbox %s: %w", sb.Id, err)
+		}
+		if _, err := rt.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("remove sandbox %s: %w", sb.Id, err)
+		}
+	}
+	return firstErr
+}
