@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 type Embedded struct {
 	etcd   *embed.Etcd
 	Client *clientv3.Client
+	dir    string
 }
 
 // StartEmbedded runs etcd with its data under dir. It listens only on
@@ -57,13 +59,21 @@ func StartEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
-	return &Embedded{etcd: e, Client: v3client.New(e.Server)}, nil
+	if len(e.Clients) > 0 {
+		url := "http://" + e.Clients[0].Addr().String()
+		if err := os.WriteFile(filepath.Join(dir, clientURLFile), []byte(url+"\n"), 0o600); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("record etcd client URL: %w", err)
+		}
+	}
+	return &Embedded{etcd: e, Client: v3client.New(e.Server), dir: dir}, nil
 }
 
 // Close stops etcd.
 func (e *Embedded) Close() {
 	e.Client.Close()
 	e.etcd.Close()
+	os.Remove(filepath.Join(e.dir, clientURLFile))
 }
 
 // ConnectExternal dials an external etcd cluster.
