@@ -29,6 +29,7 @@ printf 'package tools\n\nimport _ "k8s.io/kube-openapi/cmd/openapi-gen"\n' >"$to
 	k8s.io/api/apps/v1 \
 	k8s.io/api/autoscaling/v1 \
 	k8s.io/api/batch/v1 \
+	k8s.io/api/certificates/v1 \
 	k8s.io/api/coordination/v1 \
 	k8s.io/api/discovery/v1 \
 	k8s.io/api/events/v1 \

@@ -35,6 +35,8 @@ func main() {
 		err = runAgent(os.Args[1], os.Args[2:])
 	case "images":
 		err = runImages(os.Args[2:])
+	case "token":
+		err = runToken(os.Args[2:])
 	case "etcd-snapshot":
 		err = runEtcdSnapshot(os.Args[2:])
 	case "proxy":
@@ -73,6 +75,7 @@ commands:
   kubelet   the same as agent
   images    images import FILE.tar: load an image archive into the node's containerd
   proxy     run the service proxy (--kubeconfig), or remove its rules (--cleanup)
+  token     token create: a join token for new nodes
   etcd-snapshot save --data-dir DIR FILE | restore FILE --data-dir NEWDIR
             back up or restore the embedded etcd
   killall   stop every container of a stopped node and unmount its data dir

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/skiff-dev/skiff/internal/cluster"
 	"github.com/skiff-dev/skiff/internal/containerd"
+	"github.com/skiff-dev/skiff/internal/kubelet"
 	"github.com/skiff-dev/skiff/internal/proxy"
 )
 
@@ -76,8 +79,11 @@ func runUp(args []string) error {
 
 func runAgent(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
-	dataDir := fs.String("data-dir", "/var/lib/skiff/agent", "directory for the agent's containerd, volumes and state")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig with the node's credentials for the API server")
+	dataDir := fs.String("data-dir", "/var/lib/skiff/agent", "directory for the agent's credentials, containerd, volumes and state")
+	server := fs.String("server", "", "URL of the API server to join, e.g. https://10.0.0.1:6443")
+	tokenFile := fs.String("token-file", "", "file holding a join token from `skiff token create`")
+	caHash := fs.String("ca-cert-hash", "", "sha256:<hex> pin of the server's CA (printed by `skiff token create`)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig with the node's credentials (instead of --server and --token-file)")
 	nodeName := fs.String("node-name", "", "name of this node (default: the hostname)")
 	nodeIP := fs.String("node-ip", "", "the node's InternalIP (default: the address of the default route)")
 	endpoint := fs.String("container-runtime-endpoint", "", "CRI socket of a running containerd (default: start one under the data dir)")
@@ -95,26 +101,89 @@ func runAgent(cmd string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *kubeconfig == "" {
-		return errors.New("agent: --kubeconfig is required")
-	}
 	log := newLogger(*logLevel)
 	ip, err := parseNodeIP(*nodeIP)
 	if err != nil {
 		return err
 	}
+	name := *nodeName
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("agent: no --node-name and no hostname: %w", err)
+		}
+		name = strings.ToLower(h)
+	}
 	ctx, stop := signalContext()
 	defer stop()
+	kc := *kubeconfig
+	if kc == "" {
+		kc, err = joinCredentials(ctx, *dataDir, *server, *tokenFile, *caHash, name)
+		if err != nil {
+			return err
+		}
+	}
+	if ip == nil {
+		ip = kubelet.DefaultNodeIP()
+	}
+	caPEM, err := cluster.KubeconfigCA(kc)
+	if err != nil {
+		return err
+	}
+	kubeletTLS, err := cluster.SelfSignedKubeletTLS(name, ip, caPEM)
+	if err != nil {
+		return err
+	}
 	var dns []string
 	if *clusterDNS != "" {
 		dns = strings.Split(*clusterDNS, ",")
 	}
 	return cluster.RunAgent(ctx, cluster.AgentConfig{
-		DataDir: *dataDir, NodeName: *nodeName, Kubeconfig: *kubeconfig, RuntimeEndpoint: *endpoint,
+		DataDir: *dataDir, NodeName: name, Kubeconfig: kc, RuntimeEndpoint: *endpoint,
 		ImagesDir: *imagesDir, NodeIP: ip, KubeletPort: *kubeletPort, ClusterDNS: dns, CNIBridge: *bridge,
 		KeepContainers: *keep, LogDir: *logDir, ClusterCIDR: *clusterCIDR, DisableProxy: *noProxy,
-		DNSPort: *dnsPort, DisableDNS: *noDNS, Logger: log,
+		DNSPort: *dnsPort, DisableDNS: *noDNS, KubeletTLS: kubeletTLS, Logger: log,
 	})
+}
+
+// joinCredentials returns the node's kubeconfig under dataDir, joining the
+// cluster with the token first if there is none yet.
+func joinCredentials(ctx context.Context, dataDir, server, tokenFile, caHash, node string) (string, error) {
+	path := filepath.Join(dataDir, "kubelet.kubeconfig")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if server == "" || tokenFile == "" {
+		return "", errors.New("agent: give --server and --token-file to join a cluster (or --kubeconfig)")
+	}
+	token, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("agent: read token: %w", err)
+	}
+	path, _, err = cluster.Join(ctx, cluster.JoinConfig{Server: server, Token: string(token), CAHash: caHash, NodeName: node, OutputDir: dataDir})
+	return path, err
+}
+
+func runToken(args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: skiff token create [--data-dir DIR | --kubeconfig FILE] [--ttl 24h]")
+	}
+	fs := flag.NewFlagSet("token create", flag.ExitOnError)
+	dataDir := fs.String("data-dir", "/var/lib/skiff", "data dir of the server (or of `skiff up`)")
+	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig (default: the one under --data-dir)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid (0: forever)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	token, joinHint, err := cluster.CreateJoinToken(ctx, *dataDir, *kubeconfig, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Println(token)
+	fmt.Fprintln(os.Stderr, joinHint)
+	return nil
 }
 
 func runProxy(args []string) error {

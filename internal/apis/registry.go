@@ -3,6 +3,7 @@ package apis
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -19,7 +20,7 @@ import (
 // groupOrder is the order in which groups appear in discovery, as upstream
 // lists them.
 var groupOrder = []string{
-	"", "apps", "events.k8s.io", "batch", "coordination.k8s.io", "discovery.k8s.io",
+	"", "apps", "events.k8s.io", "batch", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
 	"networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io",
 }
 
@@ -56,7 +57,7 @@ func All() []*Resource {
 		def(core, "namespaces", "namespace", "Namespace", false,
 			func() runtime.Object { return &corev1.Namespace{} }, func() runtime.Object { return &corev1.NamespaceList{} }, "ns").with("status", "finalize"),
 		def(core, "pods", "pod", "Pod", true,
-			func() runtime.Object { return &corev1.Pod{} }, func() runtime.Object { return &corev1.PodList{} }, "po").with("status", "binding").inAll(),
+			func() runtime.Object { return &corev1.Pod{} }, func() runtime.Object { return &corev1.PodList{} }, "po").with("status", "binding", "eviction").inAll(),
 		def(core, "services", "service", "Service", true,
 			func() runtime.Object { return &corev1.Service{} }, func() runtime.Object { return &corev1.ServiceList{} }, "svc").with("status").inAll(),
 		def(core, "endpoints", "endpoints", "Endpoints", true,
@@ -102,6 +103,10 @@ func All() []*Resource {
 			func() runtime.Object { return &batchv1.Job{} }, func() runtime.Object { return &batchv1.JobList{} }).with("status").inAll(),
 		def(batch, "cronjobs", "cronjob", "CronJob", true,
 			func() runtime.Object { return &batchv1.CronJob{} }, func() runtime.Object { return &batchv1.CronJobList{} }, "cj").with("status").inAll(),
+
+		def(certificatesv1.SchemeGroupVersion, "certificatesigningrequests", "certificatesigningrequest", "CertificateSigningRequest", false,
+			func() runtime.Object { return &certificatesv1.CertificateSigningRequest{} },
+			func() runtime.Object { return &certificatesv1.CertificateSigningRequestList{} }, "csr").with("status", "approval"),
 
 		def(coordinationv1.SchemeGroupVersion, "leases", "lease", "Lease", true,
 			func() runtime.Object { return &coordinationv1.Lease{} }, func() runtime.Object { return &coordinationv1.LeaseList{} }),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -17,6 +18,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/duration"
 )
 
 var createdAtCol = col("Created At", "date", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0)
@@ -71,6 +73,21 @@ func moreTables(kind string) ([]metav1.TableColumnDefinition, func(runtime.Objec
 					policy = string(*pc.PreemptionPolicy)
 				}
 				return []any{int64(pc.Value), pc.GlobalDefault, age(o), policy}
+			}
+	case "CertificateSigningRequest":
+		return []metav1.TableColumnDefinition{
+				ageCol,
+				col("SignerName", "string", "The signer of the certificate.", 0),
+				col("Requestor", "string", "The user who asked for it.", 0),
+				col("RequestedDuration", "string", "The requested lifetime.", 0),
+				col("Condition", "string", "Approved, Denied, Issued or Pending.", 0),
+			}, func(o runtime.Object) []any {
+				csr := o.(*certificatesv1.CertificateSigningRequest)
+				dur := "<none>"
+				if csr.Spec.ExpirationSeconds != nil {
+					dur = duration.HumanDuration(time.Duration(*csr.Spec.ExpirationSeconds) * time.Second)
+				}
+				return []any{age(o), csr.Spec.SignerName, csr.Spec.Username, dur, csrCondition(csr)}
 			}
 	case "Lease":
 		return []metav1.TableColumnDefinition{
@@ -266,4 +283,20 @@ func orUnset(s string) string {
 		return "<unset>"
 	}
 	return s
+}
+
+// csrCondition is kubectl's CONDITION column: the conditions, then Issued
+// once a certificate is there.
+func csrCondition(csr *certificatesv1.CertificateSigningRequest) string {
+	var parts []string
+	for _, c := range csr.Status.Conditions {
+		parts = append(parts, string(c.Type))
+	}
+	if len(csr.Status.Certificate) > 0 {
+		parts = append(parts, "Issued")
+	}
+	if len(parts) == 0 {
+		return "Pending"
+	}
+	return strings.Join(parts, ",")
 }

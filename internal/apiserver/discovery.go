@@ -144,7 +144,7 @@ func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion str
 
 func subresourceVerbs(sub string) metav1.Verbs {
 	switch sub {
-	case "binding":
+	case "binding", "eviction":
 		return metav1.Verbs{"create"}
 	case "log":
 		return metav1.Verbs{"get"}
@@ -189,6 +189,8 @@ func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResour
 				ar.Group, ar.Version, ar.Kind = "autoscaling", "v1", "Scale"
 			case "binding":
 				ar.Kind = "Binding"
+			case "eviction":
+				ar.Group, ar.Version, ar.Kind = "policy", "v1", "Eviction"
 			case "exec", "attach", "portforward":
 				ar.Kind = "Pod" + map[string]string{"exec": "ExecOptions", "attach": "AttachOptions", "portforward": "PortForwardOptions"}[sub]
 			case "log", "proxy":
@@ -228,6 +230,8 @@ func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv
 				sd.ResponseKind = &metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
 			case "binding":
 				sd.ResponseKind = &metav1.GroupVersionKind{Version: "v1", Kind: "Binding"}
+			case "eviction":
+				sd.ResponseKind = &metav1.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
 			case "log", "exec", "attach", "portforward", "proxy":
 				sd.ResponseKind = &metav1.GroupVersionKind{}
 			}

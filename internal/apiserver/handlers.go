@@ -64,6 +64,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		err = req.create()
 	case r.Method == http.MethodPost && info.subresource == "binding":
 		err = req.bind()
+	case r.Method == http.MethodPost && info.subresource == "eviction" && info.resource == "pods":
+		err = req.evict()
 	case r.Method == http.MethodPut && info.name != "":
 		err = req.update()
 	case r.Method == http.MethodPatch && info.name != "":

@@ -44,6 +44,9 @@ type Config struct {
 	// WatchCacheHistory is how many events each resource's watch cache
 	// keeps for resuming watches (default 10000).
 	WatchCacheHistory int
+	// BootstrapTokens authenticates kubeadm-style bootstrap tokens (Secrets
+	// in kube-system), which joining nodes use to ask for certificates.
+	BootstrapTokens bool
 	// KubeletTransport reaches the kubelets' APIs (logs, exec, port-forward,
 	// node proxy) with the API server's client certificate; nil disables
 	// those subresources.
@@ -66,6 +69,8 @@ type Server struct {
 	byKind    map[schema.GroupVersionKind]*resource
 	discovery *discovery
 	extra     *http.ServeMux
+	// authenticator is the configured one, plus bootstrap tokens.
+	authenticator authn.Authenticator
 
 	serviceCIDR *net.IPNet
 	nodePorts   PortRange
@@ -98,6 +103,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.nodePorts.Size == 0 {
 		s.nodePorts = DefaultNodePortRange
+	}
+	if cfg.Authenticator != nil {
+		s.authenticator = cfg.Authenticator
+		if cfg.BootstrapTokens {
+			s.authenticator = authn.Union(cfg.Authenticator, authn.NewBearerToken(s.bootstrapTokenUser))
+		}
 	}
 	for _, r := range cfg.Resources {
 		res := newResource(r, cfg.Store, c, cfg.WatchCacheHistory)
@@ -161,13 +172,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 		return
 	}
-	if s.cfg.Authenticator != nil {
-		u, ok, err := s.cfg.Authenticator.Authenticate(r)
-		if err != nil || !ok {
+	if s.authenticator != nil {
+		u, ok, err := s.authenticator.Authenticate(r)
+		switch {
+		case err == nil && ok:
+			r = r.WithContext(authn.WithUser(r.Context(), u))
+		case isAnonymousAllowed(r):
+			r = r.WithContext(authn.WithUser(r.Context(), &authn.User{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}))
+		default:
 			s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
 			return
 		}
-		r = r.WithContext(authn.WithUser(r.Context(), u))
 	}
 	if r.ContentLength > maxBodyBytes {
 		s.writeError(w, r, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBodyBytes)))

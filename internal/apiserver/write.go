@@ -3,6 +3,7 @@ package apiserver
 import (
 	"errors"
 	"fmt"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -132,6 +133,9 @@ func (q *request) create() error {
 	}
 	if err := q.admit(obj); err != nil {
 		return err
+	}
+	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+		setRequestor(q.ctx, csr)
 	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		if err := q.admitPriority(pod); err != nil {
@@ -313,6 +317,9 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 			finalizers := next.(*corev1.Namespace).Spec.Finalizers
 			next = cur.DeepCopyObject()
 			next.(*corev1.Namespace).Spec.Finalizers = finalizers
+			nm, _ = meta.Accessor(next)
+		case q.info.subresource == "approval":
+			applyApproval(next.(*certificatesv1.CertificateSigningRequest), cur.(*certificatesv1.CertificateSigningRequest))
 			nm, _ = meta.Accessor(next)
 		case q.info.subresource == "status":
 			copyAllButStatus(next, cur)

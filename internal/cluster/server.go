@@ -194,6 +194,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	s.api, err = apiserver.New(apiserver.Config{
 		KubeletTLS:       kubeletTLS,
+		BootstrapTokens:  true,
 		KubeletTransport: kubeletTransport(kubeletTLS),
 		Store:            store,
 		Resources:        resources,
@@ -260,6 +261,12 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	cfg.Logger.Debug("watch caches loaded", "elapsed", time.Since(start))
 	if err := s.api.Bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.publishClusterInfo(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.startCSRSigner(ctx); err != nil {
 		return nil, err
 	}
 	if !cfg.DisableControllers {
@@ -357,7 +364,11 @@ func kubeletClientTLS(b *pki.Bundle) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: b.CAPool}, nil
+	// Like upstream's API server without --kubelet-certificate-authority,
+	// kubelets' serving certificates are not verified: joined agents serve
+	// self-signed ones. The kubelet checks the API server's client
+	// certificate against the cluster CA.
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}, nil
 }
 
 // kubeletTransport is HTTP/1.1 only: streams upgrade the connection.

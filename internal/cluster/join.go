@@ -1,0 +1,342 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/internal/cluster/pki"
+	"github.com/skiff-dev/skiff/internal/controllers/csrsigning"
+	"github.com/skiff-dev/skiff/internal/kubelet"
+)
+
+// publishClusterInfo writes kube-public/cluster-info: the server URL and
+// CA that a joining node reads (without credentials) and checks against
+// its --ca-cert-hash.
+func (s *Server) publishClusterInfo(ctx context.Context) error {
+	client, err := s.Client()
+	if err != nil {
+		return err
+	}
+	kc := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: \"\"\n  cluster:\n    certificate-authority-data: %s\n    server: %s\n",
+		encodeB64(s.pki.CAPEM), s.URL)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cluster-info", Namespace: "kube-public"}, Data: map[string]string{"kubeconfig": kc}}
+	cms := client.CoreV1().ConfigMaps("kube-public")
+	cur, err := cms.Get(ctx, cm.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+	case err == nil && cur.Data["kubeconfig"] != kc:
+		cur.Data = cm.Data
+		_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("publish cluster-info: %w", err)
+	}
+	return nil
+}
+
+// startCSRSigner approves and signs node certificate requests with the
+// cluster CA, in the server that holds the CA key.
+func (s *Server) startCSRSigner(ctx context.Context) error {
+	client, err := s.Client()
+	if err != nil {
+		return err
+	}
+	s.components.Add(1)
+	go func() {
+		defer s.components.Done()
+		if err := csrsigning.Run(ctx, client, s.pki.SignCSR, s.cfg.Logger.With("component", "csrsigning")); err != nil {
+			s.cfg.Logger.Error("certificate signer", "err", err)
+		}
+	}()
+	return nil
+}
+
+// CreateToken stores a new bootstrap token (valid for ttl) and returns it
+// as "<id>.<secret>".
+func CreateToken(ctx context.Context, client kubernetes.Interface, ttl time.Duration) (string, error) {
+	id, secret := randomToken(6), randomToken(16)
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "bootstrap-token-" + id, Namespace: "kube-system"},
+		Type:       corev1.SecretTypeBootstrapToken,
+		StringData: map[string]string{
+			"token-id": id, "token-secret": secret,
+			"usage-bootstrap-authentication": "true", "usage-bootstrap-signing": "true",
+			"auth-extra-groups": "system:bootstrappers:skiff:default-node-token",
+			"description":       "skiff token create",
+		},
+	}
+	if ttl > 0 {
+		sec.StringData["expiration"] = time.Now().Add(ttl).UTC().Format(time.RFC3339)
+	}
+	if _, err := client.CoreV1().Secrets("kube-system").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	return id + "." + secret, nil
+}
+
+func randomToken(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		v, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			panic(err) // the system's randomness failed; nothing sane to do
+		}
+		b[i] = alphabet[v.Int64()]
+	}
+	return string(b)
+}
+
+// JoinConfig says how a new node joins a cluster.
+type JoinConfig struct {
+	Server    string // https://host:port
+	Token     string
+	CAHash    string // sha256:<hex> of the CA's public key; empty trusts the first answer
+	NodeName  string
+	OutputDir string // where kubelet.kubeconfig is written
+}
+
+// Join obtains node credentials with a bootstrap token: it reads the CA
+// from cluster-info (checking the pinned hash), asks for a client
+// certificate for system:node:<name> with a CertificateSigningRequest,
+// waits for the signed certificate and writes a kubeconfig. It returns the
+// kubeconfig path and the CA.
+func Join(ctx context.Context, cfg JoinConfig) (string, []byte, error) {
+	token := strings.TrimSpace(cfg.Token)
+	if !strings.Contains(token, ".") || len(token) != 23 {
+		return "", nil, errors.New("join: the token must look like abcdef.0123456789abcdef (from `skiff token create`)")
+	}
+	caPEM, err := fetchCA(ctx, cfg.Server)
+	if err != nil {
+		return "", nil, err
+	}
+	if cfg.CAHash != "" {
+		got, err := pki.CAHash(caPEM)
+		if err != nil {
+			return "", nil, err
+		}
+		if !strings.EqualFold(got, cfg.CAHash) {
+			return "", nil, fmt.Errorf("join: the server's CA hash is %s, not the pinned %s; check --ca-cert-hash (or the server address)", got, cfg.CAHash)
+		}
+	}
+	restCfg := &rest.Config{Host: cfg.Server, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, Timeout: 30 * time.Second}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return "", nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}},
+	}, key)
+	if err != nil {
+		return "", nil, err
+	}
+	csr := &certificatesv1.CertificateSigningRequest{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "node-csr-"},
+		Spec: certificatesv1.CertificateSigningRequestSpec{
+			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+			SignerName: csrsigning.SignerName,
+			Usages:     []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
+		},
+	}
+	created, err := client.CertificatesV1().CertificateSigningRequests().Create(ctx, csr, metav1.CreateOptions{})
+	if err != nil {
+		if apierrors.IsUnauthorized(err) {
+			return "", nil, errors.New("join: the server refused the token (wrong or expired?); create one with `skiff token create`")
+		}
+		return "", nil, fmt.Errorf("join: create certificate request: %w", err)
+	}
+	certPEM, err := waitForCertificate(ctx, client, created.Name)
+	if err != nil {
+		return "", nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", nil, err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	if err := os.MkdirAll(cfg.OutputDir, 0o700); err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(cfg.OutputDir, "kubelet.kubeconfig")
+	if err := pki.WriteKubeconfig(path, cfg.Server, caPEM, certPEM, keyPEM, "system:node:"+cfg.NodeName); err != nil {
+		return "", nil, err
+	}
+	return path, caPEM, nil
+}
+
+func waitForCertificate(ctx context.Context, client kubernetes.Interface, name string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		csr, err := client.CertificatesV1().CertificateSigningRequests().Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			if len(csr.Status.Certificate) > 0 {
+				return csr.Status.Certificate, nil
+			}
+			for _, c := range csr.Status.Conditions {
+				if c.Type == certificatesv1.CertificateDenied || c.Type == certificatesv1.CertificateFailed {
+					return nil, fmt.Errorf("join: certificate request %s %s: %s", name, strings.ToLower(string(c.Type)), c.Message)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("join: certificate request %s was not signed in time (approve it with `kubectl certificate approve %s`)", name, name)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// fetchCA reads cluster-info without trusting the server yet; the pinned
+// hash (when given) is what makes the answer trustworthy.
+func fetchCA(ctx context.Context, server string) ([]byte, error) {
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // verified by the CA hash below
+		DialContext:     (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+"/api/v1/namespaces/kube-public/configmaps/cluster-info", nil)
+	if err != nil {
+		return nil, fmt.Errorf("join: bad --server %q: %w", server, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("join: the server %s does not answer (%v); check --server", server, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("join: reading cluster-info from %s: %s", server, resp.Status)
+	}
+	var cm corev1.ConfigMap
+	if err := json.Unmarshal(body, &cm); err != nil {
+		return nil, fmt.Errorf("join: cluster-info: %w", err)
+	}
+	kc, err := clientcmd.Load([]byte(cm.Data["kubeconfig"]))
+	if err != nil {
+		return nil, fmt.Errorf("join: cluster-info kubeconfig: %w", err)
+	}
+	for _, c := range kc.Clusters {
+		if len(c.CertificateAuthorityData) > 0 {
+			return c.CertificateAuthorityData, nil
+		}
+	}
+	return nil, errors.New("join: cluster-info has no CA")
+}
+
+// SelfSignedKubeletTLS makes a serving certificate for a joined node's
+// kubelet API (the API server does not verify it, as upstream's default),
+// trusting client certificates from the cluster CA.
+func SelfSignedKubeletTLS(nodeName string, ip net.IP, caPEM []byte) (*kubelet.ServerTLS, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: nodeName},
+		DNSNames:     []string{nodeName, "localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &kubelet.ServerTLS{
+		CertPEM:     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:      pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		ClientCAPEM: caPEM,
+	}, nil
+}
+
+func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// KubeconfigCA returns the CA certificate a kubeconfig trusts.
+func KubeconfigCA(path string) ([]byte, error) {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	for _, c := range cfg.Clusters {
+		if len(c.CertificateAuthorityData) > 0 {
+			return c.CertificateAuthorityData, nil
+		}
+	}
+	return nil, fmt.Errorf("kubeconfig %s has no CA", path)
+}
+
+// CreateJoinToken makes a join token with the admin kubeconfig (given, or
+// found under dataDir) and returns it with the command that joins a node.
+func CreateJoinToken(ctx context.Context, dataDir, kubeconfig string, ttl time.Duration) (token, hint string, err error) {
+	if kubeconfig == "" {
+		for _, p := range []string{filepath.Join(dataDir, "server", "admin.kubeconfig"), filepath.Join(dataDir, "admin.kubeconfig")} {
+			if _, err := os.Stat(p); err == nil {
+				kubeconfig = p
+				break
+			}
+		}
+		if kubeconfig == "" {
+			return "", "", fmt.Errorf("token create: no admin kubeconfig under %s; use --kubeconfig", dataDir)
+		}
+	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return "", "", err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return "", "", err
+	}
+	if token, err = CreateToken(ctx, client, ttl); err != nil {
+		return "", "", err
+	}
+	caPEM, err := KubeconfigCA(kubeconfig)
+	if err != nil {
+		return "", "", err
+	}
+	hash, err := pki.CAHash(caPEM)
+	if err != nil {
+		return "", "", err
+	}
+	return token, fmt.Sprintf("join a node with:\n  skiff agent --server %s --token-file FILE --ca-cert-hash %s", restCfg.Host, hash), nil
+}
