@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/skiff-dev/skiff/internal/apiserver"
 	"github.com/skiff-dev/skiff/internal/kubelet"
 )
@@ -77,10 +80,15 @@ func RunUp(ctx context.Context, cfg UpConfig) error {
 	go func() {
 		select {
 		case <-ready:
-			log.Info("cluster up", "elapsed", time.Since(start).Round(time.Millisecond), "node", node)
-			fmt.Fprintf(os.Stderr, "\nSkiff is up. Use it with:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\n", srv.Kubeconfig)
 		case <-ctx.Done():
+			return
 		}
+		if err := waitNodeReady(ctx, srv, node); err != nil {
+			return
+		}
+		log.Info("cluster up", "elapsed", time.Since(start).Round(time.Millisecond), "node", node)
+		fmt.Fprintf(os.Stderr, "\nSkiff is up (node %s Ready in %s). Use it with:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\n",
+			node, time.Since(start).Round(time.Millisecond), srv.Kubeconfig)
 	}()
 	return RunAgent(ctx, AgentConfig{
 		DataDir:        agentDir,
@@ -112,4 +120,27 @@ func ClusterDNSIP(serviceCIDR string) string {
 		return ""
 	}
 	return apiserver.ClusterDNSServiceIP(n).String()
+}
+
+// waitNodeReady polls until the node reports Ready.
+func waitNodeReady(ctx context.Context, srv *Server, node string) error {
+	client, err := srv.Client()
+	if err != nil {
+		return err
+	}
+	for {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err == nil {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

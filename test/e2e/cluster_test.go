@@ -198,3 +198,13 @@ func contains(t *testing.T, out string, wants ...string) {
 		}
 	}
 }
+
+// kill ends the process abruptly (SIGKILL), as a crash would.
+func (p *process) kill() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+	p.cmd = nil
+}
