@@ -133,6 +133,36 @@ spec:
 		}
 	}
 
+	// A LoadBalancer service is served on the node's address.
+	applyYAML(k, `
+apiVersion: v1
+kind: Service
+metadata: {name: echo-lb}
+spec:
+  type: LoadBalancer
+  selector: {app: echo}
+  ports: [{name: http, port: 8088, targetPort: 8080}]
+`)
+	deadline = time.Now().Add(30 * time.Second)
+	for k.must("get", "svc", "echo-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}") != nodeIP {
+		if time.Now().After(deadline) {
+			t.Fatalf("load-balancer ingress never became the node IP %s", nodeIP)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		resp, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://" + nodeIP + ":8088/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("LoadBalancer IP %s:8088 unreachable: %v", nodeIP, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// DNS: the service, the headless service's pods, a stateful pod.
 	out := k.must("exec", "client", "--", "nslookup", "echo.default.svc.cluster.local")
 	contains(t, out, clusterIP)

@@ -27,6 +27,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/podgc"
 	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
 	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/internal/controllers/servicelb"
 	"github.com/skiff-dev/skiff/internal/controllers/statefulset"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 )
@@ -84,6 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"daemonset":             daemonset.New(client, factory, log.With("controller", "daemonset")),
 			"statefulset":           statefulset.New(client, factory, log.With("controller", "statefulset")),
 			"podgc":                 podgc.New(client, factory, log.With("controller", "podgc")),
+			"servicelb":             servicelb.New(client, factory, log.With("controller", "servicelb")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()
