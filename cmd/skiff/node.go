@@ -53,6 +53,8 @@ func runUp(args []string) error {
 	bridge := fs.String("cni-bridge", "skiff0", "name of the pod network bridge")
 	logDir := fs.String("pod-log-dir", "/var/log/pods", "where container logs are written")
 	dnsPort := fs.Int("dns-port", 53, "port of the node's cluster DNS server on the node IP")
+	ingressHTTP := fs.Int("ingress-http-port", 80, "port of the built-in ingress controller's HTTP on the node IP")
+	ingressHTTPS := fs.Int("ingress-https-port", 443, "port of the built-in ingress controller's HTTPS on the node IP")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -73,7 +75,8 @@ func runUp(args []string) error {
 			BindAddress: *bind, SecurePort: *port, ServiceCIDR: *serviceCIDR, ClusterCIDR: *clusterCIDR,
 		},
 		DataDir: *dataDir, NodeName: *nodeName, NodeIP: ip, KubeletPort: *kubeletPort,
-		ImagesDir: *imagesDir, KeepContainers: *keep, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort, Logger: log,
+		ImagesDir: *imagesDir, KeepContainers: *keep, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort,
+		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, Logger: log,
 	})
 }
 
@@ -97,6 +100,9 @@ func runAgent(cmd string, args []string) error {
 	noProxy := fs.Bool("disable-proxy", false, "do not run the service proxy")
 	dnsPort := fs.Int("dns-port", 53, "port of the node's cluster DNS server on the node IP")
 	noDNS := fs.Bool("disable-dns", false, "do not serve cluster DNS on this node")
+	ingressHTTP := fs.Int("ingress-http-port", 80, "port of the built-in ingress controller's HTTP on the node IP")
+	ingressHTTPS := fs.Int("ingress-https-port", 443, "port of the built-in ingress controller's HTTPS on the node IP")
+	noIngress := fs.Bool("disable-ingress", false, "do not serve Ingresses on this node")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -142,7 +148,8 @@ func runAgent(cmd string, args []string) error {
 		DataDir: *dataDir, NodeName: name, Kubeconfig: kc, RuntimeEndpoint: *endpoint,
 		ImagesDir: *imagesDir, NodeIP: ip, KubeletPort: *kubeletPort, ClusterDNS: dns, CNIBridge: *bridge,
 		KeepContainers: *keep, LogDir: *logDir, ClusterCIDR: *clusterCIDR, DisableProxy: *noProxy,
-		DNSPort: *dnsPort, DisableDNS: *noDNS, KubeletTLS: kubeletTLS, Logger: log,
+		DNSPort: *dnsPort, DisableDNS: *noDNS, KubeletTLS: kubeletTLS,
+		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, DisableIngress: *noIngress, Logger: log,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -40,6 +41,9 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 		return err
 	}
 	if err := s.bootstrapDNSService(ctx); err != nil {
+		return err
+	}
+	if err := s.bootstrapIngressClass(ctx); err != nil {
 		return err
 	}
 	return s.bootstrapKubernetesService(ctx)
@@ -119,6 +123,25 @@ func (s *Server) bootstrapKubernetesService(ctx context.Context) error {
 	}
 	if err != nil && !isAlreadyExists(err) {
 		return fmt.Errorf("write kubernetes endpoints: %w", err)
+	}
+	return nil
+}
+
+// bootstrapIngressClass creates the default IngressClass "skiff", served by
+// the ingress controller in every node agent.
+func (s *Server) bootstrapIngressClass(ctx context.Context) error {
+	ic := &networkingv1.IngressClass{
+		TypeMeta: metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "IngressClass"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "skiff", UID: types.UID(uuid.NewUUID()), CreationTimestamp: metav1.Now(),
+			Annotations: map[string]string{networkingv1.AnnotationIsDefaultIngressClass: "true"},
+		},
+		Spec: networkingv1.IngressClassSpec{Controller: "skiff.io/ingress"},
+	}
+	res := s.resources[networkingv1.SchemeGroupVersion.WithResource("ingressclasses")]
+	res.Default(ic)
+	if _, err := res.create(ctx, ic); err != nil && !errors.Is(err, storage.ErrExists) && !isAlreadyExists(err) {
+		return fmt.Errorf("create ingress class: %w", err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
 	"github.com/skiff-dev/skiff/internal/containerd"
 	"github.com/skiff-dev/skiff/internal/dns"
+	"github.com/skiff-dev/skiff/internal/ingress"
 	"github.com/skiff-dev/skiff/internal/kubelet"
 	"github.com/skiff-dev/skiff/internal/proxy"
 )
@@ -52,6 +53,10 @@ type AgentConfig struct {
 	// (default 53); DisableDNS turns it off.
 	DNSPort    int
 	DisableDNS bool
+	// IngressHTTPPort and IngressHTTPSPort are where the node serves
+	// Ingresses on its IP (default 80 and 443); DisableIngress turns it off.
+	IngressHTTPPort, IngressHTTPSPort int
+	DisableIngress                    bool
 	// KubeletTLS serves the kubelet API; nil leaves it off.
 	KubeletTLS *kubelet.ServerTLS
 	// Ready, when set, is closed once the kubelet runs.
@@ -143,6 +148,10 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 			defer srv.Wait()
 		}
 	}
+	if !cfg.DisableIngress {
+		done := startIngress(ctx, client, cfg)
+		defer func() { <-done }()
+	}
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
@@ -214,4 +223,35 @@ func startDNS(ctx context.Context, client kubernetes.Interface, cfg AgentConfig)
 		}
 	}()
 	return srv
+}
+
+// startIngress serves Ingresses on the node IP; like DNS, a failure to bind
+// is logged and the node runs on.
+func startIngress(ctx context.Context, client kubernetes.Interface, cfg AgentConfig) <-chan struct{} {
+	done := make(chan struct{})
+	ip := cfg.NodeIP
+	if ip == nil {
+		ip = kubelet.DefaultNodeIP()
+	}
+	httpPort, httpsPort := cfg.IngressHTTPPort, cfg.IngressHTTPSPort
+	if httpPort == 0 {
+		httpPort = 80
+	}
+	if httpsPort == 0 {
+		httpsPort = 443
+	}
+	c, err := ingress.New(ingress.Config{Client: client, Logger: cfg.Logger,
+		HTTPAddr:  net.JoinHostPort(ip.String(), strconv.Itoa(httpPort)),
+		HTTPSAddr: net.JoinHostPort(ip.String(), strconv.Itoa(httpsPort))})
+	if err != nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := c.Run(ctx); err != nil {
+			cfg.Logger.Warn("ingress controller not serving", "err", err)
+		}
+	}()
+	return done
 }

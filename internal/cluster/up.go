@@ -29,7 +29,9 @@ type UpConfig struct {
 	CNIBridge      string
 	LogDir         string
 	DNSPort        int
-	Logger         *slog.Logger
+	// IngressHTTPPort and IngressHTTPSPort default to 80 and 443.
+	IngressHTTPPort, IngressHTTPSPort int
+	Logger                            *slog.Logger
 }
 
 // RunUp runs a single-node cluster until ctx ends. The agent stops first
@@ -91,14 +93,15 @@ func RunUp(ctx context.Context, cfg UpConfig) error {
 			node, time.Since(start).Round(time.Millisecond), srv.Kubeconfig)
 	}()
 	return RunAgent(ctx, AgentConfig{
-		DataDir:        agentDir,
-		NodeName:       node,
-		Kubeconfig:     kubeconfig,
-		ImagesDir:      cfg.ImagesDir,
-		NodeIP:         nodeIP,
-		KubeletTLS:     kubeletTLS,
-		ClusterCIDR:    cfg.Server.ClusterCIDR,
-		DNSPort:        cfg.DNSPort,
+		DataDir:         agentDir,
+		NodeName:        node,
+		Kubeconfig:      kubeconfig,
+		ImagesDir:       cfg.ImagesDir,
+		NodeIP:          nodeIP,
+		KubeletTLS:      kubeletTLS,
+		ClusterCIDR:     cfg.Server.ClusterCIDR,
+		DNSPort:         cfg.DNSPort,
+		IngressHTTPPort: cfg.IngressHTTPPort, IngressHTTPSPort: cfg.IngressHTTPSPort,
 		KubeletPort:    cfg.KubeletPort,
 		ClusterDNS:     []string{ClusterDNSIP(cfg.Server.ServiceCIDR)},
 		KeepContainers: cfg.KeepContainers,
