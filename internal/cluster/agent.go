@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/dns"
 	"github.com/skiff-dev/skiff/internal/ingress"
 	"github.com/skiff-dev/skiff/internal/kubelet"
+	"github.com/skiff-dev/skiff/internal/podnet"
 	"github.com/skiff-dev/skiff/internal/proxy"
 )
 
@@ -148,6 +149,18 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 			defer srv.Wait()
 		}
 	}
+	nodeIP := cfg.NodeIP
+	if nodeIP == nil {
+		nodeIP = kubelet.DefaultNodeIP()
+	}
+	routesDone := make(chan struct{})
+	go func() {
+		defer close(routesDone)
+		if err := podnet.Run(ctx, podnet.Config{Client: client, NodeName: cfg.NodeName, NodeIP: nodeIP, Logger: cfg.Logger}); err != nil {
+			cfg.Logger.Warn("pod routes", "err", err)
+		}
+	}()
+	defer func() { <-routesDone }()
 	if !cfg.DisableIngress {
 		done := startIngress(ctx, client, cfg)
 		defer func() { <-done }()

@@ -145,7 +145,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	firstIP := apiserver.FirstServiceIP(serviceCIDR).String()
-	bundle, err := pki.Ensure(filepath.Join(cfg.DataDir, "pki"), pki.Options{Hosts: []string{cfg.BindAddress, host, firstIP}})
+	bundle, err := pki.Ensure(filepath.Join(cfg.DataDir, "pki"), pki.Options{Hosts: servingHosts(cfg.BindAddress, host, firstIP)})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -381,4 +381,24 @@ func kubeletTransport(tlsConfig *tls.Config) http.RoundTripper {
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
 	}
+}
+
+// servingHosts are the names the serving certificate covers: the bind
+// address, and, when bound to every interface, each interface's address so
+// nodes can join through any of them.
+func servingHosts(bind, host, serviceIP string) []string {
+	hosts := []string{bind, host, serviceIP}
+	if ip := net.ParseIP(bind); ip == nil || !ip.IsUnspecified() {
+		return hosts
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return hosts
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			hosts = append(hosts, n.IP.String())
+		}
+	}
+	return hosts
 }

@@ -61,13 +61,19 @@ type process struct {
 	logs *syncBuffer
 	// exited is closed once the process has been waited for.
 	exited chan struct{}
+	// binary runs instead of skiff (e.g. nsenter, with skiff in args).
+	binary string
 }
 
 // launch starts the process and polls ready until it reports true.
 func (p *process) launch(timeout time.Duration, ready func() bool) {
 	p.t.Helper()
 	p.logs = &syncBuffer{}
-	p.cmd = exec.Command(skiffBin(p.t), p.args...)
+	bin := p.binary
+	if bin == "" {
+		bin = skiffBin(p.t)
+	}
+	p.cmd = exec.Command(bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
