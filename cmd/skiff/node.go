@@ -83,7 +83,7 @@ func runUp(args []string) error {
 func runAgent(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	dataDir := fs.String("data-dir", "/var/lib/skiff/agent", "directory for the agent's credentials, containerd, volumes and state")
-	server := fs.String("server", "", "URL of the API server to join, e.g. https://10.0.0.1:6443")
+	server := fs.String("server", "", "URL of the API server to join, e.g. https://10.0.0.1:6443; several, comma-separated, to fail over")
 	tokenFile := fs.String("token-file", "", "file holding a join token from `skiff token create`")
 	caHash := fs.String("ca-cert-hash", "", "sha256:<hex> pin of the server's CA (printed by `skiff token create`)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig with the node's credentials (instead of --server and --token-file)")
@@ -140,13 +140,11 @@ func runAgent(cmd string, args []string) error {
 	if err != nil {
 		return err
 	}
-	var dns []string
-	if *clusterDNS != "" {
-		dns = strings.Split(*clusterDNS, ",")
-	}
+	dns := splitList(*clusterDNS)
 	return cluster.RunAgent(ctx, cluster.AgentConfig{
 		DataDir: *dataDir, NodeName: name, Kubeconfig: kc, RuntimeEndpoint: *endpoint,
 		ImagesDir: *imagesDir, NodeIP: ip, KubeletPort: *kubeletPort, ClusterDNS: dns, CNIBridge: *bridge,
+		Servers:        splitList(*server),
 		KeepContainers: *keep, LogDir: *logDir, ClusterCIDR: *clusterCIDR, DisableProxy: *noProxy,
 		DNSPort: *dnsPort, DisableDNS: *noDNS, KubeletTLS: kubeletTLS,
 		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, DisableIngress: *noIngress, Logger: log,
@@ -167,8 +165,24 @@ func joinCredentials(ctx context.Context, dataDir, server, tokenFile, caHash, no
 	if err != nil {
 		return "", fmt.Errorf("agent: read token: %w", err)
 	}
-	path, _, err = cluster.Join(ctx, cluster.JoinConfig{Server: server, Token: string(token), CAHash: caHash, NodeName: node, OutputDir: dataDir})
+	// The first server that answers does the join.
+	for _, s := range splitList(server) {
+		path, _, err = cluster.Join(ctx, cluster.JoinConfig{Server: s, Token: string(token), CAHash: caHash, NodeName: node, OutputDir: dataDir})
+		if err == nil || !strings.Contains(err.Error(), "does not answer") {
+			break
+		}
+	}
 	return path, err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func runToken(args []string) error {

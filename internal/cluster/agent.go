@@ -32,6 +32,9 @@ type AgentConfig struct {
 	NodeName string
 	// Kubeconfig holds the node's credentials for the API server.
 	Kubeconfig string
+	// Servers, when more than one, are API servers of the same cluster to
+	// fail over between.
+	Servers []string
 	// RuntimeEndpoint is an existing CRI socket; empty starts containerd.
 	RuntimeEndpoint string
 	// ImagesDir holds image archives imported into a started containerd.
@@ -85,6 +88,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: load kubeconfig %s: %w", cfg.Kubeconfig, err)
 	}
 	restCfg.QPS, restCfg.Burst = -1, 0 // the agent's own pods are few; no client throttling
+	if err := withFailover(restCfg, cfg.Servers); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	restCfg.UserAgent = "skiff-kubelet/" + cfg.NodeName
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {

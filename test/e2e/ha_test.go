@@ -63,6 +63,38 @@ func TestSeveralServersOneEtcdCluster(t *testing.T) {
 		}
 	}
 
+	// A node agent given every server's address.
+	requireNodeRuntime(t)
+	out, err := exec.Command(skiffBin(t), "token", "create", "--data-dir", servers[0].dataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("token create: %v\n%s", err, out)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, strings.TrimSpace(k(s).must("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")))
+	}
+	agentDir, err := os.MkdirTemp("", "skiff-ha-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := &process{t: t, name: "skiff agent", args: []string{"agent", "--data-dir", agentDir, "--node-name", "ha-node",
+		"--server", strings.Join(urls, ","), "--token-file", tokenFile, "--kubelet-port", strconv.Itoa(freePort(t)),
+		"--cni-bridge", "skiffe2e7", "--cluster-cidr", "10.70.0.0/16", "--disable-proxy", "--disable-dns", "--disable-ingress",
+		"--pod-log-dir", filepath.Join(agentDir, "log"), "--images-dir", testImages(t)}}
+	t.Cleanup(func() {
+		agent.terminate(60 * time.Second)
+		_ = exec.Command(skiffBin(t), "killall", "--data-dir", agentDir).Run()
+		os.RemoveAll(agentDir)
+	})
+	agent.launch(90*time.Second, func() bool {
+		out, err := k(servers[1]).run("", "get", "node", "ha-node", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return err == nil && out == "True"
+	})
+
 	leader := -1
 	deadline := time.Now().Add(30 * time.Second)
 	for leader < 0 && time.Now().Before(deadline) {
@@ -88,4 +120,24 @@ func TestSeveralServersOneEtcdCluster(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("scheduling resumed %s after the leader was killed", time.Since(killedAt).Round(100*time.Millisecond))
+
+	// Lose the agent's first server too: it fails over to the last one.
+	servers[0].kill()
+	last := survivor
+	if last == servers[0] {
+		last = servers[(leader+2)%3]
+	}
+	for i, s := range servers {
+		if s.cmd != nil && s != last {
+			servers[i].kill()
+		}
+	}
+	k(last).must("run", "after-failover", "--image=busybox", `--overrides={"spec":{"nodeName":"ha-node"}}`, "--", "sleep", "3600")
+	deadline = time.Now().Add(60 * time.Second)
+	for k(last).must("get", "pod", "after-failover", "-o", "jsonpath={.status.phase}") != "Running" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not run a pod after failing over to the last server; agent logs:\n%s", agent.logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
