@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -87,6 +86,7 @@ func runAgent(cmd string, args []string) error {
 	tokenFile := fs.String("token-file", "", "file holding a join token from `skiff token create`")
 	caHash := fs.String("ca-cert-hash", "", "sha256:<hex> pin of the server's CA (printed by `skiff token create`)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig with the node's credentials (instead of --server and --token-file)")
+	renewBefore := fs.Duration("renew-certificate-before", 30*24*time.Hour, "at start, renew the node's client certificate when it expires within this")
 	nodeName := fs.String("node-name", "", "name of this node (default: the hostname)")
 	nodeIP := fs.String("node-ip", "", "the node's InternalIP (default: the address of the default route)")
 	endpoint := fs.String("container-runtime-endpoint", "", "CRI socket of a running containerd (default: start one under the data dir)")
@@ -124,7 +124,8 @@ func runAgent(cmd string, args []string) error {
 	defer stop()
 	kc := *kubeconfig
 	if kc == "" {
-		kc, err = joinCredentials(ctx, *dataDir, *server, *tokenFile, *caHash, name)
+		kc, err = cluster.NodeCredentials(ctx, cluster.CredentialsConfig{DataDir: *dataDir, Servers: splitList(*server),
+			TokenFile: *tokenFile, CAHash: *caHash, NodeName: name, RenewBefore: *renewBefore, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -149,30 +150,6 @@ func runAgent(cmd string, args []string) error {
 		DNSPort: *dnsPort, DisableDNS: *noDNS, KubeletTLS: kubeletTLS,
 		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, DisableIngress: *noIngress, Logger: log,
 	})
-}
-
-// joinCredentials returns the node's kubeconfig under dataDir, joining the
-// cluster with the token first if there is none yet.
-func joinCredentials(ctx context.Context, dataDir, server, tokenFile, caHash, node string) (string, error) {
-	path := filepath.Join(dataDir, "kubelet.kubeconfig")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	if server == "" || tokenFile == "" {
-		return "", errors.New("agent: give --server and --token-file to join a cluster (or --kubeconfig)")
-	}
-	token, err := os.ReadFile(tokenFile)
-	if err != nil {
-		return "", fmt.Errorf("agent: read token: %w", err)
-	}
-	// The first server that answers does the join.
-	for _, s := range splitList(server) {
-		path, _, err = cluster.Join(ctx, cluster.JoinConfig{Server: s, Token: string(token), CAHash: caHash, NodeName: node, OutputDir: dataDir})
-		if err == nil || !strings.Contains(err.Error(), "does not answer") {
-			break
-		}
-	}
-	return path, err
 }
 
 func splitList(s string) []string {

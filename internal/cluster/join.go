@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -151,15 +152,35 @@ func Join(ctx context.Context, cfg JoinConfig) (string, []byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := requestNodeCert(ctx, client, cfg.NodeName)
 	if err != nil {
+		if apierrors.IsUnauthorized(err) {
+			return "", nil, errors.New("join: the server refused the token (wrong or expired?); create one with `skiff token create`")
+		}
 		return "", nil, err
 	}
+	if err := os.MkdirAll(cfg.OutputDir, 0o700); err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(cfg.OutputDir, "kubelet.kubeconfig")
+	if err := pki.WriteKubeconfig(path, cfg.Server, caPEM, certPEM, keyPEM, "system:node:"+cfg.NodeName); err != nil {
+		return "", nil, err
+	}
+	return path, caPEM, nil
+}
+
+// requestNodeCert asks for a client certificate for system:node:<name>
+// with a fresh key and waits for it to be signed.
+func requestNodeCert(ctx context.Context, client kubernetes.Interface, nodeName string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}},
+		Subject: pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}},
 	}, key)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	csr := &certificatesv1.CertificateSigningRequest{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "node-csr-"},
@@ -171,30 +192,20 @@ func Join(ctx context.Context, cfg JoinConfig) (string, []byte, error) {
 	}
 	created, err := client.CertificatesV1().CertificateSigningRequests().Create(ctx, csr, metav1.CreateOptions{})
 	if err != nil {
-		if apierrors.IsUnauthorized(err) {
-			return "", nil, errors.New("join: the server refused the token (wrong or expired?); create one with `skiff token create`")
-		}
-		return "", nil, fmt.Errorf("join: create certificate request: %w", err)
+		return nil, nil, fmt.Errorf("create certificate request: %w", err)
 	}
-	certPEM, err := waitForCertificate(ctx, client, created.Name)
+	certPEM, err = waitForCertificate(ctx, client, created.Name)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	if err := os.MkdirAll(cfg.OutputDir, 0o700); err != nil {
-		return "", nil, err
-	}
-	path := filepath.Join(cfg.OutputDir, "kubelet.kubeconfig")
-	if err := pki.WriteKubeconfig(path, cfg.Server, caPEM, certPEM, keyPEM, "system:node:"+cfg.NodeName); err != nil {
-		return "", nil, err
-	}
-	return path, caPEM, nil
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
+// waitForCertificate polls a request until it is signed, denied or failed.
 func waitForCertificate(ctx context.Context, client kubernetes.Interface, name string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -339,4 +350,90 @@ func CreateJoinToken(ctx context.Context, dataDir, kubeconfig string, ttl time.D
 		return "", "", err
 	}
 	return token, fmt.Sprintf("join a node with:\n  skiff agent --server %s --token-file FILE --ca-cert-hash %s", restCfg.Host, hash), nil
+}
+
+// RenewIfExpiring replaces the node's client certificate in kubeconfig when
+// less than window of its lifetime is left: it asks for a new one as the
+// node itself (which the signer approves for the node's own name).
+func RenewIfExpiring(ctx context.Context, kubeconfig, nodeName string, window time.Duration) (bool, error) {
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		return false, err
+	}
+	var certPEM []byte
+	for _, a := range cfg.AuthInfos {
+		certPEM = a.ClientCertificateData
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return false, fmt.Errorf("%s has no client certificate", kubeconfig)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false, err
+	}
+	if time.Until(cert.NotAfter) > window {
+		return false, nil
+	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return false, err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return false, err
+	}
+	caPEM, err := KubeconfigCA(kubeconfig)
+	if err != nil {
+		return false, err
+	}
+	newCert, keyPEM, err := requestNodeCert(ctx, client, nodeName)
+	if err != nil {
+		return false, fmt.Errorf("renew certificate: %w", err)
+	}
+	return true, pki.WriteKubeconfig(kubeconfig, restCfg.Host, caPEM, newCert, keyPEM, "system:node:"+nodeName)
+}
+
+// CredentialsConfig says where a node's credentials come from.
+type CredentialsConfig struct {
+	DataDir   string
+	Servers   []string
+	TokenFile string
+	CAHash    string
+	NodeName  string
+	// RenewBefore renews the client certificate at start when it expires
+	// within this window.
+	RenewBefore time.Duration
+	Logger      *slog.Logger
+}
+
+// NodeCredentials returns the node's kubeconfig under DataDir: joining the
+// cluster with the token the first time (through the first server that
+// answers), renewing the certificate when it is about to expire.
+func NodeCredentials(ctx context.Context, cfg CredentialsConfig) (string, error) {
+	path := filepath.Join(cfg.DataDir, "kubelet.kubeconfig")
+	if _, err := os.Stat(path); err == nil {
+		renewed, err := RenewIfExpiring(ctx, path, cfg.NodeName, cfg.RenewBefore)
+		if err != nil {
+			return "", fmt.Errorf("agent: %w", err)
+		}
+		if renewed && cfg.Logger != nil {
+			cfg.Logger.Info("node client certificate renewed", "node", cfg.NodeName)
+		}
+		return path, nil
+	}
+	if len(cfg.Servers) == 0 || cfg.TokenFile == "" {
+		return "", errors.New("agent: give --server and --token-file to join a cluster (or --kubeconfig)")
+	}
+	token, err := os.ReadFile(cfg.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("agent: read token: %w", err)
+	}
+	for _, s := range cfg.Servers {
+		path, _, err = Join(ctx, JoinConfig{Server: s, Token: string(token), CAHash: cfg.CAHash, NodeName: cfg.NodeName, OutputDir: cfg.DataDir})
+		if err == nil || !strings.Contains(err.Error(), "does not answer") {
+			break
+		}
+	}
+	return path, err
 }

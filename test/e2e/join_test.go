@@ -127,4 +127,27 @@ spec:
 		t.Errorf("pods left on the drained node: %s", out)
 	}
 	k.must("uncordon", "e2e-node2")
+
+	// A restart close to the certificate's expiry renews it, as the node.
+	before, err := os.ReadFile(filepath.Join(agentDir, "kubelet.kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent.terminate(60 * time.Second)
+	agent.args = append(agent.args, "--renew-certificate-before", "9000h") // longer than the 1-year certificate
+	agent.launch(90*time.Second, func() bool {
+		out, err := os.ReadFile(filepath.Join(agentDir, "kubelet.kubeconfig"))
+		return err == nil && string(out) != string(before)
+	})
+	if out := k.must("get", "csr", "--no-headers"); !regexp.MustCompile(`system:node:e2e-node2\s+\S+\s+Approved,Issued`).MatchString(out) {
+		t.Errorf("no renewal request by the node itself:\n%s", out)
+	}
+	after, err := os.ReadFile(filepath.Join(agentDir, "kubelet.kubeconfig"))
+	if err != nil || string(after) == string(before) {
+		t.Errorf("the node's kubeconfig was not renewed (%v)", err)
+	}
+	waitFor(t, func() bool {
+		out, err := k.run("", "get", "node", "e2e-node2", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return err == nil && out == "True"
+	}, "node Ready with its renewed certificate")
 }
