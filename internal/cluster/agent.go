@@ -177,6 +177,15 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	err = k.Run(ctx)
 	if proxyDone != nil {
 		<-proxyDone
+		// The pods are gone unless kept: so must the rules that lead to
+		// them, or the next cluster on this host inherits dead routes.
+		if !cfg.KeepContainers {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if cerr := proxy.Cleanup(cctx, nil); cerr != nil {
+				cfg.Logger.Warn("remove service rules", "err", cerr)
+			}
+			cancel()
+		}
 	}
 	return err
 }

@@ -19,10 +19,14 @@ func writeCNIConfig(dir, bridge, podCIDR, dataDir string) error {
 		"name":       "skiff",
 		"plugins": []any{
 			map[string]any{
-				"type":        "bridge",
-				"bridge":      bridge,
-				"isGateway":   true,
-				"ipMasq":      true,
+				"type":      "bridge",
+				"bridge":    bridge,
+				"isGateway": true,
+				// Egress is masqueraded by one rule of the service proxy for
+				// the whole cluster CIDR: the plugin's per-pod iptables
+				// calls serialise pod start-up, and it would also SNAT
+				// pod-to-pod traffic between nodes.
+				"ipMasq":      false,
 				"hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",

@@ -251,7 +251,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	podInformer := k.factory.Core().V1().Pods().Informer()
 	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { k.podChanged(ctx, obj) },
-		UpdateFunc: func(_, obj any) { k.podChanged(ctx, obj) },
+		UpdateFunc: func(old, obj any) { k.podUpdated(ctx, old, obj) },
 		DeleteFunc: func(obj any) { k.podDeleted(obj) },
 	}); err != nil {
 		return fmt.Errorf("kubelet: %w", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
@@ -74,6 +75,55 @@ func (k *Kubelet) podChanged(ctx context.Context, obj any) {
 	w.pod = pod
 	w.mu.Unlock()
 	w.notify()
+}
+
+// podUpdated wakes the worker unless only the status changed: the status
+// is mostly the kubelet's own write coming back, and syncing on it would
+// double the runtime calls of every pod start.
+func (k *Kubelet) podUpdated(ctx context.Context, old, obj any) {
+	o, ok1 := old.(*v1.Pod)
+	n, ok2 := obj.(*v1.Pod)
+	if ok1 && ok2 && onlyStatusChanged(o, n) {
+		k.workersMu.Lock()
+		w := k.workers[n.UID]
+		k.workersMu.Unlock()
+		if w != nil {
+			w.mu.Lock()
+			w.pod = n
+			w.mu.Unlock()
+			return
+		}
+	}
+	k.podChanged(ctx, obj)
+}
+
+func onlyStatusChanged(o, n *v1.Pod) bool {
+	return o.Generation == n.Generation && o.DeletionTimestamp.Equal(n.DeletionTimestamp) &&
+		equality.Semantic.DeepEqual(o.Spec, n.Spec) && equality.Semantic.DeepEqual(o.Labels, n.Labels) &&
+		equality.Semantic.DeepEqual(o.Annotations, n.Annotations) &&
+		o.Status.Phase == n.Status.Phase && readinessGatesEqual(o, n)
+}
+
+// readinessGatesEqual compares the conditions readiness gates look at,
+// which other components set.
+func readinessGatesEqual(o, n *v1.Pod) bool {
+	for _, g := range n.Spec.ReadinessGates {
+		var a, b v1.ConditionStatus
+		for _, c := range o.Status.Conditions {
+			if c.Type == g.ConditionType {
+				a = c.Status
+			}
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == g.ConditionType {
+				b = c.Status
+			}
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
 }
 
 func (k *Kubelet) podDeleted(obj any) {

@@ -102,6 +102,11 @@ func buildRules(ports []*servicePort, clusterCIDR string) *ruleset {
 	r.filterChains = []string{chainFilterSvc, chainFilterExt, chainFilterFwd}
 
 	r.natRule("-A %s -j MARK --or-mark %s", chainMarkMasq, strings.Split(masqMark, "/")[0])
+	if clusterCIDR != "" {
+		// Pods reach the outside world (and nodes) from their node's
+		// address; pod-to-pod traffic keeps its source.
+		r.natRule("-A %s -s %s ! -d %s -m comment --comment \"skiff pod egress\" -j MASQUERADE --random-fully", chainPost, clusterCIDR, clusterCIDR)
+	}
 	r.natRule("-A %s -m mark ! --mark %s -j RETURN", chainPost, masqMark)
 	r.natRule("-A %s -j MARK --xor-mark %s", chainPost, strings.Split(masqMark, "/")[0])
 	r.natRule("-A %s -m comment --comment \"skiff service traffic requiring SNAT\" -j MASQUERADE --random-fully", chainPost)

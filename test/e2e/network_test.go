@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,7 +96,10 @@ spec:
 		script := fmt.Sprintf("for i in $(seq %d); do wget -q -O- %s; done", n, url)
 		out, err := k.run("", "exec", "client", "--", "sh", "-c", script)
 		if err != nil {
-			t.Fatalf("requests to %s: %v\n%s", url, err, out)
+			ns, _ := k.run("", "exec", "client", "--", "nslookup", "echo.default.svc.cluster.local")
+			svcs, _ := k.run("", "get", "svc,endpointslices", "-A", "-o", "wide")
+			rules, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+			t.Fatalf("requests to %s: %v\n%s\nDNS: %s\n%s\nnat rules:\n%s", url, err, lastLines(out, 3), ns, svcs, rules)
 		}
 		got := map[string]int{}
 		for _, line := range strings.Fields(out) {
@@ -191,4 +195,12 @@ spec:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
