@@ -79,11 +79,11 @@ func (p *process) launch(timeout time.Duration, ready func() bool) {
 		p.t.Fatal(err)
 	}
 	exited := make(chan struct{})
+	p.exited = exited
 	go func() { _ = p.cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if ready() {
-			p.exited = exited
 			return
 		}
 		select {
