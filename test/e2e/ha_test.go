@@ -113,7 +113,8 @@ func TestSeveralServersOneEtcdCluster(t *testing.T) {
 	killedAt := time.Now()
 	k(survivor).mustStdin(schedulerManifest, "apply", "-f", "-")
 	deadline = time.Now().Add(60 * time.Second)
-	for k(survivor).must("get", "pod", "placed", "-o", "jsonpath={.spec.nodeName}") != "worker-1" {
+	// Scheduled anywhere (worker-1 or the agent's node) proves a scheduler runs.
+	for k(survivor).must("get", "pod", "placed", "-o", "jsonpath={.spec.nodeName}") == "" {
 		if time.Now().After(deadline) {
 			t.Fatalf("no server took over scheduling after the leader died")
 		}

@@ -145,7 +145,14 @@ spec:
 			continue
 		}
 		// Pod to pod across nodes, by pod IP.
-		got, err := k.run("", "exec", "client", "--", "timeout", "5", "wget", "-q", "-O-", "http://"+f[1]+":8080/")
+		var got string
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			got, err = k.run("", "exec", "client", "--", "timeout", "5", "wget", "-q", "-O-", "http://"+f[1]+":8080/")
+			if err == nil && strings.TrimSpace(got) == f[2] {
+				break
+			}
+		}
 		if err != nil || strings.TrimSpace(got) != f[2] {
 			t.Errorf("pod on mn-1 → pod %s on %s (%s): %v %q", f[2], f[0], f[1], err, got)
 		}

@@ -90,22 +90,28 @@ spec:
 	}
 
 	// hits asks the service n times from the client pod and counts who
-	// answered.
+	// answered. The proxy syncs at most once a second, so a request right
+	// after a change may still miss (and go out the default route): hits
+	// retries for a while before it gives up.
 	hits := func(url string, n int) map[string]int {
 		t.Helper()
 		script := fmt.Sprintf("for i in $(seq %d); do wget -q -O- %s; done", n, url)
-		out, err := k.run("", "exec", "client", "--", "sh", "-c", script)
-		if err != nil {
-			ns, _ := k.run("", "exec", "client", "--", "nslookup", "echo.default.svc.cluster.local")
-			svcs, _ := k.run("", "get", "svc,endpointslices", "-A", "-o", "wide")
-			rules, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
-			t.Fatalf("requests to %s: %v\n%s\nDNS: %s\n%s\nnat rules:\n%s", url, err, lastLines(out, 3), ns, svcs, rules)
+		var out string
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			if out, err = k.run("", "exec", "client", "--", "sh", "-c", script); err == nil {
+				got := map[string]int{}
+				for _, line := range strings.Fields(out) {
+					got[line]++
+				}
+				return got
+			}
 		}
-		got := map[string]int{}
-		for _, line := range strings.Fields(out) {
-			got[line]++
-		}
-		return got
+		ns, _ := k.run("", "exec", "client", "--", "nslookup", "echo.default.svc.cluster.local")
+		svcs, _ := k.run("", "get", "svc,endpointslices", "-A", "-o", "wide")
+		rules, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+		t.Fatalf("requests to %s: %v\n%s\nDNS: %s\n%s\nnat rules:\n%s", url, err, lastLines(out, 3), ns, svcs, rules)
+		return nil
 	}
 	var got map[string]int
 	deadline := time.Now().Add(30 * time.Second)
