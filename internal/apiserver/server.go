@@ -146,10 +146,16 @@ func (s *Server) WaitReady(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	return nil
+}
+
+// MarkReady makes /readyz answer ok: the caches are loaded and whoever
+// runs the server has created the system objects (as upstream's post-start
+// hooks gate readiness), so a client that sees ready finds them.
+func (s *Server) MarkReady() {
 	s.readyMu.Lock()
 	s.ready = true
 	s.readyMu.Unlock()
-	return nil
 }
 
 func (s *Server) isReady() bool {

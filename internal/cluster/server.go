@@ -304,6 +304,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			}
 		}()
 	}
+	s.api.MarkReady()
 	ok = true
 	cfg.Logger.Info("API server ready", "url", s.URL, "kubeconfig", s.Kubeconfig, "elapsed", time.Since(start).Round(time.Millisecond))
 	return s, nil

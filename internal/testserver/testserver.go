@@ -78,6 +78,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 	if err := s.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
+	s.MarkReady()
 	cfg := &rest.Config{Host: hs.URL, QPS: -1}
 	return &Server{URL: hs.URL, Config: cfg, Client: kubernetes.NewForConfigOrDie(cfg)}
 }
