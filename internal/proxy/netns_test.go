@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes/fake"
@@ -76,7 +77,10 @@ func TestRealIptablesInNetns(t *testing.T) {
 	inNS(t, ns, "iptables", "-t", "nat", "-A", "POSTROUTING", "-d", "192.0.2.99", "-j", "RETURN")
 
 	svc := service("web", "10.96.0.50")
-	client := fake.NewSimpleClientset(svc, slice("web", 8080, ep{"10.42.0.5", "node-a", true, false}))
+	// A sticky service too: iptables must accept the recent-module rules.
+	sticky := service("sticky", "10.96.0.51", func(s *v1.Service) { s.Spec.SessionAffinity = v1.ServiceAffinityClientIP })
+	client := fake.NewSimpleClientset(svc, slice("web", 8080, ep{"10.42.0.5", "node-a", true, false}),
+		sticky, slice("sticky", 8080, ep{"10.42.0.5", "node-a", true, false}, ep{"10.42.0.6", "node-a", true, false}))
 	p, err := New(Config{Client: client, NodeName: "node-a", ClusterCIDR: "10.42.0.0/16", Runner: runner})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +123,7 @@ func TestRealIptablesInNetns(t *testing.T) {
 	if err := client.DiscoveryV1().EndpointSlices("ns").Delete(ctx, "web-x", deleteOpts); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { l, _ := p.slices.List(everythingSel); return len(l) == 0 })
+	waitFor(t, func() bool { l, _ := p.slices.List(everythingSel); return len(l) == 1 })
 	if err := p.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

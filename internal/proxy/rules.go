@@ -79,6 +79,7 @@ type ruleset struct {
 	natChains, filterChains []string
 	nat, filter             []string
 	udpClusterIPs           map[string]bool // service IPs with UDP ports
+	hairpin                 map[string]bool // endpoint IPs, for hairpin masquerading
 	rules                   int
 }
 
@@ -97,19 +98,11 @@ func (r *ruleset) filterRule(format string, a ...any) {
 // per-service chains that pick an endpoint at random (or sticky by client
 // IP), and the per-endpoint chains that DNAT.
 func buildRules(ports []*servicePort, clusterCIDR string) *ruleset {
-	r := &ruleset{udpClusterIPs: map[string]bool{}}
+	r := &ruleset{udpClusterIPs: map[string]bool{}, hairpin: map[string]bool{}}
 	r.natChains = []string{chainServices, chainNodePorts, chainPost, chainMarkMasq}
 	r.filterChains = []string{chainFilterSvc, chainFilterExt, chainFilterFwd}
 
 	r.natRule("-A %s -j MARK --or-mark %s", chainMarkMasq, strings.Split(masqMark, "/")[0])
-	if clusterCIDR != "" {
-		// Pods reach the outside world (and nodes) from their node's
-		// address; pod-to-pod traffic keeps its source.
-		r.natRule("-A %s -s %s ! -d %s -m comment --comment \"skiff pod egress\" -j MASQUERADE --random-fully", chainPost, clusterCIDR, clusterCIDR)
-	}
-	r.natRule("-A %s -m mark ! --mark %s -j RETURN", chainPost, masqMark)
-	r.natRule("-A %s -j MARK --xor-mark %s", chainPost, strings.Split(masqMark, "/")[0])
-	r.natRule("-A %s -m comment --comment \"skiff service traffic requiring SNAT\" -j MASQUERADE --random-fully", chainPost)
 	// Forwarded service traffic is accepted even where FORWARD drops.
 	r.filterRule("-A %s -m mark --mark %s -j ACCEPT", chainFilterFwd, masqMark)
 	r.filterRule("-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", chainFilterFwd)
@@ -217,56 +210,65 @@ func buildRules(ports []*servicePort, clusterCIDR string) *ruleset {
 	for _, rule := range nodePortRules {
 		r.natRule("%s", rule)
 	}
+	r.postrouting(clusterCIDR)
 	return r
 }
 
+// postrouting writes SKIFF-POSTROUTING: pod egress, hairpin traffic (an
+// endpoint reaching itself through its service: source and translated
+// destination are the same address), then whatever was marked for SNAT.
+func (r *ruleset) postrouting(clusterCIDR string) {
+	if clusterCIDR != "" {
+		// Pods reach the outside world (and nodes) from their node's
+		// address; pod-to-pod traffic keeps its source.
+		r.natRule("-A %s -s %s ! -d %s -m comment --comment \"skiff pod egress\" -j MASQUERADE --random-fully", chainPost, clusterCIDR, clusterCIDR)
+	}
+	ips := make([]string, 0, len(r.hairpin))
+	for ip := range r.hairpin {
+		ips = append(ips, ip)
+	}
+	sort.Strings(ips)
+	for _, ip := range ips {
+		r.natRule("-A %s -s %s -d %s -m comment --comment \"skiff hairpin\" -j MASQUERADE", chainPost, ip, ip)
+	}
+	r.natRule("-A %s -m mark ! --mark %s -j RETURN", chainPost, masqMark)
+	r.natRule("-A %s -j MARK --xor-mark %s", chainPost, strings.Split(masqMark, "/")[0])
+	r.natRule("-A %s -m comment --comment \"skiff service traffic requiring SNAT\" -j MASQUERADE --random-fully", chainPost)
+}
+
 // endpointRules fills a service chain: sticky sessions first, then a
-// uniform random choice (probability 1/n, 1/(n-1), ... 1), each endpoint's
-// own chain masquerading hairpin traffic and DNATing.
+// uniform random choice (probability 1/n, 1/(n-1), ... 1) that DNATs
+// directly. No chain per endpoint: iptables-nft's restore slows down with
+// the number of chains far more than with rules.
 func (r *ruleset) endpointRules(chain string, sp *servicePort, eps []endpoint, pr, comment string) {
 	affinity := sp.svc.Spec.SessionAffinity == v1.ServiceAffinityClientIP
 	timeout := int32(v1.DefaultClientIPServiceAffinitySeconds)
 	if c := sp.svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
 		timeout = *c.ClientIP.TimeoutSeconds
 	}
-	sepChains := make([]string, len(eps))
+	// The recent module's list names, one per endpoint of the service.
+	names := make([]string, len(eps))
 	for i, ep := range eps {
-		sepChains[i] = chainName(endpointChain, sp.key+"/"+ep.String())
+		names[i] = chainName(endpointChain, sp.key+"/"+ep.String())
+		r.hairpin[ep.ip] = true
 	}
 	if affinity {
-		for i := range eps {
-			r.natRule("-A %s %s -m recent --name %s --mask 255.255.255.255 --rsource --rcheck --seconds %d --reap -j %s", chain, comment, sepChains[i], timeout, sepChains[i])
-		}
-	}
-	for i := range eps {
-		left := len(eps) - i
-		if left > 1 {
-			r.natRule("-A %s %s -m statistic --mode random --probability %.10f -j %s", chain, comment, 1/float64(left), sepChains[i])
-		} else {
-			r.natRule("-A %s %s -j %s", chain, comment, sepChains[i])
+		for i, ep := range eps {
+			r.natRule("-A %s %s -m recent --name %s --mask 255.255.255.255 --rsource --rcheck --seconds %d --reap -p %s -j DNAT --to-destination %s",
+				chain, comment, names[i], timeout, pr, ep)
 		}
 	}
 	for i, ep := range eps {
-		if containsString(r.natChains, sepChains[i]) {
-			continue // shared by the service and its local-only chain
+		random := ""
+		if left := len(eps) - i; left > 1 {
+			random = fmt.Sprintf(" -m statistic --mode random --probability %.10f", 1/float64(left))
 		}
-		r.natChains = append(r.natChains, sepChains[i])
-		r.natRule("-A %s %s -s %s -j %s", sepChains[i], comment, ep.ip, chainMarkMasq)
+		remember := ""
 		if affinity {
-			r.natRule("-A %s %s -m recent --name %s --mask 255.255.255.255 --rsource --set -p %s -j DNAT --to-destination %s", sepChains[i], comment, sepChains[i], pr, ep)
-		} else {
-			r.natRule("-A %s %s -p %s -j DNAT --to-destination %s", sepChains[i], comment, pr, ep)
+			remember = fmt.Sprintf(" -m recent --name %s --mask 255.255.255.255 --rsource --set", names[i])
 		}
+		r.natRule("-A %s %s%s%s -p %s -j DNAT --to-destination %s", chain, comment, random, remember, pr, ep)
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func localOnly(eps []endpoint) []endpoint {

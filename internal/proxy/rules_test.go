@@ -75,15 +75,6 @@ func rulesFor(t *testing.T, svcs []*v1.Service, slices ...*discoveryv1.EndpointS
 	return parse(string(rs.render(nil, nil)))
 }
 
-func jumpsTo(rules []string) []string {
-	var out []string
-	for _, r := range rules {
-		f := strings.Fields(r)
-		out = append(out, f[len(f)-1])
-	}
-	return out
-}
-
 func TestClusterIPSpreadsOverReadyEndpoints(t *testing.T) {
 	p := rulesFor(t, []*v1.Service{service("web", "10.96.0.50")},
 		slice("web", 8080, ep{"10.42.0.5", "node-a", true, false}, ep{"10.42.1.5", "node-b", true, false},
@@ -102,11 +93,9 @@ func TestClusterIPSpreadsOverReadyEndpoints(t *testing.T) {
 		}
 	}
 	var dnat []string
-	for _, sep := range jumpsTo(rules) {
-		for _, r := range p["nat"][sep] {
-			if strings.Contains(r, "DNAT") {
-				dnat = append(dnat, r[strings.Index(r, "--to-destination")+17:])
-			}
+	for _, r := range rules {
+		if i := strings.Index(r, "-j DNAT --to-destination "); i >= 0 {
+			dnat = append(dnat, r[i+len("-j DNAT --to-destination "):])
 		}
 	}
 	if strings.Join(dnat, ",") != "10.42.0.5:8080,10.42.1.5:8080,10.42.2.5:8080" {
@@ -209,6 +198,23 @@ func TestSessionAffinityUsesRecent(t *testing.T) {
 	rules := p["nat"][chainName(serviceChain, "ns/sticky:http")]
 	if len(rules) != 4 || !strings.Contains(rules[0], "--rcheck --seconds 600") {
 		t.Errorf("affinity rules:\n%s", strings.Join(rules, "\n"))
+	}
+}
+
+func TestHairpinMasqueradesAnEndpointReachingItself(t *testing.T) {
+	p := rulesFor(t, []*v1.Service{service("web", "10.96.0.50")}, slice("web", 8080, ep{"10.42.0.5", "node-a", true, false}))
+	post := p["nat"][chainPost]
+	var hairpin, markCheck = -1, -1
+	for i, r := range post {
+		if strings.Contains(r, "-s 10.42.0.5 -d 10.42.0.5") && strings.Contains(r, "MASQUERADE") {
+			hairpin = i
+		}
+		if strings.Contains(r, "-j RETURN") {
+			markCheck = i
+		}
+	}
+	if hairpin < 0 || hairpin > markCheck {
+		t.Errorf("no hairpin masquerade before the mark check:\n%s", strings.Join(post, "\n"))
 	}
 }
 
