@@ -25,7 +25,7 @@ const (
 	chainFilterFwd  = "SKIFF-FORWARD"
 	masqMark        = "0x4000/0x4000"
 	chainPrefix     = "SKIFF-"
-	endpointChain   = "SKIFF-SEP-"
+	affinityList    = "SKIFF-SEP-" // recent-module list names, one per endpoint
 	serviceChain    = "SKIFF-SVC-"
 	externalChain   = "SKIFF-EXT-"
 	localOnlyChain  = "SKIFF-SVL-"
@@ -249,7 +249,7 @@ func (r *ruleset) endpointRules(chain string, sp *servicePort, eps []endpoint, p
 	// The recent module's list names, one per endpoint of the service.
 	names := make([]string, len(eps))
 	for i, ep := range eps {
-		names[i] = chainName(endpointChain, sp.key+"/"+ep.String())
+		names[i] = chainName(affinityList, sp.key+"/"+ep.String())
 		r.hairpin[ep.ip] = true
 	}
 	if affinity {

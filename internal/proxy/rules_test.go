@@ -219,8 +219,8 @@ func TestHairpinMasqueradesAnEndpointReachingItself(t *testing.T) {
 }
 
 func TestChainNamesFitIptables(t *testing.T) {
-	name := chainName(endpointChain, strings.Repeat("very-long-namespace/", 10))
-	if len(name) > 28 || !strings.HasPrefix(name, endpointChain) {
+	name := chainName(affinityList, strings.Repeat("very-long-namespace/", 10))
+	if len(name) > 28 || !strings.HasPrefix(name, affinityList) {
 		t.Errorf("chain name %q", name)
 	}
 	if chainName(serviceChain, "a") == chainName(serviceChain, "b") {
