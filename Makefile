@@ -14,7 +14,8 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/skiff
 
-# The pause and busybox images, built locally (no registry needed) into
+# The pause and busybox images (and the e2e suite's in-cluster client),
+# built locally (no registry needed) into
 # bin/images, which skiff imports into its containerd at start.
 images:
 	$(GO) run ./hack/mkimages -out bin/images

@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -17,7 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -70,7 +74,7 @@ func run(bin string, nPods, nWatchers int, full bool) error {
 
 	ctx := context.Background()
 	cs := srv.Clients(8)
-	if _, err := cs[0].CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
+	if err := createNamespace(ctx, cs[0], "bench"); err != nil {
 		return err
 	}
 
@@ -106,8 +110,12 @@ func run(bin string, nPods, nWatchers int, full bool) error {
 	}
 	report("get latency, 64 clients (p50 / p99)", pct(lat), "")
 
+	if err := authorizationCost(ctx, srv, cs[0]); err != nil {
+		return err
+	}
+
 	// A small namespace, listed many times.
-	if _, err := cs[0].CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "small"}}, metav1.CreateOptions{}); err != nil {
+	if err := createNamespace(ctx, cs[0], "small"); err != nil {
 		return err
 	}
 	for i := 0; i < 100; i++ {
@@ -158,6 +166,81 @@ func run(bin string, nPods, nWatchers int, full bool) error {
 		return err
 	}
 	report("RSS after the load", fmt.Sprintf("%.1f MiB", rssMiB(srv.Cmd.Process.Pid)), "~940 MiB after 5k nodes + 10k pods")
+	return nil
+}
+
+// createNamespace creates a namespace and its default ServiceAccount
+// (pods need one; the benchmark may run without the controllers that
+// would create it).
+func createNamespace(ctx context.Context, c kubernetes.Interface, name string) error {
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	_, err := c.CoreV1().ServiceAccounts(name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		err = nil
+	}
+	return err
+}
+
+// authorizationCost compares ConfigMap creates by the admin (system:masters,
+// allowed before RBAC is asked) with creates by a ServiceAccount token whose
+// RoleBinding allows them (token verification and RBAC on every request).
+func authorizationCost(ctx context.Context, srv *benchserver.Server, admin kubernetes.Interface) error {
+	const ns, n = "authz", 3000
+	if err := createNamespace(ctx, admin, ns); err != nil {
+		return err
+	}
+	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "writer"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if _, err := admin.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "configmap-writer"},
+		Rules:      []rbacv1.PolicyRule{{Verbs: []string{"create"}, APIGroups: []string{""}, Resources: []string{"configmaps"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "writer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "configmap-writer"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "writer", Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	tr, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "writer", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	tokenCfg := rest.AnonymousClientConfig(srv.Config)
+	tokenCfg.BearerToken = tr.Status.Token
+	tokenClients := make([]kubernetes.Interface, 8)
+	for i := range tokenClients {
+		c := rest.CopyConfig(tokenCfg)
+		c.QPS, c.Burst = -1, 0
+		c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return rt }
+		tokenClients[i] = kubernetes.NewForConfigOrDie(c)
+	}
+	var seq atomic.Int64
+	create := func(c kubernetes.Interface) error {
+		_, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%06d", seq.Add(1))},
+			Data:       map[string]string{"k": "v"},
+		}, metav1.CreateOptions{})
+		return err
+	}
+	adminLat, adminElapsed, err := load(srv.Clients(8), 64, n, create)
+	if err != nil {
+		return err
+	}
+	saLat, saElapsed, err := load(tokenClients, 64, n, create)
+	if err != nil {
+		return fmt.Errorf("creates with a ServiceAccount token: %w", err)
+	}
+	adminRate := float64(len(adminLat)) / adminElapsed.Seconds()
+	saRate := float64(len(saLat)) / saElapsed.Seconds()
+	report("ConfigMap creates/s, 64 clients, admin", fmt.Sprintf("%.0f /s, %s", adminRate, pct(adminLat)), "")
+	report("ConfigMap creates/s, 64 clients, SA token+RBAC", fmt.Sprintf("%.0f /s, %s", saRate, pct(saLat)), "")
+	report("authorization cost (throughput)", fmt.Sprintf("%.1f %%", 100*(1-saRate/adminRate)), "target < 10 %")
 	return nil
 }
 

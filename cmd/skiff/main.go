@@ -1,5 +1,13 @@
 // Command skiff runs every part of a Skiff cluster: `skiff server` for the
 // control plane, and (as they arrive) agent, up and the tools around them.
+
+// busybox's wget, the HTTPS client of many small images, sends no
+// signature_algorithms in its TLS 1.2 ClientHello, which means "SHA-1" by
+// RFC 5246; Go refuses that by default since 1.25. Pods must be able to
+// reach the API server with it, so SHA-1 handshake signatures stay allowed
+// for such clients (clients that list algorithms still get SHA-256 or
+// better; certificates are unaffected).
+//go:debug tlssha1=1
 package main
 
 import (
@@ -118,15 +126,22 @@ func runServer(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	dataDir := fs.String("data-dir", "/var/lib/skiff/server", "directory for etcd data, certificates and the admin kubeconfig")
 	bind := fs.String("bind-address", "127.0.0.1", "address the API server listens on")
+	advertise := fs.String("advertise-address", "", "address pods reach the API server at (the kubernetes Service's endpoint; default: the bind address, or the default route's address when that is loopback)")
 	port := fs.Int("secure-port", 6443, "HTTPS port of the API server (0 picks a free port)")
 	etcdServers := fs.String("etcd-servers", "", "comma-separated URLs of an external etcd cluster; empty runs etcd embedded")
+	etcdCA := fs.String("etcd-cafile", "", "CA file verifying the external etcd servers' certificates")
+	etcdCert := fs.String("etcd-certfile", "", "client certificate for the external etcd servers")
+	etcdKey := fs.String("etcd-keyfile", "", "key of --etcd-certfile")
+	encConfig := fs.String("encryption-provider-config", "", "EncryptionConfiguration file (apiserver.config.k8s.io/v1) naming the resources to encrypt at rest, e.g. secrets")
 	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "IPv4 range Service cluster IPs are allocated from")
 	nodePorts := fs.String("service-node-port-range", "30000-32767", "port range NodePort services are allocated from")
 	noSched := fs.Bool("disable-scheduler", false, "do not run the built-in scheduler")
 	noCtrl := fs.Bool("disable-controllers", false, "do not run the built-in controller manager")
 	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network; each node gets a /24 of it")
+	signingDuration := fs.Duration("cluster-signing-duration", 8760*time.Hour, "longest lifetime of certificates signed for CertificateSigningRequests")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	saFlags := addServiceAccountFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -142,11 +157,12 @@ func runServer(cmd string, args []string) error {
 	if *etcdServers != "" {
 		endpoints = strings.Split(*etcdServers, ",")
 	}
-	srv, err := cluster.StartServer(ctx, cluster.ServerConfig{
-		DataDir: dir, BindAddress: *bind, SecurePort: *port, EtcdServers: endpoints,
+	srv, err := cluster.StartServer(ctx, saFlags.apply(cluster.ServerConfig{
+		DataDir: dir, BindAddress: *bind, AdvertiseAddress: *advertise, SecurePort: *port, EtcdServers: endpoints,
 		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, DisableScheduler: *noSched,
-		DisableControllers: *noCtrl, ClusterCIDR: *clusterCIDR, Logger: log,
-	})
+		DisableControllers: *noCtrl, ClusterCIDR: *clusterCIDR, ClusterSigningDuration: *signingDuration, Logger: log,
+		EtcdCAFile: *etcdCA, EtcdCertFile: *etcdCert, EtcdKeyFile: *etcdKey, EncryptionProviderConfig: *encConfig,
+	}))
 	if err != nil {
 		return err
 	}
@@ -180,6 +196,7 @@ func runControllerManager(args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server")
 	leaderElect := fs.Bool("leader-elect", true, "take the kube-system/kube-controller-manager lease before reconciling")
 	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network; each node gets a /24 of it")
+	useSACreds := fs.Bool("use-service-account-credentials", false, "run each controller as its own ServiceAccount in kube-system, with its system:controller:<name> role")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -188,5 +205,6 @@ func runControllerManager(args []string) error {
 	slog.SetDefault(log)
 	ctx, stop := signalContext()
 	defer stop()
-	return cluster.RunControllerManager(ctx, cluster.ControllerManagerConfig{Kubeconfig: *kubeconfig, LeaderElect: *leaderElect, ClusterCIDR: *clusterCIDR, Logger: log})
+	return cluster.RunControllerManager(ctx, cluster.ControllerManagerConfig{Kubeconfig: *kubeconfig, LeaderElect: *leaderElect, ClusterCIDR: *clusterCIDR,
+		UseServiceAccountCredentials: *useSACreds, Logger: log})
 }

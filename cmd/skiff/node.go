@@ -37,13 +37,25 @@ func parseNodeIP(s string) (net.IP, error) {
 	return ip, nil
 }
 
+// advertiseOr is the advertise address of `skiff up`: the flag, else the
+// node's own IP, which pods on this node can always reach.
+func advertiseOr(flag string, nodeIP net.IP) string {
+	if flag == "" && nodeIP != nil {
+		return nodeIP.String()
+	}
+	return flag
+}
+
 func runUp(args []string) error {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	dataDir := fs.String("data-dir", "/var/lib/skiff", "directory for the server (DIR/server) and the agent (DIR/agent)")
 	bind := fs.String("bind-address", "127.0.0.1", "address the API server listens on")
+	advertise := fs.String("advertise-address", "", "address pods reach the API server at (default: the node IP)")
 	port := fs.Int("secure-port", 6443, "HTTPS port of the API server (0 picks a free port)")
 	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "IPv4 range Service cluster IPs are allocated from")
 	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network; each node gets a /24 of it")
+	signingDuration := fs.Duration("cluster-signing-duration", 8760*time.Hour, "longest lifetime of certificates signed for CertificateSigningRequests")
+	encConfig := fs.String("encryption-provider-config", "", "EncryptionConfiguration file (apiserver.config.k8s.io/v1) naming the resources to encrypt at rest, e.g. secrets")
 	nodeName := fs.String("node-name", "", "name of this node (default: the hostname)")
 	nodeIP := fs.String("node-ip", "", "the node's InternalIP (default: the address of the default route)")
 	kubeletPort := fs.Int("kubelet-port", 10250, "port of the kubelet API")
@@ -56,6 +68,7 @@ func runUp(args []string) error {
 	ingressHTTPS := fs.Int("ingress-https-port", 443, "port of the built-in ingress controller's HTTPS on the node IP")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	saFlags := addServiceAccountFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,9 +83,11 @@ func runUp(args []string) error {
 		go servePprof(*pprofAddr, log)
 	}
 	return cluster.RunUp(ctx, cluster.UpConfig{
-		Server: cluster.ServerConfig{
-			BindAddress: *bind, SecurePort: *port, ServiceCIDR: *serviceCIDR, ClusterCIDR: *clusterCIDR,
-		},
+		Server: saFlags.apply(cluster.ServerConfig{
+			BindAddress: *bind, AdvertiseAddress: advertiseOr(*advertise, ip), SecurePort: *port, ServiceCIDR: *serviceCIDR, ClusterCIDR: *clusterCIDR,
+			ClusterSigningDuration:   *signingDuration,
+			EncryptionProviderConfig: *encConfig,
+		}),
 		DataDir: *dataDir, NodeName: *nodeName, NodeIP: ip, KubeletPort: *kubeletPort,
 		ImagesDir: *imagesDir, KeepContainers: *keep, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort,
 		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, Logger: log,
@@ -85,6 +100,7 @@ func runAgent(cmd string, args []string) error {
 	server := fs.String("server", "", "URL of the API server to join, e.g. https://10.0.0.1:6443; several, comma-separated, to fail over")
 	tokenFile := fs.String("token-file", "", "file holding a join token from `skiff token create`")
 	caHash := fs.String("ca-cert-hash", "", "sha256:<hex> pin of the server's CA (printed by `skiff token create`)")
+	unsafeSkipCA := fs.Bool("unsafe-skip-ca-verification", false, "join without --ca-cert-hash, trusting any server that knows the token")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig with the node's credentials (instead of --server and --token-file)")
 	renewBefore := fs.Duration("renew-certificate-before", 30*24*time.Hour, "at start, renew the node's client certificate when it expires within this")
 	nodeName := fs.String("node-name", "", "name of this node (default: the hostname)")
@@ -125,7 +141,7 @@ func runAgent(cmd string, args []string) error {
 	kc := *kubeconfig
 	if kc == "" {
 		kc, err = cluster.NodeCredentials(ctx, cluster.CredentialsConfig{DataDir: *dataDir, Servers: splitList(*server),
-			TokenFile: *tokenFile, CAHash: *caHash, NodeName: name, RenewBefore: *renewBefore, Logger: log})
+			TokenFile: *tokenFile, CAHash: *caHash, UnsafeSkipCAVerification: *unsafeSkipCA, NodeName: name, RenewBefore: *renewBefore, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -133,11 +149,9 @@ func runAgent(cmd string, args []string) error {
 	if ip == nil {
 		ip = kubelet.DefaultNodeIP()
 	}
-	caPEM, err := cluster.KubeconfigCA(kc)
-	if err != nil {
-		return err
-	}
-	kubeletTLS, err := cluster.SelfSignedKubeletTLS(name, ip, caPEM)
+	kubeletTLS, err := cluster.KubeletServingTLS(ctx, cluster.KubeletServingConfig{
+		Kubeconfig: kc, DataDir: *dataDir, NodeName: name, NodeIP: ip, RenewBefore: *renewBefore, Logger: log,
+	})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Command mkimages builds the two images a Skiff node needs without a
 // registry: the pod sandbox (a static Go pause binary) and busybox (Debian's
-// busybox-static with a link per applet). Each is written as a one-layer
+// busybox-static with a link per applet), and the end-to-end suite's
+// in-cluster API client (test/images/inclusterclient). Each is written as a one-layer
 // docker-archive, the format `ctr images import` and `skiff images import`
 // take. The archives are deterministic: same inputs, same bytes.
 //
@@ -59,7 +60,7 @@ func run(out, busyboxPath string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	pause, err := buildPause()
+	pause, err := buildStatic("./hack/pause")
 	if err != nil {
 		return err
 	}
@@ -74,21 +75,34 @@ func run(out, busyboxPath string) error {
 	if err != nil {
 		return err
 	}
-	return write(filepath.Join(out, "busybox.tar"), bb)
+	if err := write(filepath.Join(out, "busybox.tar"), bb); err != nil {
+		return err
+	}
+	client, err := buildStatic("./test/images/inclusterclient")
+	if err != nil {
+		return err
+	}
+	return write(filepath.Join(out, "inclusterclient.tar"), image{
+		tags:       []string{"skiff.test/inclusterclient:latest"},
+		entrypoint: []string{"/inclusterclient"},
+		entries:    []entry{{name: "inclusterclient", mode: 0o755, data: client}},
+	})
 }
 
-func buildPause() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "skiff-pause")
+// buildStatic compiles the Go command pkg (relative to the module root) as
+// a static, reproducible binary: no cgo, no paths, no symbols.
+func buildStatic(pkg string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "skiff-mkimages")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "pause")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./hack/pause")
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("build pause: %w", err)
+		return nil, fmt.Errorf("build %s: %w", pkg, err)
 	}
 	return os.ReadFile(bin)
 }

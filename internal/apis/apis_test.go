@@ -22,8 +22,11 @@ func TestRegistryKindsMatchTheScheme(t *testing.T) {
 		if err != nil || len(types) == 0 || types[0].Kind != r.Kind {
 			t.Errorf("%s: New() is %T, scheme says %v (%v)", r.GVR, r.New(), types, err)
 		}
-		lt, _, err := scheme.Scheme.ObjectKinds(r.NewList())
-		if err != nil || lt[0].Kind != r.Kind+"List" {
+		if r.CreateOnly {
+			if r.NewList != nil {
+				t.Errorf("%s: a create-only resource has a list kind", r.GVR)
+			}
+		} else if lt, _, err := scheme.Scheme.ObjectKinds(r.NewList()); err != nil || lt[0].Kind != r.Kind+"List" {
 			t.Errorf("%s: NewList() kind %v (%v)", r.GVR, lt, err)
 		}
 		if got, ok := reg.ByKind(gvk); !ok || got != r {

@@ -16,6 +16,7 @@ import (
 // Default fills the defaults upstream's defaulting functions fill, so that
 // objects read back look as they do from a Kubernetes API server.
 func Default(obj runtime.Object) {
+	defaultRBAC(obj)
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		defaultPodSpec(&o.Spec)

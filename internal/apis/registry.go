@@ -2,6 +2,8 @@ package apis
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -20,7 +22,7 @@ import (
 // groupOrder is the order in which groups appear in discovery, as upstream
 // lists them.
 var groupOrder = []string{
-	"", "apps", "events.k8s.io", "batch", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+	"", "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
 	"networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io",
 }
 
@@ -36,6 +38,15 @@ func def(gv schema.GroupVersion, resource, singular, kind string, namespaced boo
 		New:          newObj,
 		NewList:      newList,
 	}
+}
+
+// review builds a create-only resource: a question posted to the server
+// (who is this token, may this user do that) whose answer is returned and
+// never stored.
+func review(gv schema.GroupVersion, resource, kind string, namespaced bool, newObj func() runtime.Object) *Resource {
+	r := def(gv, resource, "", kind, namespaced, newObj, nil)
+	r.CreateOnly = true
+	return r
 }
 
 func (r *Resource) with(subresources ...string) *Resource {
@@ -67,7 +78,7 @@ func All() []*Resource {
 		def(core, "secrets", "secret", "Secret", true,
 			func() runtime.Object { return &corev1.Secret{} }, func() runtime.Object { return &corev1.SecretList{} }),
 		def(core, "serviceaccounts", "serviceaccount", "ServiceAccount", true,
-			func() runtime.Object { return &corev1.ServiceAccount{} }, func() runtime.Object { return &corev1.ServiceAccountList{} }, "sa"),
+			func() runtime.Object { return &corev1.ServiceAccount{} }, func() runtime.Object { return &corev1.ServiceAccountList{} }, "sa").with("token"),
 		def(core, "nodes", "node", "Node", false,
 			func() runtime.Object { return &corev1.Node{} }, func() runtime.Object { return &corev1.NodeList{} }, "no").with("status"),
 		def(core, "events", "event", "Event", true,
@@ -98,6 +109,13 @@ func All() []*Resource {
 
 		def(eventsv1.SchemeGroupVersion, "events", "event", "Event", true,
 			func() runtime.Object { return &eventsv1.Event{} }, func() runtime.Object { return &eventsv1.EventList{} }, "ev"),
+
+		review(authenticationv1.SchemeGroupVersion, "tokenreviews", "TokenReview", false, func() runtime.Object { return &authenticationv1.TokenReview{} }),
+		review(authenticationv1.SchemeGroupVersion, "selfsubjectreviews", "SelfSubjectReview", false, func() runtime.Object { return &authenticationv1.SelfSubjectReview{} }),
+		review(authorizationv1.SchemeGroupVersion, "subjectaccessreviews", "SubjectAccessReview", false, func() runtime.Object { return &authorizationv1.SubjectAccessReview{} }),
+		review(authorizationv1.SchemeGroupVersion, "localsubjectaccessreviews", "LocalSubjectAccessReview", true, func() runtime.Object { return &authorizationv1.LocalSubjectAccessReview{} }),
+		review(authorizationv1.SchemeGroupVersion, "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, func() runtime.Object { return &authorizationv1.SelfSubjectAccessReview{} }),
+		review(authorizationv1.SchemeGroupVersion, "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, func() runtime.Object { return &authorizationv1.SelfSubjectRulesReview{} }),
 
 		def(batch, "jobs", "job", "Job", true,
 			func() runtime.Object { return &batchv1.Job{} }, func() runtime.Object { return &batchv1.JobList{} }).with("status").inAll(),

@@ -23,6 +23,9 @@ type Resource struct {
 	Subresources []string
 	// SingularName is the lower-case singular (e.g. "deployment").
 	SingularName string
+	// CreateOnly marks a virtual resource that is never stored: POSTing
+	// one returns an answer (TokenReview, SubjectAccessReview and kin).
+	CreateOnly bool
 
 	// New returns an empty typed object (e.g. &appsv1.Deployment{}).
 	New func() runtime.Object

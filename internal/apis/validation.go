@@ -47,7 +47,7 @@ func Validate(obj runtime.Object) field.ErrorList {
 		}
 		return errs
 	}
-	return nil
+	return validateRBAC(obj)
 }
 
 // ValidateUpdate checks an update of a built-in kind.
@@ -94,7 +94,7 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 			errs = append(errs, field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"))
 		}
 	}
-	return errs
+	return append(errs, validateRBACUpdate(obj, old)...)
 }
 
 func immutableSelector(sel, old *metav1.LabelSelector) field.ErrorList {

@@ -7,9 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -23,6 +21,9 @@ var systemNamespaces = []string{"default", "kube-system", "kube-public", "kube-n
 
 // Bootstrap creates the objects every cluster has. It is idempotent.
 func (s *Server) Bootstrap(ctx context.Context) error {
+	if err := s.bootstrapRBAC(ctx); err != nil {
+		return err
+	}
 	nsRes := s.resources[corev1.SchemeGroupVersion.WithResource("namespaces")]
 	for _, name := range systemNamespaces {
 		ns := &corev1.Namespace{
@@ -102,26 +103,8 @@ func (s *Server) bootstrapKubernetesService(ctx context.Context) error {
 	if err := s.createService(ctx, svc); err != nil && !isAlreadyExists(err) {
 		return fmt.Errorf("create kubernetes service: %w", err)
 	}
-	ep := &corev1.Endpoints{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Endpoints"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "kubernetes", Namespace: "default", UID: types.UID(uuid.NewUUID()), CreationTimestamp: metav1.Now(),
-			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"},
-		},
-		Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: s.cfg.PublicAddress.String()}},
-			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(s.cfg.PublicPort), Protocol: corev1.ProtocolTCP}},
-		}},
-	}
-	epRes := s.resources[corev1.SchemeGroupVersion.WithResource("endpoints")]
-	_, err := epRes.guaranteedUpdate(ctx, "default", "kubernetes", func(cur runtime.Object) (runtime.Object, error) {
-		cur.(*corev1.Endpoints).Subsets = ep.Subsets
-		return cur, nil
-	})
-	if apierrors.IsNotFound(err) {
-		_, err = epRes.create(ctx, ep)
-	}
-	if err != nil && !isAlreadyExists(err) {
+	// Its endpoints are the live servers' addresses (endpointreconciler.go).
+	if err := s.reconcileOnce(ctx); err != nil {
 		return fmt.Errorf("write kubernetes endpoints: %w", err)
 	}
 	return nil

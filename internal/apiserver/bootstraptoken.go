@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"crypto/subtle"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -58,12 +57,4 @@ func (s *Server) bootstrapTokenUser(token string) (*authn.User, bool) {
 		}
 	}
 	return &authn.User{Name: bootstrapUserPrefix + id, Groups: append(groups, "system:authenticated")}, true
-}
-
-// clusterInfoPath is readable without credentials: joining nodes fetch the
-// cluster's CA from it and check it against the hash they were given.
-const clusterInfoPath = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
-
-func isAnonymousAllowed(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.URL.Path == clusterInfoPath
 }

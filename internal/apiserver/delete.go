@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/skiff-dev/skiff/internal/apiserver/admission"
 	"github.com/skiff-dev/skiff/internal/storage"
 )
 
@@ -92,6 +93,9 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 			if pc.ResourceVersion != nil && *pc.ResourceVersion != m.GetResourceVersion() {
 				return nil, 0, apierrors.NewConflict(q.res.gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pc.ResourceVersion, m.GetResourceVersion()))
 			}
+		}
+		if err := q.admission.Validate(q.ctx, q.admissionAttributes(admission.Delete, nil, cur)); err != nil {
+			return nil, 0, err
 		}
 		grace := q.gracePeriod(cur, opts)
 		added := false

@@ -142,9 +142,17 @@ func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion str
 	return d, err
 }
 
+// resourceVerbs are the verbs a resource answers.
+func resourceVerbs(r *apis.Resource) metav1.Verbs {
+	if r.CreateOnly {
+		return metav1.Verbs{"create"}
+	}
+	return verbsAll
+}
+
 func subresourceVerbs(sub string) metav1.Verbs {
 	switch sub {
-	case "binding", "eviction":
+	case "binding", "eviction", "token":
 		return metav1.Verbs{"create"}
 	case "log":
 		return metav1.Verbs{"get"}
@@ -177,7 +185,7 @@ func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResour
 	for _, r := range rs {
 		l.APIResources = append(l.APIResources, metav1.APIResource{
 			Name: r.GVR.Resource, SingularName: r.SingularName, Namespaced: r.Namespaced,
-			Kind: r.Kind, Verbs: verbsAll, ShortNames: r.ShortNames, Categories: r.Categories,
+			Kind: r.Kind, Verbs: resourceVerbs(r), ShortNames: r.ShortNames, Categories: r.Categories,
 		})
 		for _, sub := range discoverySubresources(r) {
 			ar := metav1.APIResource{
@@ -191,6 +199,8 @@ func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResour
 				ar.Kind = "Binding"
 			case "eviction":
 				ar.Group, ar.Version, ar.Kind = "policy", "v1", "Eviction"
+			case "token":
+				ar.Group, ar.Version, ar.Kind = "authentication.k8s.io", "v1", "TokenRequest"
 			case "exec", "attach", "portforward":
 				ar.Kind = "Pod" + map[string]string{"exec": "ExecOptions", "attach": "AttachOptions", "portforward": "PortForwardOptions"}[sub]
 			case "log", "proxy":
@@ -215,7 +225,7 @@ func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv
 			ResponseKind:     &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
 			Scope:            scope,
 			SingularResource: r.SingularName,
-			Verbs:            verbsAll,
+			Verbs:            resourceVerbs(r),
 			ShortNames:       r.ShortNames,
 			Categories:       r.Categories,
 		}
@@ -232,6 +242,8 @@ func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv
 				sd.ResponseKind = &metav1.GroupVersionKind{Version: "v1", Kind: "Binding"}
 			case "eviction":
 				sd.ResponseKind = &metav1.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
+			case "token":
+				sd.ResponseKind = &metav1.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"}
 			case "log", "exec", "attach", "portforward", "proxy":
 				sd.ResponseKind = &metav1.GroupVersionKind{}
 			}

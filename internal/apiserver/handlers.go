@@ -24,6 +24,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		s.serveMetrics(w, r, info)
 		return
 	}
+	if rv := s.reviews[info.gv.WithResource(info.resource)]; rv != nil {
+		s.serveReview(w, r, info, rv)
+		return
+	}
 	res := s.resources[info.gv.WithResource(info.resource)]
 	if res == nil {
 		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Group: info.gv.Group, Resource: info.resource}, ""))
@@ -66,6 +70,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		err = req.bind()
 	case r.Method == http.MethodPost && info.subresource == "eviction" && info.resource == "pods":
 		err = req.evict()
+	case r.Method == http.MethodPost && info.subresource == "token" && info.resource == "serviceaccounts":
+		err = req.requestToken()
 	case r.Method == http.MethodPut && info.name != "":
 		err = req.update()
 	case r.Method == http.MethodPatch && info.name != "":

@@ -187,7 +187,9 @@ func (r *resource) guaranteedUpdate(ctx context.Context, ns, name string, fn upd
 		if err != nil {
 			return nil, err
 		}
-		if bytes.Equal(data, kv.Value) {
+		// A value read with an old encryption key is rewritten even when
+		// unchanged: that is how `kubectl replace` rotates keys.
+		if bytes.Equal(data, kv.Value) && !kv.Stale {
 			return cur, nil
 		}
 		rev, latest, err := r.store.Update(ctx, key, data, kv.Rev)

@@ -13,11 +13,16 @@ import (
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/internal/apis"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission"
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+	"github.com/skiff-dev/skiff/internal/apiserver/authz"
+	"github.com/skiff-dev/skiff/internal/apiserver/authz/bootstrappolicy"
+	"github.com/skiff-dev/skiff/internal/apiserver/satoken"
 	"github.com/skiff-dev/skiff/internal/storage"
 )
 
@@ -30,6 +35,14 @@ type Config struct {
 	Resources []*apis.Resource
 	// Authenticator identifies callers; nil admits every request (tests).
 	Authenticator authn.Authenticator
+	// AccessControl turns on authorization (system:masters, then the Node
+	// authorizer, then RBAC over the server's caches) and the admission
+	// plugins that guard identities (ServiceAccount, NodeRestriction, the
+	// certificate plugins). Off, every request is allowed: for tests of
+	// other parts.
+	AccessControl bool
+	// Authorizer, when set, replaces the authorizer chain (tests).
+	Authorizer authz.Authorizer
 	// GitVersion is reported by /version, e.g. "v1.37.2+skiff".
 	GitVersion string
 	Logger     *slog.Logger
@@ -57,6 +70,9 @@ type Config struct {
 	// ExtraHandlers are mounted on exact paths or prefixes ending in "/"
 	// (OpenAPI, metrics, ...). They are served after authentication.
 	ExtraHandlers map[string]http.Handler
+	// ServiceAccountTokens enables TokenRequest, ServiceAccount token
+	// authentication and OIDC discovery; nil disables them.
+	ServiceAccountTokens *ServiceAccountTokens
 }
 
 // Server is the API server's HTTP handler.
@@ -67,13 +83,25 @@ type Server struct {
 	reg       *apis.Registry
 	resources map[schema.GroupVersionResource]*resource
 	byKind    map[schema.GroupVersionKind]*resource
+	// reviews are the create-only resources (TokenReview, the access
+	// reviews), answered by reviews.go and never stored.
+	reviews   map[schema.GroupVersionResource]*apis.Resource
 	discovery *discovery
 	extra     *http.ServeMux
 	// authenticator is the configured one, plus bootstrap tokens.
 	authenticator authn.Authenticator
+	// saTokens verifies ServiceAccount tokens (nil when not configured).
+	saTokens *satoken.Authenticator
+	// authorizer is the configured chain; admission the write plugins.
+	authorizer authz.Authorizer
+	rbac       *authz.RBAC
+	admission  *admission.Chain
 
 	serviceCIDR *net.IPNet
 	nodePorts   PortRange
+	// masterLease keeps this server's address in the kubernetes Service's
+	// endpoints (endpointreconciler.go); only its goroutine touches it.
+	masterLease clientv3.LeaseID
 
 	wg      sync.WaitGroup // long-running caches
 	readyMu sync.Mutex
@@ -96,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 		reg:       apis.NewRegistry(cfg.Resources),
 		resources: map[schema.GroupVersionResource]*resource{},
 		byKind:    map[schema.GroupVersionKind]*resource{},
+		reviews:   map[schema.GroupVersionResource]*apis.Resource{},
 		extra:     http.NewServeMux(),
 
 		serviceCIDR: cfg.ServiceCIDR,
@@ -110,7 +139,26 @@ func New(cfg Config) (*Server, error) {
 			s.authenticator = authn.Union(cfg.Authenticator, authn.NewBearerToken(s.bootstrapTokenUser))
 		}
 	}
+	if err := s.installServiceAccountTokens(); err != nil {
+		return nil, err
+	}
+	if cfg.AccessControl {
+		s.rbac = authz.NewRBAC(rbacSource{s})
+		s.authorizer = authz.Chain(authz.Privileged, authz.NewNode(nodeSource{s}, bootstrappolicy.NodeRules()), s.rbac)
+		s.admission = admission.Default(admission.Deps{
+			Authorizer:      s.authorizer,
+			ServiceAccounts: saTokenSource{s},
+			Pod:             saTokenSource{s}.GetPod,
+		})
+	}
+	if cfg.Authorizer != nil {
+		s.authorizer = cfg.Authorizer
+	}
 	for _, r := range cfg.Resources {
+		if r.CreateOnly {
+			s.reviews[r.GVR] = r
+			continue
+		}
 		res := newResource(r, cfg.Store, c, cfg.WatchCacheHistory)
 		s.resources[r.GVR] = res
 		s.byKind[res.gvk] = res
@@ -178,15 +226,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 		return
 	}
-	if s.authenticator != nil {
-		u, ok, err := s.authenticator.Authenticate(r)
-		switch {
-		case err == nil && ok:
-			r = r.WithContext(authn.WithUser(r.Context(), u))
-		case isAnonymousAllowed(r):
-			r = r.WithContext(authn.WithUser(r.Context(), &authn.User{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}))
-		default:
-			s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
+	u, err := s.authenticate(r)
+	if err == nil && u != nil {
+		u, err = s.impersonate(r, u)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if u != nil {
+		r = r.WithContext(authn.WithUser(r.Context(), u))
+		if err := s.authorize(r, requestAttributes(r, u)); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 	}

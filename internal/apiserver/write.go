@@ -3,12 +3,10 @@ package apiserver
 import (
 	"errors"
 	"fmt"
-	certificatesv1 "k8s.io/api/certificates/v1"
 	"math/rand/v2"
 	"net/http"
-	"strings"
-	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 )
 
 // decodeBody decodes the request body into a new object of the resource's
@@ -124,6 +125,13 @@ func (q *request) create() error {
 	if q.res.hasSpec {
 		m.SetGeneration(1)
 	}
+	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+		setRequestor(q.ctx, csr)
+	}
+	attrs := q.admissionAttributes(admission.Create, obj, nil)
+	if err := q.admission.Admit(q.ctx, attrs); err != nil {
+		return err
+	}
 	prepareCreate(q.res, obj)
 	if q.res.Default != nil {
 		q.res.Default(obj)
@@ -134,14 +142,17 @@ func (q *request) create() error {
 	if err := q.admit(obj); err != nil {
 		return err
 	}
-	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
-		setRequestor(q.ctx, csr)
+	if err := q.admission.Validate(q.ctx, attrs); err != nil {
+		return err
 	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		if err := q.admitPriority(pod); err != nil {
 			return err
 		}
 		addDefaultTolerations(pod)
+	}
+	if err := q.checkRBACWrite(obj); err != nil {
+		return err
 	}
 	if q.dryRun() {
 		q.respond(a, http.StatusCreated, obj)
@@ -327,6 +338,12 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 		case q.res.hasStatus:
 			copyStatus(next, cur)
 		}
+		attrs := q.admissionAttributes(admission.Update, next, cur)
+		if err := q.admission.Admit(q.ctx, attrs); err != nil {
+			return nil, err
+		}
+		nm, _ = meta.Accessor(attrs.Object)
+		next = attrs.Object
 		if q.res.Default != nil {
 			q.res.Default(next)
 		}
@@ -337,6 +354,12 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 			nm.SetGeneration(cm.GetGeneration() + 1)
 		}
 		if err := q.validate(next, cur); err != nil {
+			return nil, err
+		}
+		if err := q.admission.Validate(q.ctx, attrs); err != nil {
+			return nil, err
+		}
+		if err := q.checkRBACUpdate(next, cur); err != nil {
 			return nil, err
 		}
 		if nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 && !q.dryRun() {
@@ -376,5 +399,18 @@ func validateMeta(r *resource, m metav1.Object) field.ErrorList {
 	return validateObjectMeta(r, m)
 }
 
-var _ = strings.TrimSpace
-var _ = time.Now
+// admissionAttributes describes a write of obj (over old) to the
+// admission plugins.
+func (q *request) admissionAttributes(op admission.Operation, obj, old runtime.Object) *admission.Attributes {
+	u, _ := authn.UserFrom(q.ctx)
+	a := &admission.Attributes{
+		Operation: op, Kind: q.res.gvk, Resource: q.res.GVR, Subresource: q.info.subresource,
+		Namespace: q.info.namespace, Name: q.info.name, Object: obj, OldObject: old, User: u, DryRun: q.dryRun(),
+	}
+	if obj != nil && a.Name == "" {
+		if m, err := meta.Accessor(obj); err == nil {
+			a.Name = m.GetName()
+		}
+	}
+	return a
+}

@@ -68,7 +68,10 @@ type ControllerManagerConfig struct {
 	Kubeconfig  string
 	LeaderElect bool
 	ClusterCIDR string
-	Logger      *slog.Logger
+	// UseServiceAccountCredentials runs each controller as its own
+	// ServiceAccount in kube-system (--use-service-account-credentials).
+	UseServiceAccountCredentials bool
+	Logger                       *slog.Logger
 }
 
 // RunControllerManager runs the controllers against a remote API server
@@ -78,7 +81,16 @@ func RunControllerManager(ctx context.Context, cfg ControllerManagerConfig) erro
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	return manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: cfg.LeaderElect, ClusterCIDR: cfg.ClusterCIDR, Logger: cfg.Logger})
+	// The CA published as kube-root-ca.crt is the one the kubeconfig
+	// trusts (inline or as a file); without one that controller stays off.
+	rootCA := rc.CAData
+	if len(rootCA) == 0 && rc.CAFile != "" {
+		if rootCA, err = os.ReadFile(rc.CAFile); err != nil {
+			return fmt.Errorf("read kubeconfig CA: %w", err)
+		}
+	}
+	return manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: cfg.LeaderElect, ClusterCIDR: cfg.ClusterCIDR,
+		RootCA: rootCA, UseServiceAccountCredentials: cfg.UseServiceAccountCredentials, Logger: cfg.Logger})
 }
 
 // RunProxy runs the service proxy alone (`skiff proxy`).

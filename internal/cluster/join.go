@@ -5,19 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,13 +28,15 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
+	"github.com/skiff-dev/skiff/internal/controllers/bootstrapsigner"
+	"github.com/skiff-dev/skiff/internal/controllers/csrapproving"
 	"github.com/skiff-dev/skiff/internal/controllers/csrsigning"
 	"github.com/skiff-dev/skiff/internal/kubelet"
 )
 
 // publishClusterInfo writes kube-public/cluster-info: the server URL and
-// CA that a joining node reads (without credentials) and checks against
-// its --ca-cert-hash.
+// CA that a joining node reads (without credentials), checks against the
+// bootstrap signer's signature for its token and its --ca-cert-hash.
 func (s *Server) publishClusterInfo(ctx context.Context) error {
 	client, err := s.Client()
 	if err != nil {
@@ -53,7 +51,11 @@ func (s *Server) publishClusterInfo(ctx context.Context) error {
 	case apierrors.IsNotFound(err):
 		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
 	case err == nil && cur.Data["kubeconfig"] != kc:
-		cur.Data = cm.Data
+		// The bootstrap signer replaces the signatures of the old content.
+		if cur.Data == nil {
+			cur.Data = map[string]string{}
+		}
+		cur.Data["kubeconfig"] = kc
 		_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
 	}
 	if err != nil {
@@ -62,18 +64,31 @@ func (s *Server) publishClusterInfo(ctx context.Context) error {
 	return nil
 }
 
-// startCSRSigner approves and signs node certificate requests with the
-// cluster CA, in the server that holds the CA key.
+// startCSRSigner runs, in the server that holds the CA key, the signer of
+// approved certificate requests and the approver of node client requests
+// (which asks the API server, by SubjectAccessReview, whether each
+// requestor may have a node certificate).
 func (s *Server) startCSRSigner(ctx context.Context) error {
 	client, err := s.Client()
 	if err != nil {
 		return err
 	}
-	s.components.Add(1)
+	cfg := csrsigning.Config{
+		CA:          csrsigning.CA{Cert: s.pki.CA, Key: s.pki.CAKey},
+		MaxDuration: s.cfg.ClusterSigningDuration,
+		Logger:      s.cfg.Logger.With("component", "csrsigning"),
+	}
+	s.components.Add(2)
 	go func() {
 		defer s.components.Done()
-		if err := csrsigning.Run(ctx, client, s.pki.SignCSR, s.cfg.Logger.With("component", "csrsigning")); err != nil {
+		if err := csrsigning.Run(ctx, client, cfg); err != nil {
 			s.cfg.Logger.Error("certificate signer", "err", err)
+		}
+	}()
+	go func() {
+		defer s.components.Done()
+		if err := csrapproving.Run(ctx, client, s.cfg.Logger.With("component", "csrapproving")); err != nil {
+			s.cfg.Logger.Error("certificate approver", "err", err)
 		}
 	}()
 	return nil
@@ -117,35 +132,33 @@ func randomToken(n int) string {
 
 // JoinConfig says how a new node joins a cluster.
 type JoinConfig struct {
-	Server    string // https://host:port
-	Token     string
-	CAHash    string // sha256:<hex> of the CA's public key; empty trusts the first answer
-	NodeName  string
-	OutputDir string // where kubelet.kubeconfig is written
+	Server string // https://host:port
+	Token  string
+	// CAHash pins the cluster CA: sha256:<hex> of its public key.
+	CAHash string
+	// UnsafeSkipCAVerification allows joining without CAHash, trusting
+	// any cluster-info whose signature matches the token.
+	UnsafeSkipCAVerification bool
+	NodeName                 string
+	OutputDir                string // where kubelet.kubeconfig is written
+	// DiscoveryTimeout bounds the wait for cluster-info's signature
+	// (default 30 s).
+	DiscoveryTimeout time.Duration
 }
 
 // Join obtains node credentials with a bootstrap token: it reads the CA
-// from cluster-info (checking the pinned hash), asks for a client
-// certificate for system:node:<name> with a CertificateSigningRequest,
-// waits for the signed certificate and writes a kubeconfig. It returns the
-// kubeconfig path and the CA.
+// from cluster-info (checking the token's signature and the pinned hash),
+// asks for a client certificate for system:node:<name> with a
+// CertificateSigningRequest, waits for the signed certificate and writes a
+// kubeconfig. It returns the kubeconfig path and the CA.
 func Join(ctx context.Context, cfg JoinConfig) (string, []byte, error) {
 	token := strings.TrimSpace(cfg.Token)
-	if !strings.Contains(token, ".") || len(token) != 23 {
-		return "", nil, errors.New("join: the token must look like abcdef.0123456789abcdef (from `skiff token create`)")
+	if _, _, err := bootstrapsigner.ParseToken(token); err != nil {
+		return "", nil, fmt.Errorf("join: %w", err)
 	}
-	caPEM, err := fetchCA(ctx, cfg.Server)
+	caPEM, err := discoverCA(ctx, cfg)
 	if err != nil {
 		return "", nil, err
-	}
-	if cfg.CAHash != "" {
-		got, err := pki.CAHash(caPEM)
-		if err != nil {
-			return "", nil, err
-		}
-		if !strings.EqualFold(got, cfg.CAHash) {
-			return "", nil, fmt.Errorf("join: the server's CA hash is %s, not the pinned %s; check --ca-cert-hash (or the server address)", got, cfg.CAHash)
-		}
 	}
 	restCfg := &rest.Config{Host: cfg.Server, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, Timeout: 30 * time.Second}
 	client, err := kubernetes.NewForConfig(restCfg)
@@ -172,29 +185,52 @@ func Join(ctx context.Context, cfg JoinConfig) (string, []byte, error) {
 // requestNodeCert asks for a client certificate for system:node:<name>
 // with a fresh key and waits for it to be signed.
 func requestNodeCert(ctx context.Context, client kubernetes.Interface, nodeName string) (certPEM, keyPEM []byte, err error) {
+	return requestCert(ctx, client, certRequest{
+		subject:      pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}},
+		signer:       csrsigning.SignerName,
+		usages:       []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
+		generateName: "node-csr-",
+		timeout:      2 * time.Minute,
+	})
+}
+
+// certRequest describes a certificate to ask the cluster for.
+type certRequest struct {
+	subject      pkix.Name
+	dnsNames     []string
+	ips          []net.IP
+	signer       string
+	usages       []certificatesv1.KeyUsage
+	generateName string
+	timeout      time.Duration
+}
+
+// requestCert creates a CertificateSigningRequest for a fresh key and waits
+// for the certificate.
+func requestCert(ctx context.Context, client kubernetes.Interface, r certRequest) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}},
+		Subject: r.subject, DNSNames: r.dnsNames, IPAddresses: r.ips,
 	}, key)
 	if err != nil {
 		return nil, nil, err
 	}
 	csr := &certificatesv1.CertificateSigningRequest{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "node-csr-"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: r.generateName},
 		Spec: certificatesv1.CertificateSigningRequestSpec{
 			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
-			SignerName: csrsigning.SignerName,
-			Usages:     []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
+			SignerName: r.signer,
+			Usages:     r.usages,
 		},
 	}
 	created, err := client.CertificatesV1().CertificateSigningRequests().Create(ctx, csr, metav1.CreateOptions{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("create certificate request: %w", err)
 	}
-	certPEM, err = waitForCertificate(ctx, client, created.Name)
+	certPEM, err = waitForCertificate(ctx, client, created.Name, r.timeout)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,9 +241,10 @@ func requestNodeCert(ctx context.Context, client kubernetes.Interface, nodeName 
 	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// waitForCertificate polls a request until it is signed, denied or failed.
-func waitForCertificate(ctx context.Context, client kubernetes.Interface, name string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+// waitForCertificate polls a request until it is signed, denied or
+// failed, for at most timeout.
+func waitForCertificate(ctx context.Context, client kubernetes.Interface, name string, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		csr, err := client.CertificatesV1().CertificateSigningRequests().Get(ctx, name, metav1.GetOptions{})
@@ -227,42 +264,6 @@ func waitForCertificate(ctx context.Context, client kubernetes.Interface, name s
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// fetchCA reads cluster-info without trusting the server yet; the pinned
-// hash (when given) is what makes the answer trustworthy.
-func fetchCA(ctx context.Context, server string) ([]byte, error) {
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // verified by the CA hash below
-		DialContext:     (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+"/api/v1/namespaces/kube-public/configmaps/cluster-info", nil)
-	if err != nil {
-		return nil, fmt.Errorf("join: bad --server %q: %w", server, err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("join: the server %s does not answer (%v); check --server", server, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("join: reading cluster-info from %s: %s", server, resp.Status)
-	}
-	var cm corev1.ConfigMap
-	if err := json.Unmarshal(body, &cm); err != nil {
-		return nil, fmt.Errorf("join: cluster-info: %w", err)
-	}
-	kc, err := clientcmd.Load([]byte(cm.Data["kubeconfig"]))
-	if err != nil {
-		return nil, fmt.Errorf("join: cluster-info kubeconfig: %w", err)
-	}
-	for _, c := range kc.Clusters {
-		if len(c.CertificateAuthorityData) > 0 {
-			return c.CertificateAuthorityData, nil
-		}
-	}
-	return nil, errors.New("join: cluster-info has no CA")
 }
 
 // SelfSignedKubeletTLS makes a serving certificate for a joined node's
@@ -354,7 +355,7 @@ func CreateJoinToken(ctx context.Context, dataDir, kubeconfig string, ttl time.D
 
 // RenewIfExpiring replaces the node's client certificate in kubeconfig when
 // less than window of its lifetime is left: it asks for a new one as the
-// node itself (which the signer approves for the node's own name).
+// node itself (approved when the node may create certificatesigningrequests/selfnodeclient).
 func RenewIfExpiring(ctx context.Context, kubeconfig, nodeName string, window time.Duration) (bool, error) {
 	cfg, err := clientcmd.LoadFromFile(kubeconfig)
 	if err != nil {
@@ -400,7 +401,9 @@ type CredentialsConfig struct {
 	Servers   []string
 	TokenFile string
 	CAHash    string
-	NodeName  string
+	// UnsafeSkipCAVerification joins without a CA pin (--unsafe-skip-ca-verification).
+	UnsafeSkipCAVerification bool
+	NodeName                 string
 	// RenewBefore renews the client certificate at start when it expires
 	// within this window.
 	RenewBefore time.Duration
@@ -430,8 +433,9 @@ func NodeCredentials(ctx context.Context, cfg CredentialsConfig) (string, error)
 		return "", fmt.Errorf("agent: read token: %w", err)
 	}
 	for _, s := range cfg.Servers {
-		path, _, err = Join(ctx, JoinConfig{Server: s, Token: string(token), CAHash: cfg.CAHash, NodeName: cfg.NodeName, OutputDir: cfg.DataDir})
-		if err == nil || !strings.Contains(err.Error(), "does not answer") {
+		path, _, err = Join(ctx, JoinConfig{Server: s, Token: string(token), CAHash: cfg.CAHash,
+			UnsafeSkipCAVerification: cfg.UnsafeSkipCAVerification, NodeName: cfg.NodeName, OutputDir: cfg.DataDir})
+		if err == nil || !errors.Is(err, errNoAnswer) {
 			break
 		}
 	}

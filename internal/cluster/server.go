@@ -30,9 +30,11 @@ import (
 	"github.com/skiff-dev/skiff/internal/apiserver/openapi"
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
 	"github.com/skiff-dev/skiff/internal/controllers/manager"
+	"github.com/skiff-dev/skiff/internal/kubelet"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 	"github.com/skiff-dev/skiff/internal/scheduler"
 	"github.com/skiff-dev/skiff/internal/storage"
+	"github.com/skiff-dev/skiff/internal/storage/encryption"
 )
 
 // KubernetesVersion is the version of the Kubernetes API types served; it is
@@ -48,6 +50,12 @@ type ServerConfig struct {
 	SecurePort  int
 	// EtcdServers selects an external etcd cluster; empty runs etcd embedded.
 	EtcdServers []string
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile secure the connection to
+	// external etcd servers (kube-apiserver's --etcd-cafile etc.).
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	// EncryptionProviderConfig is the path of an EncryptionConfiguration
+	// file; values of the resources it names are encrypted at rest.
+	EncryptionProviderConfig string
 	// ServiceCIDR is the range of Service cluster IPs (default 10.96.0.0/12).
 	ServiceCIDR string
 	// NodePortRange is "base-last" (default 30000-32767).
@@ -58,7 +66,23 @@ type ServerConfig struct {
 	DisableControllers bool
 	// ClusterCIDR is the pod network; nodes get /24 pod CIDRs from it.
 	ClusterCIDR string
-	Logger      *slog.Logger
+	// AdvertiseAddress is where pods reach this server: the endpoint of the
+	// default/kubernetes Service. Empty means the bind address, or, when
+	// that is loopback or every interface, the address a node agent on
+	// this machine would use.
+	AdvertiseAddress string
+	// ServiceAccountIssuer is the "iss" of ServiceAccount tokens (default
+	// https://kubernetes.default.svc).
+	ServiceAccountIssuer string
+	// ServiceAccountMaxTokenExpiration caps TokenRequest lifetimes (0: none).
+	ServiceAccountMaxTokenExpiration time.Duration
+	// ServiceAccountExtendTokenExpiration gives the kubelet's pod tokens a
+	// year of validity with a refresh warning, as upstream's default.
+	ServiceAccountExtendTokenExpiration bool
+	// ClusterSigningDuration caps the lifetime of certificates the cluster
+	// CA signs for CSRs (0: one year, upstream's default).
+	ClusterSigningDuration time.Duration
+	Logger                 *slog.Logger
 }
 
 // Server is a running control plane.
@@ -67,13 +91,16 @@ type Server struct {
 	URL        string // https://host:port
 	Kubeconfig string // path of the admin kubeconfig
 	listener   net.Listener
-	http       *http.Server
-	etcd       *storage.Embedded
-	client     *clientv3.Client
-	api        *apiserver.Server
-	done       chan struct{}
-	components sync.WaitGroup // in-process clients of the API server
-	pki        *pki.Bundle
+	// podListener serves the advertise address when the server is bound to
+	// another one (loopback by default).
+	podListener net.Listener
+	http        *http.Server
+	etcd        *storage.Embedded
+	client      *clientv3.Client
+	api         *apiserver.Server
+	done        chan struct{}
+	components  sync.WaitGroup // in-process clients of the API server
+	pki         *pki.Bundle
 }
 
 // RESTConfig returns the admin user's client configuration, without a
@@ -145,18 +172,45 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	firstIP := apiserver.FirstServiceIP(serviceCIDR).String()
-	bundle, err := pki.Ensure(filepath.Join(cfg.DataDir, "pki"), pki.Options{Hosts: servingHosts(cfg.BindAddress, host, firstIP)})
+	advertise, err := advertiseAddress(cfg.AdvertiseAddress, cfg.BindAddress)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	bundle, err := pki.Ensure(filepath.Join(cfg.DataDir, "pki"), pki.Options{Hosts: append(servingHosts(cfg.BindAddress, host, firstIP), advertise.String())})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	// Pods reach the server through the kubernetes Service, whose endpoint
+	// is the advertise address: listen there too when bound elsewhere.
+	if extra := podListenAddress(cfg.BindAddress, advertise, port); extra != "" {
+		pln, err := net.Listen("tcp", extra)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen on the advertise address %s for pods: %w", extra, err)
+		}
+		s.podListener = pln
+	}
 	s.pki = bundle
+	saTokens, err := serviceAccountTokens(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s.Kubeconfig = filepath.Join(cfg.DataDir, "admin.kubeconfig")
 	if err := pki.WriteKubeconfig(s.Kubeconfig, s.URL, bundle.CAPEM, bundle.AdminCertPEM, bundle.AdminKeyPEM, "admin"); err != nil {
 		ln.Close()
 		return nil, err
 	}
 
+	var enc *encryption.Config // nil: nothing is encrypted at rest
+	if cfg.EncryptionProviderConfig != "" {
+		if enc, err = encryption.Load(cfg.EncryptionProviderConfig); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
 	if len(cfg.EtcdServers) == 0 {
 		s.etcd, err = storage.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"))
 		if err != nil {
@@ -165,13 +219,14 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}
 		s.client = s.etcd.Client
 	} else {
-		s.client, err = storage.ConnectExternal(cfg.EtcdServers)
+		s.client, err = storage.ConnectExternal(cfg.EtcdServers, storage.TLSFiles{
+			CAFile: cfg.EtcdCAFile, CertFile: cfg.EtcdCertFile, KeyFile: cfg.EtcdKeyFile})
 		if err != nil {
 			ln.Close()
 			return nil, err
 		}
 	}
-	store := storage.NewStore(s.client)
+	store := storage.NewStore(s.client, storage.WithEncryption(enc))
 	cfg.Logger.Debug("storage ready", "elapsed", time.Since(start))
 
 	resources := apis.All()
@@ -199,16 +254,18 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		Store:            store,
 		Resources:        resources,
 		Authenticator:    authn.NewClientCert(bundle.CAPool),
+		AccessControl:    true,
 		GitVersion:       KubernetesVersion + "+skiff",
 		ServiceCIDR:      serviceCIDR,
 		NodePorts:        nodePorts,
-		PublicAddress:    net.ParseIP(host),
+		PublicAddress:    advertise,
 		PublicPort:       port,
 		Logger:           cfg.Logger,
 		ExtraHandlers: map[string]http.Handler{
 			"/openapi/": extra,
 			"/metrics":  promhttp.Handler(),
 		},
+		ServiceAccountTokens: saTokens,
 	})
 	if err != nil {
 		ln.Close()
@@ -250,12 +307,17 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}()
 		s.api.Run(runCtx)
 	}()
-	go func() {
-		err := s.http.ServeTLS(ln, "", "")
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			cfg.Logger.Error("API server stopped", "err", err)
+	for _, l := range []net.Listener{ln, s.podListener} {
+		if l == nil {
+			continue
 		}
-	}()
+		go func() {
+			err := s.http.ServeTLS(l, "", "")
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				cfg.Logger.Error("API server stopped", "addr", l.Addr().String(), "err", err)
+			}
+		}()
+	}
 	if err := s.api.WaitReady(ctx); err != nil {
 		return nil, err
 	}
@@ -263,6 +325,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err := s.api.Bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	s.components.Add(1)
+	go func() {
+		defer s.components.Done()
+		s.api.RunEndpointReconciler(ctx)
+	}()
 	if err := s.publishClusterInfo(ctx); err != nil {
 		return nil, err
 	}
@@ -270,7 +337,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	if !cfg.DisableControllers {
-		rc, err := s.RESTConfig()
+		// As kubeadm's: its own identity, and each controller its own
+		// ServiceAccount's.
+		rc, err := s.componentConfig(cfg.DataDir, "controller-manager.kubeconfig", controllerManagerUser)
 		if err != nil {
 			return nil, err
 		}
@@ -278,14 +347,18 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		go func() {
 			defer s.components.Done()
 			err := manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: true, ClusterCIDR: cfg.ClusterCIDR,
-				Logger: cfg.Logger.With("component", "controller-manager")})
+				RootCA: s.pki.CAPEM, UseServiceAccountCredentials: true, Logger: cfg.Logger.With("component", "controller-manager")})
 			if err != nil {
 				cfg.Logger.Error("controller manager", "err", err)
 			}
 		}()
 	}
 	if !cfg.DisableScheduler {
-		client, err := s.Client()
+		rc, err := s.componentConfig(cfg.DataDir, "scheduler.kubeconfig", schedulerUser)
+		if err != nil {
+			return nil, err
+		}
+		client, err := kubernetes.NewForConfig(rc)
 		if err != nil {
 			return nil, err
 		}
@@ -328,13 +401,18 @@ func (s *Server) closeStorage() {
 	}
 }
 
+// openapiInfo describes the stored resources for the OpenAPI documents;
+// the create-only reviews are not in the generated schemas yet.
 func openapiInfo(rs []*apis.Resource) []openapi.ResourceInfo {
-	out := make([]openapi.ResourceInfo, len(rs))
-	for i, r := range rs {
-		out[i] = openapi.ResourceInfo{
+	out := make([]openapi.ResourceInfo, 0, len(rs))
+	for _, r := range rs {
+		if r.CreateOnly {
+			continue
+		}
+		out = append(out, openapi.ResourceInfo{
 			Group: r.GVR.Group, Version: r.GVR.Version, Resource: r.GVR.Resource,
 			Kind: r.Kind, Namespaced: r.Namespaced, Subresources: r.Subresources,
-		}
+		})
 	}
 	return out
 }
@@ -365,11 +443,12 @@ func kubeletClientTLS(b *pki.Bundle) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Like upstream's API server without --kubelet-certificate-authority,
-	// kubelets' serving certificates are not verified: joined agents serve
-	// self-signed ones. The kubelet checks the API server's client
-	// certificate against the cluster CA.
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}, nil
+	// Kubelets serve certificates from the cluster CA (issued directly by
+	// `skiff up`, through a kubelet-serving CSR for joined agents), so the
+	// API server verifies them, as upstream with
+	// --kubelet-certificate-authority: logs, exec and node proxy never
+	// reach an impostor with the server's credentials.
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: b.CAPool}, nil
 }
 
 // kubeletTransport is HTTP/1.1 only: streams upgrade the connection.
@@ -382,6 +461,31 @@ func kubeletTransport(tlsConfig *tls.Config) http.RoundTripper {
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
 	}
+}
+
+// advertiseAddress picks the address pods reach this server at.
+func advertiseAddress(flag, bind string) (net.IP, error) {
+	if flag != "" {
+		ip := net.ParseIP(flag)
+		if ip == nil || ip.To4() == nil || ip.IsUnspecified() {
+			return nil, fmt.Errorf("invalid advertise address %q: want an IPv4 address", flag)
+		}
+		return ip, nil
+	}
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
+		return ip, nil
+	}
+	return kubelet.DefaultNodeIP(), nil
+}
+
+// podListenAddress is the extra address to listen on so that pods reach
+// the server: none when the bind address already covers the advertise one.
+func podListenAddress(bind string, advertise net.IP, port int) string {
+	ip := net.ParseIP(bind)
+	if ip != nil && (ip.IsUnspecified() || ip.Equal(advertise)) || advertise.IsLoopback() {
+		return ""
+	}
+	return net.JoinHostPort(advertise.String(), strconv.Itoa(port))
 }
 
 // servingHosts are the names the serving certificate covers: the bind

@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -78,7 +79,6 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.factory.Networking().V1().IngressClasses().Informer(),
 		c.factory.Core().V1().Services().Informer(),
 		c.factory.Discovery().V1().EndpointSlices().Informer(),
-		c.factory.Core().V1().Secrets().Informer(),
 	} {
 		if _, err := inf.AddEventHandler(mark); err != nil {
 			return err
@@ -87,7 +87,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
 	c.factory.WaitForCacheSync(ctx.Done())
 	defer c.factory.Shutdown()
-	c.rebuild()
+	c.rebuild(ctx)
 
 	handler := http.HandlerFunc(c.serveHTTP)
 	servers := []*http.Server{}
@@ -121,13 +121,21 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	if err == nil {
 		c.log.Info("ingress serving", "http", c.cfg.HTTPAddr, "https", c.cfg.HTTPSAddr)
+		// TLS Secrets are read one by one (a node may read only the Secrets
+		// that Ingresses name), so changes to them are picked up by a
+		// periodic rebuild rather than a watch.
+		refresh := time.NewTicker(secretRefresh)
+		defer refresh.Stop()
 		for {
 			select {
 			case <-ctx.Done():
+			case <-refresh.C:
+				c.rebuild(ctx)
+				continue
 			case <-c.dirty:
 				// Coalesce bursts of changes.
 				time.Sleep(50 * time.Millisecond)
-				c.rebuild()
+				c.rebuild(ctx)
 				continue
 			}
 			break
@@ -169,7 +177,10 @@ type backend struct {
 	endpoints          []string // host:port
 }
 
-func (c *Controller) rebuild() {
+// secretRefresh is how often TLS Secrets are read again.
+const secretRefresh = 30 * time.Second
+
+func (c *Controller) rebuild(ctx context.Context) {
 	t := &table{certs: map[string]*tls.Certificate{}}
 	ings, _ := c.factory.Networking().V1().Ingresses().Lister().List(labels.Everything())
 	sort.Slice(ings, func(i, j int) bool { return ings[i].CreationTimestamp.Before(&ings[j].CreationTimestamp) })
@@ -178,8 +189,11 @@ func (c *Controller) rebuild() {
 			continue
 		}
 		for _, tl := range ing.Spec.TLS {
-			sec, err := c.factory.Core().V1().Secrets().Lister().Secrets(ing.Namespace).Get(tl.SecretName)
+			getCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			sec, err := c.cfg.Client.CoreV1().Secrets(ing.Namespace).Get(getCtx, tl.SecretName, metav1.GetOptions{})
+			cancel()
 			if err != nil {
+				c.log.Debug("ingress TLS secret", "ingress", ing.Namespace+"/"+ing.Name, "secret", tl.SecretName, "err", err)
 				continue
 			}
 			cert, err := tls.X509KeyPair(sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey])

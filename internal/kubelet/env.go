@@ -82,21 +82,21 @@ func (e *podEnv) envFromSource(from v1.EnvFromSource) (map[string]string, error)
 	ns := e.pod.Namespace
 	switch {
 	case from.ConfigMapRef != nil:
-		cm, err := e.k.configMaps.ConfigMaps(ns).Get(from.ConfigMapRef.Name)
+		cm, err := e.k.configMaps.Get(ns, from.ConfigMapRef.Name)
 		if err != nil {
 			if apierrors.IsNotFound(err) && isOptional(from.ConfigMapRef.Optional) {
 				return nil, nil
 			}
-			return nil, configErrorf("configmap %q not found", from.ConfigMapRef.Name)
+			return nil, lookupError("configmap", from.ConfigMapRef.Name, err)
 		}
 		return cm.Data, nil
 	case from.SecretRef != nil:
-		s, err := e.k.secrets.Secrets(ns).Get(from.SecretRef.Name)
+		s, err := e.k.secrets.Get(ns, from.SecretRef.Name)
 		if err != nil {
 			if apierrors.IsNotFound(err) && isOptional(from.SecretRef.Optional) {
 				return nil, nil
 			}
-			return nil, configErrorf("secret %q not found", from.SecretRef.Name)
+			return nil, lookupError("secret", from.SecretRef.Name, err)
 		}
 		out := make(map[string]string, len(s.Data))
 		for k, v := range s.Data {
@@ -120,12 +120,12 @@ func (e *podEnv) valueFrom(c *v1.Container, src *v1.EnvVarSource) (string, bool,
 		return v, err == nil, err
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
-		cm, err := e.k.configMaps.ConfigMaps(ns).Get(ref.Name)
+		cm, err := e.k.configMaps.Get(ns, ref.Name)
 		if err != nil {
-			if isOptional(ref.Optional) {
+			if apierrors.IsNotFound(err) && isOptional(ref.Optional) {
 				return "", false, nil
 			}
-			return "", false, configErrorf("configmap %q not found", ref.Name)
+			return "", false, lookupError("configmap", ref.Name, err)
 		}
 		v, ok := cm.Data[ref.Key]
 		if !ok {
@@ -137,12 +137,12 @@ func (e *podEnv) valueFrom(c *v1.Container, src *v1.EnvVarSource) (string, bool,
 		return v, true, nil
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
-		s, err := e.k.secrets.Secrets(ns).Get(ref.Name)
+		s, err := e.k.secrets.Get(ns, ref.Name)
 		if err != nil {
-			if isOptional(ref.Optional) {
+			if apierrors.IsNotFound(err) && isOptional(ref.Optional) {
 				return "", false, nil
 			}
-			return "", false, configErrorf("secret %q not found", ref.Name)
+			return "", false, lookupError("secret", ref.Name, err)
 		}
 		v, ok := s.Data[ref.Key]
 		if !ok {
@@ -157,6 +157,16 @@ func (e *podEnv) valueFrom(c *v1.Container, src *v1.EnvVarSource) (string, bool,
 }
 
 func isOptional(b *bool) bool { return b != nil && *b }
+
+// lookupError reports a ConfigMap or Secret the container needs: missing
+// (a configuration error, as upstream's CreateContainerConfigError) or not
+// readable yet (the sync retries).
+func lookupError(kind, name string, err error) error {
+	if apierrors.IsNotFound(err) {
+		return configErrorf("%s %q not found", kind, name)
+	}
+	return fmt.Errorf("%s %q: %w", kind, name, err)
+}
 
 // fieldValue answers a downward API fieldRef.
 func (e *podEnv) fieldValue(path string) (string, error) {

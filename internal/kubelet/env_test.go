@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -30,31 +32,48 @@ func TestExpand(t *testing.T) {
 	}
 }
 
-// testKubelet is a Kubelet with listers over in-memory indexers.
+// staticObjects serves fixed objects as a podObjects source.
+type staticObjects[T metav1.Object] struct {
+	resource string
+	objs     map[string]T
+}
+
+func (s *staticObjects[T]) add(o T) { s.objs[o.GetNamespace()+"/"+o.GetName()] = o }
+
+func (s *staticObjects[T]) Get(ns, name string) (T, error) {
+	o, ok := s.objs[ns+"/"+name]
+	if !ok {
+		return o, apierrors.NewNotFound(v1.Resource(s.resource), name)
+	}
+	return o, nil
+}
+
+func (*staticObjects[T]) SetPodRefs(types.UID, string, []string) {}
+func (*staticObjects[T]) RemovePod(types.UID)                    {}
+
+// testKubelet is a Kubelet whose ConfigMaps, Secrets and Services are the
+// given objects.
 func testKubelet(t *testing.T, objs ...any) *Kubelet {
 	t.Helper()
-	idx := func() cache.Indexer {
-		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	}
-	cms, secrets, svcs := idx(), idx(), idx()
+	svcs := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	cms := &staticObjects[*v1.ConfigMap]{"configmaps", map[string]*v1.ConfigMap{}}
+	secrets := &staticObjects[*v1.Secret]{"secrets", map[string]*v1.Secret{}}
 	for _, o := range objs {
-		var err error
-		switch o.(type) {
+		switch o := o.(type) {
 		case *v1.ConfigMap:
-			err = cms.Add(o)
+			cms.add(o)
 		case *v1.Secret:
-			err = secrets.Add(o)
+			secrets.add(o)
 		case *v1.Service:
-			err = svcs.Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
+			if err := svcs.Add(o); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	return &Kubelet{
 		cfg:        Config{NodeIP: net.ParseIP("192.0.2.7"), ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"}},
-		configMaps: corelisters.NewConfigMapLister(cms),
-		secrets:    corelisters.NewSecretLister(secrets),
+		configMaps: cms,
+		secrets:    secrets,
 		services:   corelisters.NewServiceLister(svcs),
 	}
 }

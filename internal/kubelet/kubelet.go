@@ -27,6 +27,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-dev/skiff/internal/kubelet/objcache"
 )
 
 // Config configures a node agent.
@@ -151,11 +153,14 @@ type Kubelet struct {
 	recorder record.EventRecorder
 
 	factory       informers.SharedInformerFactory // pods of this node
-	nsFactory     informers.SharedInformerFactory // configmaps, secrets, services
+	nsFactory     informers.SharedInformerFactory // services (nodes may list them)
 	podLister     corelisters.PodLister
-	configMaps    corelisters.ConfigMapLister
-	secrets       corelisters.SecretLister
+	configMaps    podObjects[*v1.ConfigMap]
+	secrets       podObjects[*v1.Secret]
+	cmCache       *objcache.Manager[*v1.ConfigMap]
+	secretCache   *objcache.Manager[*v1.Secret]
 	services      corelisters.ServiceLister
+	tokens        *tokenManager
 	runtimeVer    string
 	probes        *probeManager
 	stats         statsCache
@@ -209,9 +214,13 @@ func New(ctx context.Context, cfg Config) (*Kubelet, error) {
 		}))
 	k.nsFactory = informers.NewSharedInformerFactory(cfg.Client, 0)
 	k.podLister = k.factory.Core().V1().Pods().Lister()
-	k.configMaps = k.nsFactory.Core().V1().ConfigMaps().Lister()
-	k.secrets = k.nsFactory.Core().V1().Secrets().Lister()
+	// ConfigMaps and Secrets are watched one by one, as pods refer to
+	// them; a change wakes the pods of the namespace to refresh volumes.
+	k.cmCache = objcache.ForConfigMaps(cfg.Client, func(ns, _ string) { k.wakeNamespace(ns) })
+	k.secretCache = objcache.ForSecrets(cfg.Client, func(ns, _ string) { k.wakeNamespace(ns) })
+	k.configMaps, k.secrets = k.cmCache, k.secretCache
 	k.services = k.nsFactory.Core().V1().Services().Lister()
+	k.tokens = newTokenManager(cfg.Client)
 	k.probes = newProbeManager(k)
 	return k, nil
 }
@@ -256,17 +265,13 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("kubelet: %w", err)
 	}
-	// ConfigMap and Secret changes refresh the volumes of pods that use them.
+	// Service changes update the environment of containers started later.
 	refresh := cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, obj any) { k.namespaceObjectChanged(obj) }}
-	for _, inf := range []cache.SharedIndexInformer{
-		k.nsFactory.Core().V1().ConfigMaps().Informer(),
-		k.nsFactory.Core().V1().Secrets().Informer(),
-		k.nsFactory.Core().V1().Services().Informer(),
-	} {
-		if _, err := inf.AddEventHandler(refresh); err != nil {
-			return fmt.Errorf("kubelet: %w", err)
-		}
+	if _, err := k.nsFactory.Core().V1().Services().Informer().AddEventHandler(refresh); err != nil {
+		return fmt.Errorf("kubelet: %w", err)
 	}
+	loop(k.cmCache.Run)
+	loop(k.secretCache.Run)
 	k.nsFactory.Start(ctx.Done())
 	k.nsFactory.WaitForCacheSync(ctx.Done())
 	k.factory.Start(ctx.Done())

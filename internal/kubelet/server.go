@@ -23,7 +23,7 @@ import (
 )
 
 // ServerTLS is the kubelet API's TLS material: its serving certificate and
-// the CA whose client certificates (the API server's) it accepts.
+// the CA whose client certificates it accepts.
 type ServerTLS struct {
 	CertPEM, KeyPEM []byte
 	ClientCAPEM     []byte
@@ -46,7 +46,7 @@ func (k *Kubelet) serve(ctx context.Context, ln net.Listener) {
 	mux.HandleFunc("GET /metrics/resource", k.serveResourceMetrics)
 	mux.HandleFunc("GET /metrics/cadvisor", k.serveResourceMetrics)
 	srv := &http.Server{
-		Handler:           k.authenticate(mux),
+		Handler:           newAPIAuth(k.client, k.cfg.NodeName, k.log).wrap(mux),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(k.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -64,7 +64,7 @@ func (k *Kubelet) serve(ctx context.Context, ln net.Listener) {
 }
 
 // listenTLS opens the kubelet API port. Client certificates are verified
-// when given; requests without one are refused with 401 by authenticate.
+// against the cluster CA when given; apiAuth checks every request.
 func (k *Kubelet) listenTLS() (net.Listener, error) {
 	t := k.cfg.TLS
 	cert, err := tls.X509KeyPair(t.CertPEM, t.KeyPEM)
@@ -86,18 +86,6 @@ func (k *Kubelet) listenTLS() (net.Listener, error) {
 		ClientCAs:    pool,
 		NextProtos:   []string{"http/1.1"}, // streams upgrade HTTP/1.1 connections
 	}), nil
-}
-
-// authenticate admits only callers with a client certificate from the
-// cluster CA: the API server, which authorises users itself.
-func (k *Kubelet) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			writeStatus(w, http.StatusUnauthorized, metav1.StatusReasonUnauthorized, "Unauthorized")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // writeStatus answers with a Kubernetes Status, which the API server passes

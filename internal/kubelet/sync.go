@@ -40,9 +40,11 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (next time.Duration
 		// sandbox and its IP, as upstream does.
 		k.stopSandboxes(ctx, state)
 		k.probes.removePod(pod.UID)
+		k.untrackPodObjects(pod.UID)
 		return 0, false
 	}
 
+	k.trackPodObjects(pod)
 	volumes, err := k.setupVolumes(ctx, pod)
 	if err != nil {
 		k.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "%v", err)

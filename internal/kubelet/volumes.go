@@ -74,7 +74,7 @@ func (k *Kubelet) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, 
 		_, err = writeAtomicDir(dir, files, gid)
 		return dir, err
 	case src.Projected != nil:
-		files, err := k.projectedFiles(pod, src.Projected)
+		files, err := k.projectedFiles(ctx, pod, src.Projected)
 		if err != nil {
 			return "", err
 		}
@@ -193,12 +193,15 @@ func fileMode(item *int32, def *int32) os.FileMode {
 }
 
 func (k *Kubelet) configMapFiles(pod *v1.Pod, name string, items []v1.KeyToPath, defMode *int32, optional *bool) (map[string]volumeFile, error) {
-	cm, err := k.configMaps.ConfigMaps(pod.Namespace).Get(name)
+	cm, err := k.configMaps.Get(pod.Namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) && isOptional(optional) {
 			return map[string]volumeFile{}, nil
 		}
-		return nil, fmt.Errorf("configmap %q not found", name)
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("configmap %q not found", name)
+		}
+		return nil, fmt.Errorf("configmap %q: %w", name, err)
 	}
 	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
 	for key, v := range cm.Data {
@@ -211,12 +214,15 @@ func (k *Kubelet) configMapFiles(pod *v1.Pod, name string, items []v1.KeyToPath,
 }
 
 func (k *Kubelet) secretFiles(pod *v1.Pod, name string, items []v1.KeyToPath, defMode *int32, optional *bool) (map[string]volumeFile, error) {
-	s, err := k.secrets.Secrets(pod.Namespace).Get(name)
+	s, err := k.secrets.Get(pod.Namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) && isOptional(optional) {
 			return map[string]volumeFile{}, nil
 		}
-		return nil, fmt.Errorf("secret %q not found", name)
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("secret %q not found", name)
+		}
+		return nil, fmt.Errorf("secret %q: %w", name, err)
 	}
 	return projectKeys(s.Data, items, defMode, optional, "secret", name)
 }
@@ -280,7 +286,7 @@ func (k *Kubelet) downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, d
 	return out, nil
 }
 
-func (k *Kubelet) projectedFiles(pod *v1.Pod, p *v1.ProjectedVolumeSource) (map[string]volumeFile, error) {
+func (k *Kubelet) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.ProjectedVolumeSource) (map[string]volumeFile, error) {
 	out := map[string]volumeFile{}
 	merge := func(files map[string]volumeFile, err error) error {
 		if err != nil {
@@ -301,14 +307,27 @@ func (k *Kubelet) projectedFiles(pod *v1.Pod, p *v1.ProjectedVolumeSource) (map[
 		case s.DownwardAPI != nil:
 			err = merge(k.downwardFiles(pod, s.DownwardAPI.Items, p.DefaultMode))
 		case s.ServiceAccountToken != nil:
-			// Token issuance (TokenRequest) is not served yet; the source
-			// projects nothing rather than failing the pod.
+			err = merge(k.tokenFiles(ctx, pod, s.ServiceAccountToken, p.DefaultMode))
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// tokenFiles projects a ServiceAccount token; the cached token is reused
+// until it is due for refresh, and every sync rewrites the volume, so a
+// refreshed token replaces the file in place.
+func (k *Kubelet) tokenFiles(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountTokenProjection, defMode *int32) (map[string]volumeFile, error) {
+	if err := safeRelPath(src.Path); err != nil {
+		return nil, err
+	}
+	token, err := k.tokens.token(ctx, pod, src)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]volumeFile{filepath.Clean(src.Path): {[]byte(token), fileMode(nil, defMode)}}, nil
 }
 
 // claimPath resolves a bound claim to the host path of its hostPath or

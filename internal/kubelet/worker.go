@@ -147,17 +147,20 @@ func (k *Kubelet) podDeleted(obj any) {
 	w.notify()
 }
 
-// namespaceObjectChanged wakes the pods of a namespace whose ConfigMap,
-// Secret or Service changed, so volumes refresh without waiting a minute.
+// namespaceObjectChanged wakes the pods of a namespace whose Service
+// changed.
 func (k *Kubelet) namespaceObjectChanged(obj any) {
-	m, ok := obj.(interface{ GetNamespace() string })
-	if !ok {
-		return
+	if m, ok := obj.(interface{ GetNamespace() string }); ok {
+		k.wakeNamespace(m.GetNamespace())
 	}
+}
+
+// wakeNamespace wakes the workers of the pods in namespace ns.
+func (k *Kubelet) wakeNamespace(ns string) {
 	k.workersMu.Lock()
 	defer k.workersMu.Unlock()
 	for _, w := range k.workers {
-		if p := w.currentPod(); p != nil && p.Namespace == m.GetNamespace() {
+		if p := w.currentPod(); p != nil && p.Namespace == ns {
 			w.notify()
 		}
 	}
@@ -199,6 +202,7 @@ func (k *Kubelet) runWorker(w *podWorker) {
 		}
 		next, finished := k.syncPod(w.ctx, w)
 		if finished {
+			k.untrackPodObjects(w.uid)
 			k.workersMu.Lock()
 			delete(k.workers, w.uid)
 			k.workersMu.Unlock()

@@ -140,7 +140,7 @@ func (c *Cache) relist(ctx context.Context) (int64, error) {
 		start string
 	)
 	for {
-		page, r, more, err := c.store.ListPage(ctx, c.cfg.Prefix, start, rev, 5000)
+		page, r, more, err := c.store.listPageRaw(ctx, c.cfg.Prefix, start, rev, 5000)
 		if err != nil {
 			return 0, err
 		}
@@ -205,7 +205,12 @@ func (c *Cache) watch(ctx context.Context, rev int64, bookmarks <-chan time.Time
 	}
 }
 
+// entry decodes a value as etcd holds it (decrypting it first).
 func (c *Cache) entry(key string, value []byte, rev int64) (*Entry, error) {
+	value, _, err := c.store.fromStorage(key, value)
+	if err != nil {
+		return nil, err
+	}
 	obj, err := c.cfg.Decode(value, rev)
 	if err != nil {
 		return nil, err

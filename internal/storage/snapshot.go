@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// clientURLFile records, in an embedded etcd's dir, where its client port
-// listens (a kernel-chosen loopback port), for `skiff etcd-snapshot save`.
+// clientURLFile records, in an embedded etcd's dir, the unix:// URL of its
+// client socket, for `skiff etcd-snapshot save`.
 const clientURLFile = "client-url"
 
 // SaveSnapshot writes a consistent snapshot of the running embedded etcd

@@ -13,6 +13,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/skiff-dev/skiff/internal/storage/encryption"
 )
 
 // Errors returned by Store. Callers map them to Kubernetes Status reasons.
@@ -28,22 +30,36 @@ type KV struct {
 	Key   string
 	Value []byte
 	Rev   int64
+	// Stale says the value was read with an old encryption key (or
+	// unencrypted while encryption is on): rewrite it even if unchanged.
+	Stale bool
 }
 
 // Store is a thin, byte-level wrapper around an etcd v3 client.
 // Revisions are etcd revisions; they become resourceVersions on the wire.
 type Store struct {
 	client *clientv3.Client
+	enc    *encryption.Config // nil: values are stored as given
 }
 
 // NewStore wraps client.
-func NewStore(client *clientv3.Client) *Store { return &Store{client: client} }
+func NewStore(client *clientv3.Client, opts ...StoreOption) *Store {
+	s := &Store{client: client}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Client exposes the underlying etcd client (for snapshots and health checks).
 func (s *Store) Client() *clientv3.Client { return s.client }
 
 // Create stores value under key if the key does not exist yet.
 func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
+	value, err := s.toStorage(key, value)
+	if err != nil {
+		return 0, err
+	}
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(value))).
@@ -66,13 +82,17 @@ func (s *Store) Get(ctx context.Context, key string) (KV, error) {
 	if len(resp.Kvs) == 0 {
 		return KV{}, ErrNotFound
 	}
-	return toKV(resp.Kvs[0]), nil
+	return s.fromStorageKV(toKV(resp.Kvs[0]))
 }
 
 // Update replaces the value under key if it was last modified at rev.
 // On ErrConflict it also returns the current value so callers can retry
 // without another round trip.
 func (s *Store) Update(ctx context.Context, key string, value []byte, rev int64) (int64, KV, error) {
+	value, err := s.toStorage(key, value)
+	if err != nil {
+		return 0, KV{}, err
+	}
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 		Then(clientv3.OpPut(key, string(value))).
@@ -82,7 +102,7 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, rev int64)
 		return 0, KV{}, fmt.Errorf("etcd update %s: %w", key, err)
 	}
 	if !resp.Succeeded {
-		kv, err := currentFromElse(resp)
+		kv, err := s.currentFromElse(resp)
 		return 0, kv, err
 	}
 	return resp.Header.Revision, KV{}, nil
@@ -93,18 +113,37 @@ func (s *Store) Delete(ctx context.Context, key string, rev int64) (int64, KV, e
 	return s.DeleteWith(ctx, key, rev, nil)
 }
 
-func currentFromElse(resp *clientv3.TxnResponse) (KV, error) {
+func (s *Store) currentFromElse(resp *clientv3.TxnResponse) (KV, error) {
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
 	if len(kvs) == 0 {
 		return KV{}, ErrNotFound
 	}
-	return toKV(kvs[0]), ErrConflict
+	kv, err := s.fromStorageKV(toKV(kvs[0]))
+	if err != nil {
+		return KV{}, err
+	}
+	return kv, ErrConflict
 }
 
 // ListPage lists up to limit keys (0: all) in [start, end of prefix) at
 // revision rev (0: latest). It returns the items, the revision read, and
 // whether more items remain.
 func (s *Store) ListPage(ctx context.Context, prefix, start string, rev, limit int64) ([]KV, int64, bool, error) {
+	kvs, r, more, err := s.listPageRaw(ctx, prefix, start, rev, limit)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	for i, kv := range kvs {
+		if kvs[i], err = s.fromStorageKV(kv); err != nil {
+			return nil, 0, false, err
+		}
+	}
+	return kvs, r, more, nil
+}
+
+// listPageRaw is ListPage returning values as etcd holds them; the Cache
+// uses it to skip (not fail on) a value it cannot read.
+func (s *Store) listPageRaw(ctx context.Context, prefix, start string, rev, limit int64) ([]KV, int64, bool, error) {
 	if start == "" {
 		start = prefix
 	}
@@ -187,8 +226,12 @@ func (s *Store) CreateAll(ctx context.Context, kvs []KV) (int64, string, error) 
 	puts := make([]clientv3.Op, len(kvs))
 	gets := make([]clientv3.Op, len(kvs))
 	for i, kv := range kvs {
+		v, err := s.toStorage(kv.Key, kv.Value)
+		if err != nil {
+			return 0, kv.Key, err
+		}
 		cmps[i] = clientv3.Compare(clientv3.ModRevision(kv.Key), "=", 0)
-		puts[i] = clientv3.OpPut(kv.Key, string(kv.Value))
+		puts[i] = clientv3.OpPut(kv.Key, string(v))
 		gets[i] = clientv3.OpGet(kv.Key, clientv3.WithCountOnly())
 	}
 	resp, err := s.client.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
@@ -222,7 +265,7 @@ func (s *Store) DeleteWith(ctx context.Context, key string, rev int64, extra []s
 		return 0, KV{}, fmt.Errorf("etcd delete %s: %w", key, err)
 	}
 	if !resp.Succeeded {
-		kv, err := currentFromElse(resp)
+		kv, err := s.currentFromElse(resp)
 		return 0, kv, err
 	}
 	return resp.Header.Revision, KV{}, nil

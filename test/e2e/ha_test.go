@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,6 +74,10 @@ func TestSeveralServersOneEtcdCluster(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	hash := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(string(out))
+	if hash == "" {
+		t.Fatalf("token create printed no CA hash:\n%s", out)
+	}
 	var urls []string
 	for _, s := range servers {
 		urls = append(urls, strings.TrimSpace(k(s).must("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")))
@@ -82,7 +87,7 @@ func TestSeveralServersOneEtcdCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	agent := &process{t: t, name: "skiff agent", args: []string{"agent", "--data-dir", agentDir, "--node-name", "ha-node",
-		"--server", strings.Join(urls, ","), "--token-file", tokenFile, "--kubelet-port", strconv.Itoa(freePort(t)),
+		"--server", strings.Join(urls, ","), "--token-file", tokenFile, "--ca-cert-hash", hash, "--kubelet-port", strconv.Itoa(freePort(t)),
 		"--cni-bridge", "skiffe2e7", "--cluster-cidr", "10.70.0.0/16", "--disable-proxy", "--disable-dns", "--disable-ingress",
 		"--pod-log-dir", filepath.Join(agentDir, "log"), "--images-dir", testImages(t)}}
 	t.Cleanup(func() {

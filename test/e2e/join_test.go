@@ -44,9 +44,10 @@ func TestJoinNodeWithToken(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--server", server[1], "--token-file", badToken}, "refused the token"},
+		{[]string{"--server", server[1], "--token-file", tokenFile}, "without --ca-cert-hash"},
+		{[]string{"--server", server[1], "--token-file", badToken, "--ca-cert-hash", hash}, "the token is unknown"},
 		{[]string{"--server", server[1], "--token-file", tokenFile, "--ca-cert-hash", "sha256:" + strings.Repeat("0", 64)}, "CA hash"},
-		{[]string{"--server", "https://127.0.0.1:1", "--token-file", tokenFile}, "does not answer"},
+		{[]string{"--server", "https://127.0.0.1:1", "--token-file", tokenFile, "--ca-cert-hash", hash}, "does not answer"},
 	} {
 		args := append([]string{"agent", "--data-dir", filepath.Join(dir, "bad-agent"), "--node-name", "bad"}, tc.args...)
 		out, err := exec.Command(skiffBin(t), args...).CombinedOutput()

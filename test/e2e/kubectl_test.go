@@ -169,7 +169,8 @@ func goarch() string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestUnauthenticatedIsRefused: TLS without a client certificate is 401.
+// TestUnauthenticatedIsRefused: TLS without credentials is system:anonymous,
+// which may not list namespaces (403, as upstream).
 func TestUnauthenticatedIsRefused(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, t.TempDir())
@@ -186,7 +187,8 @@ func TestUnauthenticatedIsRefused(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"reason":"Unauthorized"`) {
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `"reason":"Forbidden"`) ||
+		!strings.Contains(string(body), `system:anonymous`) {
 		t.Fatalf("anonymous request: %d %s", resp.StatusCode, body)
 	}
 	// Plain HTTP gets Go's TLS-port refusal, never the API.

@@ -64,7 +64,8 @@ var (
 	imagesErr  error
 )
 
-// testImages returns a directory holding pause.tar and busybox.tar, built
+// testImages returns a directory holding pause.tar, busybox.tar and
+// inclusterclient.tar (skiff.test/inclusterclient:latest), built
 // once per test binary unless SKIFF_IMAGES points at `make images` output.
 func testImages(t *testing.T) string {
 	t.Helper()
@@ -97,6 +98,13 @@ func testImages(t *testing.T) string {
 // network, so it can run beside a developer's `make up`.
 func startNodeCluster(t *testing.T, extra ...string) *nodeCluster {
 	t.Helper()
+	return startNodeClusterWith(t, "", extra...)
+}
+
+// startNodeClusterWith is startNodeCluster with another skiff binary (""
+// for the one under test).
+func startNodeClusterWith(t *testing.T, binary string, extra ...string) *nodeCluster {
+	t.Helper()
 	requireNodeRuntime(t)
 	dir, err := os.MkdirTemp("", "skiff-e2e")
 	if err != nil {
@@ -110,7 +118,7 @@ func startNodeCluster(t *testing.T, extra ...string) *nodeCluster {
 		}
 		os.RemoveAll(dir)
 	})
-	c := &nodeCluster{process: process{t: t, name: "skiff up"}, dataDir: dir, kubeconfig: filepath.Join(dir, "server", "admin.kubeconfig"), node: "e2e-node"}
+	c := &nodeCluster{process: process{t: t, name: "skiff up", binary: binary}, dataDir: dir, kubeconfig: filepath.Join(dir, "server", "admin.kubeconfig"), node: "e2e-node"}
 	c.args = append([]string{"up", "--data-dir", dir, "--secure-port", strconv.Itoa(freePort(t)),
 		"--node-name", c.node, "--images-dir", testImages(t), "--cni-bridge", "skiffe2e0", "--kubelet-port", strconv.Itoa(freePort(t)),
 		"--cluster-cidr", "10.77.0.0/16", "--pod-log-dir", filepath.Join(dir, "log", "pods")}, extra...)

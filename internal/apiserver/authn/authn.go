@@ -13,6 +13,9 @@ type User struct {
 	Name   string
 	UID    string
 	Groups []string
+	// Extra carries what else the authenticator knows (the pod and node of
+	// a service-account token, as upstream's user.Info extra).
+	Extra map[string][]string
 }
 
 // Authenticator identifies the caller of r. ok is false when r carries no

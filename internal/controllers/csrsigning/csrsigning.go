@@ -1,20 +1,16 @@
-// Package csrsigning approves and signs the certificate requests of nodes:
-// a joining node (authenticated by a bootstrap token) or a node renewing
-// its credentials asks for a kubelet client certificate
-// (signer kubernetes.io/kube-apiserver-client-kubelet) for
-// system:node:<name> in group system:nodes; the controller approves such
-// requests, as upstream's csrapproving controller does, and signs approved
-// ones with the cluster CA.
+// Package csrsigning signs approved certificate requests with the cluster
+// CA, as upstream's csrsigning controller does, for the signers Skiff
+// serves: kubernetes.io/kube-apiserver-client-kubelet (node client
+// certificates), kubernetes.io/kube-apiserver-client and
+// kubernetes.io/kubelet-serving. Approval is someone else's decision
+// (package csrapproving or a user with the approve verb); requests for any
+// other signer are left alone.
 package csrsigning
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -27,14 +23,34 @@ import (
 	"k8s.io/client-go/util/workqueue"
 )
 
-// SignerName is the signer this controller serves.
+// SignerName is the signer of node client certificates.
 const SignerName = certificatesv1.KubeAPIServerClientKubeletSignerName
 
-// Signer issues a certificate for a PEM request.
-type Signer func(csrPEM []byte, ttl time.Duration) ([]byte, error)
+// Config configures the signer.
+type Config struct {
+	CA CA
+	// MaxDuration caps every certificate's lifetime
+	// (--cluster-signing-duration; default one year).
+	MaxDuration time.Duration
+	Logger      *slog.Logger
+}
 
-// Run approves and signs node client certificate requests until ctx ends.
-func Run(ctx context.Context, client kubernetes.Interface, sign Signer, log *slog.Logger) error {
+// Run signs approved requests until ctx ends.
+func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
+	return Loop(ctx, client, cfg.Logger, func(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) error {
+		return reconcile(ctx, client, csr, cfg)
+	})
+}
+
+// Handler reconciles one request; it may change csr (a private copy).
+type Handler func(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) error
+
+// Loop calls handle for every certificate request that is added or
+// changed, retrying failures with backoff, until ctx ends.
+func Loop(ctx context.Context, client kubernetes.Interface, log *slog.Logger, handle Handler) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	factory := informers.NewSharedInformerFactory(client, 0)
 	inf := factory.Certificates().V1().CertificateSigningRequests()
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
@@ -49,12 +65,12 @@ func Run(ctx context.Context, client kubernetes.Interface, sign Signer, log *slo
 		return err
 	}
 	factory.Start(ctx.Done())
+	defer factory.Shutdown()
 	factory.WaitForCacheSync(ctx.Done())
 	go func() {
 		<-ctx.Done()
 		queue.ShutDown()
 	}()
-	defer factory.Shutdown()
 	for {
 		key, quit := queue.Get()
 		if quit {
@@ -62,7 +78,7 @@ func Run(ctx context.Context, client kubernetes.Interface, sign Signer, log *slo
 		}
 		csr, err := inf.Lister().Get(key)
 		if err == nil {
-			err = reconcile(ctx, client, csr.DeepCopy(), sign)
+			err = handle(ctx, csr.DeepCopy())
 		} else if apierrors.IsNotFound(err) {
 			err = nil
 		}
@@ -76,81 +92,43 @@ func Run(ctx context.Context, client kubernetes.Interface, sign Signer, log *slo
 	}
 }
 
-func condition(csr *certificatesv1.CertificateSigningRequest, t certificatesv1.RequestConditionType) bool {
-	for _, c := range csr.Status.Conditions {
-		if c.Type == t && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
-func reconcile(ctx context.Context, client kubernetes.Interface, csr *certificatesv1.CertificateSigningRequest, sign Signer) error {
-	if csr.Spec.SignerName != SignerName || len(csr.Status.Certificate) > 0 ||
-		condition(csr, certificatesv1.CertificateDenied) || condition(csr, certificatesv1.CertificateFailed) {
+// reconcile signs csr when it is approved, not yet signed, not denied or
+// failed, and addressed to a signer Skiff serves; a request that the
+// signer's rules refuse gets a Failed condition.
+func reconcile(ctx context.Context, client kubernetes.Interface, csr *certificatesv1.CertificateSigningRequest, cfg Config) error {
+	if len(csr.Status.Certificate) > 0 || !HasCondition(csr, certificatesv1.CertificateApproved) ||
+		HasCondition(csr, certificatesv1.CertificateDenied) || HasCondition(csr, certificatesv1.CertificateFailed) {
 		return nil
 	}
-	csrs := client.CertificatesV1().CertificateSigningRequests()
-	if !condition(csr, certificatesv1.CertificateApproved) {
-		ok, reason := approvable(csr)
-		if !ok {
-			return nil // left for a human: kubectl certificate approve|deny
-		}
-		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
-			Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue,
-			Reason: "AutoApproved", Message: reason, LastUpdateTime: metav1.Now(),
-		})
-		updated, err := csrs.UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{})
-		if err != nil {
-			return err
-		}
-		csr = updated
+	serving := csr.Spec.SignerName == certificatesv1.KubeletServingSignerName
+	switch csr.Spec.SignerName {
+	case SignerName, certificatesv1.KubeAPIServerClientSignerName, certificatesv1.KubeletServingSignerName:
+	default:
+		return nil // not ours: another signer may serve it
 	}
-	ttl := 365 * 24 * time.Hour
-	if s := csr.Spec.ExpirationSeconds; s != nil && *s >= 600 {
-		ttl = time.Duration(*s) * time.Second
+	req, err := ParseRequest(csr.Spec.Request)
+	if err == nil {
+		switch csr.Spec.SignerName {
+		case SignerName:
+			err = ValidateKubeletClient(req, csr.Spec.Usages)
+		case certificatesv1.KubeAPIServerClientSignerName:
+			err = ValidateAPIServerClient(csr.Spec.Usages)
+		case certificatesv1.KubeletServingSignerName:
+			err = ValidateKubeletServing(req, csr.Spec.Usages)
+		}
 	}
-	cert, err := sign(csr.Spec.Request, ttl)
 	if err != nil {
 		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
 			Type: certificatesv1.CertificateFailed, Status: corev1.ConditionTrue,
-			Reason: "SigningError", Message: err.Error(), LastUpdateTime: metav1.Now(),
+			Reason: "SignerValidationFailure", Message: err.Error(), LastUpdateTime: metav1.Now(),
 		})
 	} else {
+		cert, err := cfg.CA.sign(req, csr.Spec.Usages, serving, Duration(csr, cfg.MaxDuration), time.Now())
+		if err != nil {
+			return fmt.Errorf("sign %s: %w", csr.Name, err)
+		}
 		csr.Status.Certificate = cert
 	}
-	_, err = csrs.UpdateStatus(ctx, csr, metav1.UpdateOptions{})
+	_, err = client.CertificatesV1().CertificateSigningRequests().UpdateStatus(ctx, csr, metav1.UpdateOptions{})
 	return err
-}
-
-// approvable says whether a request is a node's own client certificate,
-// asked for by a bootstrapping node or by that node itself.
-func approvable(csr *certificatesv1.CertificateSigningRequest) (bool, string) {
-	block, _ := pem.Decode(csr.Spec.Request)
-	if block == nil {
-		return false, ""
-	}
-	req, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		return false, ""
-	}
-	cn := req.Subject.CommonName
-	if !strings.HasPrefix(cn, "system:node:") || len(req.Subject.Organization) != 1 || req.Subject.Organization[0] != "system:nodes" {
-		return false, ""
-	}
-	if len(req.DNSNames)+len(req.IPAddresses)+len(req.EmailAddresses)+len(req.URIs) > 0 {
-		return false, ""
-	}
-	for _, u := range csr.Spec.Usages {
-		if u != certificatesv1.UsageClientAuth && u != certificatesv1.UsageDigitalSignature && u != certificatesv1.UsageKeyEncipherment {
-			return false, ""
-		}
-	}
-	switch {
-	case slices.Contains(csr.Spec.Groups, "system:bootstrappers"):
-		return true, fmt.Sprintf("Auto approving kubelet client certificate after bootstrap-token authentication of %s", csr.Spec.Username)
-	case csr.Spec.Username == cn && slices.Contains(csr.Spec.Groups, "system:nodes"):
-		return true, "Auto approving self kubelet client certificate after authentication"
-	}
-	return false, ""
 }

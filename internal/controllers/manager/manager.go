@@ -10,25 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
-	"github.com/skiff-dev/skiff/internal/controllers/cronjob"
-	"github.com/skiff-dev/skiff/internal/controllers/daemonset"
-	"github.com/skiff-dev/skiff/internal/controllers/deployment"
-	"github.com/skiff-dev/skiff/internal/controllers/endpoints"
-	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
-	"github.com/skiff-dev/skiff/internal/controllers/job"
-	"github.com/skiff-dev/skiff/internal/controllers/namespace"
-	"github.com/skiff-dev/skiff/internal/controllers/nodelifecycle"
-	"github.com/skiff-dev/skiff/internal/controllers/podgc"
-	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
-	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
-	"github.com/skiff-dev/skiff/internal/controllers/servicelb"
-	"github.com/skiff-dev/skiff/internal/controllers/statefulset"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 )
 
@@ -43,7 +28,15 @@ type Config struct {
 	LeaderElect bool
 	// ClusterCIDR is the pod network nodes get their pod CIDRs from.
 	ClusterCIDR string
-	Logger      *slog.Logger
+	// RootCA is the cluster CA (PEM) published as kube-root-ca.crt in every
+	// namespace; empty leaves that controller off.
+	RootCA []byte
+	// UseServiceAccountCredentials runs each controller as its own
+	// ServiceAccount in kube-system, with upstream's per-controller roles
+	// (kube-controller-manager's --use-service-account-credentials). The
+	// shared informers and leader election keep RESTConfig's identity.
+	UseServiceAccountCredentials bool
+	Logger                       *slog.Logger
 }
 
 // Run runs every controller until ctx ends.
@@ -55,37 +48,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	dyn, err := dynamic.NewForConfig(cfg.RESTConfig)
-	if err != nil {
-		return err
-	}
-	metaClient, err := metadata.NewForConfig(cfg.RESTConfig)
-	if err != nil {
-		return err
+	ids := identities{own: identity{client: client, config: cfg.RESTConfig}}
+	if cfg.UseServiceAccountCredentials {
+		ids.builder = NewClientBuilder(cfg.RESTConfig, client, cfg.Logger)
 	}
 	run := func(ctx context.Context) {
+		// The informers use the manager's own identity, whose role may
+		// list and watch everything; each controller writes as itself.
 		factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
 		log := cfg.Logger
-		nodes, err := nodelifecycle.New(client, factory, nodelifecycle.Config{ClusterCIDR: cfg.ClusterCIDR}, log.With("controller", "nodelifecycle"))
+		controllers, err := buildControllers(ids, factory, cfg)
 		if err != nil {
-			log.Error("node lifecycle controller", "err", err)
+			log.Error("build controllers", "err", err)
 			return
-		}
-		controllers := map[string]Controller{
-			"nodelifecycle":         nodes,
-			"namespace":             namespace.New(client, dyn, factory, log.With("controller", "namespace")),
-			"serviceaccount":        serviceaccount.New(client, factory, log.With("controller", "serviceaccount")),
-			"garbagecollector":      garbagecollector.New(metaClient, client.Discovery(), log.With("controller", "garbagecollector")),
-			"replicaset":            replicaset.New(client, factory, log.With("controller", "replicaset")),
-			"replicationcontroller": replicaset.NewForReplicationControllers(client, factory, log.With("controller", "replicationcontroller")),
-			"deployment":            deployment.New(client, factory, log.With("controller", "deployment")),
-			"endpoints":             endpoints.New(client, factory, log.With("controller", "endpoints")),
-			"job":                   job.New(client, factory, log.With("controller", "job")),
-			"cronjob":               cronjob.New(client, factory, log.With("controller", "cronjob")),
-			"daemonset":             daemonset.New(client, factory, log.With("controller", "daemonset")),
-			"statefulset":           statefulset.New(client, factory, log.With("controller", "statefulset")),
-			"podgc":                 podgc.New(client, factory, log.With("controller", "podgc")),
-			"servicelb":             servicelb.New(client, factory, log.With("controller", "servicelb")),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

@@ -1,0 +1,87 @@
+// Package admission holds the API server's admission plugins: small named
+// types that may change (mutating) or refuse (validating) a write after it is
+// authorized and decoded, before it is stored. The order in which the server
+// runs them is the list in plugins.go.
+package admission
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+)
+
+// Operation is the kind of write being admitted.
+type Operation string
+
+// The operations, as upstream names them.
+const (
+	Create  Operation = "CREATE"
+	Update  Operation = "UPDATE"
+	Delete  Operation = "DELETE"
+	Connect Operation = "CONNECT"
+)
+
+// Attributes describe one write.
+type Attributes struct {
+	Operation   Operation
+	Kind        schema.GroupVersionKind
+	Resource    schema.GroupVersionResource
+	Subresource string
+	Namespace   string
+	Name        string
+	// Object is the new object (nil for delete and connect); mutating
+	// plugins change it in place. OldObject is the stored one (nil for
+	// create).
+	Object    runtime.Object
+	OldObject runtime.Object
+	User      *authn.User
+	DryRun    bool
+}
+
+// Mutator may change the object of a write, or refuse it.
+type Mutator interface {
+	Name() string
+	Admit(ctx context.Context, a *Attributes) error
+}
+
+// Validator may refuse a write; it never changes the object.
+type Validator interface {
+	Name() string
+	Validate(ctx context.Context, a *Attributes) error
+}
+
+// Chain runs mutators, then (after the kind's own validation, which the
+// caller does in between) validators, each in order; the first error wins.
+type Chain struct {
+	Mutators   []Mutator
+	Validators []Validator
+}
+
+// Admit runs the mutating plugins.
+func (c *Chain) Admit(ctx context.Context, a *Attributes) error {
+	if c == nil {
+		return nil
+	}
+	for _, m := range c.Mutators {
+		if err := m.Admit(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate runs the validating plugins.
+func (c *Chain) Validate(ctx context.Context, a *Attributes) error {
+	if c == nil {
+		return nil
+	}
+	for _, v := range c.Validators {
+		if err := v.Validate(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/authz"
+)
+
+// PodGetter finds a pod by namespace and name.
+type PodGetter func(namespace, name string) (*corev1.Pod, bool)
+
+// NodeRestriction limits what a node's credential may change to the node
+// itself, its Lease, and the pods bound to it, as upstream's plugin of the
+// same name.
+type NodeRestriction struct {
+	pod PodGetter
+}
+
+// NewNodeRestriction builds the plugin; pods are looked up with pod.
+func NewNodeRestriction(pod PodGetter) *NodeRestriction { return &NodeRestriction{pod: pod} }
+
+// Name implements Validator.
+func (*NodeRestriction) Name() string { return "NodeRestriction" }
+
+// mirrorPodAnnotation marks the API copy of a kubelet's static pod.
+const mirrorPodAnnotation = "kubernetes.io/config.mirror"
+
+// nodeLabelPrefix is the label namespace reserved for administrators:
+// a node cannot label itself into workloads meant for others.
+const nodeLabelPrefix = "node-restriction.kubernetes.io/"
+
+// Validate implements Validator.
+func (p *NodeRestriction) Validate(_ context.Context, a *Attributes) error {
+	node, ok := authz.NodeName(a.User)
+	if !ok {
+		return nil
+	}
+	gr := a.Resource.GroupResource()
+	switch {
+	case gr == schema.GroupResource{Resource: "pods"}:
+		return p.pods(a, node)
+	case gr == schema.GroupResource{Resource: "nodes"}:
+		return nodes(a, node)
+	case gr == schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}:
+		if a.Namespace != corev1.NamespaceNodeLease {
+			return forbidden(a, fmt.Errorf("can only access leases in the %s namespace", corev1.NamespaceNodeLease))
+		}
+		if a.Name != node {
+			return forbidden(a, fmt.Errorf("can only access node lease with the same name as the requesting node"))
+		}
+		if l, ok := a.Object.(*coordinationv1.Lease); ok && len(l.OwnerReferences) > 0 {
+			for _, ref := range l.OwnerReferences {
+				if ref.Kind != "Node" || ref.Name != node {
+					return forbidden(a, fmt.Errorf("can only set the owner of its lease to itself"))
+				}
+			}
+		}
+	case gr == schema.GroupResource{Resource: "serviceaccounts"} && a.Subresource == "token":
+		return p.token(a, node)
+	}
+	return nil
+}
+
+func (p *NodeRestriction) pods(a *Attributes, node string) error {
+	switch a.Subresource {
+	case "":
+		switch a.Operation {
+		case Create:
+			pod, _ := a.Object.(*corev1.Pod)
+			if pod == nil {
+				return nil
+			}
+			if _, ok := pod.Annotations[mirrorPodAnnotation]; !ok {
+				return forbidden(a, fmt.Errorf("pod does not have %q annotation, node %q can only create mirror pods", mirrorPodAnnotation, node))
+			}
+			if pod.Spec.NodeName != node {
+				return forbidden(a, fmt.Errorf("node %q can only create pods with spec.nodeName set to itself", node))
+			}
+		case Delete, Update:
+			return boundHere(a, a.OldObject, node)
+		}
+	case "status", "eviction", "ephemeralcontainers", "resize":
+		old := a.OldObject
+		if old == nil && p.pod != nil {
+			if pod, ok := p.pod(a.Namespace, a.Name); ok {
+				old = pod
+			}
+		}
+		return boundHere(a, old, node)
+	}
+	return nil
+}
+
+// boundHere refuses a write to a pod that is not bound to node.
+func boundHere(a *Attributes, obj any, node string) error {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod == nil {
+		return forbidden(a, fmt.Errorf("node %q can only modify pods bound to it", node))
+	}
+	if pod.Spec.NodeName != node {
+		return forbidden(a, fmt.Errorf("node %q can only modify pods with spec.nodeName set to itself", node))
+	}
+	return nil
+}
+
+func nodes(a *Attributes, node string) error {
+	if a.Name != node {
+		return forbidden(a, fmt.Errorf("node %q is not allowed to modify node %q", node, a.Name))
+	}
+	n, _ := a.Object.(*corev1.Node)
+	if n == nil {
+		return nil
+	}
+	old, _ := a.OldObject.(*corev1.Node)
+	for k, v := range n.Labels {
+		if !strings.HasPrefix(k, nodeLabelPrefix) {
+			continue
+		}
+		if old == nil || old.Labels[k] != v {
+			return forbidden(a, fmt.Errorf("is not allowed to modify labels: %s", k))
+		}
+	}
+	if old != nil {
+		for k := range old.Labels {
+			if _, kept := n.Labels[k]; strings.HasPrefix(k, nodeLabelPrefix) && !kept {
+				return forbidden(a, fmt.Errorf("is not allowed to modify labels: %s", k))
+			}
+		}
+	}
+	return nil
+}
+
+// token allows a node to ask only for tokens bound to its own pods.
+func (p *NodeRestriction) token(a *Attributes, node string) error {
+	tr, ok := a.Object.(*authenticationv1.TokenRequest)
+	if !ok {
+		return nil
+	}
+	ref := tr.Spec.BoundObjectRef
+	if ref == nil || ref.Kind != "Pod" {
+		return forbidden(a, fmt.Errorf("node requested token not bound to a pod"))
+	}
+	if p.pod == nil {
+		return forbidden(a, fmt.Errorf("cannot look up pod %s/%s", a.Namespace, ref.Name))
+	}
+	pod, found := p.pod(a.Namespace, ref.Name)
+	if !found {
+		return forbidden(a, fmt.Errorf("node requested token bound to a pod that does not exist"))
+	}
+	if pod.Spec.NodeName != node {
+		return forbidden(a, fmt.Errorf("node requested token bound to a pod scheduled on a different node"))
+	}
+	if ref.UID != "" && ref.UID != pod.UID {
+		return forbidden(a, fmt.Errorf("the UID in the bound object reference (%s) does not match the UID in record (%s)", ref.UID, pod.UID))
+	}
+	if pod.Spec.ServiceAccountName != a.Name {
+		return forbidden(a, fmt.Errorf("node requested token for service account %q not used by pod %s/%s", a.Name, pod.Namespace, pod.Name))
+	}
+	return nil
+}
+
+// forbidden is admission's 403 for the object of a.
+func forbidden(a *Attributes, err error) error {
+	gr := a.Resource.GroupResource()
+	if a.Subresource != "" {
+		gr.Resource += "/" + a.Subresource
+	}
+	return apierrors.NewForbidden(gr, a.Name, err)
+}

@@ -1,0 +1,21 @@
+package bootstrappolicy
+
+import rbacv1 "k8s.io/api/rbac/v1"
+
+// skiffControllerRoles are the roles of Skiff's controllers that have no
+// upstream counterpart; like upstream's, system:controller:<name> is bound
+// to the ServiceAccount kube-system/<name> the controller runs as.
+func skiffControllerRoles() []rbacv1.ClusterRole {
+	return []rbacv1.ClusterRole{
+		// servicelb publishes every node's addresses as the load-balancer
+		// ingress of LoadBalancer Services and built-in-class Ingresses.
+		controllerRole("skiff-servicelb",
+			newRule(read...).groups(legacyGroup).res("services"),
+			newRule("patch", "update").groups(legacyGroup).res("services/status"),
+			newRule(read...).groups(networkingGroup).res("ingresses"),
+			newRule("patch", "update").groups(networkingGroup).res("ingresses/status"),
+			newRule("list", "watch").groups(legacyGroup).res("nodes"),
+			eventsRule(),
+		),
+	}
+}

@@ -1,0 +1,137 @@
+package authz
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+)
+
+type fakeNodeSource struct {
+	pods      []*corev1.Pod
+	pvcs      map[string]*corev1.PersistentVolumeClaim
+	ingresses []*networkingv1.Ingress
+}
+
+func (f *fakeNodeSource) PodsOnNode(node, ns string, fn func(*corev1.Pod) bool) {
+	for _, p := range f.pods {
+		if p.Spec.NodeName == node && (ns == "" || p.Namespace == ns) && !fn(p) {
+			return
+		}
+	}
+}
+
+func (f *fakeNodeSource) GetPersistentVolumeClaim(ns, name string) (*corev1.PersistentVolumeClaim, bool) {
+	pvc, ok := f.pvcs[ns+"/"+name]
+	return pvc, ok
+}
+
+func (f *fakeNodeSource) IngressesIn(ns string) []*networkingv1.Ingress {
+	var out []*networkingv1.Ingress
+	for _, i := range f.ingresses {
+		if i.Namespace == ns {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// testNodeRules is a small stand-in for system:node's rules.
+var testNodeRules = []rbacv1.PolicyRule{
+	{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"secrets", "configmaps", "pods"}},
+	{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims", "persistentvolumes"}},
+	{Verbs: []string{"create", "get", "list", "watch", "update", "patch"}, APIGroups: []string{""}, Resources: []string{"nodes"}},
+}
+
+func nodeUser(name string) *authn.User {
+	return &authn.User{Name: "system:node:" + name, Groups: []string{"system:nodes", "system:authenticated"}}
+}
+
+func TestNodeAuthorizer(t *testing.T) {
+	podA := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns"},
+		Spec: corev1.PodSpec{
+			NodeName:           "node-a",
+			ServiceAccountName: "sa-a",
+			Volumes: []corev1.Volume{
+				{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "secret-a"}}},
+				{Name: "c", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}}}}}}},
+				{Name: "d", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "claim-a"}}},
+			},
+			Containers: []corev1.Container{{Name: "c", Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "env-secret"}, Key: "k"}}}}}},
+		},
+	}
+	podB := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "ns"},
+		Spec: corev1.PodSpec{NodeName: "node-b", Volumes: []corev1.Volume{
+			{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "secret-b"}}}}},
+	}
+	src := &fakeNodeSource{
+		pods: []*corev1.Pod{podA, podB},
+		pvcs: map[string]*corev1.PersistentVolumeClaim{"ns/claim-a": {Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv-a"}}},
+		ingresses: []*networkingv1.Ingress{{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "i"},
+			Spec: networkingv1.IngressSpec{TLS: []networkingv1.IngressTLS{{SecretName: "tls"}}}}},
+	}
+	n := NewNode(src, testNodeRules)
+	res := func(verb, resource, ns, name string) Attributes {
+		return Attributes{ResourceRequest: true, Verb: verb, Resource: resource, Namespace: ns, Name: name}
+	}
+	tests := []struct {
+		name string
+		user *authn.User
+		a    Attributes
+		want Decision
+	}{
+		{"own pod's secret volume", nodeUser("node-a"), res("get", "secrets", "ns", "secret-a"), Allow},
+		{"own pod's env secret, watched by name", nodeUser("node-a"), res("watch", "secrets", "ns", "env-secret"), Allow},
+		{"another node's pod's secret", nodeUser("node-a"), res("get", "secrets", "ns", "secret-b"), NoOpinion},
+		{"secret in another namespace", nodeUser("node-a"), res("get", "secrets", "other", "secret-a"), NoOpinion},
+		{"listing every secret", nodeUser("node-a"), res("list", "secrets", "", ""), NoOpinion},
+		{"writing a used secret", nodeUser("node-a"), res("update", "secrets", "ns", "secret-a"), NoOpinion},
+		{"projected configmap", nodeUser("node-a"), res("get", "configmaps", "ns", "kube-root-ca.crt"), Allow},
+		{"claim of own pod", nodeUser("node-a"), res("get", "persistentvolumeclaims", "ns", "claim-a"), Allow},
+		{"volume of own pod's claim", nodeUser("node-a"), res("get", "persistentvolumes", "", "pv-a"), Allow},
+		{"volume of nobody", nodeUser("node-b"), res("get", "persistentvolumes", "", "pv-a"), NoOpinion},
+		{"token for own pod's service account", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "ns", Name: "sa-a"}, Allow},
+		{"token for another service account", nodeUser("node-b"), Attributes{ResourceRequest: true, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "ns", Name: "sa-a"}, NoOpinion},
+		{"ingress TLS secret", nodeUser("node-b"), res("get", "secrets", "web", "tls"), Allow},
+		{"own DNS slice", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "update", APIGroup: "discovery.k8s.io", Resource: "endpointslices", Namespace: "kube-system", Name: "kube-dns-node-a"}, Allow},
+		{"another node's DNS slice", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "update", APIGroup: "discovery.k8s.io", Resource: "endpointslices", Namespace: "kube-system", Name: "kube-dns-node-b"}, NoOpinion},
+		{"a service's slice", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "delete", APIGroup: "discovery.k8s.io", Resource: "endpointslices", Namespace: "default", Name: "kubernetes"}, NoOpinion},
+		{"reading nodes by rule", nodeUser("node-a"), res("list", "nodes", "", ""), Allow},
+		{"deleting namespaces", nodeUser("node-a"), res("delete", "namespaces", "ns", "ns"), NoOpinion},
+		{"not a node", &authn.User{Name: "system:node:node-a", Groups: []string{"system:authenticated"}}, res("get", "secrets", "ns", "secret-a"), NoOpinion},
+		{"services for the proxy", nodeUser("node-a"), res("watch", "services", "", ""), Allow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.a.User = tt.user
+			got, reason, err := n.Authorize(context.Background(), tt.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("decision = %v (%s), want %v", got, reason, tt.want)
+			}
+		})
+	}
+}
+
+func TestNodeName(t *testing.T) {
+	if n, ok := NodeName(nodeUser("x")); !ok || n != "x" {
+		t.Errorf("NodeName = %q, %v", n, ok)
+	}
+	if _, ok := NodeName(&authn.User{Name: "system:node:", Groups: []string{"system:nodes"}}); ok {
+		t.Error("empty node name accepted")
+	}
+	if _, ok := NodeName(&authn.User{Name: "alice", Groups: []string{"system:nodes"}}); ok {
+		t.Error("non-node user accepted")
+	}
+}

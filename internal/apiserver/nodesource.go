@@ -1,0 +1,53 @@
+package apiserver
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/skiff-dev/skiff/internal/storage"
+)
+
+var (
+	pvcsGVR      = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
+	ingressesGVR = networkingv1.SchemeGroupVersion.WithResource("ingresses")
+)
+
+// nodeSource gives the Node authorizer the pods bound to a node and the
+// objects they use, from the watch caches. Objects are shared: read only.
+type nodeSource struct{ s *Server }
+
+func (src nodeSource) PodsOnNode(node, namespace string, fn func(*corev1.Pod) bool) {
+	res := src.s.resources[podsGVR]
+	// The cache keeps each pod's field set; comparing spec.nodeName there
+	// skips other nodes' pods without touching the objects.
+	entries, _ := res.cache.List(res.nsPrefix(namespace), func(e *storage.Entry) bool {
+		return e.Fields["spec.nodeName"] == node
+	})
+	for _, e := range entries {
+		if p, ok := e.Obj.(*corev1.Pod); ok && !fn(p) {
+			return
+		}
+	}
+}
+
+func (src nodeSource) GetPersistentVolumeClaim(namespace, name string) (*corev1.PersistentVolumeClaim, bool) {
+	res := src.s.resources[pvcsGVR]
+	e, ok := res.cache.Get(res.key(namespace, name))
+	if !ok {
+		return nil, false
+	}
+	pvc, ok := e.Obj.(*corev1.PersistentVolumeClaim)
+	return pvc, ok
+}
+
+func (src nodeSource) IngressesIn(namespace string) []*networkingv1.Ingress {
+	res := src.s.resources[ingressesGVR]
+	entries, _ := res.cache.List(res.nsPrefix(namespace), nil)
+	out := make([]*networkingv1.Ingress, 0, len(entries))
+	for _, e := range entries {
+		if ing, ok := e.Obj.(*networkingv1.Ingress); ok {
+			out = append(out, ing)
+		}
+	}
+	return out
+}
