@@ -2,8 +2,6 @@ package apiserver_test
 
 import (
 	"context"
-	"net"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -11,77 +9,30 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
-	"github.com/skiff-dev/skiff/internal/apis"
-	"github.com/skiff-dev/skiff/internal/apiserver"
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
-	"github.com/skiff-dev/skiff/internal/storage"
+	"github.com/skiff-dev/skiff/internal/testserver"
 )
 
-// rbacServer is an API server with RBAC on; bearer tokens name users:
-// "admin" is in system:masters, any other token is a user of that name.
-type rbacServer struct {
-	api *apiserver.Server
-	url string
-}
-
-func startRBACServer(t *testing.T, dir string) *rbacServer {
+// startRBACServer runs an API server with RBAC on; bearer tokens name
+// users: "admin" is in system:masters, any other token is a user of that
+// name.
+func startRBACServer(t *testing.T) *testserver.Server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	e, err := storage.StartEmbedded(ctx, dir)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
 	lookup := func(token string) (*authn.User, bool) {
 		if token == "admin" {
 			return &authn.User{Name: "admin", Groups: []string{"system:masters", "system:authenticated"}}, true
 		}
 		return &authn.User{Name: token, Groups: []string{"system:authenticated"}}, true
 	}
-	_, cidr, _ := net.ParseCIDR("10.96.0.0/24")
-	s, err := apiserver.New(apiserver.Config{
-		Store: storage.NewStore(e.Client), Resources: apis.All(), GitVersion: "v1.37.2+skiff",
-		ServiceCIDR: cidr, PublicAddress: net.ParseIP("127.0.0.1"), PublicPort: 6443,
-		Authenticator: authn.NewBearerToken(lookup), AccessControl: true,
-	})
-	if err != nil {
-		cancel()
-		e.Close()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.CloseClientConnections()
-		hs.Close()
-		cancel()
-		<-done
-		e.Close()
-	})
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s.MarkReady()
-	return &rbacServer{api: s, url: hs.URL}
-}
-
-func (s *rbacServer) client(t *testing.T, token string) kubernetes.Interface {
-	t.Helper()
-	return kubernetes.NewForConfigOrDie(&rest.Config{Host: s.url, BearerToken: token, QPS: -1})
+	return testserver.StartWith(t, testserver.Options{Authenticator: authn.NewBearerToken(lookup), AccessControl: true})
 }
 
 func TestRBACDefaultPolicyAuthorizationAndEscalation(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := startRBACServer(t, dir)
-	admin := s.client(t, "admin")
-	alice := s.client(t, "alice")
+	s := startRBACServer(t)
+	admin := s.ClientWithToken("admin")
+	alice := s.ClientWithToken("alice")
 
 	// The default policy exists.
 	view, err := admin.RbacV1().ClusterRoles().Get(ctx, "view", metav1.GetOptions{})
@@ -99,7 +50,7 @@ func TestRBACDefaultPolicyAuthorizationAndEscalation(t *testing.T) {
 
 	// A second start writes nothing.
 	before, _ := admin.RbacV1().ClusterRoles().List(ctx, metav1.ListOptions{})
-	if err := s.api.Bootstrap(ctx); err != nil {
+	if err := s.API.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := admin.RbacV1().ClusterRoles().List(ctx, metav1.ListOptions{})
@@ -171,9 +122,8 @@ func TestRBACDefaultPolicyAuthorizationAndEscalation(t *testing.T) {
 
 func TestRBACBootstrapReconcilesExistingObjects(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := startRBACServer(t, dir)
-	admin := s.client(t, "admin")
+	s := startRBACServer(t)
+	admin := s.ClientWithToken("admin")
 
 	// A cluster from before: a default role lost a rule, a binding gained
 	// a subject, an opted-out role was emptied.
@@ -193,8 +143,8 @@ func TestRBACBootstrapReconcilesExistingObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitForCaches(t, s, admin)
-	if err := s.api.Bootstrap(ctx); err != nil {
+	waitForCaches(t, admin)
+	if err := s.API.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -217,7 +167,7 @@ func TestRBACBootstrapReconcilesExistingObjects(t *testing.T) {
 
 // waitForCaches makes sure the server's caches hold the writes just made
 // (a consistent list waits for them).
-func waitForCaches(t *testing.T, _ *rbacServer, c kubernetes.Interface) {
+func waitForCaches(t *testing.T, c kubernetes.Interface) {
 	t.Helper()
 	if _, err := c.RbacV1().ClusterRoles().List(context.Background(), metav1.ListOptions{}); err != nil {
 		t.Fatal(err)

@@ -6,9 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -21,11 +19,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff-dev/skiff/internal/apis"
 	"github.com/skiff-dev/skiff/internal/apiserver"
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/satoken"
-	"github.com/skiff-dev/skiff/internal/storage"
 	"github.com/skiff-dev/skiff/internal/testserver"
 )
 
@@ -43,50 +39,19 @@ func startTokenServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e, err := storage.StartEmbedded(ctx, t.TempDir())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
 	admin := func(token string) (*authn.User, bool) {
 		if token == "admin" {
 			return &authn.User{Name: "admin", Groups: []string{"system:masters", "system:authenticated"}}, true
 		}
 		return nil, false
 	}
-	_, cidr, _ := net.ParseCIDR("10.96.0.0/24")
-	s, err := apiserver.New(apiserver.Config{
-		Store: storage.NewStore(e.Client), Resources: apis.All(), GitVersion: "v1.37.2+skiff",
-		ServiceCIDR: cidr, PublicAddress: net.ParseIP("127.0.0.1"), PublicPort: 6443,
-		Authenticator: authn.NewBearerToken(admin), AccessControl: true,
+	return testserver.StartWith(t, testserver.Options{
+		Authenticator: authn.NewBearerToken(admin),
+		AccessControl: true,
 		ServiceAccountTokens: &apiserver.ServiceAccountTokens{
 			Issuer: iss, MaxExpiration: 48 * time.Hour, ExtendExpiration: true,
 		},
-	})
-	if err != nil {
-		cancel()
-		e.Close()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.CloseClientConnections()
-		hs.Close()
-		cancel()
-		<-done
-		e.Close()
-	})
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s.MarkReady()
-	return hs.URL
+	}).URL
 }
 
 // whoami asks the server who the token's bearer is.

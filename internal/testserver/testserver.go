@@ -7,6 +7,7 @@ import (
 	"context"
 	"net"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/apis"
 	"github.com/skiff-dev/skiff/internal/apiserver"
+	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/storage"
 )
 
@@ -23,6 +25,24 @@ type Server struct {
 	URL    string
 	Config *rest.Config
 	Client kubernetes.Interface
+	// API is the server itself, for tests that call it directly (e.g. a
+	// second Bootstrap).
+	API *apiserver.Server
+	// Etcd is the embedded etcd, for tests that read raw keys.
+	Etcd *storage.Embedded
+
+	stop func()
+}
+
+// Stop shuts the server and its etcd down before the test ends, so that
+// another server can start on the same DataDir. It is safe to call twice.
+func (s *Server) Stop() { s.stop() }
+
+// ClientWithToken is a client that sends token as its bearer token.
+func (s *Server) ClientWithToken(token string) kubernetes.Interface {
+	cfg := rest.CopyConfig(s.Config)
+	cfg.BearerToken = token
+	return kubernetes.NewForConfigOrDie(cfg)
 }
 
 // Options adjust the server; the zero value is a sensible default.
@@ -31,6 +51,19 @@ type Options struct {
 	ServiceCIDR string
 	// WatchCacheHistory defaults to the API server's own default.
 	WatchCacheHistory int
+	// DataDir is etcd's directory; empty means a fresh temporary one. Set
+	// it to restart on the same data after Stop.
+	DataDir string
+	// StoreOptions configure the storage layer (e.g. encryption at rest).
+	StoreOptions []storage.StoreOption
+	// Authenticator identifies callers; nil admits every request.
+	Authenticator authn.Authenticator
+	// AccessControl turns on authorization and the identity admission
+	// plugins, as in apiserver.Config.
+	AccessControl bool
+	// ServiceAccountTokens enables TokenRequest and ServiceAccount token
+	// authentication; nil disables them.
+	ServiceAccountTokens *apiserver.ServiceAccountTokens
 }
 
 // Start runs a server with default options for the duration of t.
@@ -46,16 +79,22 @@ func StartWith(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e, err := storage.StartEmbedded(ctx, t.TempDir())
+	e, err := storage.StartEmbedded(ctx, opts.DataDir)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	s, err := apiserver.New(apiserver.Config{
-		Store: storage.NewStore(e.Client), Resources: apis.All(), GitVersion: "v1.37.2+skiff",
+		Store: storage.NewStore(e.Client, opts.StoreOptions...), Resources: apis.All(), GitVersion: "v1.37.2+skiff",
 		ServiceCIDR: cidr, PublicAddress: net.ParseIP("127.0.0.1"), PublicPort: 6443,
-		WatchCacheHistory: opts.WatchCacheHistory,
+		WatchCacheHistory:    opts.WatchCacheHistory,
+		Authenticator:        opts.Authenticator,
+		AccessControl:        opts.AccessControl,
+		ServiceAccountTokens: opts.ServiceAccountTokens,
 	})
 	if err != nil {
 		cancel()
@@ -65,13 +104,14 @@ func StartWith(t testing.TB, opts Options) *Server {
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
 	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		hs.CloseClientConnections()
 		hs.Close()
 		cancel()
 		<-done
 		e.Close()
 	})
+	t.Cleanup(stop)
 	if err := s.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +120,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 	}
 	s.MarkReady()
 	cfg := &rest.Config{Host: hs.URL, QPS: -1}
-	return &Server{URL: hs.URL, Config: cfg, Client: kubernetes.NewForConfigOrDie(cfg)}
+	return &Server{URL: hs.URL, Config: cfg, Client: kubernetes.NewForConfigOrDie(cfg), API: s, Etcd: e, stop: stop}
 }
 
 // Eventually polls cond until it holds, failing the test after 20 s.

@@ -2,8 +2,6 @@ package manager
 
 import (
 	"context"
-	"net"
-	"net/http/httptest"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,11 +11,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/skiff-dev/skiff/internal/apis"
 	"github.com/skiff-dev/skiff/internal/apiserver"
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/satoken"
-	"github.com/skiff-dev/skiff/internal/storage"
+	"github.com/skiff-dev/skiff/internal/testserver"
 )
 
 // startAuthServer runs an API server with RBAC's default policy and
@@ -25,12 +22,6 @@ import (
 // "kcm" is the controller manager's user.
 func startAuthServer(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	e, err := storage.StartEmbedded(ctx, t.TempDir())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
 	key, err := satoken.LoadOrCreateKey(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -47,36 +38,11 @@ func startAuthServer(t *testing.T) string {
 		u, ok := users[token]
 		return u, ok
 	}
-	_, cidr, _ := net.ParseCIDR("10.96.0.0/24")
-	s, err := apiserver.New(apiserver.Config{
-		Store: storage.NewStore(e.Client), Resources: apis.All(), GitVersion: "v1.37.2+skiff",
-		ServiceCIDR: cidr, PublicAddress: net.ParseIP("127.0.0.1"), PublicPort: 6443,
-		Authenticator: authn.NewBearerToken(lookup), AccessControl: true,
+	return testserver.StartWith(t, testserver.Options{
+		Authenticator:        authn.NewBearerToken(lookup),
+		AccessControl:        true,
 		ServiceAccountTokens: &apiserver.ServiceAccountTokens{Issuer: issuer},
-	})
-	if err != nil {
-		cancel()
-		e.Close()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.CloseClientConnections()
-		hs.Close()
-		cancel()
-		<-done
-		e.Close()
-	})
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s.MarkReady()
-	return hs.URL
+	}).URL
 }
 
 // TestControllersRunAsServiceAccounts runs the manager as its own user with
