@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,57 +76,87 @@ func (s *Server) reconcileOnce(ctx context.Context) error {
 	return s.reconcileEndpoints(ctx)
 }
 
-// holdMasterLease renews this server's lease, granting a new one (and
-// rewriting the key) when it expired.
+// holdMasterLease renews this server's lease (granting a new one when it
+// expired) and writes its key under it when the key is missing: after this
+// server's lease expired, or after another server advertising the same
+// address died.
 func (s *Server) holdMasterLease(ctx context.Context, client *clientv3.Client, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
 	if lease != 0 {
-		if _, err := client.KeepAliveOnce(ctx, lease); err == nil {
-			return lease, nil
+		if _, err := client.KeepAliveOnce(ctx, lease); err != nil {
+			lease = 0
 		}
 	}
-	grant, err := client.Grant(ctx, masterLeaseTTL)
-	if err != nil {
-		return 0, fmt.Errorf("grant master lease: %w", err)
+	if lease == 0 {
+		grant, err := client.Grant(ctx, masterLeaseTTL)
+		if err != nil {
+			return 0, fmt.Errorf("grant master lease: %w", err)
+		}
+		lease = grant.ID
 	}
-	if _, err := client.Put(ctx, key, s.cfg.PublicAddress.String(), clientv3.WithLease(grant.ID)); err != nil {
+	_, err := client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, strconv.Itoa(s.cfg.PublicPort), clientv3.WithLease(lease))).
+		Commit()
+	if err != nil {
 		return 0, fmt.Errorf("write master lease: %w", err)
 	}
-	return grant.ID, nil
+	return lease, nil
 }
 
-// liveServers returns the sorted addresses of the API servers whose keys
-// have not expired.
-func (s *Server) liveServers(ctx context.Context) ([]string, error) {
-	resp, err := s.cfg.Store.Client().Get(ctx, masterLeasePrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+// apiEndpoint is a live API server's address and port.
+type apiEndpoint struct {
+	ip   string
+	port int32
+}
+
+// liveServers returns the API servers whose keys have not expired, sorted
+// by address.
+func (s *Server) liveServers(ctx context.Context) ([]apiEndpoint, error) {
+	resp, err := s.cfg.Store.Client().Get(ctx, masterLeasePrefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list master leases: %w", err)
 	}
-	ips := make([]string, 0, len(resp.Kvs))
+	out := make([]apiEndpoint, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		ip := strings.TrimPrefix(string(kv.Key), masterLeasePrefix)
+		port, err := strconv.Atoi(string(kv.Value))
+		if net.ParseIP(ip) == nil || err != nil {
+			// Written by an older server: it advertised only its address.
+			port = s.cfg.PublicPort
+		}
 		if net.ParseIP(ip) != nil {
-			ips = append(ips, ip)
+			out = append(out, apiEndpoint{ip: ip, port: int32(port)})
 		}
 	}
-	slices.Sort(ips)
-	return ips, nil
+	slices.SortFunc(out, func(a, b apiEndpoint) int { return strings.Compare(a.ip, b.ip) })
+	return out, nil
 }
 
 // reconcileEndpoints writes the live servers into default/kubernetes's
 // Endpoints and EndpointSlice, when they differ.
 func (s *Server) reconcileEndpoints(ctx context.Context) error {
-	ips, err := s.liveServers(ctx)
+	live, err := s.liveServers(ctx)
 	if err != nil {
 		return err
 	}
-	port := int32(s.cfg.PublicPort)
+	// Servers of one cluster share a port; should they not (several on
+	// one machine), each port gets its subset, and the slice the first's.
 	subsets := []corev1.EndpointSubset{}
-	if len(ips) > 0 {
-		sub := corev1.EndpointSubset{Ports: []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}}}
-		for _, ip := range ips {
-			sub.Addresses = append(sub.Addresses, corev1.EndpointAddress{IP: ip})
+	for _, e := range live {
+		i := slices.IndexFunc(subsets, func(sub corev1.EndpointSubset) bool { return sub.Ports[0].Port == e.port })
+		if i < 0 {
+			subsets = append(subsets, corev1.EndpointSubset{Ports: []corev1.EndpointPort{{Name: "https", Port: e.port, Protocol: corev1.ProtocolTCP}}})
+			i = len(subsets) - 1
 		}
-		subsets = append(subsets, sub)
+		subsets[i].Addresses = append(subsets[i].Addresses, corev1.EndpointAddress{IP: e.ip})
+	}
+	port := int32(s.cfg.PublicPort)
+	var ips []string
+	if len(subsets) > 0 {
+		port = subsets[0].Ports[0].Port
+		for _, a := range subsets[0].Addresses {
+			ips = append(ips, a.IP)
+		}
 	}
 	ep := &corev1.Endpoints{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Endpoints"},
