@@ -1,13 +1,14 @@
-// Command skiff runs every part of a Skiff cluster: `skiff server` for the
-// control plane, and (as they arrive) agent, up and the tools around them.
-
 // busybox's wget, the HTTPS client of many small images, sends no
 // signature_algorithms in its TLS 1.2 ClientHello, which means "SHA-1" by
 // RFC 5246; Go refuses that by default since 1.25. Pods must be able to
 // reach the API server with it, so SHA-1 handshake signatures stay allowed
 // for such clients (clients that list algorithms still get SHA-256 or
 // better; certificates are unaffected).
+
 //go:debug tlssha1=1
+
+// Command skiff runs every part of a Skiff cluster: `skiff server` for the
+// control plane, and (as they arrive) agent, up and the tools around them.
 package main
 
 import (
