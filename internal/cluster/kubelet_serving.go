@@ -12,9 +12,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -71,9 +73,51 @@ func kubeletServingTLS(ctx context.Context, client kubernetes.Interface, caPEM [
 	if certErr == nil && keyErr == nil && servingCertUsable(certPEM, keyPEM, caPEM, cfg.NodeName, cfg.NodeIP, cfg.RenewBefore) {
 		return &kubelet.ServerTLS{CertPEM: certPEM, KeyPEM: keyPEM, ClientCAPEM: caPEM}, nil
 	}
+	// The cluster approves a serving certificate only for the node's own
+	// addresses, which it knows once the node has registered: serve a
+	// self-signed certificate until then, and swap in the issued one.
+	self, err := SelfSignedKubeletTLS(cfg.NodeName, cfg.NodeIP, caPEM)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := newServingCert(self.CertPEM, self.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	self.Current = cur.get
+	go func() {
+		certPEM, keyPEM, err := requestServingCert(ctx, client, cfg, certPath, keyPath)
+		if err == nil {
+			err = cur.set(certPEM, keyPEM)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("kubelet serving certificate not issued by the cluster; serving a self-signed one", "node", cfg.NodeName, "err", err)
+			}
+			return
+		}
+		log.Info("kubelet serving certificate issued by the cluster CA", "node", cfg.NodeName)
+	}()
+	return self, nil
+}
+
+// requestServingCert waits for the node to register, then asks for its
+// serving certificate and keeps it under DataDir.
+func requestServingCert(ctx context.Context, client kubernetes.Interface, cfg KubeletServingConfig, certPath, keyPath string) (certPEM, keyPEM []byte, err error) {
 	wait := cfg.Wait
 	if wait <= 0 {
 		wait = 30 * time.Second
+	}
+	for {
+		_, err := client.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{})
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	req := certRequest{
 		subject:      pkix.Name{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}},
@@ -86,18 +130,32 @@ func kubeletServingTLS(ctx context.Context, client kubernetes.Interface, caPEM [
 	if cfg.NodeIP != nil {
 		req.ips = []net.IP{cfg.NodeIP}
 	}
-	certPEM, keyPEM, err := requestCert(ctx, client, req)
+	certPEM, keyPEM, err = requestCert(ctx, client, req)
 	if err == nil {
 		err = writeServingPair(certPath, keyPath, certPEM, keyPEM)
 	}
-	if err != nil {
-		log.Warn("kubelet serving certificate not issued by the cluster; serving a self-signed one", "node", cfg.NodeName, "err", err)
-		return SelfSignedKubeletTLS(cfg.NodeName, cfg.NodeIP, caPEM)
-	}
-	log.Info("kubelet serving certificate issued by the cluster CA", "node", cfg.NodeName)
-	return &kubelet.ServerTLS{CertPEM: certPEM, KeyPEM: keyPEM, ClientCAPEM: caPEM}, nil
+	return certPEM, keyPEM, err
 }
 
+// servingCert is the kubelet's current serving certificate, replaced once
+// the cluster issues one.
+type servingCert struct{ p atomic.Pointer[tls.Certificate] }
+
+func newServingCert(certPEM, keyPEM []byte) (*servingCert, error) {
+	c := &servingCert{}
+	return c, c.set(certPEM, keyPEM)
+}
+
+func (c *servingCert) set(certPEM, keyPEM []byte) error {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("kubelet serving certificate: %w", err)
+	}
+	c.p.Store(&cert)
+	return nil
+}
+
+func (c *servingCert) get() *tls.Certificate { return c.p.Load() }
 // servingCertUsable reports whether a kept pair matches, chains to the
 // CA for server auth, covers the node's name and IP, and is not about to
 // expire.

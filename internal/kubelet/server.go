@@ -27,6 +27,10 @@ import (
 type ServerTLS struct {
 	CertPEM, KeyPEM []byte
 	ClientCAPEM     []byte
+	// Current, when set, supplies the serving certificate at every
+	// handshake instead of CertPEM and KeyPEM: for a certificate replaced
+	// while the kubelet runs (a joined node's, issued after it registers).
+	Current func() *tls.Certificate
 }
 
 // serve runs the kubelet API (logs, exec, attach, port-forward, stats,
@@ -79,13 +83,18 @@ func (k *Kubelet) listenTLS() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w (is another agent using port %d? see --kubelet-port)", err, k.cfg.Port)
 	}
-	return tls.NewListener(ln, &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    pool,
 		NextProtos:   []string{"http/1.1"}, // streams upgrade HTTP/1.1 connections
-	}), nil
+	}
+	if t.Current != nil {
+		cfg.Certificates = nil
+		cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return t.Current(), nil }
+	}
+	return tls.NewListener(ln, cfg), nil
 }
 
 // writeStatus answers with a Kubernetes Status, which the API server passes
