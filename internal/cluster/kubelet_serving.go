@@ -139,7 +139,9 @@ func requestServingCert(ctx context.Context, client kubernetes.Interface, cfg Ku
 
 // servingCert is the kubelet's current serving certificate, replaced once
 // the cluster issues one.
-type servingCert struct{ p atomic.Pointer[tls.Certificate] }
+type servingCert struct {
+	p atomic.Pointer[tls.Certificate]
+}
 
 func newServingCert(certPEM, keyPEM []byte) (*servingCert, error) {
 	c := &servingCert{}
@@ -156,6 +158,7 @@ func (c *servingCert) set(certPEM, keyPEM []byte) error {
 }
 
 func (c *servingCert) get() *tls.Certificate { return c.p.Load() }
+
 // servingCertUsable reports whether a kept pair matches, chains to the
 // CA for server auth, covers the node's name and IP, and is not about to
 // expire.
