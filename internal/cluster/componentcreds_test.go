@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -128,5 +131,44 @@ func TestComponentConfigReissues(t *testing.T) {
 				t.Errorf("reissued certificate does not verify: %v", err)
 			}
 		})
+	}
+}
+
+// TestKubeletClientRefusesNonKubelets: the API server's kubelet client
+// trusts the cluster CA, but only kubelet serving certificates, so a node
+// cannot aim it at the API server's own port.
+func TestKubeletClientRefusesNonKubelets(t *testing.T) {
+	b, err := pki.Ensure(t.TempDir(), pki.Options{Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientTLS, err := kubeletClientTLS(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(cert tls.Certificate) string {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	kubeletPEM, kubeletKey, err := b.IssueServingCert("system:node:n1", []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeletCert, err := tls.X509KeyPair(kubeletPEM, kubeletKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: kubeletTransport(clientTLS)}
+	if resp, err := client.Get(serve(kubeletCert) + "/healthz"); err != nil {
+		t.Fatalf("kubelet refused: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := client.Get(serve(b.Serving) + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatal("the API server's own certificate was accepted as a kubelet's")
 	}
 }

@@ -448,7 +448,20 @@ func kubeletClientTLS(b *pki.Bundle) (*tls.Config, error) {
 	// API server verifies them, as upstream with
 	// --kubelet-certificate-authority: logs, exec and node proxy never
 	// reach an impostor with the server's credentials.
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: b.CAPool}, nil
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: b.CAPool,
+		VerifyConnection: verifyKubelet}, nil
+}
+
+// verifyKubelet accepts only kubelet serving certificates (CN
+// system:node:<name>): a node controls the address and port the API server
+// dials for it, and must not be able to point the server's own
+// credentials at another server that holds a certificate from the same CA
+// (the API server itself, at 127.0.0.1).
+func verifyKubelet(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 || !strings.HasPrefix(cs.PeerCertificates[0].Subject.CommonName, "system:node:") {
+		return errors.New("the peer's certificate is not a kubelet's (CN system:node:<name>)")
+	}
+	return nil
 }
 
 // kubeletTransport is HTTP/1.1 only: streams upgrade the connection.
