@@ -364,10 +364,23 @@ func TestRestartKeepsState(t *testing.T) {
 	s := startServer(t, dir)
 	k := kubectl{t: t, bin: kubectlBin(t, "1.33"), kubeconfig: s.kubeconfig}
 	k.mustStdin(manifest, "apply", "-f", "-")
-	before := k.must("get", "deploy", "web", "-n", "shop", "-o", "jsonpath={.metadata.uid}/{.metadata.resourceVersion}")
+	// The controllers update the Deployment's status for a moment after
+	// the apply; compare once they are done with it.
+	const uidRV = "jsonpath={.metadata.uid}/{.metadata.resourceVersion}/{.status.observedGeneration}/{.metadata.generation}"
+	var before string
+	waitFor(t, func() bool {
+		prev := before
+		before = k.must("get", "deploy", "web", "-n", "shop", "-o", uidRV)
+		parts := strings.Split(before, "/")
+		if len(parts) != 4 || parts[2] != parts[3] || before != prev {
+			return false
+		}
+		time.Sleep(time.Second)
+		return k.must("get", "deploy", "web", "-n", "shop", "-o", uidRV) == before
+	}, "the Deployment's status to settle")
 	s.stop()
 	s.start()
-	after := k.must("get", "deploy", "web", "-n", "shop", "-o", "jsonpath={.metadata.uid}/{.metadata.resourceVersion}")
+	after := k.must("get", "deploy", "web", "-n", "shop", "-o", uidRV)
 	if before != after {
 		t.Fatalf("deployment changed across restart: %s -> %s", before, after)
 	}
