@@ -228,16 +228,27 @@ func authorizationCost(ctx context.Context, srv *benchserver.Server, admin kuber
 		}, metav1.CreateOptions{})
 		return err
 	}
-	adminLat, adminElapsed, err := load(srv.Clients(8), 64, n, create)
-	if err != nil {
-		return err
+	// Alternate the two, twice, and keep each one's better round: the
+	// first round of either also warms the server up.
+	adminClients := srv.Clients(8)
+	var adminRate, saRate float64
+	var adminLat, saLat []time.Duration
+	for round := 0; round < 2; round++ {
+		lat, elapsed, err := load(adminClients, 64, n, create)
+		if err != nil {
+			return err
+		}
+		if r := float64(len(lat)) / elapsed.Seconds(); r > adminRate {
+			adminRate, adminLat = r, lat
+		}
+		lat, elapsed, err = load(tokenClients, 64, n, create)
+		if err != nil {
+			return fmt.Errorf("creates with a ServiceAccount token: %w", err)
+		}
+		if r := float64(len(lat)) / elapsed.Seconds(); r > saRate {
+			saRate, saLat = r, lat
+		}
 	}
-	saLat, saElapsed, err := load(tokenClients, 64, n, create)
-	if err != nil {
-		return fmt.Errorf("creates with a ServiceAccount token: %w", err)
-	}
-	adminRate := float64(len(adminLat)) / adminElapsed.Seconds()
-	saRate := float64(len(saLat)) / saElapsed.Seconds()
 	report("ConfigMap creates/s, 64 clients, admin", fmt.Sprintf("%.0f /s, %s", adminRate, pct(adminLat)), "")
 	report("ConfigMap creates/s, 64 clients, SA token+RBAC", fmt.Sprintf("%.0f /s, %s", saRate, pct(saLat)), "")
 	report("authorization cost (throughput)", fmt.Sprintf("%.1f %%", 100*(1-saRate/adminRate)), "target < 10 %")
