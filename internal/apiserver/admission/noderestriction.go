@@ -65,6 +65,12 @@ func (p *NodeRestriction) Validate(_ context.Context, a *Attributes) error {
 		}
 	case gr == schema.GroupResource{Resource: "serviceaccounts"} && a.Subresource == "token":
 		return p.token(a, node)
+	case gr == schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}:
+		// The Node authorizer lets a node publish its DNS server; the name
+		// of a created slice is only known here.
+		if want := authz.DNSSlicePrefix + node; a.Namespace != "kube-system" || a.Name != want {
+			return forbidden(a, fmt.Errorf("node %q may only write the EndpointSlice kube-system/%s", node, want))
+		}
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ func TestNodeRestriction(t *testing.T) {
 	nodesGVR := schema.GroupVersionResource{Version: "v1", Resource: "nodes"}
 	leasesGVR := schema.GroupVersionResource{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}
 	saGVR := schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
+	slicesGVR := schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
 	withLabel := func(k string) *corev1.Node {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{k: "x"}}}
 	}
@@ -57,6 +58,8 @@ func TestNodeRestriction(t *testing.T) {
 		{"token for own pod", Attributes{Operation: Create, Resource: saGVR, Subresource: "token", Namespace: "ns", Name: "sa", Object: token("mine"), User: node}, true},
 		{"token for another node's pod", Attributes{Operation: Create, Resource: saGVR, Subresource: "token", Namespace: "ns", Name: "sa", Object: token("theirs"), User: node}, false},
 		{"token for another service account", Attributes{Operation: Create, Resource: saGVR, Subresource: "token", Namespace: "ns", Name: "other", Object: token("mine"), User: node}, false},
+		{"own DNS EndpointSlice", Attributes{Operation: Create, Resource: slicesGVR, Namespace: "kube-system", Name: "kube-dns-n1", User: node}, true},
+		{"another EndpointSlice in kube-system", Attributes{Operation: Create, Resource: slicesGVR, Namespace: "kube-system", Name: "kube-dns-evil", User: node}, false},
 		{"unbound token", Attributes{Operation: Create, Resource: saGVR, Subresource: "token", Namespace: "ns", Name: "sa", Object: &authenticationv1.TokenRequest{}, User: node}, false},
 	}
 	for _, tt := range tests {
