@@ -27,6 +27,8 @@ printf 'package tools\n\nimport _ "k8s.io/kube-openapi/cmd/openapi-gen"\n' >"$to
 	--report-filename /dev/null \
 	k8s.io/api/core/v1 \
 	k8s.io/api/apps/v1 \
+	k8s.io/api/authentication/v1 \
+	k8s.io/api/authorization/v1 \
 	k8s.io/api/autoscaling/v1 \
 	k8s.io/api/batch/v1 \
 	k8s.io/api/certificates/v1 \

@@ -141,6 +141,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	defer func() {
 		if !ok {
 			s.closeStorage()
+			if s.podListener != nil {
+				s.podListener.Close()
+			}
 		}
 	}()
 
@@ -336,6 +339,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err := s.startCSRSigner(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.startTokensController(ctx, saTokens.Issuer); err != nil {
+		return nil, err
+	}
 	if !cfg.DisableControllers {
 		// As kubeadm's: its own identity, and each controller its own
 		// ServiceAccount's.
@@ -401,17 +407,15 @@ func (s *Server) closeStorage() {
 	}
 }
 
-// openapiInfo describes the stored resources for the OpenAPI documents;
-// the create-only reviews are not in the generated schemas yet.
+// openapiInfo describes the served resources for the OpenAPI documents;
+// create-only reviews get just their POST operation.
 func openapiInfo(rs []*apis.Resource) []openapi.ResourceInfo {
 	out := make([]openapi.ResourceInfo, 0, len(rs))
 	for _, r := range rs {
-		if r.CreateOnly {
-			continue
-		}
 		out = append(out, openapi.ResourceInfo{
 			Group: r.GVR.Group, Version: r.GVR.Version, Resource: r.GVR.Resource,
 			Kind: r.Kind, Namespaced: r.Namespaced, Subresources: r.Subresources,
+			CreateOnly: r.CreateOnly,
 		})
 	}
 	return out

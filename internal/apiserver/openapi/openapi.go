@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -30,6 +31,9 @@ type ResourceInfo struct {
 	Group, Version, Resource, Kind string
 	Namespaced                     bool
 	Subresources                   []string
+	// CreateOnly marks a virtual resource (TokenReview, SubjectAccessReview
+	// and kin) whose only operation is POST on the collection.
+	CreateOnly bool
 }
 
 func (r ResourceInfo) gv() schema.GroupVersion {
@@ -234,6 +238,11 @@ func (s *Service) paths(r ResourceInfo) []pathItem {
 		scope = "Namespaced"
 	}
 	id := func(verb string, suffix string) string { return verb + kindID + scope + r.Kind + suffix }
+	if r.CreateOnly {
+		return []pathItem{{path: coll, namespaced: r.Namespaced, ops: []operation{
+			{method: "post", id: id("create", ""), action: "post", body: obj, response: obj, gvk: gvk, desc: "create a " + r.Kind, params: writeParams},
+		}}}
+	}
 	status := "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
 	items := []pathItem{
 		{path: coll, namespaced: r.Namespaced, ops: []operation{
@@ -252,27 +261,42 @@ func (s *Service) paths(r ResourceInfo) []pathItem {
 	}
 	for _, sub := range r.Subresources {
 		target, subGVK := obj, gvk
+		suffix := upperFirst(sub)
+		subPath := coll + "/{name}/" + sub
+		if postGVK, ok := postSubresources[sub]; ok {
+			def := s.kindDef(postGVK)
+			items = append(items, pathItem{path: subPath, namespaced: r.Namespaced, named: true, ops: []operation{
+				{method: "post", id: id("create", suffix), action: "post", body: def, response: def, gvk: postGVK, desc: "create " + sub + " of a " + r.Kind, params: writeParams},
+			}})
+			continue
+		}
 		switch sub {
 		case "scale":
 			subGVK = schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
 			target = s.kindDef(subGVK)
-		case "binding":
-			subGVK = schema.GroupVersionKind{Version: "v1", Kind: "Binding"}
-			items = append(items, pathItem{path: coll + "/{name}/binding", namespaced: r.Namespaced, named: true, ops: []operation{
-				{method: "post", id: id("create", "Binding"), action: "post", body: s.kindDef(subGVK), response: s.kindDef(subGVK), gvk: subGVK, desc: "create binding of a Pod", params: writeParams},
+		case "finalize":
+			// Upstream serves only PUT of the whole Namespace here.
+			items = append(items, pathItem{path: subPath, named: true, ops: []operation{
+				{method: "put", id: id("replace", suffix), action: "put", body: obj, response: obj, gvk: gvk, desc: "replace finalize of the specified " + r.Kind, params: writeParams},
 			}})
 			continue
-		case "finalize":
-			continue
 		}
-		suffix := upperFirst(sub)
-		items = append(items, pathItem{path: coll + "/{name}/" + sub, namespaced: r.Namespaced, named: true, ops: []operation{
+		items = append(items, pathItem{path: subPath, namespaced: r.Namespaced, named: true, ops: []operation{
 			{method: "get", id: id("read", suffix), action: "get", response: target, gvk: subGVK, desc: "read " + sub + " of the specified " + r.Kind, params: []string{"pretty"}},
 			{method: "put", id: id("replace", suffix), action: "put", body: target, response: target, gvk: subGVK, desc: "replace " + sub + " of the specified " + r.Kind, params: writeParams},
 			{method: "patch", id: id("patch", suffix), action: "patch", body: "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", response: target, gvk: subGVK, desc: "partially update " + sub + " of the specified " + r.Kind, params: append([]string{"force"}, writeParams...)},
 		}})
 	}
 	return items
+}
+
+// postSubresources are the subresources that take a POST of a kind other
+// than their parent's (pods/eviction takes a policy/v1 Eviction), rather
+// than get/put/patch of the parent.
+var postSubresources = map[string]schema.GroupVersionKind{
+	"binding":  {Version: "v1", Kind: "Binding"},
+	"eviction": {Group: "policy", Version: "v1", Kind: "Eviction"},
+	"token":    {Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"},
 }
 
 func gvkExt(gvk schema.GroupVersionKind) map[string]any {
@@ -309,7 +333,9 @@ func (s *Service) buildV2() (*spec.Swagger, error) {
 				}
 				responses := map[string]any{"401": map[string]any{"description": "Unauthorized"}}
 				if op.response != "" {
-					responses["200"] = map[string]any{"description": "OK", "schema": map[string]any{"$ref": "#/definitions/" + op.response}}
+					for _, code := range successCodes(op) {
+						responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "schema": map[string]any{"$ref": "#/definitions/" + op.response}}
+					}
 					roots = append(roots, op.response)
 				}
 				o["responses"] = responses
@@ -353,6 +379,15 @@ func (s *Service) opCommon(r ResourceInfo, op operation) map[string]any {
 		"x-kubernetes-action":             op.action,
 		"x-kubernetes-group-version-kind": gvkExt(op.gvk),
 	}
+}
+
+// successCodes are the success statuses of op: a create may answer 201
+// Created or 202 Accepted as well as 200, as upstream documents.
+func successCodes(op operation) []int {
+	if op.method == "post" {
+		return []int{http.StatusOK, http.StatusCreated, http.StatusAccepted}
+	}
+	return []int{http.StatusOK}
 }
 
 func tag(r ResourceInfo) string {
@@ -428,7 +463,9 @@ func (s *Service) buildV3(gv schema.GroupVersion) (*spec3.OpenAPI, error) {
 					for _, t := range []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"} {
 						content[t] = map[string]any{"schema": ref3(op.response)}
 					}
-					responses["200"] = map[string]any{"description": "OK", "content": content}
+					for _, code := range successCodes(op) {
+						responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "content": content}
+					}
 					roots = append(roots, op.response)
 				}
 				o["responses"] = responses

@@ -10,10 +10,17 @@ import (
 )
 
 var testResources = []ResourceInfo{
-	{Version: "v1", Resource: "namespaces", Kind: "Namespace"},
-	{Version: "v1", Resource: "pods", Kind: "Pod", Namespaced: true, Subresources: []string{"status", "binding"}},
+	{Version: "v1", Resource: "namespaces", Kind: "Namespace", Subresources: []string{"finalize"}},
+	{Version: "v1", Resource: "pods", Kind: "Pod", Namespaced: true, Subresources: []string{"status", "binding", "eviction"}},
+	{Version: "v1", Resource: "serviceaccounts", Kind: "ServiceAccount", Namespaced: true, Subresources: []string{"token"}},
 	{Group: "apps", Version: "v1", Resource: "deployments", Kind: "Deployment", Namespaced: true, Subresources: []string{"status", "scale"}},
 	{Group: "batch", Version: "v1", Resource: "jobs", Kind: "Job", Namespaced: true, Subresources: []string{"status"}},
+	{Group: "authentication.k8s.io", Version: "v1", Resource: "tokenreviews", Kind: "TokenReview", CreateOnly: true},
+	{Group: "authentication.k8s.io", Version: "v1", Resource: "selfsubjectreviews", Kind: "SelfSubjectReview", CreateOnly: true},
+	{Group: "authorization.k8s.io", Version: "v1", Resource: "subjectaccessreviews", Kind: "SubjectAccessReview", CreateOnly: true},
+	{Group: "authorization.k8s.io", Version: "v1", Resource: "localsubjectaccessreviews", Kind: "LocalSubjectAccessReview", Namespaced: true, CreateOnly: true},
+	{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews", Kind: "SelfSubjectAccessReview", CreateOnly: true},
+	{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectrulesreviews", Kind: "SelfSubjectRulesReview", CreateOnly: true},
 }
 
 func serve(t *testing.T) *httptest.Server {
