@@ -81,18 +81,10 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 			errs = append(errs, field.Forbidden(field.NewPath("value"), "may not be changed in an update."))
 		}
 	case *corev1.ConfigMap:
-		if p := old.(*corev1.ConfigMap); p.Immutable != nil && *p.Immutable &&
-			(!equality.Semantic.DeepEqual(o.Data, p.Data) || !equality.Semantic.DeepEqual(o.BinaryData, p.BinaryData)) {
-			errs = append(errs, field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"))
-		}
+		// Update errors come before the object's own, in upstream's order.
+		errs = append(validateConfigMapUpdate(o, old.(*corev1.ConfigMap)), errs...)
 	case *corev1.Secret:
-		p := old.(*corev1.Secret)
-		if o.Type != p.Type {
-			errs = append(errs, field.Invalid(field.NewPath("type"), o.Type, "field is immutable"))
-		}
-		if p.Immutable != nil && *p.Immutable && !equality.Semantic.DeepEqual(o.Data, p.Data) {
-			errs = append(errs, field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"))
-		}
+		errs = append(validateSecretUpdate(o, old.(*corev1.Secret)), errs...)
 	}
 	return append(errs, validateRBACUpdate(obj, old)...)
 }

@@ -129,10 +129,7 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 			}
 			return cur, http.StatusOK, nil
 		}
-		code := http.StatusAccepted
-		if isNamespace {
-			code = http.StatusOK
-		}
+		code := pendingCode(opts)
 		if m.GetDeletionTimestamp() != nil && !added {
 			// Already being deleted; a shorter grace period may still apply.
 			return cur, code, nil
@@ -159,6 +156,17 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 		m.SetResourceVersion(strconv.FormatInt(newRev, 10))
 		return cur, code, nil
 	}
+}
+
+// pendingCode is the status of a delete that leaves the object in place
+// (grace period, finalizers). Upstream answers 200 with the object, and 202
+// only when the client set the deprecated orphanDependents to false.
+func pendingCode(opts *metav1.DeleteOptions) int {
+	//nolint:staticcheck // SA1019: upstream still keys 202 on this field.
+	if o := opts.OrphanDependents; o != nil && !*o {
+		return http.StatusAccepted
+	}
+	return http.StatusOK
 }
 
 // gracePeriod is how long an object lingers after deletion: only pods

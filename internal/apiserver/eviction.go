@@ -19,6 +19,11 @@ var pdbGVR = policyv1.SchemeGroupVersion.WithResource("poddisruptionbudgets")
 // unless that would take a PodDisruptionBudget below what it allows, in
 // which case the answer is 429, as upstream, and the client retries.
 func (q *request) evict() error {
+	// Negotiate first, as upstream: a 406 must not follow an eviction.
+	a, err := q.accept()
+	if err != nil {
+		return err
+	}
 	body, err := q.body()
 	if err != nil {
 		return err
@@ -47,10 +52,6 @@ func (q *request) evict() error {
 		opts = &metav1.DeleteOptions{}
 	}
 	if _, _, err := q.deleteOne(q.info.namespace, q.info.name, opts); err != nil {
-		return err
-	}
-	a, err := q.accept()
-	if err != nil {
 		return err
 	}
 	q.respond(a, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess})

@@ -126,6 +126,9 @@ func (q *request) accept() (accept, error) {
 	if err != nil {
 		return a, notAcceptable(err.Error())
 	}
+	if a.table && !q.canTable() {
+		return q.acceptWithoutTable()
+	}
 	return a, nil
 }
 

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
@@ -79,7 +82,7 @@ func (q *request) selectors() (storage.Filter, error) {
 	if !fs.Empty() {
 		for _, req := range fs.Requirements() {
 			if !q.res.fieldKeys[req.Field] {
-				return nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
+				return nil, apierrors.NewBadRequest(q.res.FieldLabelError(req.Field))
 			}
 		}
 	}
@@ -153,10 +156,10 @@ func (q *request) listFromEtcd(a accept, prefix string, filter storage.Filter, l
 		if err == nil {
 			err = json.Unmarshal(raw, &tok)
 		}
-		if err != nil || tok.Rev <= 0 {
+		if err != nil || (tok.Rev <= 0 && tok.Rev != latestRev) {
 			return apierrors.NewBadRequest("continue key is not valid")
 		}
-		rev, start = tok.Rev, prefix+tok.Start
+		rev, start = max(tok.Rev, 0), prefix+tok.Start
 	}
 	var objs []runtime.Object
 	var next string
@@ -164,7 +167,7 @@ func (q *request) listFromEtcd(a accept, prefix string, filter storage.Filter, l
 		page, r, more, err := q.res.store.ListPage(q.ctx, prefix, start, rev, limit)
 		if err != nil {
 			if err == storage.ErrCompacted {
-				return apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+				return compactedContinue(strings.TrimPrefix(start, prefix))
 			}
 			return err
 		}
@@ -192,12 +195,53 @@ func (q *request) listFromEtcd(a accept, prefix string, filter storage.Filter, l
 			break
 		}
 	}
-	token := ""
-	if next != "" {
-		raw, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", Rev: rev, Start: next})
-		token = base64.RawURLEncoding.EncodeToString(raw)
+	if next == "" {
+		return q.writeList(a, objs, strconv.FormatInt(rev, 10), "", nil)
 	}
-	return q.writeList(a, objs, strconv.FormatInt(rev, 10), token, nil)
+	var remaining *int64
+	if filter == nil {
+		// Only an unfiltered list knows how many items are left; with a
+		// selector upstream leaves the count unset.
+		n, err := q.countFrom(prefix, start, rev)
+		if err != nil {
+			return err
+		}
+		remaining = &n
+	}
+	return q.writeList(a, objs, strconv.FormatInt(rev, 10), encodeContinue(rev, next), remaining)
+}
+
+// latestRev in a continue token means "continue at the latest revision":
+// the token a 410 offers once the original snapshot is compacted away.
+const latestRev = -1
+
+func encodeContinue(rev int64, start string) string {
+	raw, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", Rev: rev, Start: start})
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// compactedContinue is the 410 for a continue token whose snapshot is
+// gone. Like upstream it carries a token that resumes from the same key at
+// the latest revision, for clients that accept an inconsistent list.
+func compactedContinue(start string) error {
+	err := apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. " +
+		"You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. " +
+		"Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+	err.ErrStatus.ListMeta.Continue = encodeContinue(latestRev, start)
+	return err
+}
+
+// countFrom counts the keys in [start, end of prefix) at revision rev.
+func (q *request) countFrom(prefix, start string, rev int64) (int64, error) {
+	resp, err := q.res.store.Client().Get(q.ctx, start,
+		clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithRev(rev), clientv3.WithCountOnly())
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return 0, compactedContinue(strings.TrimPrefix(start, prefix))
+		}
+		return 0, fmt.Errorf("etcd count %s: %w", prefix, err)
+	}
+	return resp.Count, nil
 }
 
 func (q *request) writeList(a accept, objs []runtime.Object, rv, cont string, remaining *int64) error {
@@ -208,10 +252,10 @@ func (q *request) writeList(a accept, objs []runtime.Object, rv, cont string, re
 		if err != nil {
 			return err
 		}
-		t.Continue = cont
+		t.Continue, t.RemainingItemCount = cont, remaining
 		out = t
 	case a.partial:
-		out = partialMetadataList(objs, rv, cont)
+		out = partialMetadataList(objs, rv, cont, remaining)
 	default:
 		l := q.res.newList(rv, cont, remaining)
 		fillList(l, objs)

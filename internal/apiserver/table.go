@@ -1,6 +1,9 @@
 package apiserver
 
 import (
+	"mime"
+	"net/http"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -75,12 +78,49 @@ func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
 	return p
 }
 
-func partialMetadataList(objs []runtime.Object, rv, cont string) *metav1.PartialObjectMetadataList {
+func partialMetadataList(objs []runtime.Object, rv, cont string, remaining *int64) *metav1.PartialObjectMetadataList {
 	l := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadataList"}}
-	l.ResourceVersion, l.Continue = rv, cont
+	l.ResourceVersion, l.Continue, l.RemainingItemCount = rv, cont, remaining
 	l.Items = make([]metav1.PartialObjectMetadata, len(objs))
 	for i, o := range objs {
 		l.Items[i] = *partialMetadata(o)
 	}
 	return l
+}
+
+// canTable reports whether the request's endpoint renders Tables. As
+// upstream, endpoints without a table converter (the reviews, and the
+// eviction, binding and token subresources) answer a Table request 406.
+func (q *request) canTable() bool {
+	if q.res == nil {
+		return false
+	}
+	switch q.info.subresource {
+	case "eviction", "binding", "token":
+		return false
+	}
+	return true
+}
+
+// acceptWithoutTable negotiates again without the Accept clauses that ask
+// for a Table, for an endpoint that cannot render one: a client offering a
+// fallback gets it, one asking only for a Table gets upstream's 406.
+func (q *request) acceptWithoutTable() (accept, error) {
+	var rest []string
+	for _, part := range strings.Split(q.r.Header.Get("Accept"), ",") {
+		if _, params, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && params["as"] == "Table" {
+			continue
+		}
+		rest = append(rest, part)
+	}
+	if len(rest) == 0 {
+		return accept{}, notAcceptable("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+	}
+	r := *q.r
+	r.Header = http.Header{"Accept": {strings.Join(rest, ",")}}
+	a, err := negotiate(&r)
+	if err != nil {
+		return a, notAcceptable(err.Error())
+	}
+	return a, nil
 }
