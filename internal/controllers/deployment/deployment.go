@@ -144,6 +144,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	newRS := findNew(d, all)
 	if d.Spec.Paused {
+		if newRS != nil {
+			if err := c.syncRevisions(ctx, d, newRS, all); err != nil {
+				return err
+			}
+		}
 		if newRS != nil && len(activeOld(all, newRS)) == 0 {
 			if err := c.scale(ctx, d, newRS, replicasOf(d.Spec.Replicas)); err != nil {
 				return err
@@ -156,7 +161,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			return err
 		}
 		all = append(all, newRS)
-	} else if err := c.ensureRevision(ctx, d, newRS, all); err != nil {
+	}
+	if err := c.syncRevisions(ctx, d, newRS, all); err != nil {
 		return err
 	}
 	old := oldSets(all, newRS)
@@ -300,21 +306,16 @@ func (c *Controller) createNew(ctx context.Context, d *appsv1.Deployment, all []
 	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 		replicas = newReplicaCount(d, all, nil)
 	}
-	annotations := map[string]string{
-		RevisionAnnotation:        strconv.FormatInt(maxRevision(all)+1, 10),
-		DesiredReplicasAnnotation: strconv.Itoa(int(replicasOf(d.Spec.Replicas))),
-		MaxReplicasAnnotation:     strconv.Itoa(int(replicasOf(d.Spec.Replicas) + maxSurge(d))),
-	}
-	if cause, ok := d.Annotations[ChangeCauseAnnotation]; ok {
-		annotations[ChangeCauseAnnotation] = cause
-	}
 	rs := &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: d.Name + "-" + hash, Namespace: d.Namespace, Labels: tmpl.Labels, Annotations: annotations,
+			Name: d.Name + "-" + hash, Namespace: d.Namespace, Labels: tmpl.Labels,
 			OwnerReferences: []metav1.OwnerReference{controllerutil.ControllerRef(d, deploymentKind)},
 		},
 		Spec: appsv1.ReplicaSetSpec{Replicas: &replicas, MinReadySeconds: d.Spec.MinReadySeconds, Selector: sel, Template: tmpl},
 	}
+	copyAnnotations(d, rs)
+	setRevision(rs, maxRevision(all)+1)
+	setReplicaAnnotations(d, rs)
 	created, err := c.client.AppsV1().ReplicaSets(d.Namespace).Create(ctx, rs, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		// A set of that name runs another template: count the collision
@@ -336,35 +337,13 @@ func (c *Controller) createNew(ctx context.Context, d *appsv1.Deployment, all []
 	return created, nil
 }
 
-// ensureRevision gives the current set the newest revision, as happens
-// when a rollback makes an old template current again.
-func (c *Controller) ensureRevision(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, all []*appsv1.ReplicaSet) error {
-	hi := maxRevision(oldSets(all, newRS))
-	cur := revisionOf(newRS)
-	if cur > hi {
-		return nil
-	}
-	rs := newRS.DeepCopy()
-	if rs.Annotations == nil {
-		rs.Annotations = map[string]string{}
-	}
-	if cur > 0 {
-		history := rs.Annotations[RevisionHistoryAnnotation]
-		if history != "" {
-			history += ","
-		}
-		rs.Annotations[RevisionHistoryAnnotation] = history + strconv.FormatInt(cur, 10)
-	}
-	rs.Annotations[RevisionAnnotation] = strconv.FormatInt(hi+1, 10)
-	if cause, ok := d.Annotations[ChangeCauseAnnotation]; ok {
-		rs.Annotations[ChangeCauseAnnotation] = cause
-	}
-	updated, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Update(ctx, rs, metav1.UpdateOptions{})
-	if err != nil {
+// syncRevisions keeps the current set's annotations and the deployment's
+// revision annotation in step with the rollout history.
+func (c *Controller) syncRevisions(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, all []*appsv1.ReplicaSet) error {
+	if err := c.syncNewAnnotations(ctx, d, newRS, all); err != nil {
 		return err
 	}
-	*newRS = *updated
-	return nil
+	return c.syncDeploymentRevision(ctx, d, newRS)
 }
 
 // resolve turns maxSurge/maxUnavailable into a count of pods.

@@ -1,9 +1,11 @@
 // Package job runs Jobs to completion: it keeps up to parallelism pods
 // running until completions pods have succeeded (NonIndexed), or until
-// every completion index has (Indexed); it recreates failed pods with an
-// exponential delay up to backoffLimit, enforces activeDeadlineSeconds,
-// suspend and the pod failure policy, sets the Complete/Failed conditions,
-// and deletes finished jobs after ttlSecondsAfterFinished.
+// every completion index has (Indexed) or a success policy rule holds; it
+// recreates failed pods with an exponential delay up to backoffLimit,
+// enforces activeDeadlineSeconds, suspend and the pod failure policy, sets
+// SuccessCriteriaMet/FailureTarget and then, once the job's pods are
+// gone, Complete/Failed, and deletes finished jobs after
+// ttlSecondsAfterFinished.
 package job
 
 import (
@@ -122,6 +124,18 @@ func finishedCondition(j *batchv1.Job) *batchv1.JobCondition {
 	return nil
 }
 
+// interimCondition returns the SuccessCriteriaMet or FailureTarget
+// condition a job got before its pods were all gone, if any.
+func interimCondition(j *batchv1.Job) *batchv1.JobCondition {
+	for i := range j.Status.Conditions {
+		c := &j.Status.Conditions[i]
+		if (c.Type == batchv1.JobSuccessCriteriaMet || c.Type == batchv1.JobFailureTarget) && c.Status == corev1.ConditionTrue {
+			return c
+		}
+	}
+	return nil
+}
+
 func (c *Controller) sync(ctx context.Context, key string) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
@@ -154,6 +168,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	var active, succeeded, failed []*corev1.Pod
+	terminating := int32(0)
 	for _, p := range pods {
 		switch {
 		case p.Status.Phase == corev1.PodSucceeded:
@@ -164,22 +179,32 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			}
 		case p.DeletionTimestamp == nil:
 			active = append(active, p)
+		default:
+			terminating++
 		}
 	}
 	now := c.now()
 	st := job.Status.DeepCopy()
+	st.Terminating = &terminating
 	if st.StartTime == nil && !ptrBool(job.Spec.Suspend) {
 		t := metav1.NewTime(now)
 		st.StartTime = &t
 	}
-	st.Failed = max(st.Failed, int32(len(failed)))
+	interim := interimCondition(job)
+	successMet := interim != nil && interim.Type == batchv1.JobSuccessCriteriaMet
+	if !successMet {
+		// Pods removed because the job met its success criteria are not
+		// failures.
+		st.Failed = max(st.Failed, int32(len(failed)))
+	}
 	indexed := job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
 	completions := job.Spec.Completions
 	var doneIndexes map[int]bool
 	if indexed {
-		doneIndexes = map[int]bool{}
+		// Indexes already recorded stay succeeded after their pods go.
+		doneIndexes = parseIndexes(st.CompletedIndexes, int(ptrInt(completions, 1)))
 		for _, p := range succeeded {
-			if i, ok := completionIndex(p); ok {
+			if i, ok := completionIndex(p); ok && i < int(ptrInt(completions, 1)) {
 				doneIndexes[i] = true
 			}
 		}
@@ -196,32 +221,31 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	st.Ready = &ready
 
-	failJob := func(reason, msg string) error {
-		c.deletePods(ctx, job, active)
-		st.Active = 0
-		setCondition(st, batchv1.JobFailureTarget, reason, msg, now)
-		setCondition(st, batchv1.JobFailed, reason, msg, now)
-		c.recorder.Event(job, corev1.EventTypeWarning, reason, msg)
-		return c.writeStatus(ctx, job, st)
+	// A job that met its success criteria or a failure condition keeps
+	// the interim condition until its remaining pods are gone.
+	if interim != nil {
+		return c.finish(ctx, job, st, active, interim.Type, interim.Reason, interim.Message, now)
+	}
+	if msg := c.failedByPolicy(job, failed); msg != "" {
+		return c.finish(ctx, job, st, active, batchv1.JobFailureTarget, batchv1.JobReasonPodFailurePolicy, msg, now)
 	}
 	switch {
-	case c.failedByPolicy(job, failed) != "":
-		return failJob("PodFailurePolicy", c.failedByPolicy(job, failed))
 	case job.Spec.BackoffLimit != nil && st.Failed > *job.Spec.BackoffLimit:
-		return failJob("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+		return c.finish(ctx, job, st, active, batchv1.JobFailureTarget, batchv1.JobReasonBackoffLimitExceeded,
+			"Job has reached the specified backoff limit", now)
 	case job.Spec.ActiveDeadlineSeconds != nil && st.StartTime != nil &&
 		now.Sub(st.StartTime.Time) >= time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second:
-		return failJob("DeadlineExceeded", "Job was active longer than specified deadline")
+		return c.finish(ctx, job, st, active, batchv1.JobFailureTarget, batchv1.JobReasonDeadlineExceeded,
+			"Job was active longer than specified deadline", now)
+	}
+	if indexed && job.Spec.SuccessPolicy != nil {
+		if msg, ok := matchSuccessPolicy(job.Spec.SuccessPolicy, int(ptrInt(completions, 1)), doneIndexes); ok {
+			return c.finish(ctx, job, st, active, batchv1.JobSuccessCriteriaMet, batchv1.JobReasonSuccessPolicy, msg, now)
+		}
 	}
 	if completions != nil && st.Succeeded >= *completions || (completions == nil && len(succeeded) > 0 && len(active) == 0) {
-		c.deletePods(ctx, job, active)
-		st.Active = 0
-		t := metav1.NewTime(now)
-		st.CompletionTime = &t
-		setCondition(st, batchv1.JobSuccessCriteriaMet, "CompletionsReached", "Reached expected number of succeeded pods", now)
-		setCondition(st, batchv1.JobComplete, "CompletionsReached", "Reached expected number of succeeded pods", now)
-		c.recorder.Event(job, corev1.EventTypeNormal, "Completed", "Job completed")
-		return c.writeStatus(ctx, job, st)
+		return c.finish(ctx, job, st, active, batchv1.JobSuccessCriteriaMet, batchv1.JobReasonCompletionsReached,
+			"Reached expected number of succeeded pods", now)
 	}
 	if ptrBool(job.Spec.Suspend) {
 		c.deletePods(ctx, job, active)
@@ -242,6 +266,39 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if d := job.Spec.ActiveDeadlineSeconds; d != nil && st.StartTime != nil {
 		c.queue.AddAfter(key, time.Until(st.StartTime.Add(time.Duration(*d)*time.Second))+time.Second)
+	}
+	return c.writeStatus(ctx, job, st)
+}
+
+// finish ends a job in two steps, as upstream does since 1.31: the
+// interim condition (SuccessCriteriaMet or FailureTarget) is recorded at
+// once and the remaining pods are deleted; the terminal condition
+// (Complete or Failed, same reason and message) follows once no pod of
+// the job is running or terminating any more.
+func (c *Controller) finish(ctx context.Context, job *batchv1.Job, st *batchv1.JobStatus, active []*corev1.Pod,
+	interim batchv1.JobConditionType, reason, msg string, now time.Time) error {
+	first := interimCondition(job) == nil
+	c.deletePods(ctx, job, active)
+	// Deleted pods terminate before they are gone.
+	*st.Terminating += int32(len(active))
+	st.Active = 0
+	zero := int32(0)
+	st.Ready = &zero
+	setCondition(st, interim, reason, msg, now)
+	final := batchv1.JobComplete
+	if interim == batchv1.JobFailureTarget {
+		final = batchv1.JobFailed
+	}
+	if first && final == batchv1.JobFailed {
+		c.recorder.Event(job, corev1.EventTypeWarning, reason, msg)
+	}
+	if *st.Terminating == 0 {
+		setCondition(st, final, reason, msg, now)
+		if final == batchv1.JobComplete {
+			t := metav1.NewTime(now)
+			st.CompletionTime = &t
+			c.recorder.Event(job, corev1.EventTypeNormal, "Completed", "Job completed")
+		}
 	}
 	return c.writeStatus(ctx, job, st)
 }
