@@ -5,14 +5,11 @@ package garbagecollector
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -46,6 +43,20 @@ type node struct {
 	dependents map[types.UID]bool
 	finalizers []string
 	deleting   bool
+	// virtual nodes stand for owners named by a dependent but not (yet)
+	// seen by the informers; they hold the dependents until the owner's own
+	// event arrives, whatever order the informers deliver in.
+	virtual bool
+}
+
+// foreground reports whether the object waits for its dependents.
+func (n *node) foreground() bool {
+	return n.deleting && slices.Contains(n.finalizers, metav1.FinalizerDeleteDependents)
+}
+
+// blocks reports whether ref blocks deletion of its owner.
+func blocks(ref metav1.OwnerReference) bool {
+	return ref.BlockOwnerDeletion != nil && *ref.BlockOwnerDeletion
 }
 
 // Collector is the garbage collector.
@@ -162,12 +173,9 @@ func (c *Collector) observe(gvr schema.GroupVersionResource, o any) {
 		n = &node{dependents: map[types.UID]bool{}}
 		c.graph[uid] = n
 	}
+	n.virtual = false
 	n.ref = objectRef{gvr: gvr, namespace: m.GetNamespace(), name: m.GetName(), uid: uid}
-	for _, o := range n.owners {
-		if owner := c.graph[o.UID]; owner != nil {
-			delete(owner.dependents, uid)
-		}
-	}
+	c.unlinkLocked(n)
 	n.owners = m.GetOwnerReferences()
 	n.finalizers = m.GetFinalizers()
 	n.deleting = m.GetDeletionTimestamp() != nil
@@ -175,13 +183,23 @@ func (c *Collector) observe(gvr schema.GroupVersionResource, o any) {
 	for _, o := range n.owners {
 		owner := c.graph[o.UID]
 		if owner == nil {
+			owner = &node{ref: objectRef{name: o.Name, uid: o.UID}, dependents: map[types.UID]bool{}, virtual: true}
+			c.graph[o.UID] = owner
+		}
+		owner.dependents[uid] = true
+		if owner.virtual {
 			// Not seen yet (or gone): the worker checks with the API.
 			ownerMissing = true
 			continue
 		}
-		owner.dependents[uid] = true
-		if owner.deleting && slices.Contains(owner.finalizers, metav1.FinalizerDeleteDependents) {
+		switch {
+		case owner.foreground():
+			// The owner may be waiting on this very change.
 			c.attemptToDelete.Add(uid)
+			c.attemptToDelete.Add(o.UID)
+		case owner.deleting && slices.Contains(owner.finalizers, metav1.FinalizerOrphanDependents):
+			// A dependent that arrived late must be released too.
+			c.attemptToOrphan.Add(o.UID)
 		}
 	}
 	if ownerMissing {
@@ -214,16 +232,32 @@ func (c *Collector) forget(o any) {
 	if n == nil {
 		return
 	}
+	if n.virtual {
+		return
+	}
 	delete(c.graph, uid)
 	for d := range n.dependents {
 		c.attemptToDelete.Add(d)
 	}
 	for _, o := range n.owners {
-		if owner := c.graph[o.UID]; owner != nil {
-			delete(owner.dependents, uid)
-			if owner.deleting {
-				c.attemptToDelete.Add(o.UID)
-			}
+		if owner := c.graph[o.UID]; owner != nil && owner.deleting {
+			c.attemptToDelete.Add(o.UID)
+		}
+	}
+	c.unlinkLocked(n)
+}
+
+// unlinkLocked removes n from its owners' dependents, dropping virtual
+// owners nothing refers to any more.
+func (c *Collector) unlinkLocked(n *node) {
+	for _, o := range n.owners {
+		owner := c.graph[o.UID]
+		if owner == nil {
+			continue
+		}
+		delete(owner.dependents, n.ref.uid)
+		if owner.virtual && len(owner.dependents) == 0 {
+			delete(c.graph, o.UID)
 		}
 	}
 }
@@ -257,161 +291,4 @@ func (c *Collector) snapshot(uid types.UID) (node, bool) {
 		cp.dependents[d] = true
 	}
 	return cp, true
-}
-
-// ownerState reports whether an owner reference still points at a live
-// object, asking the API server when the graph does not know it.
-func (c *Collector) ownerState(ctx context.Context, namespace string, ref metav1.OwnerReference) (exists, foreground bool, err error) {
-	c.mu.Lock()
-	if n, ok := c.graph[ref.UID]; ok {
-		fg := n.deleting && slices.Contains(n.finalizers, metav1.FinalizerDeleteDependents)
-		c.mu.Unlock()
-		return true, fg, nil
-	}
-	gv, perr := schema.ParseGroupVersion(ref.APIVersion)
-	gvr, known := c.kinds[gv.WithKind(ref.Kind)]
-	c.mu.Unlock()
-	if perr != nil || !known {
-		return false, false, nil // an owner of a kind that does not exist is dangling
-	}
-	obj, err := c.meta.Resource(gvr).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return false, false, nil
-	}
-	if err != nil {
-		return false, false, err
-	}
-	return obj.UID == ref.UID, obj.DeletionTimestamp != nil && slices.Contains(obj.Finalizers, metav1.FinalizerDeleteDependents), nil
-}
-
-// processDelete decides the fate of one object: delete it when all its
-// owners are gone (or are being deleted in the foreground), drop dangling
-// references otherwise, and finish its own foreground deletion once its
-// dependents are gone.
-func (c *Collector) processDelete(ctx context.Context, uid types.UID) error {
-	n, ok := c.snapshot(uid)
-	if !ok {
-		return nil
-	}
-	ri := c.meta.Resource(n.ref.gvr).Namespace(n.ref.namespace)
-	if n.deleting && slices.Contains(n.finalizers, metav1.FinalizerDeleteDependents) {
-		if len(n.dependents) > 0 {
-			fg := metav1.DeletePropagationForeground
-			for d := range n.dependents {
-				dn, ok := c.snapshot(d)
-				if !ok || dn.deleting {
-					continue
-				}
-				err := c.meta.Resource(dn.ref.gvr).Namespace(dn.ref.namespace).Delete(ctx, dn.ref.name, metav1.DeleteOptions{
-					PropagationPolicy: &fg, Preconditions: &metav1.Preconditions{UID: &dn.ref.uid},
-				})
-				if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-					return err
-				}
-			}
-			return nil // dependents' deletions wake us again
-		}
-		return c.removeFinalizer(ctx, n, metav1.FinalizerDeleteDependents)
-	}
-	if len(n.owners) == 0 || n.deleting {
-		return nil
-	}
-	var alive, dangling []metav1.OwnerReference
-	waitingForeground := false
-	for _, o := range n.owners {
-		exists, fg, err := c.ownerState(ctx, n.ref.namespace, o)
-		if err != nil {
-			return err
-		}
-		switch {
-		case !exists:
-			dangling = append(dangling, o)
-		case fg && o.BlockOwnerDeletion != nil && *o.BlockOwnerDeletion:
-			waitingForeground = true
-			alive = append(alive, o)
-		default:
-			alive = append(alive, o)
-		}
-	}
-	switch {
-	case len(alive) == 0:
-		policy := metav1.DeletePropagationBackground
-		err := ri.Delete(ctx, n.ref.name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &n.ref.uid}})
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return nil
-		}
-		return err
-	case waitingForeground && len(alive) == len(n.owners):
-		// Every owner waits for us in foreground deletion: go first.
-		policy := metav1.DeletePropagationForeground
-		err := ri.Delete(ctx, n.ref.name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &n.ref.uid}})
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return nil
-		}
-		return err
-	case len(dangling) > 0:
-		return c.patchOwners(ctx, n, alive)
-	}
-	return nil
-}
-
-// processOrphan releases an owner's dependents, then its orphan finalizer.
-func (c *Collector) processOrphan(ctx context.Context, uid types.UID) error {
-	n, ok := c.snapshot(uid)
-	if !ok {
-		return nil
-	}
-	for d := range n.dependents {
-		dn, ok := c.snapshot(d)
-		if !ok {
-			continue
-		}
-		keep := slices.DeleteFunc(slices.Clone(dn.owners), func(o metav1.OwnerReference) bool { return o.UID == uid })
-		if err := c.patchOwners(ctx, dn, keep); err != nil && !apierrors.IsNotFound(err) {
-			return err
-		}
-	}
-	return c.removeFinalizer(ctx, n, metav1.FinalizerOrphanDependents)
-}
-
-// patchOwners replaces an object's owner references, guarded by its UID.
-func (c *Collector) patchOwners(ctx context.Context, n node, owners []metav1.OwnerReference) error {
-	if owners == nil {
-		owners = []metav1.OwnerReference{}
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": n.ref.uid, "ownerReferences": owners}})
-	if err != nil {
-		return err
-	}
-	_, err = c.meta.Resource(n.ref.gvr).Namespace(n.ref.namespace).Patch(ctx, n.ref.name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
-}
-
-func (c *Collector) removeFinalizer(ctx context.Context, n node, finalizer string) error {
-	ri := c.meta.Resource(n.ref.gvr).Namespace(n.ref.namespace)
-	obj, err := ri.Get(ctx, n.ref.name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if obj.UID != n.ref.uid || !slices.Contains(obj.Finalizers, finalizer) {
-		return nil
-	}
-	rest := slices.DeleteFunc(slices.Clone(obj.Finalizers), func(f string) bool { return f == finalizer })
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"resourceVersion": obj.ResourceVersion, "finalizers": rest,
-	}})
-	if err != nil {
-		return err
-	}
-	_, err = ri.Patch(ctx, n.ref.name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove finalizer %s from %s/%s: %w", finalizer, n.ref.namespace, n.ref.name, err)
-	}
-	return nil
 }
