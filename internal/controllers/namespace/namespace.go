@@ -1,10 +1,13 @@
 // Package namespace finishes the deletion of namespaces: it deletes every
 // namespaced object in a Terminating namespace and, once none is left,
 // removes the "kubernetes" finalizer so the API server drops the namespace.
+// Each pass records its outcome in upstream's deletion conditions
+// (conditions.go), so users see what holds a namespace in Terminating.
 package namespace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -75,30 +78,23 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	if ns.DeletionTimestamp == nil || !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
 		return nil
 	}
-	resources, err := c.namespacedResources()
-	if err != nil {
+	report := newDeletionReport()
+	for _, gvr := range c.namespacedResources(report) {
+		c.deleteContent(ctx, name, gvr, report)
+	}
+	if err := c.updateConditions(ctx, name, report); err != nil {
 		return err
 	}
-	remaining := 0
-	for _, gvr := range resources {
-		ri := c.dynamic.Resource(gvr).Namespace(name)
-		err := ri.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsMethodNotSupported(err) {
-			return fmt.Errorf("delete %s in %s: %w", gvr.Resource, name, err)
-		}
-		list, err := ri.List(ctx, metav1.ListOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
-				continue
-			}
-			return err
-		}
-		remaining += len(list.Items)
+	if report.discoveryErr != nil || len(report.parseErrs) > 0 || len(report.deleteErrs) > 0 {
+		return fmt.Errorf("delete content of namespace %s: %w", name,
+			errors.Join(append(append([]error{report.discoveryErr}, report.parseErrs...), report.deleteErrs...)...))
 	}
-	if remaining > 0 {
-		// Objects are still terminating: look again shortly, without
-		// growing the backoff as for errors.
-		return controllerutil.RequeueAfter(time.Second)
+	for _, n := range report.remaining {
+		if n > 0 {
+			// Objects are still terminating: look again shortly, without
+			// growing the backoff as for errors.
+			return controllerutil.RequeueAfter(time.Second)
+		}
 	}
 	// Empty: drop our finalizer through the finalize subresource.
 	fresh, err := c.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
@@ -117,23 +113,102 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 }
 
 // namespacedResources lists every namespaced resource the server offers
-// that can be listed and deleted.
-func (c *Controller) namespacedResources() ([]schema.GroupVersionResource, error) {
+// that can be listed and deleted; it records discovery and parsing failures
+// in report and goes on with what it could find.
+func (c *Controller) namespacedResources(report *deletionReport) []schema.GroupVersionResource {
 	lists, err := c.client.Discovery().ServerPreferredNamespacedResources()
-	if err != nil && len(lists) == 0 {
-		return nil, fmt.Errorf("discover namespaced resources: %w", err)
+	if err != nil {
+		report.discoveryErr = err
 	}
 	var out []schema.GroupVersionResource
 	for _, l := range lists {
 		gv, err := schema.ParseGroupVersion(l.GroupVersion)
 		if err != nil {
+			report.parseErrs = append(report.parseErrs, err)
 			continue
 		}
 		for _, r := range l.APIResources {
-			if slices.Contains(r.Verbs, "deletecollection") && slices.Contains(r.Verbs, "list") {
+			if slices.Contains(r.Verbs, "list") && (slices.Contains(r.Verbs, "deletecollection") || slices.Contains(r.Verbs, "delete")) {
 				out = append(out, gv.WithResource(r.Name))
 			}
 		}
 	}
-	return out, nil
+	return out
+}
+
+// deleteContent deletes every object of gvr in namespace ns and records in
+// report what is left and which finalizers hold it.
+func (c *Controller) deleteContent(ctx context.Context, ns string, gvr schema.GroupVersionResource, report *deletionReport) {
+	ri := c.dynamic.Resource(gvr).Namespace(ns)
+	fail := func(err error) {
+		report.deleteErrs = append(report.deleteErrs, fmt.Errorf("failed to delete %s in %s: %w", gvr.String(), ns, err))
+	}
+	ignorable := func(err error) bool { return apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) }
+	err := ri.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	if apierrors.IsMethodNotSupported(err) {
+		err = c.deleteEach(ctx, ri)
+	}
+	if err != nil && !ignorable(err) {
+		fail(err)
+		return
+	}
+	list, err := ri.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		if !ignorable(err) {
+			fail(err)
+		}
+		return
+	}
+	if len(list.Items) == 0 {
+		return
+	}
+	report.remaining[gvr] += len(list.Items)
+	waiting := false
+	for _, it := range list.Items {
+		for _, f := range it.GetFinalizers() {
+			report.finalizerLeft[f]++
+			waiting = true
+		}
+		if it.GetDeletionTimestamp() != nil && it.GetDeletionGracePeriodSeconds() != nil && *it.GetDeletionGracePeriodSeconds() > 0 {
+			waiting = true // graceful termination still under way
+		}
+	}
+	if !waiting {
+		// Nothing explains why these objects are still there.
+		report.deleteErrs = append(report.deleteErrs,
+			fmt.Errorf("unexpected items still remain in namespace: %s for gvr: %v", ns, gvr))
+	}
+}
+
+// deleteEach deletes objects one by one, for resources without
+// deletecollection.
+func (c *Controller) deleteEach(ctx context.Context, ri dynamic.ResourceInterface) error {
+	list, err := ri.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, it := range list.Items {
+		if err := ri.Delete(ctx, it.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateConditions records the pass's outcome in the namespace's status.
+func (c *Controller) updateConditions(ctx context.Context, name string, report *deletionReport) error {
+	ns, err := c.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("get namespace %s: %w", name, err)
+	}
+	if !report.applyConditions(&ns.Status, metav1.Now()) {
+		return nil
+	}
+	if _, err := c.client.CoreV1().Namespaces().UpdateStatus(ctx, ns, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("update conditions of namespace %s: %w", name, err)
+	}
+	return nil
 }

@@ -3,7 +3,9 @@
 // the grace period is marked Ready=Unknown and tainted unreachable; a
 // NotReady node is tainted not-ready; pods on such nodes are marked not
 // ready and evicted once their tolerations of those NoExecute taints run
-// out. It also gives each node a pod CIDR from the cluster CIDR.
+// out. Tainting is paced per zone and stops altogether while no node in
+// the cluster is ready, as upstream's disruption modes (disruption.go).
+// It also gives each node a pod CIDR from the cluster CIDR.
 package nodelifecycle
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +37,18 @@ type Config struct {
 	ClusterCIDR string
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+	// EvictionRate is how many nodes per second a healthy zone may get
+	// tainted for eviction (0.1).
+	EvictionRate float64
+	// SecondaryEvictionRate replaces it in a partially disrupted zone of a
+	// large cluster (0.01).
+	SecondaryEvictionRate float64
+	// LargeClusterSize is the zone size above which a partially disrupted
+	// zone still taints, at the secondary rate (50).
+	LargeClusterSize int
+	// UnhealthyZoneThreshold is the share of not-ready nodes (at least
+	// three) that makes a zone partially disrupted (0.55).
+	UnhealthyZoneThreshold float64
 }
 
 // Controller tracks node health.
@@ -46,6 +61,13 @@ type Controller struct {
 	cfg     Config
 	cluster *net.IPNet
 	log     *slog.Logger
+
+	mu         sync.Mutex // one monitor pass at a time
+	zoneStates map[string]zoneState
+	limiters   map[string]*bucket
+	// graceFrom restarts every node's grace period when full disruption
+	// ends, so nodes get time to report again before they count as lost.
+	graceFrom time.Time
 }
 
 // New builds the controller on factory's informers.
@@ -59,6 +81,18 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.EvictionRate == 0 {
+		cfg.EvictionRate = 0.1
+	}
+	if cfg.SecondaryEvictionRate == 0 {
+		cfg.SecondaryEvictionRate = 0.01
+	}
+	if cfg.LargeClusterSize == 0 {
+		cfg.LargeClusterSize = 50
+	}
+	if cfg.UnhealthyZoneThreshold == 0 {
+		cfg.UnhealthyZoneThreshold = 0.55
+	}
 	_, cluster, err := net.ParseCIDR(cfg.ClusterCIDR)
 	if err != nil || cluster.IP.To4() == nil {
 		return nil, fmt.Errorf("invalid cluster CIDR %q", cfg.ClusterCIDR)
@@ -68,7 +102,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	leases := factory.Coordination().V1().Leases()
 	return &Controller{
 		client: client, nodes: nodes.Lister(), pods: pods.Lister(), leases: leases.Lister(), cfg: cfg, cluster: cluster, log: log,
-		synced: []cache.InformerSynced{nodes.Informer().HasSynced, pods.Informer().HasSynced, leases.Informer().HasSynced},
+		synced:     []cache.InformerSynced{nodes.Informer().HasSynced, pods.Informer().HasSynced, leases.Informer().HasSynced},
+		zoneStates: map[string]zoneState{}, limiters: map[string]*bucket{},
 	}, nil
 }
 
@@ -92,16 +127,67 @@ func (c *Controller) monitor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := c.cfg.Now()
+	zones := map[string][]*corev1.NodeCondition{}
+	checked := make([]*corev1.Node, 0, len(nodes))
+	usedCIDRs := map[string]bool{}
 	for _, n := range nodes {
-		if err := c.allocateCIDR(ctx, n, nodes); err != nil {
+		if n.Spec.PodCIDR != "" {
+			usedCIDRs[n.Spec.PodCIDR] = true
+		}
+	}
+	for _, n := range nodes {
+		n, err := c.allocateCIDR(ctx, n, usedCIDRs)
+		if err != nil {
 			c.log.Warn("allocate pod CIDR", "node", n.Name, "err", err)
 		}
-		if err := c.checkNode(ctx, n, now); err != nil {
+		node, err := c.updateHealth(ctx, n, now)
+		if err != nil {
 			c.log.Warn("node health", "node", n.Name, "err", err)
+			continue
+		}
+		checked = append(checked, node)
+		if _, excluded := node.Labels[labelExcludeDisruption]; !excluded {
+			if rc := readyCondition(node); rc != nil {
+				zones[zoneKey(node)] = append(zones[zoneKey(node)], rc)
+			}
+		}
+	}
+	wasFull := c.allFullyDisrupted()
+	if c.handleDisruption(zones, now) {
+		// No node is ready: drop the eviction taints, so nothing is evicted
+		// until some node comes back.
+		for _, n := range checked {
+			if err := c.setTaint(ctx, n, "", now); err != nil {
+				c.log.Warn("remove eviction taint", "node", n.Name, "err", err)
+			}
+		}
+	}
+	if wasFull && !c.allFullyDisrupted() {
+		c.graceFrom = now
+	}
+	for _, n := range checked {
+		if err := c.taintAndEvict(ctx, n, now); err != nil {
+			c.log.Warn("node taints", "node", n.Name, "err", err)
 		}
 	}
 	return nil
+}
+
+// allFullyDisrupted reports whether the last pass found every zone fully
+// disrupted.
+func (c *Controller) allFullyDisrupted() bool {
+	if len(c.zoneStates) == 0 {
+		return false
+	}
+	for _, s := range c.zoneStates {
+		if s != stateFullDisruption {
+			return false
+		}
+	}
+	return true
 }
 
 func readyCondition(n *corev1.Node) *corev1.NodeCondition {
@@ -126,10 +212,16 @@ func (c *Controller) lastHeartbeat(n *corev1.Node) time.Time {
 	return t
 }
 
-func (c *Controller) checkNode(ctx context.Context, n *corev1.Node, now time.Time) error {
+// updateHealth marks a node silent for longer than the grace period
+// Ready=Unknown and its pods not ready; it returns the node as it now is.
+func (c *Controller) updateHealth(ctx context.Context, n *corev1.Node, now time.Time) (*corev1.Node, error) {
 	node := n.DeepCopy()
 	rc := readyCondition(node)
-	silent := now.Sub(c.lastHeartbeat(node)) > c.cfg.GracePeriod
+	last := c.lastHeartbeat(node)
+	if c.graceFrom.After(last) {
+		last = c.graceFrom
+	}
+	silent := now.Sub(last) > c.cfg.GracePeriod
 	if silent && (rc == nil || rc.Status != corev1.ConditionUnknown) {
 		cond := corev1.NodeCondition{
 			Type: corev1.NodeReady, Status: corev1.ConditionUnknown, Reason: "NodeStatusUnknown",
@@ -143,13 +235,22 @@ func (c *Controller) checkNode(ctx context.Context, n *corev1.Node, now time.Tim
 		}
 		updated, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		node = updated
-		rc = readyCondition(node)
+		// As upstream, in every disruption mode: endpoints stop sending
+		// traffic to pods nobody can vouch for.
 		c.markPodsNotReady(ctx, node.Name)
 	}
-	// The taint that matches the node's state, and only it.
+	return node, nil
+}
+
+// taintAndEvict gives the node the NoExecute taint that matches its Ready
+// condition, and only it, then evicts the pods that do not tolerate its
+// NoExecute taints. Adding a taint to an untainted node waits for the
+// zone's limiter; swapping one for the other and removing them do not.
+func (c *Controller) taintAndEvict(ctx context.Context, node *corev1.Node, now time.Time) error {
+	rc := readyCondition(node)
 	want := ""
 	switch {
 	case rc == nil:
@@ -158,8 +259,19 @@ func (c *Controller) checkNode(ctx context.Context, n *corev1.Node, now time.Tim
 	case rc.Status == corev1.ConditionFalse:
 		want = corev1.TaintNodeNotReady
 	}
-	if err := c.setTaint(ctx, node, want, now); err != nil {
-		return err
+	have := ""
+	for _, t := range node.Spec.Taints {
+		if (t.Key == corev1.TaintNodeUnreachable || t.Key == corev1.TaintNodeNotReady) && t.Effect == corev1.TaintEffectNoExecute {
+			have = t.Key
+		}
+	}
+	if want != "" && have == "" && !c.limiter(zoneKey(node), now).tryAccept(now) {
+		want = "" // not this pass: the zone's eviction rate is used up or zero
+	}
+	if want != "" || have != "" {
+		if err := c.setTaint(ctx, node, want, now); err != nil {
+			return err
+		}
 	}
 	return c.evict(ctx, node, now)
 }
@@ -284,20 +396,15 @@ func evictionTime(p *corev1.Pod, taints []corev1.Taint) (time.Time, bool) {
 	return at, evict
 }
 
-// allocateCIDR gives a node the first free /24 of the cluster CIDR.
-func (c *Controller) allocateCIDR(ctx context.Context, n *corev1.Node, all []*corev1.Node) error {
+// allocateCIDR gives a node the first /24 of the cluster CIDR not in used,
+// and adds it there; it returns the node as it now is.
+func (c *Controller) allocateCIDR(ctx context.Context, n *corev1.Node, used map[string]bool) (*corev1.Node, error) {
 	if n.Spec.PodCIDR != "" {
-		return nil
-	}
-	used := map[string]bool{}
-	for _, o := range all {
-		if o.Spec.PodCIDR != "" {
-			used[o.Spec.PodCIDR] = true
-		}
+		return n, nil
 	}
 	ones, _ := c.cluster.Mask.Size()
 	if ones > 24 {
-		return fmt.Errorf("cluster CIDR %s is smaller than a /24", c.cluster)
+		return n, fmt.Errorf("cluster CIDR %s is smaller than a /24", c.cluster)
 	}
 	base := c.cluster.IP.To4()
 	for i := 0; i < 1<<(24-ones); i++ {
@@ -308,8 +415,12 @@ func (c *Controller) allocateCIDR(ctx context.Context, n *corev1.Node, all []*co
 		}
 		next := n.DeepCopy()
 		next.Spec.PodCIDR, next.Spec.PodCIDRs = cidr, []string{cidr}
-		_, err := c.client.CoreV1().Nodes().Update(ctx, next, metav1.UpdateOptions{})
-		return err
+		updated, err := c.client.CoreV1().Nodes().Update(ctx, next, metav1.UpdateOptions{})
+		if err != nil {
+			return n, err
+		}
+		used[cidr] = true
+		return updated, nil
 	}
-	return fmt.Errorf("no free pod CIDR left in %s", c.cluster)
+	return n, fmt.Errorf("no free pod CIDR left in %s", c.cluster)
 }

@@ -39,6 +39,13 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A second, healthy node keeps the cluster out of full disruption,
+	// where nothing would be evicted.
+	healthy := node.DeepCopy()
+	healthy.Name = "n2"
+	if _, err := c.CoreV1().Nodes().Create(ctx, healthy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{NodeName: "n1",
 		Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
 	created, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
@@ -54,7 +61,8 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	}
 	sync := func() {
 		t.Helper()
-		time.Sleep(200 * time.Millisecond) // informers catch up
+		beat(t, c, "n2", clock())
+		waitSynced(t, c, f)
 		if err := ctrl.Monitor(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -62,8 +70,10 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	f.WaitForCacheSync(ctx.Done())
 	sync()
 	n, _ := c.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
-	if n.Spec.PodCIDR != "10.42.0.0/24" {
-		t.Fatalf("pod CIDR %q", n.Spec.PodCIDR)
+	n2, _ := c.CoreV1().Nodes().Get(ctx, "n2", metav1.GetOptions{})
+	cidrs := map[string]bool{n.Spec.PodCIDR: true, n2.Spec.PodCIDR: true}
+	if !cidrs["10.42.0.0/24"] || !cidrs["10.42.1.0/24"] {
+		t.Fatalf("pod CIDRs %q and %q", n.Spec.PodCIDR, n2.Spec.PodCIDR)
 	}
 	if len(n.Spec.Taints) != 0 {
 		t.Fatalf("healthy node tainted: %v", n.Spec.Taints)
