@@ -149,6 +149,8 @@ func New(cfg Config) (*Server, error) {
 			Authorizer:      s.authorizer,
 			ServiceAccounts: saTokenSource{s},
 			Pod:             saTokenSource{s}.GetPod,
+			LimitRanges:     limitRangeSource{s},
+			Quotas:          quotaSource{s},
 		})
 	}
 	if cfg.Authorizer != nil {

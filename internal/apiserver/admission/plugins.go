@@ -8,6 +8,8 @@ type Deps struct {
 	Authorizer      authz.Authorizer
 	ServiceAccounts ServiceAccountLookup
 	Pod             PodGetter
+	LimitRanges     LimitRangeLookup
+	Quotas          QuotaLookup
 }
 
 // Default is the admission chain of a Skiff server. Mutators run after
@@ -18,14 +20,19 @@ type Deps struct {
 func Default(d Deps) *Chain {
 	return &Chain{
 		Mutators: []Mutator{
+			NewLimitRanger(d.LimitRanges),
 			NewServiceAccount(d.ServiceAccounts),
 		},
 		Validators: []Validator{
+			NewLimitRanger(d.LimitRanges),
 			NewNodeRestriction(d.Pod),
 			NewCertificateApproval(d.Authorizer),
 			NewCertificateSigning(d.Authorizer),
 			NewCertificateSubjectRestriction(),
 			NewCertificateRequestRules(),
+			// Last, as upstream: only writes every other plugin let through
+			// count against a quota.
+			NewResourceQuota(d.Quotas),
 		},
 	}
 }

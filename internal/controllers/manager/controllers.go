@@ -14,13 +14,16 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/cronjob"
 	"github.com/skiff-dev/skiff/internal/controllers/daemonset"
 	"github.com/skiff-dev/skiff/internal/controllers/deployment"
+	"github.com/skiff-dev/skiff/internal/controllers/disruption"
 	"github.com/skiff-dev/skiff/internal/controllers/endpoints"
+	"github.com/skiff-dev/skiff/internal/controllers/endpointslicemirroring"
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/internal/controllers/job"
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
 	"github.com/skiff-dev/skiff/internal/controllers/nodelifecycle"
 	"github.com/skiff-dev/skiff/internal/controllers/podgc"
 	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
+	"github.com/skiff-dev/skiff/internal/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/internal/controllers/rootcacert"
 	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
 	"github.com/skiff-dev/skiff/internal/controllers/servicelb"
@@ -80,6 +83,7 @@ var registrations = []registration{
 		}
 		return endpoints.New(withDiscoveryV1(d.client, slices.client), d.factory, d.log), nil
 	}},
+	{"endpointslicemirroring", "endpointslicemirroring-controller", informerController(endpointslicemirroring.New)},
 	{"job", "job-controller", func(d deps) (Controller, error) {
 		ttl, err := d.ids.as("ttl-after-finished-controller")
 		if err != nil {
@@ -90,7 +94,20 @@ var registrations = []registration{
 	{"cronjob", "cronjob-controller", informerController(cronjob.New)},
 	{"daemonset", "daemon-set-controller", informerController(daemonset.New)},
 	{"statefulset", "statefulset-controller", informerController(statefulset.New)},
+	{"disruption", "disruption-controller", func(d deps) (Controller, error) {
+		c := disruption.New(d.client, d.factory, d.log)
+		return c, c.UseScaleSubresource(d.config, d.client.Discovery())
+	}},
 	{"podgc", "pod-garbage-collector", informerController(podgc.New)},
+	{"resourcequota", "resourcequota-controller", func(d deps) (Controller, error) {
+		meta, err := metadata.NewForConfig(d.config)
+		if err != nil {
+			return nil, err
+		}
+		c := resourcequota.New(d.client, d.factory, d.log)
+		c.UseMetadata(meta, d.client.Discovery())
+		return c, nil
+	}},
 	// Skiff's own: its role is system:controller:skiff-servicelb.
 	{"servicelb", "skiff-servicelb", informerController(servicelb.New)},
 	{"bootstrapsigner", "bootstrap-signer", func(d deps) (Controller, error) {

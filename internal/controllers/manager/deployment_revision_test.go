@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 )
 
 // What kubectl rollout history reads: the deployment's own revision, and
@@ -23,13 +24,19 @@ func TestDeploymentRevisionAnnotations(t *testing.T) {
 		}
 	}
 	eventually(t, "deployment revision 1", revision("1"))
-	cur, err := deps.Get(ctx, "hist", metav1.GetOptions{})
+	// The controller writes the Deployment's status meanwhile: retry on
+	// conflicts as any client would.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := deps.Get(ctx, "hist", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Annotations["kubernetes.io/change-cause"] = "second"
+		cur.Spec.Template.Spec.Containers[0].Image = "busybox:1.36"
+		_, err = deps.Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	cur.Annotations["kubernetes.io/change-cause"] = "second"
-	cur.Spec.Template.Spec.Containers[0].Image = "busybox:1.36"
-	if _, err := deps.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "deployment revision 2", revision("2"))
