@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllertest"
 )
 
 // runController runs the controller on a fake clientset holding objs until
@@ -23,11 +25,7 @@ func runController(t *testing.T, objs ...runtime.Object) *fake.Clientset {
 	client := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := New(client, factory, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	factory.Start(ctx.Done())
-	go func() { defer close(done); c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	controllertest.Run(t, context.Background(), factory, c.Run)
 	return client
 }
 

@@ -4,13 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllertest"
 )
 
 func startController(t *testing.T) *fake.Clientset {
@@ -18,21 +18,8 @@ func startController(t *testing.T) *fake.Clientset {
 	client := fake.NewClientset()
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := New(client, factory, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	controllertest.Run(t, context.Background(), factory, c.Run)
 	return client
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 5*time.Second, true,
-		func(context.Context) (bool, error) { return cond(), nil })
-	if err != nil {
-		t.Fatalf("timed out waiting for %s", what)
-	}
 }
 
 func statusIs(t *testing.T, client *fake.Clientset, ns, name string, hard, used corev1.ResourceList) func() bool {
@@ -52,7 +39,7 @@ func TestControllerTracksUsage(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "initial status", statusIs(t, client, "ns", "q", hard, rl("pods", "0", "configmaps", "0", "requests.cpu", "0")))
+	controllertest.WaitFor(t, "initial status", statusIs(t, client, "ns", "q", hard, rl("pods", "0", "configmaps", "0", "requests.cpu", "0")))
 
 	p := pod("p1", resources(rl("cpu", "300m"), nil))
 	if _, err := client.CoreV1().Pods("ns").Create(ctx, p, metav1.CreateOptions{}); err != nil {
@@ -65,14 +52,14 @@ func TestControllerTracksUsage(t *testing.T) {
 	if _, err := client.CoreV1().ConfigMaps("other").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "other"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "usage after creates", statusIs(t, client, "ns", "q", hard, rl("pods", "1", "configmaps", "1", "requests.cpu", "300m")))
+	controllertest.WaitFor(t, "usage after creates", statusIs(t, client, "ns", "q", hard, rl("pods", "1", "configmaps", "1", "requests.cpu", "300m")))
 
 	// A pod that finishes releases its resources.
 	p.Status.Phase = corev1.PodSucceeded
 	if _, err := client.CoreV1().Pods("ns").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "usage after pod finished", statusIs(t, client, "ns", "q", hard, rl("pods", "0", "configmaps", "1", "requests.cpu", "0")))
+	controllertest.WaitFor(t, "usage after pod finished", statusIs(t, client, "ns", "q", hard, rl("pods", "0", "configmaps", "1", "requests.cpu", "0")))
 
 	// A spec change is reflected in status.hard.
 	q, _ := client.CoreV1().ResourceQuotas("ns").Get(ctx, "q", metav1.GetOptions{})
@@ -81,10 +68,10 @@ func TestControllerTracksUsage(t *testing.T) {
 	if _, err := client.CoreV1().ResourceQuotas("ns").Update(ctx, q, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "status after spec change", statusIs(t, client, "ns", "q", hard2, rl("configmaps", "1")))
+	controllertest.WaitFor(t, "status after spec change", statusIs(t, client, "ns", "q", hard2, rl("configmaps", "1")))
 
 	if err := client.CoreV1().ConfigMaps("ns").Delete(ctx, "cm", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "usage after delete", statusIs(t, client, "ns", "q", hard2, rl("configmaps", "0")))
+	controllertest.WaitFor(t, "usage after delete", statusIs(t, client, "ns", "q", hard2, rl("configmaps", "0")))
 }

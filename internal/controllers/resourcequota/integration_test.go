@@ -17,6 +17,8 @@ import (
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/internal/testserver"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllertest"
 )
 
 // The controller, acting as its upstream ServiceAccount with only the
@@ -114,11 +116,7 @@ func runController(t *testing.T, client kubernetes.Interface, cfg *rest.Config) 
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := resourcequota.New(client, factory, slog.New(slog.DiscardHandler))
 	c.UseMetadata(metadata.NewForConfigOrDie(cfg), client.Discovery())
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	controllertest.Run(t, context.Background(), factory, c.Run)
 }
 
 func mustCreate(t *testing.T, create func() error) {

@@ -4,14 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllertest"
 )
 
 const testCA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -37,22 +37,8 @@ func start(t *testing.T, objs ...any) *fake.Clientset {
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := New(client, client, factory, []byte(testCA), slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	controllertest.Run(t, context.Background(), factory, c.Run)
 	return client
-}
-
-// waitFor polls until cond holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 5*time.Second, true,
-		func(context.Context) (bool, error) { return cond(), nil })
-	if err != nil {
-		t.Fatalf("timed out waiting for %s", what)
-	}
 }
 
 func published(client *fake.Clientset, ns string) bool {
@@ -63,8 +49,8 @@ func published(client *fake.Clientset, ns string) bool {
 func TestPublishesInEveryActiveNamespace(t *testing.T) {
 	client := start(t, namespace("default", corev1.NamespaceActive), namespace("kube-system", corev1.NamespaceActive),
 		namespace("going", corev1.NamespaceTerminating))
-	waitFor(t, "default", func() bool { return published(client, "default") })
-	waitFor(t, "kube-system", func() bool { return published(client, "kube-system") })
+	controllertest.WaitFor(t, "default", func() bool { return published(client, "default") })
+	controllertest.WaitFor(t, "kube-system", func() bool { return published(client, "kube-system") })
 
 	cm, _ := client.CoreV1().ConfigMaps("default").Get(context.Background(), ConfigMapName, metav1.GetOptions{})
 	if cm.Data[DataKey] != testCA || cm.Annotations[DescriptionAnnotation] == "" {
@@ -75,7 +61,7 @@ func TestPublishesInEveryActiveNamespace(t *testing.T) {
 	if _, err := client.CoreV1().Namespaces().Create(context.Background(), namespace("late", corev1.NamespaceActive), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "late", func() bool { return published(client, "late") })
+	controllertest.WaitFor(t, "late", func() bool { return published(client, "late") })
 
 	if _, err := client.CoreV1().ConfigMaps("going").Get(context.Background(), ConfigMapName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("terminating namespace got the configmap (err %v)", err)
@@ -84,11 +70,11 @@ func TestPublishesInEveryActiveNamespace(t *testing.T) {
 
 func TestRecreatesDeleted(t *testing.T) {
 	client := start(t, namespace("ns", corev1.NamespaceActive))
-	waitFor(t, "first publication", func() bool { return published(client, "ns") })
+	controllertest.WaitFor(t, "first publication", func() bool { return published(client, "ns") })
 	if err := client.CoreV1().ConfigMaps("ns").Delete(context.Background(), ConfigMapName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "recreation", func() bool { return published(client, "ns") })
+	controllertest.WaitFor(t, "recreation", func() bool { return published(client, "ns") })
 }
 
 func TestRepairsEdits(t *testing.T) {
@@ -100,7 +86,7 @@ func TestRepairsEdits(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			client := start(t, namespace("ns", corev1.NamespaceActive))
-			waitFor(t, "first publication", func() bool { return published(client, "ns") })
+			controllertest.WaitFor(t, "first publication", func() bool { return published(client, "ns") })
 			cm, err := client.CoreV1().ConfigMaps("ns").Get(context.Background(), ConfigMapName, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -109,7 +95,7 @@ func TestRepairsEdits(t *testing.T) {
 			if _, err := client.CoreV1().ConfigMaps("ns").Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "repair", func() bool { return published(client, "ns") })
+			controllertest.WaitFor(t, "repair", func() bool { return published(client, "ns") })
 		})
 	}
 }
@@ -119,7 +105,7 @@ func TestExistingStaleConfigMapIsRepairedAtStart(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: "ns", Labels: map[string]string{"keep": "me"}},
 		Data:       map[string]string{DataKey: "old CA"},
 	})
-	waitFor(t, "repair", func() bool { return published(client, "ns") })
+	controllertest.WaitFor(t, "repair", func() bool { return published(client, "ns") })
 	cm, _ := client.CoreV1().ConfigMaps("ns").Get(context.Background(), ConfigMapName, metav1.GetOptions{})
 	if cm.Labels["keep"] != "me" {
 		t.Errorf("labels lost: %v", cm.Labels)

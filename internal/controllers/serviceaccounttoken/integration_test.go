@@ -17,6 +17,8 @@ import (
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/satoken"
 	"github.com/skiff-dev/skiff/internal/testserver"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllertest"
 )
 
 // TestFilledTokenAuthenticates runs the controller against a real API
@@ -48,11 +50,8 @@ func TestFilledTokenAuthenticates(t *testing.T) {
 	}
 	factory := informers.NewSharedInformerFactory(admin, 0)
 	c := New(admin, factory, sign, []byte(testCA), slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	ctx := context.Background()
+	controllertest.Run(t, ctx, factory, c.Run)
 
 	sa, err := admin.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "ci"}}, metav1.CreateOptions{})
 	if err != nil {

@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllertest"
 )
 
 const testCA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -61,21 +61,8 @@ func start(t *testing.T, objs ...any) *fake.Clientset {
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := New(client, factory, fakeSign, []byte(testCA), slog.New(slog.DiscardHandler))
-	runCtx, cancel := context.WithCancel(ctx)
-	factory.Start(runCtx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	controllertest.Run(t, ctx, factory, c.Run)
 	return client
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 5*time.Second, true,
-		func(context.Context) (bool, error) { return cond(), nil })
-	if err != nil {
-		t.Fatalf("timed out waiting for %s", what)
-	}
 }
 
 func getSecret(client *fake.Clientset, name string) (*corev1.Secret, error) {
@@ -95,7 +82,7 @@ func gone(client *fake.Clientset, name string) bool {
 
 func TestFillsTokenSecret(t *testing.T) {
 	client := start(t, serviceAccount("build", "u1"), tokenSecret("build-token", "build", ""))
-	waitFor(t, "filled secret", func() bool { return filled(client, "build-token") })
+	controllertest.WaitFor(t, "filled secret", func() bool { return filled(client, "build-token") })
 	s, _ := getSecret(client, "build-token")
 	if got, want := string(s.Data[corev1.ServiceAccountTokenKey]), "ns/build/u1/build-token"; got != want {
 		t.Errorf("token = %q, want %q", got, want)
@@ -121,13 +108,13 @@ func TestRepairs(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			client := start(t, serviceAccount("build", "u1"), tokenSecret("build-token", "build", ""))
-			waitFor(t, "filled secret", func() bool { return filled(client, "build-token") })
+			controllertest.WaitFor(t, "filled secret", func() bool { return filled(client, "build-token") })
 			s, _ := getSecret(client, "build-token")
 			tc.edit(s)
 			if _, err := client.CoreV1().Secrets("ns").Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "repaired secret", func() bool {
+			controllertest.WaitFor(t, "repaired secret", func() bool {
 				s, err := getSecret(client, "build-token")
 				return filled(client, "build-token") && err == nil && string(s.Data[corev1.ServiceAccountTokenKey]) == tc.wantToken
 			})
@@ -142,9 +129,9 @@ func TestDeletesSecretWithoutServiceAccount(t *testing.T) {
 		tokenSecret("good", "build", "u1"),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "opaque", Namespace: "ns",
 			Annotations: map[string]string{corev1.ServiceAccountNameKey: "missing"}}})
-	waitFor(t, "orphan deleted", func() bool { return gone(client, "orphan") })
-	waitFor(t, "stale-uid deleted", func() bool { return gone(client, "stale-uid") })
-	waitFor(t, "good filled", func() bool { return filled(client, "good") })
+	controllertest.WaitFor(t, "orphan deleted", func() bool { return gone(client, "orphan") })
+	controllertest.WaitFor(t, "stale-uid deleted", func() bool { return gone(client, "stale-uid") })
+	controllertest.WaitFor(t, "good filled", func() bool { return filled(client, "good") })
 	if gone(client, "opaque") {
 		t.Error("an opaque secret was deleted")
 	}
@@ -154,13 +141,13 @@ func TestServiceAccountDeletionDeletesItsTokens(t *testing.T) {
 	client := start(t, serviceAccount("build", "u1"), serviceAccount("other", "u2"),
 		tokenSecret("build-a", "build", ""), tokenSecret("build-b", "build", ""), tokenSecret("other-a", "other", ""))
 	for _, n := range []string{"build-a", "build-b", "other-a"} {
-		waitFor(t, n+" filled", func() bool { return filled(client, n) })
+		controllertest.WaitFor(t, n+" filled", func() bool { return filled(client, n) })
 	}
 	if err := client.CoreV1().ServiceAccounts("ns").Delete(context.Background(), "build", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "build-a deleted", func() bool { return gone(client, "build-a") })
-	waitFor(t, "build-b deleted", func() bool { return gone(client, "build-b") })
+	controllertest.WaitFor(t, "build-a deleted", func() bool { return gone(client, "build-a") })
+	controllertest.WaitFor(t, "build-b deleted", func() bool { return gone(client, "build-b") })
 	if gone(client, "other-a") {
 		t.Error("another service account's token was deleted")
 	}
@@ -168,11 +155,11 @@ func TestServiceAccountDeletionDeletesItsTokens(t *testing.T) {
 
 func TestSecretDeletionDropsReference(t *testing.T) {
 	client := start(t, serviceAccount("build", "u1", "build-token", "keep"), tokenSecret("build-token", "build", ""))
-	waitFor(t, "filled secret", func() bool { return filled(client, "build-token") })
+	controllertest.WaitFor(t, "filled secret", func() bool { return filled(client, "build-token") })
 	if err := client.CoreV1().Secrets("ns").Delete(context.Background(), "build-token", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reference dropped", func() bool {
+	controllertest.WaitFor(t, "reference dropped", func() bool {
 		sa, err := client.CoreV1().ServiceAccounts("ns").Get(context.Background(), "build", metav1.GetOptions{})
 		return err == nil && len(sa.Secrets) == 1 && sa.Secrets[0].Name == "keep"
 	})
