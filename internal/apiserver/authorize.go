@@ -3,6 +3,8 @@ package apiserver
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -189,7 +191,9 @@ func (s *Server) impersonate(r *http.Request, u *authn.User) (*authn.User, error
 	}
 	for _, k := range extraKeys {
 		key := strings.ToLower(strings.TrimPrefix(k, impersonateExtraPrefix))
-		if unescaped, err := unescapeExtraKey(key); err == nil {
+		// kubectl percent-encodes extra keys that are not valid header
+		// names.
+		if unescaped, err := url.PathUnescape(key); err == nil {
 			key = unescaped
 		}
 		for _, v := range r.Header.Values(k) {
@@ -203,39 +207,8 @@ func (s *Server) impersonate(r *http.Request, u *authn.User) (*authn.User, error
 		}
 	}
 	next.Groups = append([]string{}, groups...)
-	if name != anonymousUser.Name && !contains(next.Groups, "system:authenticated") {
+	if name != anonymousUser.Name && !slices.Contains(next.Groups, "system:authenticated") {
 		next.Groups = append(next.Groups, "system:authenticated")
 	}
 	return next, nil
-}
-
-// unescapeExtraKey undoes the percent-encoding kubectl applies to extra keys
-// that are not valid header names.
-func unescapeExtraKey(k string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(k); i++ {
-		if k[i] != '%' {
-			b.WriteByte(k[i])
-			continue
-		}
-		if i+2 >= len(k) {
-			return "", fmt.Errorf("bad escape in %q", k)
-		}
-		var c byte
-		if _, err := fmt.Sscanf(k[i+1:i+3], "%02x", &c); err != nil {
-			return "", err
-		}
-		b.WriteByte(c)
-		i += 2
-	}
-	return b.String(), nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
