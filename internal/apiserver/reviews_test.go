@@ -1,0 +1,65 @@
+package apiserver_test
+
+import (
+	"context"
+	"testing"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestAccessReviews: SubjectAccessReview asks the server's own authorizer
+// chain about someone else; malformed reviews are 422 and nothing is kept.
+func TestAccessReviews(t *testing.T) {
+	ctx := context.Background()
+	s := startRBACServer(t)
+	admin := s.ClientWithToken("admin")
+	sar := func(user string, groups []string, verb, resource, ns string) *authorizationv1.SubjectAccessReview {
+		return &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: groups,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Resource: resource, Namespace: ns},
+		}}
+	}
+	for _, tc := range []struct {
+		name    string
+		review  *authorizationv1.SubjectAccessReview
+		allowed bool
+	}{
+		{"a member of system:masters", sar("root", []string{"system:masters"}, "delete", "namespaces", ""), true},
+		{"an ordinary user", sar("alice", []string{"system:authenticated"}, "list", "pods", "default"), false},
+		{"a node reading nodes", sar("system:node:n1", []string{"system:nodes"}, "list", "nodes", ""), true},
+		{"a node deleting namespaces", sar("system:node:n1", []string{"system:nodes"}, "delete", "namespaces", ""), false},
+	} {
+		got, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, tc.review, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got.Status.Allowed != tc.allowed {
+			t.Errorf("%s: allowed = %v (%s), want %v", tc.name, got.Status.Allowed, got.Status.Reason, tc.allowed)
+		}
+	}
+
+	noSubject := sar("", nil, "get", "pods", "default")
+	if _, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, noSubject, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("review without user or groups: %v, want 422", err)
+	}
+	both := sar("alice", nil, "get", "pods", "default")
+	both.Spec.NonResourceAttributes = &authorizationv1.NonResourceAttributes{Path: "/healthz", Verb: "get"}
+	if _, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, both, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("review with resource and non-resource attributes: %v, want 422", err)
+	}
+	local := &authorizationv1.LocalSubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: "alice", ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "other"}}}
+	if _, err := admin.AuthorizationV1().LocalSubjectAccessReviews("default").Create(ctx, local, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("local review for another namespace: %v, want 422", err)
+	}
+	rules := &authorizationv1.SelfSubjectRulesReview{}
+	if _, err := admin.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, rules, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("rules review without a namespace: %v, want 422", err)
+	}
+	// Reviews are answers, never stored objects.
+	if _, err := admin.AuthorizationV1().RESTClient().Get().AbsPath("/apis/authorization.k8s.io/v1/subjectaccessreviews").DoRaw(ctx); !apierrors.IsMethodNotSupported(err) {
+		t.Errorf("GET of subjectaccessreviews: %v, want 405", err)
+	}
+}
