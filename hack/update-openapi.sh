@@ -30,17 +30,22 @@ printf 'package tools\n\nimport _ "k8s.io/kube-openapi/cmd/openapi-gen"\n' >"$to
 	k8s.io/api/authentication/v1 \
 	k8s.io/api/authorization/v1 \
 	k8s.io/api/autoscaling/v1 \
+	k8s.io/api/autoscaling/v2 \
 	k8s.io/api/batch/v1 \
 	k8s.io/api/certificates/v1 \
 	k8s.io/api/coordination/v1 \
 	k8s.io/api/discovery/v1 \
 	k8s.io/api/events/v1 \
+	k8s.io/api/flowcontrol/v1 \
 	k8s.io/api/networking/v1 \
+	k8s.io/api/node/v1 \
 	k8s.io/api/policy/v1 \
 	k8s.io/api/rbac/v1 \
+	k8s.io/api/resource/v1 \
 	k8s.io/api/scheduling/v1 \
 	k8s.io/api/scheduling/v1alpha3 \
 	k8s.io/api/storage/v1 \
+	k8s.io/api/storagemigration/v1 \
 	k8s.io/apimachinery/pkg/apis/meta/v1 \
 	k8s.io/apimachinery/pkg/api/resource \
 	k8s.io/apimachinery/pkg/runtime \

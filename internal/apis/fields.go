@@ -30,6 +30,8 @@ func fieldSetFor(r *Resource) func(runtime.Object) fields.Set {
 		return func(obj runtime.Object) fields.Set {
 			return fields.Set{"spec.signerName": obj.(*certificatesv1.CertificateSigningRequest).Spec.SignerName}
 		}
+	case moreFieldSet(r.Kind) != nil:
+		return moreFieldSet(r.Kind)
 	case !r.Namespaced:
 		return noNamespace
 	}
@@ -134,6 +136,9 @@ func (r *Resource) FieldLabelError(label string) string {
 		r.GVR.Group == "events.k8s.io" && r.Kind == "Event",
 		r.GVR.Group == "certificates.k8s.io" && r.Kind == "CertificateSigningRequest":
 		return "field label not supported: " + label
+	}
+	if msg, ok := moreFieldLabelError(r, label); ok {
+		return msg
 	}
 	return fmt.Sprintf("%q is not a known field selector: only %q, %q", label, "metadata.name", "metadata.namespace")
 }

@@ -1,6 +1,8 @@
 package apis
 
 import (
+	"strings"
+
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -20,11 +22,17 @@ import (
 )
 
 // groupOrder is the order in which groups appear in discovery, as upstream
-// lists them.
+// lists them: by kube-aggregator's group priority, highest first, ties by name.
 var groupOrder = []string{
-	"", "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
-	"networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io",
+	"", "apiregistration.k8s.io", "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch",
+	"certificates.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "storage.k8s.io", "admissionregistration.k8s.io",
+	"apiextensions.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io", "resource.k8s.io",
+	"flowcontrol.apiserver.k8s.io", "storagemigration.k8s.io",
 }
+
+// versionOrder lists the versions of a group served in more than one, the
+// preferred first, as upstream's discovery does.
+var versionOrder = map[string][]string{"autoscaling": {"v2", "v1"}}
 
 // def is shorthand for building a Resource.
 func def(gv schema.GroupVersion, resource, singular, kind string, namespaced bool,
@@ -44,7 +52,7 @@ func def(gv schema.GroupVersion, resource, singular, kind string, namespaced boo
 // (who is this token, may this user do that) whose answer is returned and
 // never stored.
 func review(gv schema.GroupVersion, resource, kind string, namespaced bool, newObj func() runtime.Object) *Resource {
-	r := def(gv, resource, "", kind, namespaced, newObj, nil)
+	r := def(gv, resource, strings.ToLower(kind), kind, namespaced, newObj, nil)
 	r.CreateOnly = true
 	return r
 }
@@ -68,7 +76,7 @@ func All() []*Resource {
 		def(core, "namespaces", "namespace", "Namespace", false,
 			func() runtime.Object { return &corev1.Namespace{} }, func() runtime.Object { return &corev1.NamespaceList{} }, "ns").with("status", "finalize"),
 		def(core, "pods", "pod", "Pod", true,
-			func() runtime.Object { return &corev1.Pod{} }, func() runtime.Object { return &corev1.PodList{} }, "po").with("status", "binding", "eviction").inAll(),
+			func() runtime.Object { return &corev1.Pod{} }, func() runtime.Object { return &corev1.PodList{} }, "po").with("status", "binding", "eviction", "ephemeralcontainers", "resize").inAll(),
 		def(core, "services", "service", "Service", true,
 			func() runtime.Object { return &corev1.Service{} }, func() runtime.Object { return &corev1.ServiceList{} }, "svc").with("status").inAll(),
 		def(core, "endpoints", "endpoints", "Endpoints", true,
@@ -159,6 +167,10 @@ func All() []*Resource {
 	for _, r := range rs {
 		attachBehaviour(r)
 	}
+	rs = append(rs, nodeResources()...)
+	rs = append(rs, netAndLegacyResources()...)
+	rs = append(rs, moreResources()...)
+	rs = append(rs, flowControlResources()...)
 	return rs
 }
 
@@ -179,6 +191,12 @@ func NewRegistry(rs []*Resource) *Registry {
 		seen[r.GVR.GroupVersion()] = true
 	}
 	for _, g := range groupOrder {
+		for _, v := range versionOrder[g] {
+			if gv := (schema.GroupVersion{Group: g, Version: v}); seen[gv] {
+				reg.gvs = append(reg.gvs, gv)
+				delete(seen, gv)
+			}
+		}
 		for gv := range seen {
 			if gv.Group == g {
 				reg.gvs = append(reg.gvs, gv)

@@ -26,6 +26,9 @@ type Resource struct {
 	// CreateOnly marks a virtual resource that is never stored: POSTing
 	// one returns an answer (TokenReview, SubjectAccessReview and kin).
 	CreateOnly bool
+	// Verbs, when set, are the only verbs of a resource that is not stored
+	// but answered by the server (componentstatuses: get and list).
+	Verbs []string
 
 	// New returns an empty typed object (e.g. &appsv1.Deployment{}).
 	New func() runtime.Object
@@ -47,6 +50,24 @@ type Resource struct {
 	TableColumns []metav1.TableColumnDefinition
 	// TableRow returns the cells of obj for TableColumns (without Name).
 	TableRow func(obj runtime.Object) []any
+
+	// Storage, when set, is the form objects are stored in, for a resource
+	// served in several versions from one etcd prefix (autoscaling/v1
+	// HorizontalPodAutoscalers are stored as autoscaling/v2).
+	Storage *StorageForm
+}
+
+// StorageForm is the stored representation of a resource whose served type
+// differs from it, with the conversions between the two. Conversions must
+// not modify their argument.
+type StorageForm struct {
+	GVK schema.GroupVersionKind
+	// New returns an empty object of the storage type.
+	New func() runtime.Object
+	// ToStorage converts a served object into the storage form.
+	ToStorage func(runtime.Object) (runtime.Object, error)
+	// FromStorage converts a stored object into the served form.
+	FromStorage func(runtime.Object) (runtime.Object, error)
 }
 
 // HasSubresource reports whether r serves the named subresource.

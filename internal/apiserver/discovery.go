@@ -2,14 +2,12 @@ package apiserver
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"runtime"
 	"sort"
 	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
@@ -75,8 +73,20 @@ func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion str
 			core.Items = append(core.Items, disc)
 			continue
 		}
-		aggr.Items = append(aggr.Items, disc)
 		gvd := metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.Version}
+		// A group's versions come together, the preferred first (Registry
+		// orders them): later ones join the group's documents.
+		if n := len(groupList.Groups); n > 0 && groupList.Groups[n-1].Name == gv.Group {
+			g := &groupList.Groups[n-1]
+			g.Versions = append(g.Versions, gvd)
+			last := &aggr.Items[len(aggr.Items)-1]
+			last.Versions = append(last.Versions, disc.Versions...)
+			if d.groupDocs[gv.Group], err = json.Marshal(g); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		aggr.Items = append(aggr.Items, disc)
 		g := metav1.APIGroup{
 			TypeMeta:         metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"},
 			Name:             gv.Group,
@@ -142,10 +152,20 @@ func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion str
 	return d, err
 }
 
-// resourceVerbs are the verbs a resource answers.
+// verbsNamespaces are the verbs of namespaces: upstream serves no
+// deletecollection for them.
+var verbsNamespaces = metav1.Verbs{"create", "delete", "get", "list", "patch", "update", "watch"}
+
+// resourceVerbs are the verbs a resource answers; the router refuses the
+// others with 405.
 func resourceVerbs(r *apis.Resource) metav1.Verbs {
-	if r.CreateOnly {
+	switch {
+	case r.Verbs != nil:
+		return r.Verbs
+	case r.CreateOnly:
 		return metav1.Verbs{"create"}
+	case r.GVR.Group == "" && r.GVR.Resource == "namespaces":
+		return verbsNamespaces
 	}
 	return verbsAll
 }
@@ -154,6 +174,8 @@ func subresourceVerbs(sub string) metav1.Verbs {
 	switch sub {
 	case "binding", "eviction", "token":
 		return metav1.Verbs{"create"}
+	case "finalize":
+		return metav1.Verbs{"update"}
 	case "log":
 		return metav1.Verbs{"get"}
 	case "exec", "attach", "portforward":
@@ -202,7 +224,7 @@ func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResour
 			case "token":
 				ar.Group, ar.Version, ar.Kind = "authentication.k8s.io", "v1", "TokenRequest"
 			case "exec", "attach", "portforward":
-				ar.Kind = "Pod" + map[string]string{"exec": "ExecOptions", "attach": "AttachOptions", "portforward": "PortForwardOptions"}[sub]
+				ar.Kind = "Pod" + connectOptionsKind[sub]
 			case "log", "proxy":
 				ar.Kind = map[string]string{"log": "Pod", "proxy": r.Kind + "ProxyOptions"}[sub]
 			}
@@ -213,6 +235,10 @@ func resourceList(gv schema.GroupVersion, rs []*apis.Resource) *metav1.APIResour
 	return l
 }
 
+// connectOptionsKind completes the kind ("Pod" + it) of a pod's streaming
+// subresources.
+var connectOptionsKind = map[string]string{"exec": "ExecOptions", "attach": "AttachOptions", "portforward": "PortForwardOptions"}
+
 func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv2.APIVersionDiscovery {
 	v := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
 	for _, r := range rs {
@@ -221,8 +247,10 @@ func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv
 			scope = apidiscoveryv2.ScopeNamespace
 		}
 		rd := apidiscoveryv2.APIResourceDiscovery{
-			Resource:         r.GVR.Resource,
-			ResponseKind:     &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+			Resource: r.GVR.Resource,
+			// Upstream names only the kind of a resource's own objects:
+			// group and version are the document's.
+			ResponseKind:     &metav1.GroupVersionKind{Kind: r.Kind},
 			Scope:            scope,
 			SingularResource: r.SingularName,
 			Verbs:            resourceVerbs(r),
@@ -232,20 +260,24 @@ func versionDiscovery(gv schema.GroupVersion, rs []*apis.Resource) apidiscoveryv
 		for _, sub := range discoverySubresources(r) {
 			sd := apidiscoveryv2.APISubresourceDiscovery{
 				Subresource:  sub,
-				ResponseKind: &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+				ResponseKind: &metav1.GroupVersionKind{Kind: r.Kind},
 				Verbs:        subresourceVerbs(sub),
 			}
 			switch sub {
 			case "scale":
 				sd.ResponseKind = &metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
 			case "binding":
-				sd.ResponseKind = &metav1.GroupVersionKind{Version: "v1", Kind: "Binding"}
+				sd.ResponseKind = &metav1.GroupVersionKind{Kind: "Binding"}
 			case "eviction":
 				sd.ResponseKind = &metav1.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
 			case "token":
 				sd.ResponseKind = &metav1.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"}
-			case "log", "exec", "attach", "portforward", "proxy":
-				sd.ResponseKind = &metav1.GroupVersionKind{}
+			case "log":
+				sd.ResponseKind = &metav1.GroupVersionKind{Kind: "Pod"}
+			case "exec", "attach", "portforward":
+				sd.ResponseKind = &metav1.GroupVersionKind{Kind: "Pod" + connectOptionsKind[sub]}
+			case "proxy":
+				sd.ResponseKind = &metav1.GroupVersionKind{Kind: r.Kind + "ProxyOptions"}
 			}
 			rd.Subresources = append(rd.Subresources, sd)
 		}
@@ -293,7 +325,7 @@ func (d *discovery) serveAPIs(w http.ResponseWriter, r *http.Request, s *Server)
 // /api/v1.
 func (d *discovery) serveGroupOrVersion(w http.ResponseWriter, r *http.Request, s *Server, gv schema.GroupVersion) {
 	if r.Method != http.MethodGet {
-		s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{}, r.Method))
+		s.writeError(w, r, errMethodNotAllowed())
 		return
 	}
 	if gv.Version == "" {
@@ -305,5 +337,15 @@ func (d *discovery) serveGroupOrVersion(w http.ResponseWriter, r *http.Request, 
 		writeRaw(w, http.StatusOK, b)
 		return
 	}
-	s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, fmt.Sprint(gv)))
+	s.writeError(w, r, errNoRoute())
+}
+
+// servesGroup reports whether group (the core group is "") is served;
+// paths under any other group are upstream's plain-text 404.
+func (d *discovery) servesGroup(group string) bool {
+	if group == "" {
+		return true
+	}
+	_, ok := d.groupDocs[group]
+	return ok
 }

@@ -84,9 +84,17 @@ func (r *resource) nsPrefix(ns string) string {
 // decode reads a stored protobuf value and stamps it with rev.
 func (r *resource) decode(data []byte, rev int64) (runtime.Object, error) {
 	into := r.New()
+	if r.Storage != nil {
+		into = r.Storage.New()
+	}
 	obj, _, err := r.codecs.protobuf.Decode(data, nil, into)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", r.gr, err)
+	}
+	if r.Storage != nil {
+		if obj, err = r.Storage.FromStorage(obj); err != nil {
+			return nil, fmt.Errorf("convert stored %s to %s: %w", r.gr, r.gvk.Version, err)
+		}
 	}
 	obj.GetObjectKind().SetGroupVersionKind(r.gvk)
 	m, err := meta.Accessor(obj)
@@ -100,6 +108,14 @@ func (r *resource) decode(data []byte, rev int64) (runtime.Object, error) {
 // encode serialises obj for storage without its resourceVersion, which
 // etcd's revision supplies.
 func (r *resource) encode(obj runtime.Object) ([]byte, error) {
+	gvk := r.gvk
+	if r.Storage != nil {
+		stored, err := r.Storage.ToStorage(obj)
+		if err != nil {
+			return nil, fmt.Errorf("convert %s %s to its storage form: %w", r.gvk.Version, r.gr, err)
+		}
+		obj, gvk = stored, r.Storage.GVK
+	}
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, err
@@ -107,7 +123,7 @@ func (r *resource) encode(obj runtime.Object) ([]byte, error) {
 	rv := m.GetResourceVersion()
 	m.SetResourceVersion("")
 	defer m.SetResourceVersion(rv)
-	obj.GetObjectKind().SetGroupVersionKind(r.gvk)
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
 	var buf bytes.Buffer
 	if err := r.codecs.protobuf.Encode(obj, &buf); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", r.gr, err)
@@ -208,7 +224,7 @@ func (r *resource) guaranteedUpdate(ctx context.Context, ns, name string, fn upd
 // deleteNow removes the object if it is still at rev; last is returned to
 // the client as the deleted object.
 func (r *resource) deleteNow(ctx context.Context, ns, name string, rev int64, last runtime.Object) (runtime.Object, error) {
-	_, _, err := r.store.Delete(ctx, r.key(ns, name), rev)
+	_, _, err := r.store.DeleteWith(ctx, r.key(ns, name), rev, heldKeys(last))
 	if err != nil {
 		return nil, storageError(err, r.gr, name)
 	}

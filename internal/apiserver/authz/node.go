@@ -92,6 +92,8 @@ func (n *Node) Authorize(_ context.Context, a Attributes) (Decision, string, err
 		return n.related(a, node, n.podUsesClaim)
 	case a.APIGroup == "" && a.Resource == "persistentvolumes":
 		return n.relatedVolume(a, node)
+	case a.APIGroup == "resource.k8s.io" && a.Resource == "resourceclaims":
+		return n.related(a, node, n.podUsesResourceClaim)
 	case a.APIGroup == "" && a.Resource == "serviceaccounts" && a.Subresource == "token":
 		if a.Verb != "create" {
 			return NoOpinion, "", nil

@@ -51,6 +51,10 @@ func NodeRules() []rbacv1.PolicyRule {
 		newRule(read...).groups(storageGroup).res("csidrivers"),
 		newRule("create", "delete", "get", "patch", "update").groups(storageGroup).res("csinodes"),
 		newRule(read...).groups(nodeGroup).res("runtimeclasses"),
+		newRule("get").groups(resourceGroup).res("resourceclaims"),
+		newRule("deletecollection").groups(resourceGroup).res("resourceslices"),
+		newRule("get", "list", "watch").groups(certificatesGroup).res("clustertrustbundles"),
+		newRule("get", "list", "watch", "create").groups(certificatesGroup).res("podcertificaterequests"),
 	)
 }
 
@@ -131,9 +135,22 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			newRule("create").groups(authenticationGroup).res("tokenreviews"),
 			newRule("create").groups(authorizationGroup).res("subjectaccessreviews"),
 			newRule(read...).groups(storageGroup).res("csinodes"),
+			newRule("get", "list", "watch").groups(storageGroup).res("volumeattachments"),
 			newRule(read...).groups(legacyGroup).res("namespaces"),
 			newRule(read...).groups(storageGroup).res("csidrivers"),
 			newRule(read...).groups(storageGroup).res("csistoragecapacities"),
+			// Dynamic resource allocation (GA, with its default-on parts).
+			newRule(read...).groups(resourceGroup).res("deviceclasses"),
+			newRule("get", "list", "watch", "update", "patch").groups(resourceGroup).res("resourceclaims"),
+			newRule("get", "list", "watch", "update", "patch").groups(resourceGroup).res("resourceclaims/status"),
+			newRule("update").groups(legacyGroup).res("pods/finalizers"),
+			newRule(read...).groups(resourceGroup).res("resourceslices"),
+			newRule("create", "delete").groups(resourceGroup).res("resourceclaims"),
+			newRule(read...).groups(resourceGroup).res("devicetaintrules"),
+			newRule("update", "patch").groups(resourceGroup).res("resourceclaims/binding"),
+		),
+		clusterRole("system:cluster-trust-bundle-discovery",
+			newRule(read...).groups(certificatesGroup).res("clustertrustbundles"),
 		),
 		clusterRole("system:kubelet-api-admin",
 			newRule(read...).groups(legacyGroup).res("nodes"),
@@ -202,6 +219,7 @@ func aggregateToEditRules() []rule {
 		newRule(write...).groups(policyGroup).res("poddisruptionbudgets"),
 		newRule(write...).groups(networkingGroup).res("ingresses", "networkpolicies"),
 		newRule(rw...).groups(coordinationGroup).res("leases"),
+		newRule(write...).groups(resourceGroup).res("resourceclaims", "resourceclaimtemplates"),
 	}
 }
 
@@ -223,6 +241,7 @@ func aggregateToViewRules() []rule {
 			"replicasets/status", "replicationcontrollers/scale"),
 		newRule(read...).groups(policyGroup).res("poddisruptionbudgets", "poddisruptionbudgets/status"),
 		newRule(read...).groups(networkingGroup).res("ingresses", "ingresses/status", "networkpolicies"),
+		newRule(read...).groups(resourceGroup).res("resourceclaims", "resourceclaims/status", "resourceclaimtemplates"),
 	}
 }
 
@@ -271,6 +290,7 @@ func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		clusterRoleBinding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery",
 			groupSubject(groupServiceAccounts)),
 		clusterRoleBinding("system:volume-scheduler", "system:volume-scheduler", userSubject(userScheduler)),
+		clusterRoleBinding("system:cluster-trust-bundle-discovery", "system:cluster-trust-bundle-discovery", groupSubject(groupServiceAccounts)),
 
 		// What kubeadm adds so that bootstrap tokens can join nodes and
 		// nodes can renew their client certificates.
