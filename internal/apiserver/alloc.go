@@ -7,22 +7,31 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-dev/skiff/internal/storage"
 )
 
-// Reservation keys: one etcd key per allocated cluster IP and node port,
-// created in the same transaction as the Service that holds it, so two
-// services can never be given the same address.
+// A Service's addresses are reserved by keys created in the same etcd
+// transaction as the Service and deleted with it, so two Services can never
+// share one: each cluster IP is an IPAddress object (its key is the
+// reservation, and `kubectl get ipaddresses` shows it), each node port a key
+// under nodePortPrefix.
 const (
-	clusterIPPrefix = "/registry/ranges/serviceips/"
+	ipAddressPrefix = "/registry/ipaddresses.networking.k8s.io/"
 	nodePortPrefix  = "/registry/ranges/servicenodeports/"
 )
+
+// maxAllocAttempts bounds the transactions one create tries when the
+// addresses it picked were taken meanwhile by writers the caches had not
+// shown yet.
+const maxAllocAttempts = 64
 
 // PortRange is an inclusive range of node ports.
 type PortRange struct{ Base, Size int }
@@ -45,11 +54,31 @@ func addIP(ip net.IP, n int64) net.IP {
 	return out
 }
 
+// ClusterDNSServiceIP is the tenth address of the service range, where
+// upstream puts the cluster DNS Service (10.96.0.10 for 10.96.0.0/12).
+func ClusterDNSServiceIP(cidr *net.IPNet) net.IP {
+	return addIP(cidr.IP, 10)
+}
+
+// serviceIPs are the cluster IPs a service holds.
+func serviceIPs(svc *corev1.Service) []string {
+	if len(svc.Spec.ClusterIPs) > 0 {
+		if svc.Spec.ClusterIPs[0] == corev1.ClusterIPNone {
+			return nil
+		}
+		return svc.Spec.ClusterIPs
+	}
+	if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+		return []string{ip}
+	}
+	return nil
+}
+
 // reservations returns the keys a service holds.
 func reservations(svc *corev1.Service) []string {
 	var keys []string
-	if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
-		keys = append(keys, clusterIPPrefix+ip)
+	for _, ip := range serviceIPs(svc) {
+		keys = append(keys, ipAddressKey(ip))
 	}
 	for _, p := range svc.Spec.Ports {
 		if p.NodePort != 0 {
@@ -59,22 +88,56 @@ func reservations(svc *corev1.Service) []string {
 	return keys
 }
 
+// heldKeys are the reservation keys to delete together with obj.
+func heldKeys(obj runtime.Object) []string {
+	if svc, ok := obj.(*corev1.Service); ok {
+		return reservations(svc)
+	}
+	return nil
+}
+
+// ipAddressKey is the key of the IPAddress object reserving ip, whose name
+// is the canonical form of the address.
+func ipAddressKey(ip string) string {
+	if a, err := netip.ParseAddr(ip); err == nil {
+		ip = a.String()
+	}
+	return ipAddressPrefix + ip
+}
+
 func nodePortKey(p corev1.ServicePort) string {
 	return nodePortPrefix + strconv.Itoa(int(p.NodePort)) + "-" + string(p.Protocol)
 }
 
 // createService stores a new service with its cluster IP and node ports,
-// picking free ones where the user left them unset and retrying when a
-// randomly picked address turns out to be taken.
+// picking free ones where the user left them unset and moving on when a
+// picked address turns out to be taken.
 func (q *Server) createService(ctx context.Context, svc *corev1.Service) error {
 	res := q.resources[corev1.SchemeGroupVersion.WithResource("services")]
-	wantIP := svc.Spec.ClusterIP == ""
+	invalid := func(errs ...*field.Error) error {
+		return apierrors.NewInvalid(res.gvk.GroupKind(), svc.Name, errs)
+	}
+	// clusterIP and clusterIPs[0] say the same, as upstream normalises them.
+	if svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) > 0 {
+		svc.Spec.ClusterIP = svc.Spec.ClusterIPs[0]
+	}
+	if svc.Spec.ClusterIP != "" && len(svc.Spec.ClusterIPs) == 0 {
+		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
+	}
 	needsIP := svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != corev1.ClusterIPNone
-	if needsIP && !wantIP {
-		ip := net.ParseIP(svc.Spec.ClusterIP)
-		if ip == nil || q.serviceCIDR == nil || !q.serviceCIDR.Contains(ip) {
-			return apierrors.NewInvalid(res.gvk.GroupKind(), svc.Name, field.ErrorList{field.Invalid(
-				field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP, fmt.Sprintf("failed to allocate IP %s: the provided IP (%s) is not in the valid range. The range of valid IPs is %s", svc.Spec.ClusterIP, svc.Spec.ClusterIP, q.serviceCIDR))})
+	wantIP := needsIP && svc.Spec.ClusterIP == ""
+	var next func() (netip.Addr, bool)
+	switch {
+	case wantIP:
+		var stop func()
+		next, stop = q.freeServiceIPs(ctx, serviceFamily(svc, q.serviceCIDR))
+		defer stop()
+	case needsIP:
+		for _, ip := range serviceIPs(svc) {
+			if err := q.checkStaticServiceIP(ctx, ip); err != nil {
+				return invalid(field.Invalid(field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIPs,
+					fmt.Sprintf("failed to allocate IP %s: %v", ip, err)))
+			}
 		}
 	}
 	wantPorts := svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
@@ -82,22 +145,20 @@ func (q *Server) createService(ctx context.Context, svc *corev1.Service) error {
 	for i, p := range svc.Spec.Ports {
 		if p.NodePort != 0 {
 			if p.NodePort < int32(q.nodePorts.Base) || int(p.NodePort) >= q.nodePorts.Base+q.nodePorts.Size {
-				return apierrors.NewInvalid(res.gvk.GroupKind(), svc.Name, field.ErrorList{field.Invalid(
-					field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort,
-					fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", q.nodePorts.Base, q.nodePorts.Base+q.nodePorts.Size-1))})
+				return invalid(field.Invalid(field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort,
+					fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", q.nodePorts.Base, q.nodePorts.Base+q.nodePorts.Size-1)))
 			}
 			userPorts[i] = true
 		}
 	}
-	for attempt := 0; attempt < 64; attempt++ {
-		if needsIP && wantIP {
-			ip, err := q.randomServiceIP()
-			if err != nil {
-				return err
+	pickIP := wantIP
+	for attempt := 0; attempt < maxAllocAttempts; attempt++ {
+		if pickIP {
+			ip, ok := next()
+			if !ok {
+				return apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP for Service %q: range is full", svc.Name))
 			}
-			svc.Spec.ClusterIP = ip
-		}
-		if needsIP {
+			svc.Spec.ClusterIP = ip.String()
 			svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
 		}
 		if wantPorts {
@@ -107,13 +168,9 @@ func (q *Server) createService(ctx context.Context, svc *corev1.Service) error {
 				}
 			}
 		}
-		data, err := res.encode(svc)
+		kvs, err := q.serviceKVs(res, svc)
 		if err != nil {
 			return err
-		}
-		kvs := []storage.KV{{Key: res.key(svc.Namespace, svc.Name), Value: data}}
-		for _, k := range reservations(svc) {
-			kvs = append(kvs, storage.KV{Key: k, Value: []byte(svc.Namespace + "/" + svc.Name)})
 		}
 		rev, taken, err := res.store.CreateAll(ctx, kvs)
 		if err == nil {
@@ -126,19 +183,48 @@ func (q *Server) createService(ctx context.Context, svc *corev1.Service) error {
 		if taken == kvs[0].Key {
 			return apierrors.NewAlreadyExists(res.gr, svc.Name)
 		}
-		if taken == clusterIPPrefix+svc.Spec.ClusterIP && !wantIP {
-			return apierrors.NewInvalid(res.gvk.GroupKind(), svc.Name, field.ErrorList{field.Invalid(
-				field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP, fmt.Sprintf("failed to allocate IP %s: provided IP is already allocated", svc.Spec.ClusterIP))})
+		pickIP = false
+		for _, ip := range serviceIPs(svc) {
+			if taken != ipAddressKey(ip) {
+				continue
+			}
+			if !wantIP {
+				return invalid(field.Invalid(field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIPs,
+					fmt.Sprintf("failed to allocate IP %s: provided IP is already allocated", ip)))
+			}
+			pickIP = true // the cache had not seen it yet: take the next one
 		}
 		for i, p := range svc.Spec.Ports {
 			if userPorts[i] && taken == nodePortKey(p) {
-				return apierrors.NewInvalid(res.gvk.GroupKind(), svc.Name, field.ErrorList{field.Invalid(
-					field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort, "provided port is already allocated")})
+				return invalid(field.Invalid(field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort, "provided port is already allocated"))
 			}
 		}
-		// A randomly chosen address was taken: choose again.
+		// A randomly chosen node port was taken: choose again.
 	}
 	return apierrors.NewInternalError(errors.New("failed to allocate a service address: range is full or too contended"))
+}
+
+// serviceKVs are the keys and values of a new service and its reservations:
+// the service, its IPAddress objects, its node ports.
+func (q *Server) serviceKVs(res *resource, svc *corev1.Service) ([]storage.KV, error) {
+	data, err := res.encode(svc)
+	if err != nil {
+		return nil, err
+	}
+	kvs := []storage.KV{{Key: res.key(svc.Namespace, svc.Name), Value: data}}
+	for _, ip := range serviceIPs(svc) {
+		kv, err := q.ipAddressKV(ip, svc.Namespace, svc.Name)
+		if err != nil {
+			return nil, err
+		}
+		kvs = append(kvs, kv)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort != 0 {
+			kvs = append(kvs, storage.KV{Key: nodePortKey(p), Value: []byte(svc.Namespace + "/" + svc.Name)})
+		}
+	}
+	return kvs, nil
 }
 
 // preserveServiceAddrs keeps the allocated addresses of a service that an
@@ -157,25 +243,4 @@ func preserveServiceAddrs(next, cur *corev1.Service) {
 			}
 		}
 	}
-}
-
-// randomServiceIP picks an address in the service range, skipping the
-// network address, the first address (the kubernetes service) and the
-// broadcast address.
-func (q *Server) randomServiceIP() (string, error) {
-	if q.serviceCIDR == nil {
-		return "", apierrors.NewInternalError(errors.New("no service cluster IP range configured"))
-	}
-	ones, bits := q.serviceCIDR.Mask.Size()
-	size := int64(1) << (bits - ones)
-	if size < 4 {
-		return "", apierrors.NewInternalError(errors.New("service cluster IP range too small"))
-	}
-	return addIP(q.serviceCIDR.IP, 2+rand.Int64N(size-3)).String(), nil
-}
-
-// ClusterDNSServiceIP is the tenth address of the service range, where
-// upstream puts the cluster DNS Service (10.96.0.10 for 10.96.0.0/12).
-func ClusterDNSServiceIP(cidr *net.IPNet) net.IP {
-	return addIP(cidr.IP, 10)
 }

@@ -459,8 +459,10 @@ func TestSubresourceInputErrorsNameTheField(t *testing.T) {
 	if code, body := do(t, "POST", ts.url+"/api/v1/namespaces/default/pods", "application/json", pod); code != 201 {
 		t.Fatalf("create pod: %d %s", code, body)
 	}
+	// Upstream v1.37.2 answers this one 500 (its binding validation
+	// returns a plain error), naming the field all the same.
 	code, body = do(t, "POST", ts.url+"/api/v1/namespaces/default/pods/p/binding", "application/json", `{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"}}`)
-	if code != 422 || !strings.Contains(body, "target.name") {
+	if code != 500 || !strings.Contains(body, "target.name: Required value") {
 		t.Fatalf("binding without a target: %d %s", code, body)
 	}
 }

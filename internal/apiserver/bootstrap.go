@@ -24,6 +24,9 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 	if err := s.bootstrapRBAC(ctx); err != nil {
 		return err
 	}
+	if err := s.bootstrapFlowControl(ctx); err != nil {
+		return err
+	}
 	nsRes := s.resources[corev1.SchemeGroupVersion.WithResource("namespaces")]
 	for _, name := range systemNamespaces {
 		ns := &corev1.Namespace{
@@ -39,6 +42,9 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 		}
 	}
 	if err := s.bootstrapPriorityClasses(ctx); err != nil {
+		return err
+	}
+	if err := s.bootstrapServiceIPs(ctx); err != nil {
 		return err
 	}
 	if err := s.bootstrapDNSService(ctx); err != nil {

@@ -3,7 +3,6 @@ package apiserver
 import (
 	"errors"
 	"fmt"
-	"net/http"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -11,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -95,51 +93,15 @@ func (q *request) updateScale(cur runtime.Object, mutate updateFunc) (runtime.Ob
 
 // bind assigns a pod to a node (pods/binding), as the scheduler does.
 func (q *request) bind() error {
-	data, err := q.body()
+	b, err := q.readBinding()
 	if err != nil {
 		return err
 	}
-	b := &corev1.Binding{}
-	dec, _, err := q.codecs.decoderFor(q.r.Header.Get("Content-Type"))
-	if err != nil {
-		return unsupportedMediaType(err.Error())
+	if b.Name != q.info.name {
+		return apierrors.NewBadRequest("name in URL does not match name in Binding object")
 	}
-	if _, _, err := dec.Decode(data, nil, b); err != nil && !runtime.IsStrictDecodingError(err) {
-		return apierrors.NewBadRequest(err.Error())
-	}
-	if b.Target.Name == "" {
-		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, field.ErrorList{
-			field.Required(field.NewPath("target", "name"), "")})
-	}
-	_, err = q.res.guaranteedUpdate(q.ctx, q.info.namespace, q.info.name, func(cur runtime.Object) (runtime.Object, error) {
-		pod := cur.(*corev1.Pod)
-		if pod.DeletionTimestamp != nil {
-			return nil, apierrors.NewConflict(q.res.gr, pod.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name))
-		}
-		if pod.Spec.NodeName != "" {
-			return nil, apierrors.NewConflict(q.res.gr, pod.Name, fmt.Errorf("pod %s is already assigned to node %q", pod.Name, pod.Spec.NodeName))
-		}
-		if b.UID != "" && b.UID != pod.UID {
-			return nil, apierrors.NewConflict(q.res.gr, pod.Name, errors.New("the UID of the binding does not match the pod"))
-		}
-		pod.Spec.NodeName = b.Target.Name
-		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
-		return pod, nil
-	})
-	if err != nil {
+	if err := q.bindPod(q.ctx, q.res, q.info.namespace, b); err != nil {
 		return err
 	}
-	st := &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated}
-	q.writeObject(q.w, mediaJSON, http.StatusCreated, st)
-	return nil
-}
-
-func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == c.Type {
-			pod.Status.Conditions[i] = c
-			return
-		}
-	}
-	pod.Status.Conditions = append(pod.Status.Conditions, c)
+	return q.writeBound()
 }

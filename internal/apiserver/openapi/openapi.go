@@ -34,6 +34,9 @@ type ResourceInfo struct {
 	// CreateOnly marks a virtual resource (TokenReview, SubjectAccessReview
 	// and kin) whose only operation is POST on the collection.
 	CreateOnly bool
+	// ReadOnly marks a resource served by get and list only
+	// (componentstatuses).
+	ReadOnly bool
 }
 
 func (r ResourceInfo) gv() schema.GroupVersion {
@@ -258,6 +261,12 @@ func (s *Service) paths(r ResourceInfo) []pathItem {
 			{method: "patch", id: id("patch", ""), action: "patch", body: "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", response: obj, gvk: gvk, desc: "partially update the specified " + r.Kind, params: append([]string{"force"}, writeParams...)},
 			{method: "delete", id: id("delete", ""), action: "delete", body: "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions", response: status, gvk: gvk, desc: "delete a " + r.Kind, params: []string{"dryRun", "gracePeriodSeconds", "propagationPolicy", "pretty"}},
 		}},
+	}
+	if r.ReadOnly {
+		for i := range items {
+			items[i].ops = items[i].ops[:1] // the GETs come first
+		}
+		return items
 	}
 	for _, sub := range r.Subresources {
 		target, subGVK := obj, gvk

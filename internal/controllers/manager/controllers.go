@@ -26,6 +26,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/internal/controllers/rootcacert"
 	"github.com/skiff-dev/skiff/internal/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/internal/controllers/servicecidr"
 	"github.com/skiff-dev/skiff/internal/controllers/servicelb"
 	"github.com/skiff-dev/skiff/internal/controllers/statefulset"
 )
@@ -114,6 +115,7 @@ var registrations = []registration{
 		return bootstrapsigner.New(d.client, d.log), nil
 	}},
 	{"clusterrole-aggregation", "clusterrole-aggregation-controller", informerController(clusterroleaggregation.New)},
+	{"servicecidr", "service-cidrs-controller", informerController(servicecidr.New)},
 	{"root-ca-cert-publisher", "root-ca-cert-publisher", func(d deps) (Controller, error) {
 		if len(d.cfg.RootCA) == 0 {
 			return nil, nil
