@@ -31,7 +31,7 @@ func configErrorf(format string, a ...any) error { return &configError{fmt.Sprin
 // Waiting reason; the returned duration asks for a retry.
 func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *v1.Pod, c *v1.Container, sb *runtimeapi.PodSandbox,
 	state *podRuntime, env *podEnv, volumes map[string]string, init bool) (time.Duration, error) {
-	imageRef, user, err := k.ensureImage(ctx, w, pod, c)
+	imageRef, user, err := k.ensureImage(ctx, w, pod, c, sb.GetRuntimeHandler())
 	if err != nil {
 		return k.backoff.pullWait(backoffKey(pod.UID, "pull/"+c.Name)), err
 	}
@@ -46,6 +46,7 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *v1.Pod,
 		}
 		return retrySoon, err
 	}
+	adjustEphemeralConfig(pod, cfg, state, sb.Id)
 	sbCfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID)},
 		LogDirectory: k.podLogDir(pod),
@@ -60,6 +61,9 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *v1.Pod,
 		return retrySoon, err
 	}
 	k.recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container %s", c.Name)
+	if ephemeralContainer(pod, c.Name) == nil {
+		k.markApplied(pod.UID, created.ContainerId, k.allocatedResources(pod, c))
+	}
 	if _, err := k.runtime.runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
 		w.waiting[c.Name] = waitingReason{"RunContainerError", err.Error()}
 		k.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
@@ -141,8 +145,24 @@ func (k *Kubelet) containerConfig(pod *v1.Pod, c *v1.Container, imageRef string,
 
 // containerHash identifies a container's definition; a running container
 // whose hash no longer matches the spec (an image update) is restarted.
+// Resources and the resize policy are left out: they change in place
+// (resize.go). A container without them hashes as it always did.
 func containerHash(c *v1.Container) string {
-	data, _ := json.Marshal(c)
+	h0 := *c
+	h0.Resources, h0.ResizePolicy = v1.ResourceRequirements{}, nil
+	return hashJSON(&h0)
+}
+
+// definitionUnchanged reports whether a running container labelled with hash
+// still matches c. Agents before in-place resize hashed the whole container,
+// resources included: that hash is accepted too, so an upgraded agent does
+// not restart every container that sets resources.
+func definitionUnchanged(hash string, c *v1.Container) bool {
+	return hash == containerHash(c) || hash == hashJSON(c)
+}
+
+func hashJSON(v any) string {
+	data, _ := json.Marshal(v)
 	h := fnv.New64a()
 	h.Write(data)
 	return strconv.FormatUint(h.Sum64(), 36)

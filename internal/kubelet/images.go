@@ -29,8 +29,8 @@ func (u *imageUser) root() bool {
 // returns its ID. A failed pull when the image exists locally falls back to
 // the local copy with a warning: air-gapped nodes import their images, and
 // `:latest` defaults to Always.
-func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *v1.Pod, c *v1.Container) (string, *imageUser, error) {
-	spec := &runtimeapi.ImageSpec{Image: c.Image}
+func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *v1.Pod, c *v1.Container, runtimeHandler string) (string, *imageUser, error) {
+	spec := &runtimeapi.ImageSpec{Image: c.Image, RuntimeHandler: runtimeHandler}
 	st, err := k.runtime.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
 	if err != nil {
 		return "", nil, fmt.Errorf("image status %s: %w", c.Image, err)

@@ -174,6 +174,7 @@ type Kubelet struct {
 	stopping      bool
 	statusMu      sync.Mutex
 	lastSentState map[types.UID]string // fingerprint of the last status written
+	alloc         *allocations         // pods' resource allocations (resize.go)
 }
 
 // New connects to the runtime and prepares the informers; Run starts work.
@@ -207,6 +208,7 @@ func New(ctx context.Context, cfg Config) (*Kubelet, error) {
 		nodeIPs:       []string{cfg.NodeIP.String()},
 		workers:       map[types.UID]*podWorker{},
 		lastSentState: map[types.UID]string{},
+		alloc:         newAllocations(filepath.Join(cfg.DataDir, "pods")),
 	}
 	k.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

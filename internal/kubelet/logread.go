@@ -73,7 +73,7 @@ func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, err.Error())
 		return
 	}
-	if findContainer(pod, name) == nil {
+	if findContainer(pod, name) == nil && ephemeralContainer(pod, name) == nil {
 		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest,
 			fmt.Sprintf("container %s is not valid for pod %s", name, podName))
 		return

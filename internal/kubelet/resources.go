@@ -60,13 +60,21 @@ func (k *Kubelet) podCgroupParent(pod *v1.Pod) string {
 	}
 }
 
-// containerResources maps requests and limits onto cgroup settings: cpu
-// shares from the request, CFS quota from the limit, the memory limit, and
-// an OOM score by QoS class.
+// containerResources maps the container's allocated requests and limits
+// (its spec's, unless a resize is pending) onto cgroup settings, with an
+// OOM score by QoS class.
 func (k *Kubelet) containerResources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerResources {
+	r := linuxResources(k.allocatedResources(pod, c))
+	r.OomScoreAdj = oomScoreAdj(pod, c, memTotal())
+	return r
+}
+
+// linuxResources maps requests and limits onto cgroup settings: cpu shares
+// from the request, CFS quota from the limit, the memory limit.
+func linuxResources(res v1.ResourceRequirements) *runtimeapi.LinuxContainerResources {
 	r := &runtimeapi.LinuxContainerResources{CpuShares: minShares}
-	cpuReq, hasReq := c.Resources.Requests[v1.ResourceCPU]
-	cpuLim, hasLim := c.Resources.Limits[v1.ResourceCPU]
+	cpuReq, hasReq := res.Requests[v1.ResourceCPU]
+	cpuLim, hasLim := res.Limits[v1.ResourceCPU]
 	if !hasReq && hasLim {
 		cpuReq, hasReq = cpuLim, true
 	}
@@ -77,10 +85,9 @@ func (k *Kubelet) containerResources(pod *v1.Pod, c *v1.Container) *runtimeapi.L
 		r.CpuPeriod = cpuPeriod
 		r.CpuQuota = max(cpuLim.MilliValue()*cpuPeriod/1000, 1000)
 	}
-	if mem, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
+	if mem, ok := res.Limits[v1.ResourceMemory]; ok {
 		r.MemoryLimitInBytes = mem.Value()
 	}
-	r.OomScoreAdj = oomScoreAdj(pod, c, memTotal())
 	return r
 }
 

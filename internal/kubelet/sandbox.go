@@ -58,7 +58,12 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32
 	if pod.Spec.HostNetwork {
 		cfg.Hostname = "" // the node's own
 	}
-	resp, err := k.runtime.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	cfg.Linux.Overhead = sandboxOverhead(pod)
+	handler, err := k.runtimeHandler(ctx, pod)
+	if err != nil {
+		return "", err
+	}
+	resp, err := k.runtime.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
 	if err != nil {
 		return "", err
 	}

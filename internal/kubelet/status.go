@@ -122,6 +122,11 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 		}
 		s.ContainerStatuses = append(s.ContainerStatuses, cs)
 	}
+	for i := range pod.Spec.EphemeralContainers {
+		cs := k.containerStatus(ctx, w, pod, (*v1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon), state, sandboxID)
+		cs.Ready = false // ephemeral containers serve nothing
+		s.EphemeralContainerStatuses = append(s.EphemeralContainerStatuses, cs)
+	}
 
 	s.Phase = podPhase(pod, s.ContainerStatuses, initDone, initFailed)
 	if old.Phase == v1.PodSucceeded || old.Phase == v1.PodFailed {
@@ -150,6 +155,7 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 		cond(v1.ContainersReady, allReady && initDone && !completed, readyReason, readyMsg),
 		cond(v1.PodReady, allReady && initDone && !completed && readinessGatesPass(pod), readyReason, readyMsg),
 	}
+	s.Conditions = append(s.Conditions, k.resizeConditions(pod)...)
 	s.Conditions = mergeForeignConditions(old.Conditions, s.Conditions)
 	return s
 }
@@ -188,7 +194,8 @@ func mergeForeignConditions(old, ours []v1.PodCondition) []v1.PodCondition {
 	}
 	var out []v1.PodCondition
 	for _, c := range old {
-		if !owned[c.Type] {
+		// Resize conditions are the kubelet's even when absent from ours.
+		if !owned[c.Type] && !isResizeCondition(c.Type) {
 			out = append(out, c)
 		}
 	}
@@ -279,7 +286,7 @@ func podPhase(pod *v1.Pod, statuses []v1.ContainerStatus, initDone, initFailed b
 // containerStatus reports one container from its newest instance (state)
 // and the one before (lastState).
 func (k *Kubelet) containerStatus(ctx context.Context, w *podWorker, pod *v1.Pod, c *v1.Container, state *podRuntime, sandboxID string) v1.ContainerStatus {
-	cs := v1.ContainerStatus{Name: c.Name, Image: c.Image, Started: new(bool)}
+	cs := v1.ContainerStatus{Name: c.Name, Image: c.Image, Started: new(bool), AllocatedResources: k.allocatedRequests(pod, c)}
 	inst := state.instances(c.Name, "")
 	waiting, hasWaiting := w.waiting[c.Name]
 	if len(inst) == 0 {
@@ -312,6 +319,7 @@ func (k *Kubelet) containerStatus(ctx context.Context, w *podWorker, pod *v1.Pod
 	case current.Running != nil && !stale:
 		cs.State = current
 		*cs.Started = true
+		k.resourceStatus(pod, c, latest.Id, &cs)
 		res, ok := k.probes.result(latest.Id)
 		cs.Ready = ok && res.ready
 		if ok && !res.started {
@@ -327,7 +335,8 @@ func (k *Kubelet) containerStatus(ctx context.Context, w *podWorker, pod *v1.Pod
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: waiting.reason, Message: waiting.message}
 		cs.LastTerminationState = current
 	case current.Terminated != nil && shouldRestart(pod.Spec.RestartPolicy, current.Terminated.ExitCode) && pod.DeletionTimestamp == nil &&
-		pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed && !isInitDone(pod, c, current):
+		pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed && !isInitDone(pod, c, current) &&
+		ephemeralContainer(pod, c.Name) == nil:
 		// About to be restarted by the next sync.
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 		cs.LastTerminationState = current

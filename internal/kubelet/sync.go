@@ -52,6 +52,9 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (next time.Duration
 		return retrySoon, false
 	}
 
+	if err := k.ensureAllocation(pod); err != nil {
+		k.log.Warn("checkpoint pod allocation", "pod", podKey(pod), "err", err)
+	}
 	next, err = k.reconcile(ctx, w, pod, state, volumes)
 	if err != nil && ctx.Err() == nil {
 		k.log.Warn("sync pod", "pod", podKey(pod), "err", err)
@@ -59,6 +62,7 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (next time.Duration
 	if state, err = k.runtime.podState(ctx, pod.UID); err != nil {
 		return retrySoon, false
 	}
+	k.syncResize(ctx, pod, state)
 	k.probes.sync(pod, state)
 	k.writeStatus(ctx, w, pod, state, volumes)
 	return next, false
@@ -107,6 +111,9 @@ func (k *Kubelet) reconcile(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 			next = d
 		}
 	}
+
+	// Ephemeral containers run beside whatever else runs.
+	requeue(k.syncEphemeralContainers(ctx, w, pod, sb, state, env, volumes))
 
 	// Init containers, in order, each to completion.
 	for i := range pod.Spec.InitContainers {
@@ -177,7 +184,7 @@ func (k *Kubelet) syncAppContainer(ctx context.Context, w *podWorker, pod *v1.Po
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		reason := ""
 		switch {
-		case latest.Annotations[annotationHash] != containerHash(c):
+		case !definitionUnchanged(latest.Annotations[annotationHash], c):
 			reason = "its definition changed"
 		case k.probes.mustRestart(latest.Id):
 			reason = "it failed its liveness or startup probe"
@@ -266,6 +273,7 @@ func (k *Kubelet) terminatePod(ctx context.Context, w *podWorker, pod *v1.Pod, r
 	if removed {
 		k.probes.removePod(pod.UID)
 		k.backoff.forgetPod(pod.UID)
+		k.alloc.forget(pod.UID)
 		if err := k.teardownVolumes(pod.UID); err != nil {
 			k.log.Warn("remove pod volumes", "pod", podKey(pod), "err", err)
 			return retrySoon, false

@@ -237,3 +237,27 @@ func TestScorePlugins(t *testing.T) {
 		t.Fatalf("PreferNoSchedule taint scores %v, want the untainted node ahead", ts)
 	}
 }
+
+func TestPodRequestsDuringResize(t *testing.T) {
+	allocated := func(p *corev1.Pod, cpu string) *corev1.Pod {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name,
+			AllocatedResources: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}
+		return p
+	}
+	infeasible := allocated(pod("c", "4", "100Mi"), "500m")
+	infeasible.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodResizePending, Status: corev1.ConditionTrue, Reason: corev1.PodReasonInfeasible}}
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		want int64
+	}{
+		{"no status: the spec", pod("a", "300m", "100Mi"), 300},
+		{"pending shrink keeps the allocation", allocated(pod("b", "200m", "100Mi"), "500m"), 500},
+		{"pending growth counts the spec", allocated(pod("b", "800m", "100Mi"), "500m"), 800},
+		{"infeasible growth counts only the allocation", infeasible, 500},
+	} {
+		if got := podRequests(tc.pod).milliCPU; got != tc.want {
+			t.Errorf("%s: cpu %dm, want %dm", tc.name, got, tc.want)
+		}
+	}
+}

@@ -97,13 +97,13 @@ func maxInto(r *resources, o resources) {
 func podRequests(pod *corev1.Pod) resources {
 	var sum, sidecars resources
 	for i := range pod.Spec.Containers {
-		c := fromList(pod.Spec.Containers[i].Resources.Requests)
+		c := containerRequests(pod, &pod.Spec.Containers[i], pod.Status.ContainerStatuses)
 		sum.add(&c)
 	}
 	var initMax resources
 	for i := range pod.Spec.InitContainers {
 		ic := &pod.Spec.InitContainers[i]
-		c := fromList(ic.Resources.Requests)
+		c := containerRequests(pod, ic, pod.Status.InitContainerStatuses)
 		if ic.RestartPolicy != nil && *ic.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 			sidecars.add(&c)
 			continue
@@ -120,6 +120,35 @@ func podRequests(pod *corev1.Pod) resources {
 	}
 	sum.pods = 1
 	return sum
+}
+
+// containerRequests is what a container holds on its node. While an
+// in-place resize is pending, the node keeps what the kubelet allocated
+// (status.allocatedResources) as well: the larger of the two counts, and
+// only the allocation when the node found the resize infeasible, as
+// upstream's scheduler does.
+func containerRequests(pod *corev1.Pod, c *corev1.Container, statuses []corev1.ContainerStatus) resources {
+	spec := fromList(c.Resources.Requests)
+	for i := range statuses {
+		if statuses[i].Name != c.Name || statuses[i].AllocatedResources == nil {
+			continue
+		}
+		alloc := fromList(statuses[i].AllocatedResources)
+		if resizeInfeasible(pod) {
+			return alloc
+		}
+		maxInto(&spec, alloc)
+	}
+	return spec
+}
+
+func resizeInfeasible(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodResizePending && c.Reason == corev1.PodReasonInfeasible {
+			return true
+		}
+	}
+	return false
 }
 
 // Non-zero defaults used for scoring pods that request nothing, so that

@@ -10,6 +10,7 @@ type Deps struct {
 	Pod             PodGetter
 	LimitRanges     LimitRangeLookup
 	Quotas          QuotaLookup
+	RuntimeClasses  RuntimeClassLookup
 }
 
 // Default is the admission chain of a Skiff server. Mutators run after
@@ -22,10 +23,12 @@ func Default(d Deps) *Chain {
 		Mutators: []Mutator{
 			NewLimitRanger(d.LimitRanges),
 			NewServiceAccount(d.ServiceAccounts),
+			NewRuntimeClass(d.RuntimeClasses),
 		},
 		Validators: []Validator{
 			NewLimitRanger(d.LimitRanges),
 			NewNodeRestriction(d.Pod),
+			NewRuntimeClass(d.RuntimeClasses),
 			NewCertificateApproval(d.Authorizer),
 			NewCertificateSigning(d.Authorizer),
 			NewCertificateSubjectRestriction(),
