@@ -34,12 +34,26 @@ func main() {
 	pods := flag.Int("pods", 10000, "pods created by the 64-client phase (and listed afterwards)")
 	watchers := flag.Int("watchers", 1000, "concurrent watchers for the fan-out measurement")
 	full := flag.Bool("full", false, "also run the scheduler and controllers in the server (default: API server and etcd alone, as the targets are stated)")
+	clients := flag.Int("clients", 0, "instead, flood the server with this many clients of one ordinary user while a component measures its p99 (flood.go)")
+	floodFor := flag.Duration("flood-duration", 10*time.Second, "length of each phase of the -clients run")
+	inflight := flag.Int("max-requests-inflight", 400, "the server's --max-requests-inflight in the -clients run (mutating: half of it; 400 and 200 are upstream's defaults); lower it to see the excess rejected on a machine whose cores saturate first")
+	apf := flag.Bool("priority-and-fairness", true, "run the server with API Priority and Fairness (false: measure without it)")
 	flag.Parse()
-	if err := run(*bin, *pods, *watchers, *full); err != nil {
+	if !*apf {
+		serverFlags = append(serverFlags, "--enable-priority-and-fairness=false")
+	}
+	bench := func() error { return run(*bin, *pods, *watchers, *full) }
+	if *clients > 0 {
+		bench = func() error { return runFlood(*bin, *clients, *floodFor, *inflight) }
+	}
+	if err := bench(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+// serverFlags are added to the server's command line (from -priority-and-fairness).
+var serverFlags []string
 
 type result struct {
 	name, value, upstream string
@@ -54,7 +68,7 @@ func report(name, value, upstream string) {
 
 func run(bin string, nPods, nWatchers int, full bool) error {
 	mode := "API server + embedded etcd"
-	extra := []string{"--log-level", "warn"}
+	extra := append([]string{"--log-level", "warn"}, serverFlags...)
 	if full {
 		mode = "API server + etcd + scheduler + controllers"
 	} else {

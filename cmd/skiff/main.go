@@ -143,6 +143,7 @@ func runServer(cmd string, args []string) error {
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	saFlags := addServiceAccountFlags(fs)
+	fcFlags := addFlowControlFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -158,12 +159,12 @@ func runServer(cmd string, args []string) error {
 	if *etcdServers != "" {
 		endpoints = strings.Split(*etcdServers, ",")
 	}
-	srv, err := cluster.StartServer(ctx, saFlags.apply(cluster.ServerConfig{
+	srv, err := cluster.StartServer(ctx, fcFlags.apply(saFlags.apply(cluster.ServerConfig{
 		DataDir: dir, BindAddress: *bind, AdvertiseAddress: *advertise, SecurePort: *port, EtcdServers: endpoints,
 		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, DisableScheduler: *noSched,
 		DisableControllers: *noCtrl, ClusterCIDR: *clusterCIDR, ClusterSigningDuration: *signingDuration, Logger: log,
 		EtcdCAFile: *etcdCA, EtcdCertFile: *etcdCert, EtcdKeyFile: *etcdKey, EncryptionProviderConfig: *encConfig,
-	}))
+	})))
 	if err != nil {
 		return err
 	}

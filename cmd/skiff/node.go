@@ -69,6 +69,7 @@ func runUp(args []string) error {
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	saFlags := addServiceAccountFlags(fs)
+	fcFlags := addFlowControlFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,11 +84,11 @@ func runUp(args []string) error {
 		go servePprof(*pprofAddr, log)
 	}
 	return cluster.RunUp(ctx, cluster.UpConfig{
-		Server: saFlags.apply(cluster.ServerConfig{
+		Server: fcFlags.apply(saFlags.apply(cluster.ServerConfig{
 			BindAddress: *bind, AdvertiseAddress: advertiseOr(*advertise, ip), SecurePort: *port, ServiceCIDR: *serviceCIDR, ClusterCIDR: *clusterCIDR,
 			ClusterSigningDuration:   *signingDuration,
 			EncryptionProviderConfig: *encConfig,
-		}),
+		})),
 		DataDir: *dataDir, NodeName: *nodeName, NodeIP: ip, KubeletPort: *kubeletPort,
 		ImagesDir: *imagesDir, KeepContainers: *keep, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort,
 		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, Logger: log,

@@ -73,6 +73,12 @@ type Config struct {
 	// ServiceAccountTokens enables TokenRequest, ServiceAccount token
 	// authentication and OIDC discovery; nil disables them.
 	ServiceAccountTokens *ServiceAccountTokens
+	// Components check the health of the control-plane components that
+	// componentstatuses reports ("scheduler", "controller-manager"); one
+	// not given is probed on upstream's port, as upstream does.
+	Components map[string]ComponentCheck
+	// FlowControl configures API Priority and Fairness (apf.go).
+	FlowControl FlowControlConfig
 }
 
 // Server is the API server's HTTP handler.
@@ -96,6 +102,7 @@ type Server struct {
 	authorizer authz.Authorizer
 	rbac       *authz.RBAC
 	admission  *admission.Chain
+	flow       flowController
 
 	serviceCIDR *net.IPNet
 	nodePorts   PortRange
@@ -151,20 +158,22 @@ func New(cfg Config) (*Server, error) {
 			Pod:             saTokenSource{s}.GetPod,
 			LimitRanges:     limitRangeSource{s},
 			Quotas:          quotaSource{s},
+			RuntimeClasses:  runtimeClassSource{s},
 		})
 	}
 	if cfg.Authorizer != nil {
 		s.authorizer = cfg.Authorizer
 	}
 	for _, r := range cfg.Resources {
-		if r.CreateOnly {
-			s.reviews[r.GVR] = r
+		if r.CreateOnly || r.Verbs != nil {
+			s.reviews[r.GVR] = r // not stored: answered by handlers of their own
 			continue
 		}
 		res := newResource(r, cfg.Store, c, cfg.WatchCacheHistory)
 		s.resources[r.GVR] = res
 		s.byKind[res.gvk] = res
 	}
+	s.flow = s.newFlowControl(cfg.FlowControl)
 	s.discovery, err = newDiscovery(s.reg, cfg.Resources, cfg.GitVersion)
 	if err != nil {
 		return nil, err
@@ -184,6 +193,8 @@ func (s *Server) Run(ctx context.Context) {
 			r.cache.Run(ctx)
 		}()
 	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.runFlowControl(ctx) }()
 	s.wg.Wait()
 }
 
@@ -216,6 +227,7 @@ func (s *Server) isReady() bool {
 
 // ServeHTTP authenticates and routes one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverPanic(w, r)
 	switch r.URL.Path {
 	case "/healthz", "/livez":
 		_, _ = w.Write([]byte("ok"))
@@ -236,6 +248,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	ticket, ok := s.admitFlow(w, r, u) // priority and fairness, as upstream before authorization
+	if !ok {
+		return
+	}
+	defer ticket.Done()
 	if u != nil {
 		r = r.WithContext(authn.WithUser(r.Context(), u))
 		if err := s.authorize(r, requestAttributes(r, u)); err != nil {
@@ -320,5 +337,6 @@ func parsePath(path string) (info requestInfo, ok bool) {
 	return info, true
 }
 
-// requestTimeout bounds non-watch requests.
-const requestTimeout = 60 * time.Second
+// requestTimeout bounds non-watch requests (upstream's default
+// --request-timeout); a variable so tests can shorten it.
+var requestTimeout = 60 * time.Second

@@ -64,6 +64,8 @@ type Options struct {
 	// ServiceAccountTokens enables TokenRequest and ServiceAccount token
 	// authentication; nil disables them.
 	ServiceAccountTokens *apiserver.ServiceAccountTokens
+	// FlowControl turns on API Priority and Fairness (off by default).
+	FlowControl apiserver.FlowControlConfig
 }
 
 // Start runs a server with default options for the duration of t.
@@ -95,6 +97,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 		Authenticator:        opts.Authenticator,
 		AccessControl:        opts.AccessControl,
 		ServiceAccountTokens: opts.ServiceAccountTokens,
+		FlowControl:          opts.FlowControl,
 	})
 	if err != nil {
 		cancel()
