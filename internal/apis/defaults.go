@@ -17,9 +17,19 @@ import (
 // objects read back look as they do from a Kubernetes API server.
 func Default(obj runtime.Object) {
 	defaultRBAC(obj)
+	defaultMore(obj)
+	defaultNetwork(obj)
 	switch o := obj.(type) {
 	case *corev1.Pod:
+		// Pods (not templates) treat a negative grace period as 1.
+		if g := o.Spec.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+			o.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+		}
 		defaultPodSpec(&o.Spec)
+		if o.Spec.HostNetwork {
+			defaultHostNetworkPorts(o.Spec.Containers)
+			defaultHostNetworkPorts(o.Spec.InitContainers)
+		}
 		if o.Spec.RestartPolicy == "" {
 			o.Spec.RestartPolicy = corev1.RestartPolicyAlways
 		}
@@ -31,12 +41,19 @@ func Default(obj runtime.Object) {
 		}
 		if o.Spec.Template != nil {
 			defaultTemplate(o.Spec.Template, corev1.RestartPolicyAlways)
-			if len(o.Spec.Selector) == 0 {
-				o.Spec.Selector = o.Spec.Template.Labels
+			if ls := o.Spec.Template.Labels; ls != nil {
+				if len(o.Spec.Selector) == 0 {
+					o.Spec.Selector = ls
+				}
+				if len(o.Labels) == 0 {
+					o.Labels = ls
+				}
 			}
 		}
 	case *corev1.Service:
 		defaultService(o)
+	case *corev1.Node:
+		defaultNodeCIDRs(&o.Spec)
 	case *corev1.Namespace:
 		if o.Labels == nil {
 			o.Labels = map[string]string{}
@@ -57,6 +74,14 @@ func Default(obj runtime.Object) {
 			o.Data[k] = []byte(v)
 		}
 		o.StringData = nil
+	case *corev1.Endpoints:
+		for i := range o.Subsets {
+			for j := range o.Subsets[i].Ports {
+				if p := &o.Subsets[i].Ports[j]; p.Protocol == "" {
+					p.Protocol = corev1.ProtocolTCP
+				}
+			}
+		}
 	case *corev1.PersistentVolumeClaim:
 		if o.Spec.VolumeMode == nil {
 			o.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeFilesystem)
@@ -93,8 +118,21 @@ func Default(obj runtime.Object) {
 		s.Suspend = orDefault(s.Suspend, false)
 		s.SuccessfulJobsHistoryLimit = orDefault(s.SuccessfulJobsHistoryLimit, int32(3))
 		s.FailedJobsHistoryLimit = orDefault(s.FailedJobsHistoryLimit, int32(1))
-		defaultJobSpec(&s.JobTemplate.Spec)
+		// Upstream defaults only the pod template here: the job spec gets
+		// its defaults when the controller creates the Job.
 		defaultTemplate(&s.JobTemplate.Spec.Template, "")
+	}
+}
+
+// defaultHostNetworkPorts: on the host's network a container port is
+// bound on the host too.
+func defaultHostNetworkPorts(cs []corev1.Container) {
+	for i := range cs {
+		for j := range cs[i].Ports {
+			if p := &cs[i].Ports[j]; p.HostPort == 0 {
+				p.HostPort = p.ContainerPort
+			}
+		}
 	}
 }
 
@@ -105,14 +143,21 @@ func orDefault[T any](p *T, v T) *T {
 	return p
 }
 
+// defaultTemplate defaults a workload's pod template; restart is the
+// policy its controller uses when the template names none.
 func defaultTemplate(t *corev1.PodTemplateSpec, restart corev1.RestartPolicy) {
-	defaultPodSpec(&t.Spec)
 	if t.Spec.RestartPolicy == "" && restart != "" {
 		t.Spec.RestartPolicy = restart
 	}
+	defaultPodSpec(&t.Spec)
 }
 
 func defaultPodSpec(s *corev1.PodSpec) {
+	// Every pod spec restarts always unless told otherwise, templates of
+	// Jobs included (whose validation then asks for another policy).
+	if s.RestartPolicy == "" {
+		s.RestartPolicy = corev1.RestartPolicyAlways
+	}
 	if s.DNSPolicy == "" {
 		s.DNSPolicy = corev1.DNSClusterFirst
 	}
@@ -124,7 +169,12 @@ func defaultPodSpec(s *corev1.PodSpec) {
 		s.SecurityContext = &corev1.PodSecurityContext{}
 	}
 	s.EnableServiceLinks = orDefault(s.EnableServiceLinks, true)
-	if s.ServiceAccountName != "" && s.DeprecatedServiceAccount == "" {
+	// serviceAccount is the deprecated spelling of serviceAccountName; the
+	// two are kept equal.
+	if s.ServiceAccountName == "" {
+		s.ServiceAccountName = s.DeprecatedServiceAccount
+	}
+	if s.DeprecatedServiceAccount == "" {
 		s.DeprecatedServiceAccount = s.ServiceAccountName
 	}
 	for i := range s.InitContainers {
@@ -136,6 +186,9 @@ func defaultPodSpec(s *corev1.PodSpec) {
 	for i := range s.Volumes {
 		v := &s.Volumes[i].VolumeSource
 		switch {
+		case ptr.AllPtrFieldsNil(v):
+			// A volume without a source is an emptyDir.
+			v.EmptyDir = &corev1.EmptyDirVolumeSource{}
 		case v.Secret != nil:
 			v.Secret.DefaultMode = orDefault(v.Secret.DefaultMode, corev1.SecretVolumeSourceDefaultMode)
 		case v.ConfigMap != nil:
@@ -286,7 +339,12 @@ func defaultJobSpec(s *batchv1.JobSpec) {
 	s.CompletionMode = orDefault(s.CompletionMode, batchv1.NonIndexedCompletion)
 	s.Suspend = orDefault(s.Suspend, false)
 	if s.PodReplacementPolicy == nil {
-		s.PodReplacementPolicy = ptr.To(batchv1.TerminatingOrFailed)
+		// A pod failure policy needs terminated pods: only Failed is valid.
+		r := batchv1.TerminatingOrFailed
+		if s.PodFailurePolicy != nil {
+			r = batchv1.Failed
+		}
+		s.PodReplacementPolicy = &r
 	}
 }
 
@@ -327,6 +385,19 @@ func defaultService(s *corev1.Service) {
 	if sp.SessionAffinity == "" {
 		sp.SessionAffinity = corev1.ServiceAffinityNone
 	}
+	if sp.SessionAffinity == corev1.ServiceAffinityClientIP {
+		c := sp.SessionAffinityConfig
+		if c == nil {
+			c = &corev1.SessionAffinityConfig{}
+			sp.SessionAffinityConfig = c
+		}
+		if c.ClientIP == nil {
+			c.ClientIP = &corev1.ClientIPConfig{}
+		}
+		if c.ClientIP.TimeoutSeconds == nil {
+			c.ClientIP.TimeoutSeconds = ptr.To(corev1.DefaultClientIPServiceAffinitySeconds)
+		}
+	}
 	for i := range sp.Ports {
 		p := &sp.Ports[i]
 		if p.Protocol == "" {
@@ -339,10 +410,19 @@ func defaultService(s *corev1.Service) {
 	if sp.Type == corev1.ServiceTypeExternalName {
 		return
 	}
+	// clusterIPs mirrors clusterIP when only the latter is given.
+	if sp.ClusterIP != "" && len(sp.ClusterIPs) == 0 {
+		sp.ClusterIPs = []string{sp.ClusterIP}
+	}
+	if sp.Type == corev1.ServiceTypeLoadBalancer && sp.AllocateLoadBalancerNodePorts == nil {
+		sp.AllocateLoadBalancerNodePorts = ptr.To(true)
+	}
 	if sp.InternalTrafficPolicy == nil {
 		sp.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicyCluster)
 	}
-	if (sp.Type == corev1.ServiceTypeNodePort || sp.Type == corev1.ServiceTypeLoadBalancer) && sp.ExternalTrafficPolicy == "" {
+	externallyAccessible := sp.Type == corev1.ServiceTypeNodePort || sp.Type == corev1.ServiceTypeLoadBalancer ||
+		(sp.Type == corev1.ServiceTypeClusterIP && len(sp.ExternalIPs) > 0)
+	if externallyAccessible && sp.ExternalTrafficPolicy == "" {
 		sp.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
 	}
 	if sp.IPFamilyPolicy == nil {
@@ -350,5 +430,16 @@ func defaultService(s *corev1.Service) {
 	}
 	if len(sp.IPFamilies) == 0 {
 		sp.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
+	}
+}
+
+// defaultNodeCIDRs keeps podCIDR and podCIDRs in step as upstream's
+// conversion does: podCIDR wins when the two disagree, for old clients.
+func defaultNodeCIDRs(s *corev1.NodeSpec) {
+	if s.PodCIDR != "" && (len(s.PodCIDRs) == 0 || s.PodCIDRs[0] != s.PodCIDR) {
+		s.PodCIDRs = []string{s.PodCIDR}
+	}
+	if len(s.PodCIDRs) > 0 {
+		s.PodCIDR = s.PodCIDRs[0]
 	}
 }

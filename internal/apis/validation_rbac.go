@@ -2,6 +2,7 @@ package apis
 
 import (
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -42,11 +43,12 @@ func validateRBACUpdate(obj, old runtime.Object) field.ErrorList {
 }
 
 func validatePolicyRules(rules []rbacv1.PolicyRule, namespaced bool) field.ErrorList {
-	var errs field.ErrorList
+	var errs, noVerbs field.ErrorList
 	for i, r := range rules {
 		p := field.NewPath("rules").Index(i)
 		if len(r.Verbs) == 0 {
-			errs = append(errs, field.Required(p.Child("verbs"), "verbs must contain at least one value"))
+			// Upstream checks this declaratively, after the other rules.
+			noVerbs = append(noVerbs, field.Required(p.Child("verbs"), ""))
 		}
 		if len(r.NonResourceURLs) > 0 {
 			if namespaced {
@@ -64,7 +66,7 @@ func validatePolicyRules(rules []rbacv1.PolicyRule, namespaced bool) field.Error
 			errs = append(errs, field.Required(p.Child("resources"), "resource rules must supply at least one resource"))
 		}
 	}
-	return errs
+	return append(errs, noVerbs...)
 }
 
 func validateBinding(ref rbacv1.RoleRef, subjects []rbacv1.Subject, namespaced bool) field.ErrorList {
@@ -82,6 +84,8 @@ func validateBinding(ref rbacv1.RoleRef, subjects []rbacv1.Subject, namespaced b
 	}
 	if ref.Name == "" {
 		errs = append(errs, field.Required(p.Child("name"), ""))
+	} else {
+		errs = append(errs, invalidMsgs(p.Child("name"), ref.Name, path.IsValidPathSegmentName(ref.Name))...)
 	}
 	for i, s := range subjects {
 		sp := field.NewPath("subjects").Index(i)
@@ -90,6 +94,9 @@ func validateBinding(ref rbacv1.RoleRef, subjects []rbacv1.Subject, namespaced b
 		}
 		switch s.Kind {
 		case rbacv1.ServiceAccountKind:
+			if s.Name != "" {
+				errs = append(errs, dns1123Subdomain(s.Name, sp.Child("name"))...)
+			}
 			if s.APIGroup != "" {
 				errs = append(errs, field.NotSupported(sp.Child("apiGroup"), s.APIGroup, []string{""}))
 			}
@@ -108,17 +115,22 @@ func validateBinding(ref rbacv1.RoleRef, subjects []rbacv1.Subject, namespaced b
 	return errs
 }
 
-// defaultRBAC sets the apiGroup of User and Group subjects, as upstream's
-// defaulting does, so that `kind: User` alone is a valid subject.
+// defaultRBAC sets the apiGroup of role references and of User and Group
+// subjects, as upstream's defaulting does, so that `kind: User` alone is a
+// valid subject.
 func defaultRBAC(obj runtime.Object) {
 	var subjects []rbacv1.Subject
+	var ref *rbacv1.RoleRef
 	switch o := obj.(type) {
 	case *rbacv1.RoleBinding:
-		subjects = o.Subjects
+		subjects, ref = o.Subjects, &o.RoleRef
 	case *rbacv1.ClusterRoleBinding:
-		subjects = o.Subjects
+		subjects, ref = o.Subjects, &o.RoleRef
 	default:
 		return
+	}
+	if ref.APIGroup == "" {
+		ref.APIGroup = rbacv1.GroupName
 	}
 	for i := range subjects {
 		if subjects[i].APIGroup == "" && (subjects[i].Kind == rbacv1.UserKind || subjects[i].Kind == rbacv1.GroupKind) {

@@ -2,6 +2,7 @@ package apis
 
 import (
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -70,10 +71,30 @@ func validateScheduling(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 			errs = append(errs, metav1validation.ValidateLabelSelector(c.LabelSelector, metav1validation.LabelSelectorValidationOptions{}, cp.Child("labelSelector"))...)
 		}
 	}
-	for i, t := range s.Tolerations {
-		tp := p.Child("tolerations").Index(i)
+	return append(errs, validateTolerations(s.Tolerations, p.Child("tolerations"))...)
+}
+
+// validateTolerations checks tolerations in upstream's order: key,
+// operator against key, effect against seconds, value against operator,
+// then the effect itself.
+func validateTolerations(ts []corev1.Toleration, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, t := range ts {
+		tp := p.Index(i)
+		if t.Key != "" {
+			errs = append(errs, metav1validation.ValidateLabelName(t.Key, tp.Child("key"))...)
+		}
+		if t.Key == "" && t.Operator != corev1.TolerationOpExists {
+			errs = append(errs, field.Invalid(tp.Child("operator"), t.Operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""))
+		}
+		if t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute {
+			errs = append(errs, field.Invalid(tp.Child("effect"), t.Effect, "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+		}
 		switch t.Operator {
 		case "", corev1.TolerationOpEqual:
+			if msgs := validation.IsValidLabelValue(t.Value); len(msgs) > 0 {
+				errs = append(errs, field.Invalid(tp.Child("operator"), t.Value, strings.Join(msgs, ";")))
+			}
 		case corev1.TolerationOpExists:
 			if t.Value != "" {
 				errs = append(errs, field.Invalid(tp.Child("operator"), t.Value, "value must be empty when `operator` is 'Exists'"))
@@ -81,8 +102,8 @@ func validateScheduling(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 		default:
 			errs = append(errs, field.NotSupported(tp.Child("operator"), t.Operator, []string{string(corev1.TolerationOpEqual), string(corev1.TolerationOpExists)}))
 		}
-		if t.Key == "" && t.Operator != corev1.TolerationOpExists {
-			errs = append(errs, field.Invalid(tp.Child("operator"), t.Operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""))
+		if t.Effect != "" && !oneOf(string(t.Effect), taintEffects) {
+			errs = append(errs, field.NotSupported(tp.Child("effect"), t.Effect, taintEffects))
 		}
 	}
 	return errs
