@@ -8,8 +8,11 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-dev/skiff/internal/apis"
@@ -38,7 +41,7 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, info reques
 	}
 	dec, _, err := s.codecs.decoderFor(r.Header.Get("Content-Type"))
 	if err != nil {
-		s.writeError(w, r, unsupportedMediaType(err.Error()))
+		s.writeError(w, r, unsupportedMediaType())
 		return
 	}
 	want := rv.GVR.GroupVersion().WithKind(rv.Kind)
@@ -105,8 +108,7 @@ func userFromInfo(name, uid string, groups []string, extra map[string]authorizat
 // Authorization header.
 func (s *Server) reviewToken(tr *authenticationv1.TokenReview) error {
 	if tr.Spec.Token == "" {
-		return apierrors.NewInvalid(tr.GroupVersionKind().GroupKind(), "", field.ErrorList{
-			field.Required(field.NewPath("spec", "token"), "")})
+		return apierrors.NewBadRequest("token is required for TokenReview in authentication")
 	}
 	tr.Status = authenticationv1.TokenReviewStatus{}
 	if s.authenticator == nil {
@@ -151,13 +153,8 @@ func (s *Server) apiAudiences() []string {
 // reviewAccess asks the server's authorizers about someone else.
 func (s *Server) reviewAccess(ctx context.Context, sar *authorizationv1.SubjectAccessReview) error {
 	spec := sar.Spec
-	var errs field.ErrorList
-	if spec.User == "" && len(spec.Groups) == 0 {
-		errs = append(errs, field.Invalid(field.NewPath("spec", "user"), spec.User, "at least one of user or group must be specified"))
-	}
-	errs = append(errs, validateAccessSpec(spec.ResourceAttributes, spec.NonResourceAttributes)...)
-	if len(errs) > 0 {
-		return apierrors.NewInvalid(sar.GroupVersionKind().GroupKind(), "", errs)
+	if errs := validateSubjectAccessSpec(&spec); len(errs) > 0 {
+		return invalidReview(errs)
 	}
 	u := userFromInfo(spec.User, spec.UID, spec.Groups, spec.Extra)
 	sar.Status = s.decide(ctx, u, spec.ResourceAttributes, spec.NonResourceAttributes)
@@ -166,13 +163,13 @@ func (s *Server) reviewAccess(ctx context.Context, sar *authorizationv1.SubjectA
 
 func (s *Server) reviewLocalAccess(ctx context.Context, sar *authorizationv1.LocalSubjectAccessReview, namespace string) error {
 	spec := sar.Spec
-	var errs field.ErrorList
-	if spec.User == "" && len(spec.Groups) == 0 {
-		errs = append(errs, field.Invalid(field.NewPath("spec", "user"), spec.User, "at least one of user or group must be specified"))
+	errs := validateSubjectAccessSpec(&spec)
+	meta := sar.ObjectMeta
+	meta.Namespace, meta.ManagedFields = "", nil
+	if !equality.Semantic.DeepEqual(meta, metav1.ObjectMeta{}) {
+		errs = append(errs, field.Invalid(field.NewPath("metadata"), sar.ObjectMeta, "must be empty except for namespace"))
 	}
-	if spec.ResourceAttributes == nil {
-		errs = append(errs, field.Required(field.NewPath("spec", "resourceAttributes"), ""))
-	} else if spec.ResourceAttributes.Namespace != namespace {
+	if spec.ResourceAttributes != nil && spec.ResourceAttributes.Namespace != namespace {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "resourceAttributes", "namespace"), spec.ResourceAttributes.Namespace, "must match metadata.namespace"))
 	}
 	if spec.NonResourceAttributes != nil {
@@ -182,7 +179,7 @@ func (s *Server) reviewLocalAccess(ctx context.Context, sar *authorizationv1.Loc
 		errs = append(errs, field.Invalid(field.NewPath("metadata", "namespace"), sar.Namespace, "must match the namespace of the request"))
 	}
 	if len(errs) > 0 {
-		return apierrors.NewInvalid(sar.GroupVersionKind().GroupKind(), "", errs)
+		return invalidReview(errs)
 	}
 	sar.Namespace = namespace
 	u := userFromInfo(spec.User, spec.UID, spec.Groups, spec.Extra)
@@ -192,19 +189,35 @@ func (s *Server) reviewLocalAccess(ctx context.Context, sar *authorizationv1.Loc
 
 func (s *Server) reviewSelfAccess(ctx context.Context, sar *authorizationv1.SelfSubjectAccessReview, caller *authn.User) error {
 	if errs := validateAccessSpec(sar.Spec.ResourceAttributes, sar.Spec.NonResourceAttributes); len(errs) > 0 {
-		return apierrors.NewInvalid(sar.GroupVersionKind().GroupKind(), "", errs)
+		return invalidReview(errs)
 	}
 	sar.Status = s.decide(ctx, caller, sar.Spec.ResourceAttributes, sar.Spec.NonResourceAttributes)
 	return nil
+}
+
+// invalidReview is upstream's 422 for an access review: its errors name the
+// group but no kind (".authorization.k8s.io \"\" is invalid").
+func invalidReview(errs field.ErrorList) error {
+	return apierrors.NewInvalid(schema.GroupKind{Group: authorizationv1.GroupName}, "", errs)
+}
+
+// validateSubjectAccessSpec checks a review about someone else: what is
+// asked, then who is asked about, in upstream's order.
+func validateSubjectAccessSpec(spec *authorizationv1.SubjectAccessReviewSpec) field.ErrorList {
+	errs := validateAccessSpec(spec.ResourceAttributes, spec.NonResourceAttributes)
+	if spec.User == "" && len(spec.Groups) == 0 {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "user"), spec.User, "at least one of user or group must be specified"))
+	}
+	return errs
 }
 
 func validateAccessSpec(ra *authorizationv1.ResourceAttributes, nra *authorizationv1.NonResourceAttributes) field.ErrorList {
 	spec := field.NewPath("spec")
 	switch {
 	case ra == nil && nra == nil:
-		return field.ErrorList{field.Required(spec.Child("resourceAttributes"), "exactly one of nonResourceAttributes or resourceAttributes must be specified")}
+		return field.ErrorList{field.Invalid(spec, nil, "exactly one of nonResourceAttributes or resourceAttributes must be specified")}
 	case ra != nil && nra != nil:
-		return field.ErrorList{field.Invalid(spec.Child("resourceAttributes"), ra, "cannot be specified in combination with nonResourceAttributes")}
+		return field.ErrorList{field.Invalid(spec.Child("nonResourceAttributes"), nra, "cannot be specified in combination with resourceAttributes")}
 	}
 	return nil
 }
@@ -235,8 +248,7 @@ func (s *Server) decide(ctx context.Context, u *authn.User, ra *authorizationv1.
 // incomplete).
 func (s *Server) reviewRules(rr *authorizationv1.SelfSubjectRulesReview, caller *authn.User) error {
 	if rr.Spec.Namespace == "" {
-		return apierrors.NewInvalid(rr.GroupVersionKind().GroupKind(), "", field.ErrorList{
-			field.Required(field.NewPath("spec", "namespace"), "")})
+		return apierrors.NewBadRequest("no namespace on request")
 	}
 	rr.Status = authorizationv1.SubjectRulesReviewStatus{ResourceRules: []authorizationv1.ResourceRule{}, NonResourceRules: []authorizationv1.NonResourceRule{}}
 	if s.rbac == nil {
