@@ -7,7 +7,7 @@ PORT      ?= 6443
 # Unit and integration packages (everything but the end-to-end suite).
 UNIT_PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/e2e)
 
-.PHONY: all build images up test unit e2e bench lint generate deps clean
+.PHONY: all build images up test unit e2e bench lint generate deps clean upstream differential
 
 all: build
 
@@ -41,6 +41,19 @@ unit:
 
 e2e: build images
 	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_IMAGES=$(CURDIR)/bin/images $(GO) test -count=1 -timeout 20m ./test/e2e/
+
+# Upstream kube-apiserver, kube-scheduler and an etcd launcher, v1.37.2, from
+# the test-only module test/upstream: the oracle of the differential tests.
+upstream:
+	bash hack/upstream.sh build
+
+# Skiff against upstream: discovery, a corpus of requests and generated
+# mutations of every kind, and upstream's kube-scheduler against Skiff.
+# DIFF_SUBSET=1 skips the generated mutations; DIFF_REPORT=FILE writes the
+# differences there.
+differential: upstream
+	SKIFF_UPSTREAM_BIN=$(CURDIR)/bin/upstream DIFF_SUBSET=$(DIFF_SUBSET) DIFF_REPORT=$(DIFF_REPORT) \
+		$(GO) test -count=1 -timeout 20m ./test/differential/
 
 bench: build images
 	$(GO) run ./bench/apiserver
