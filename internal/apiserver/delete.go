@@ -12,7 +12,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
 	"github.com/skiff-dev/skiff/internal/storage"
@@ -28,33 +30,36 @@ func (q *request) deleteOptions() (*metav1.DeleteOptions, error) {
 	if len(data) > 0 {
 		dec, _, err := q.codecs.decoderFor(q.r.Header.Get("Content-Type"))
 		if err != nil {
-			return nil, unsupportedMediaType(err.Error())
+			return nil, unsupportedMediaType()
 		}
 		if _, _, err := dec.Decode(data, nil, opts); err != nil && !runtime.IsStrictDecodingError(err) {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
 		}
 	}
 	qs := q.r.URL.Query()
-	if v := qs.Get("gracePeriodSeconds"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, apierrors.NewBadRequest("invalid gracePeriodSeconds")
+	if len(data) == 0 {
+		// Without a body the options come from the query, as upstream.
+		if err := decodeParams(qs, opts); err != nil {
+			return nil, err
 		}
-		opts.GracePeriodSeconds = &n
-	}
-	if v := qs.Get("propagationPolicy"); v != "" {
-		p := metav1.DeletionPropagation(v)
-		opts.PropagationPolicy = &p
-	}
-	if q.dryRun() {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	if p := opts.PropagationPolicy; p != nil {
-		switch *p {
-		case metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan:
-		default:
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("unsupported propagationPolicy %q", *p))
+	} else {
+		// Query parameters still override a body's options.
+		fromQuery := &metav1.DeleteOptions{}
+		if err := decodeParams(qs, fromQuery); err != nil {
+			return nil, err
 		}
+		if fromQuery.GracePeriodSeconds != nil {
+			opts.GracePeriodSeconds = fromQuery.GracePeriodSeconds
+		}
+		if fromQuery.PropagationPolicy != nil {
+			opts.PropagationPolicy = fromQuery.PropagationPolicy
+		}
+		if len(fromQuery.DryRun) > 0 {
+			opts.DryRun = fromQuery.DryRun
+		}
+	}
+	if err := invalidOptions("DeleteOptions", metav1validation.ValidateDeleteOptions(opts)); err != nil {
+		return nil, err
 	}
 	return opts, nil
 }
@@ -68,34 +73,78 @@ func (q *request) delete() error {
 	if err != nil {
 		return err
 	}
-	out, code, err := q.deleteOne(q.info.namespace, q.info.name, opts)
+	out, code, gone, err := q.deleteOne(q.info.namespace, q.info.name, opts)
 	if err != nil {
 		return err
+	}
+	if gone && !returnsDeletedObject[q.res.gr] {
+		// A Status is answered in every format, never as a table.
+		q.writeObject(q.w, a.media, code, deletedStatus(q.res.gr, out))
+		return nil
 	}
 	q.respond(a, code, out)
 	return nil
 }
 
-// deleteOne deletes an object: at once, or by marking it with a deletion
-// timestamp when finalizers or a pod's grace period must run first.
-func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtime.Object, int, error) {
+// returnsDeletedObject are the resources whose objects upstream answers a
+// DELETE with even once they are gone (its registries' ReturnDeletedObject);
+// the others answer a Status naming what was deleted. An object that
+// lingers (finalizers, a pod's grace period) is always answered.
+var returnsDeletedObject = map[schema.GroupResource]bool{
+	{Resource: "namespaces"}:                                       true,
+	{Resource: "persistentvolumeclaims"}:                           true,
+	{Resource: "persistentvolumes"}:                                true,
+	{Resource: "pods"}:                                             true,
+	{Resource: "podtemplates"}:                                     true,
+	{Resource: "resourcequotas"}:                                   true,
+	{Resource: "serviceaccounts"}:                                  true,
+	{Resource: "services"}:                                         true,
+	{Group: "storage.k8s.io", Resource: "csidrivers"}:              true,
+	{Group: "storage.k8s.io", Resource: "csinodes"}:                true,
+	{Group: "storage.k8s.io", Resource: "storageclasses"}:          true,
+	{Group: "storage.k8s.io", Resource: "volumeattachments"}:       true,
+	{Group: "storage.k8s.io", Resource: "volumeattributesclasses"}: true,
+	{Group: "resource.k8s.io", Resource: "deviceclasses"}:          true,
+	{Group: "resource.k8s.io", Resource: "resourceclaims"}:         true,
+	{Group: "resource.k8s.io", Resource: "resourceclaimtemplates"}: true,
+	{Group: "resource.k8s.io", Resource: "resourceslices"}:         true,
+}
+
+// deletedStatus is the Success Status upstream answers for an object
+// deleted at once; as upstream, details.kind holds the resource.
+func deletedStatus(gr schema.GroupResource, obj runtime.Object) *metav1.Status {
+	st := &metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusSuccess,
+		Details:  &metav1.StatusDetails{Group: gr.Group, Kind: gr.Resource},
+	}
+	if m, err := meta.Accessor(obj); err == nil {
+		st.Details.Name, st.Details.UID = m.GetName(), m.GetUID()
+	}
+	return st
+}
+
+// deleteOne deletes an object: at once (gone), or by marking it with a
+// deletion timestamp when finalizers or a pod's grace period must run
+// first.
+func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtime.Object, int, bool, error) {
 	dry := len(opts.DryRun) > 0
 	for {
 		cur, rev, err := q.res.get(q.ctx, ns, name)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		m, _ := meta.Accessor(cur)
 		if pc := opts.Preconditions; pc != nil {
 			if pc.UID != nil && *pc.UID != m.GetUID() {
-				return nil, 0, apierrors.NewConflict(q.res.gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pc.UID, m.GetUID()))
+				return nil, 0, false, apierrors.NewConflict(q.res.gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pc.UID, m.GetUID()))
 			}
 			if pc.ResourceVersion != nil && *pc.ResourceVersion != m.GetResourceVersion() {
-				return nil, 0, apierrors.NewConflict(q.res.gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pc.ResourceVersion, m.GetResourceVersion()))
+				return nil, 0, false, apierrors.NewConflict(q.res.gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pc.ResourceVersion, m.GetResourceVersion()))
 			}
 		}
 		if err := q.admission.Validate(q.ctx, q.admissionAttributes(admission.Delete, nil, cur)); err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		grace := q.gracePeriod(cur, opts)
 		added := false
@@ -114,7 +163,7 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 		}
 		if !pending {
 			if dry {
-				return cur, http.StatusOK, nil
+				return cur, http.StatusOK, true, nil
 			}
 			var held []string
 			if svc, ok := cur.(*corev1.Service); ok {
@@ -125,14 +174,14 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 				continue
 			}
 			if err != nil {
-				return nil, 0, storageError(err, q.res.gr, name)
+				return nil, 0, false, storageError(err, q.res.gr, name)
 			}
-			return cur, http.StatusOK, nil
+			return cur, http.StatusOK, true, nil
 		}
 		code := pendingCode(opts)
 		if m.GetDeletionTimestamp() != nil && !added {
 			// Already being deleted; a shorter grace period may still apply.
-			return cur, code, nil
+			return cur, code, false, nil
 		}
 		if m.GetDeletionTimestamp() == nil {
 			now := metav1.NewTime(time.Now().Add(time.Duration(grace) * time.Second))
@@ -140,21 +189,21 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 			m.SetDeletionGracePeriodSeconds(&grace)
 		}
 		if dry {
-			return cur, code, nil
+			return cur, code, false, nil
 		}
 		data, err := q.res.encode(cur)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		newRev, _, err := q.res.store.Update(q.ctx, q.res.key(ns, name), data, rev)
 		if errors.Is(err, storage.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return nil, 0, storageError(err, q.res.gr, name)
+			return nil, 0, false, storageError(err, q.res.gr, name)
 		}
 		m.SetResourceVersion(strconv.FormatInt(newRev, 10))
-		return cur, code, nil
+		return cur, code, false, nil
 	}
 }
 
@@ -208,7 +257,7 @@ func (q *request) deleteCollection() error {
 	var deleted []runtime.Object
 	for _, e := range entries {
 		m, _ := meta.Accessor(e.Obj)
-		obj, _, err := q.deleteOne(m.GetNamespace(), m.GetName(), opts)
+		obj, _, _, err := q.deleteOne(m.GetNamespace(), m.GetName(), opts)
 		if apierrors.IsNotFound(err) {
 			continue
 		}

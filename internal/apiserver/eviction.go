@@ -1,15 +1,16 @@
 package apiserver
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	policyv1beta1 "k8s.io/api/policy/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -28,11 +29,30 @@ func (q *request) evict() error {
 	if err != nil {
 		return err
 	}
-	var ev policyv1.Eviction
-	if err := json.Unmarshal(body, &ev); err != nil {
-		return apierrors.NewBadRequest(fmt.Sprintf("decode Eviction: %v", err))
+	dec, _, err := q.codecs.decoderFor(q.r.Header.Get("Content-Type"))
+	if err != nil {
+		return unsupportedMediaType()
 	}
-	if ev.Name != "" && ev.Name != q.info.name {
+	want := policyv1.SchemeGroupVersion.WithKind("Eviction")
+	decoded, _, err := dec.Decode(body, &want, nil)
+	if err != nil && !runtime.IsStrictDecodingError(err) {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	var ev policyv1.Eviction
+	switch e := decoded.(type) {
+	case *policyv1.Eviction:
+		ev = *e
+	case *policyv1beta1.Eviction:
+		ev.ObjectMeta, ev.DeleteOptions = e.ObjectMeta, e.DeleteOptions
+	default:
+		return apierrors.NewBadRequest(fmt.Sprintf("not a Eviction object: %T", decoded))
+	}
+	if ev.Namespace != "" && ev.Namespace != q.info.namespace {
+		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	// As upstream, the Eviction must name the pod of the URL: one without a
+	// name evicts nothing.
+	if ev.Name != q.info.name {
 		return apierrors.NewBadRequest("name in URL does not match name in Eviction object")
 	}
 	obj, _, err := q.res.get(q.ctx, q.info.namespace, q.info.name)
@@ -51,7 +71,10 @@ func (q *request) evict() error {
 	if opts == nil {
 		opts = &metav1.DeleteOptions{}
 	}
-	if _, _, err := q.deleteOne(q.info.namespace, q.info.name, opts); err != nil {
+	if q.dryRun() {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	if _, _, _, err := q.deleteOne(q.info.namespace, q.info.name, opts); err != nil {
 		return err
 	}
 	q.respond(a, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess})

@@ -2,20 +2,26 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
+	"os"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // serveResource routes a request for /api/v1/... or /apis/g/v/... to the
 // verb handler.
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	info, ok := parsePath(r.URL.Path)
+	if !s.discovery.servesGroup(info.gv.Group) {
+		notFoundPlain(w)
+		return
+	}
 	if !ok {
 		s.discovery.serveGroupOrVersion(w, r, s, info.gv)
 		return
@@ -24,40 +30,67 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		s.serveMetrics(w, r, info)
 		return
 	}
+	if s.serveLegacy(w, r, info) {
+		return
+	}
 	if rv := s.reviews[info.gv.WithResource(info.resource)]; rv != nil {
 		s.serveReview(w, r, info, rv)
 		return
 	}
 	res := s.resources[info.gv.WithResource(info.resource)]
 	if res == nil {
-		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Group: info.gv.Group, Resource: info.resource}, ""))
+		s.writeError(w, r, errNoRoute())
 		return
 	}
-	if res.Namespaced != (info.namespace != "") && !(res.Namespaced && info.name == "" && r.Method == http.MethodGet) {
+	if res.Namespaced != (info.namespace != "") {
 		// A namespaced resource addressed without a namespace is only
-		// valid for list/watch across namespaces.
-		s.writeError(w, r, apierrors.NewNotFound(res.gr, info.name))
-		return
+		// served as a collection, for list/watch across namespaces.
+		if !res.Namespaced || info.name != "" {
+			s.writeError(w, r, errNoRoute())
+			return
+		}
+		if r.Method != http.MethodGet {
+			s.writeError(w, r, errMethodNotAllowed())
+			return
+		}
 	}
 	if sub, rest, ok := splitConnect(info); ok {
 		s.serveConnect(w, r, info, sub, rest)
 		return
 	}
 	if info.subresource != "" && !res.HasSubresource(info.subresource) {
-		s.writeError(w, r, apierrors.NewNotFound(res.gr, info.name))
+		s.writeError(w, r, errNoRoute())
 		return
 	}
-	q := r.URL.Query()
-	isWatch := q.Get("watch") == "true" || q.Get("watch") == "1"
+	if !allowsMethod(res, r.Method, info) {
+		s.writeError(w, r, errMethodNotAllowed())
+		return
+	}
+	var listOpts *metainternalversion.ListOptions
+	if r.Method == http.MethodGet && info.name == "" {
+		var err error
+		if listOpts, err = listOptions(r.URL.Query()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	isWatch := listOpts != nil && listOpts.Watch
 	ctx := r.Context()
 	if !isWatch {
+		// Watches end on their own timeoutSeconds; everything else gets
+		// upstream's default --request-timeout.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 	}
-	req := &request{Server: s, w: w, r: r, ctx: ctx, info: info, res: res}
+	req := &request{Server: s, w: w, r: r, ctx: ctx, info: info, res: res, listOpts: listOpts}
 	var err error
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		err = req.checkWriteOptions()
+	}
 	switch {
+	case err != nil:
 	case r.Method == http.MethodGet && info.name == "" && isWatch:
 		err = req.watch()
 	case r.Method == http.MethodGet && info.name == "":
@@ -81,7 +114,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodDelete:
 		err = req.deleteCollection()
 	default:
-		err = apierrors.NewMethodNotSupported(res.gr, strings.ToLower(r.Method))
+		err = errMethodNotAllowed()
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -96,18 +129,39 @@ type request struct {
 	ctx  context.Context
 	info requestInfo
 	res  *resource
+	// listOpts are the decoded query options of a LIST or WATCH.
+	listOpts *metainternalversion.ListOptions
 }
 
-// body reads the request body, refusing more than maxBodyBytes.
+// body reads the request body, refusing more than maxBodyBytes whatever
+// the Content-Length says (chunked bodies too). A body still arriving when
+// the request's deadline passes is a 504, as upstream's timeout filter
+// answers, not a read error.
 func (q *request) body() ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(q.r.Body, maxBodyBytes+1))
+	if deadline, ok := q.ctx.Deadline(); ok {
+		rc := http.NewResponseController(q.w)
+		if rc.SetReadDeadline(deadline) == nil {
+			defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+		}
+	}
+	lr := &io.LimitedReader{R: q.r.Body, N: maxBodyBytes + 1}
+	data, err := io.ReadAll(lr)
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(q.ctx.Err(), context.DeadlineExceeded) {
+			return nil, errRequestTimeout()
+		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("read request body: %v", err))
 	}
-	if len(data) > maxBodyBytes {
+	if lr.N <= 0 {
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBodyBytes))
 	}
 	return data, nil
+}
+
+// errRequestTimeout is upstream's answer to a request that outlives its
+// deadline.
+func errRequestTimeout() error {
+	return apierrors.NewTimeoutError("request did not complete within the allotted timeout", 0)
 }
 
 func (q *request) dryRun() bool {

@@ -1,12 +1,14 @@
 package apiserver
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 
@@ -110,26 +112,28 @@ func (q *request) list() error {
 	if err != nil {
 		return err
 	}
-	qs := q.r.URL.Query()
-	rv := qs.Get("resourceVersion")
-	limit, _ := strconv.ParseInt(qs.Get("limit"), 10, 64)
-	cont := qs.Get("continue")
+	rv, limit, cont := q.listOpts.ResourceVersion, q.listOpts.Limit, q.listOpts.Continue
 	prefix := q.res.nsPrefix(q.info.namespace)
 
 	if cont != "" || (limit > 0 && rv == "") {
+		if cont != "" && rv != "" && rv != "0" {
+			return apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
+		}
 		return q.listFromEtcd(a, prefix, filter, limit, cont)
 	}
 	switch rv {
 	case "":
-		if err := q.res.cache.WaitFresh(q.ctx); err != nil {
-			return storageError(err, q.res.gr, "")
+		if !q.cacheFresh() {
+			// A consistent read the cache cannot serve in time is read
+			// from etcd instead, as upstream falls back to storage.
+			return q.listFromEtcd(a, prefix, filter, 0, "")
 		}
 	case "0":
 		<-q.res.cache.Ready()
 	default:
-		n, err := strconv.ParseInt(rv, 10, 64)
+		n, err := parseResourceVersion(rv)
 		if err != nil {
-			return apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", rv))
+			return err
 		}
 		if err := q.res.cache.WaitRev(q.ctx, n); err != nil {
 			return storageError(err, q.res.gr, "")
@@ -151,13 +155,9 @@ func (q *request) listFromEtcd(a accept, prefix string, filter storage.Filter, l
 	var rev int64
 	start := prefix
 	if cont != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cont)
-		var tok continueToken
-		if err == nil {
-			err = json.Unmarshal(raw, &tok)
-		}
-		if err != nil || (tok.Rev <= 0 && tok.Rev != latestRev) {
-			return apierrors.NewBadRequest("continue key is not valid")
+		tok, err := decodeContinue(cont)
+		if err != nil {
+			return err
 		}
 		rev, start = max(tok.Rev, 0), prefix+tok.Start
 	}
@@ -215,6 +215,46 @@ func (q *request) listFromEtcd(a accept, prefix string, filter storage.Filter, l
 // the token a 410 offers once the original snapshot is compacted away.
 const latestRev = -1
 
+// decodeContinue parses a continue token, refusing a malformed one with
+// upstream's 400 and messages.
+func decodeContinue(cont string) (continueToken, error) {
+	var tok continueToken
+	invalid := func(detail string) error {
+		return apierrors.NewBadRequest("invalid continue token: continue key is not valid" + detail)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(cont)
+	if err != nil {
+		return tok, invalid(": " + err.Error())
+	}
+	if err := json.Unmarshal(raw, &tok); err != nil {
+		return tok, invalid(": " + err.Error())
+	}
+	switch {
+	case tok.APIVersion != "meta.k8s.io/v1":
+		return tok, invalid(": server does not recognize this encoded version " + tok.APIVersion)
+	case tok.Rev == 0 || (tok.Rev < 0 && tok.Rev != latestRev):
+		return tok, invalid(": incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+	case tok.Start == "":
+		return tok, invalid(": encoded start key empty (version meta.k8s.io/v1)")
+	}
+	// The start key must stay inside the listed prefix: no "..".
+	if key := "/" + strings.TrimPrefix(tok.Start, "/"); path.Clean(key) != key {
+		return tok, invalid(": " + tok.Start)
+	}
+	return tok, nil
+}
+
+// cacheFresh waits (a few seconds at most) for the watch cache to reach
+// etcd's current revision, for a consistent read.
+func (q *request) cacheFresh() bool {
+	select {
+	case <-q.res.cache.Ready():
+	default:
+		return false
+	}
+	return q.res.cache.WaitFresh(q.ctx) == nil
+}
+
 func encodeContinue(rev int64, start string) string {
 	raw, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", Rev: rev, Start: start})
 	return base64.RawURLEncoding.EncodeToString(raw)
@@ -266,24 +306,40 @@ func (q *request) writeList(a accept, objs []runtime.Object, rv, cont string, re
 }
 
 // writeJSONList writes a list by joining the cached JSON of each item, so
-// that a LIST from many clients encodes every object once.
+// that a LIST from many clients encodes every object once. Items are
+// streamed to the client rather than gathered into one body, so concurrent
+// large lists cost little beyond the shared cached encodings.
 func (q *request) writeJSONList(entries []*storage.Entry, rev int64) error {
-	var buf bytes.Buffer
-	buf.Grow(256 + len(entries)*1024)
-	fmt.Fprintf(&buf, `{"kind":"%sList","apiVersion":"%s","metadata":{"resourceVersion":"%d"},"items":[`,
+	// Encode the first items before answering, so that an encoding error
+	// (which a typed object practically never has) can still become a
+	// Status.
+	for _, e := range entries[:min(len(entries), 16)] {
+		if _, err := e.Encoded(q.encodeJSON); err != nil {
+			return err
+		}
+	}
+	q.w.Header().Set("Content-Type", mediaJSON)
+	q.w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(q.w, 32<<10)
+	fmt.Fprintf(bw, `{"kind":"%sList","apiVersion":"%s","metadata":{"resourceVersion":"%d"},"items":[`,
 		q.res.Kind, q.res.GVR.GroupVersion().String(), rev)
 	for i, e := range entries {
 		b, err := e.Encoded(q.encodeJSON)
 		if err != nil {
-			return err
+			// Too late for a Status: cut the response so that the client
+			// sees an error rather than a short list.
+			q.log.Error("encode list item", "resource", q.res.gr.String(), "err", err)
+			panic(http.ErrAbortHandler)
 		}
 		if i > 0 {
-			buf.WriteByte(',')
+			bw.WriteByte(',')
 		}
-		buf.Write(b)
+		if _, err := bw.Write(b); err != nil {
+			return nil // the client went away
+		}
 	}
-	buf.WriteString("]}\n")
-	writeRaw(q.w, http.StatusOK, buf.Bytes())
+	bw.WriteString("]}\n")
+	_ = bw.Flush()
 	return nil
 }
 

@@ -1,9 +1,15 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	grpccodes "google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +28,29 @@ func toStatus(err error) *metav1.Status {
 		st := se.Status()
 		return &st
 	}
+	switch {
+	case isTooLargeForEtcd(err):
+		// Nothing was stored: etcd refuses the whole transaction.
+		return &apierrors.NewRequestEntityTooLargeError(rpctypes.ErrRequestTooLarge.Error()).ErrStatus
+	case errors.Is(err, context.DeadlineExceeded):
+		return &errRequestTimeout().(*apierrors.StatusError).ErrStatus
+	}
 	return &apierrors.NewInternalError(err).ErrStatus
+}
+
+// isTooLargeForEtcd reports whether etcd (or its client, for a message
+// above the gRPC send limit) refused a write for its size.
+func isTooLargeForEtcd(err error) bool {
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) {
+		return true
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if st, ok := grpcstatus.FromError(e); ok && st.Code() == grpccodes.ResourceExhausted &&
+			strings.Contains(st.Message(), "larger than max") {
+			return true
+		}
+	}
+	return false
 }
 
 // storageError maps storage errors to API errors for the named object.
@@ -82,10 +110,21 @@ func notAcceptable(msg string) error {
 	}}
 }
 
-func unsupportedMediaType(mediaType string) error {
+// unsupportedMediaType is the 415 for a body in a format the server does
+// not read; as upstream, it does not repeat the client's Content-Type.
+func unsupportedMediaType() error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
-		Message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (" + mediaType + ")",
+		Message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+	}}
+}
+
+// unsupportedPatchType is upstream's 415 for a PATCH whose Content-Type
+// is no patch format.
+func unsupportedPatchType() error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+		Message: "415: Unsupported Media Type", Details: &metav1.StatusDetails{},
 	}}
 }
 

@@ -44,7 +44,7 @@ func (q *request) requestToken() error {
 	}
 	dec, _, err := q.codecs.decoderFor(q.r.Header.Get("Content-Type"))
 	if err != nil {
-		return unsupportedMediaType(err.Error())
+		return unsupportedMediaType()
 	}
 	req := &authenticationv1.TokenRequest{}
 	if _, _, err := dec.Decode(data, nil, req); err != nil && !runtime.IsStrictDecodingError(err) {

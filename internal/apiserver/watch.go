@@ -32,25 +32,20 @@ func (q *request) watch() error {
 	if err != nil {
 		return err
 	}
-	qs := q.r.URL.Query()
+	lo := q.listOpts
 	opts := storage.WatchOptions{
 		Prefix:    q.res.nsPrefix(q.info.namespace),
 		Filter:    filter,
-		Bookmarks: qs.Get("allowWatchBookmarks") == "true",
+		Bookmarks: lo.AllowWatchBookmarks,
 	}
-	rv := qs.Get("resourceVersion")
-	sendInitial := qs.Get("sendInitialEvents") == "true"
+	rv := lo.ResourceVersion
+	sendInitial := lo.SendInitialEvents != nil && *lo.SendInitialEvents
 	switch {
 	case sendInitial:
-		var errs field.ErrorList
-		if qs.Get("resourceVersionMatch") != string(metav1.ResourceVersionMatchNotOlderThan) {
-			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
-		}
+		// listOptions has checked resourceVersionMatch as upstream does.
 		if !opts.Bookmarks {
-			errs = append(errs, field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires allowWatchBookmarks=true"))
-		}
-		if len(errs) > 0 {
-			return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", errs)
+			return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", field.ErrorList{
+				field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires allowWatchBookmarks=true")})
 		}
 		if rv == "" {
 			if err := q.res.cache.WaitFresh(q.ctx); err != nil {
@@ -67,18 +62,17 @@ func (q *request) watch() error {
 		}
 		opts.Initial = true
 	default:
-		n, err := strconv.ParseInt(rv, 10, 64)
+		n, err := parseResourceVersion(rv)
 		if err != nil {
-			return apierrors.NewBadRequest("invalid resourceVersion " + strconv.Quote(rv))
+			return err
 		}
 		opts.FromRev = n
 	}
 
+	// As upstream, no (or a zero) timeoutSeconds means a random 30-60 min.
 	timeout := time.Duration(1800+rand.IntN(1800)) * time.Second
-	if ts := qs.Get("timeoutSeconds"); ts != "" {
-		if n, err := strconv.Atoi(ts); err == nil && n >= 0 {
-			timeout = time.Duration(n) * time.Second
-		}
+	if ts := lo.TimeoutSeconds; ts != nil && *ts != 0 {
+		timeout = time.Duration(*ts) * time.Second
 	}
 	ctx := q.ctx
 	w, err := q.res.cache.Watch(ctx, opts)
@@ -150,6 +144,11 @@ func (e *watchEncoder) object(ev storage.Event) (runtime.Object, []byte, error) 
 	if ev.Type == watch.Bookmark {
 		obj := e.q.res.New()
 		obj.GetObjectKind().SetGroupVersionKind(e.q.res.gvk)
+		if e.a.partial {
+			// A metadata-only client (metadata informers, the garbage
+			// collector) decodes every event as PartialObjectMetadata.
+			obj = &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"}}
+		}
 		m, _ := meta.Accessor(obj)
 		m.SetResourceVersion(strconv.FormatInt(ev.Rev, 10))
 		if storage.IsInitialEnd(ev) {

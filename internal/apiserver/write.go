@@ -1,10 +1,13 @@
 package apiserver
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
+	"strings"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -22,32 +26,52 @@ import (
 
 // decodeBody decodes the request body into a new object of the resource's
 // kind, applying the fieldValidation directive to unknown and duplicate
-// fields.
+// fields. Errors read as upstream's: they name the kind the body claims
+// and the kind the endpoint takes.
 func (q *request) decodeBody(data []byte, contentType string) (runtime.Object, error) {
 	dec, _, err := q.codecs.decoderFor(contentType)
 	if err != nil {
-		return nil, unsupportedMediaType(err.Error())
+		return nil, unsupportedMediaType()
 	}
-	return q.decodeWith(dec, data)
+	return q.decode(dec, data, bodyDecodeError)
 }
 
+// decodeWith decodes an object the server assembled (a patched object):
+// its errors carry the decoder's message only.
 func (q *request) decodeWith(dec runtime.Decoder, data []byte) (runtime.Object, error) {
+	return q.decode(dec, data, func(err error, _ *schema.GroupVersionKind, _ schema.GroupVersionKind, _ []byte) error {
+		return apierrors.NewBadRequest(err.Error())
+	})
+}
+
+// decodeErrorFunc turns a decoding error into the error answered; got is
+// the kind the data claims (nil when unreadable), want the endpoint's.
+type decodeErrorFunc func(err error, got *schema.GroupVersionKind, want schema.GroupVersionKind, data []byte) error
+
+func (q *request) decode(dec runtime.Decoder, data []byte, decodeError decodeErrorFunc) (runtime.Object, error) {
 	want := q.res.gvk
 	if q.info.subresource == "scale" {
 		want = scaleGVK
 	}
 	into := q.newForSubresource()
 	obj, gvk, err := dec.Decode(data, &want, into)
-	if err != nil && !runtime.IsStrictDecodingError(err) {
-		return nil, apierrors.NewBadRequest(err.Error())
+	strict := err != nil && runtime.IsStrictDecodingError(err)
+	if err != nil && !strict {
+		return nil, decodeError(err, gvk, want, data)
 	}
-	if gvk != nil && (gvk.Kind != want.Kind || gvk.GroupVersion() != want.GroupVersion()) {
+	if gvk != nil && gvk.Kind != want.Kind {
+		// Upstream converts the body to the endpoint's internal type and
+		// has no conversion between two kinds.
+		return nil, decodeError(fmt.Errorf("converting (%s) to (%s.%s): unknown conversion",
+			reflect.TypeOf(obj).Elem(), internalPackage(want.Group), want.Kind), gvk, want, data)
+	}
+	if gvk != nil && gvk.GroupVersion() != want.GroupVersion() {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion()))
 	}
-	if err != nil {
+	if strict {
 		switch q.r.URL.Query().Get("fieldValidation") {
 		case "Strict":
-			return nil, apierrors.NewBadRequest(err.Error())
+			return nil, decodeError(err, gvk, want, data)
 		case "Ignore":
 		default:
 			for _, msg := range strictMessages(err) {
@@ -57,6 +81,57 @@ func (q *request) decodeWith(dec runtime.Decoder, data []byte) (runtime.Object, 
 	}
 	obj.GetObjectKind().SetGroupVersionKind(want)
 	return obj, nil
+}
+
+// bodyDecodeError is upstream's 400 for a request body that does not
+// decode: it names the kind the body claims, or quotes the body's start
+// when it is not even readable as an object.
+func bodyDecodeError(err error, got *schema.GroupVersionKind, want schema.GroupVersionKind, data []byte) error {
+	if runtime.IsNotRegisteredError(err) && got != nil {
+		// The scheme's name is part of the message; upstream's is fixed.
+		err = fmt.Errorf("no kind %q is registered for version %q in scheme %q", got.Kind, got.GroupVersion(), "pkg/runtime/scheme.go:111")
+	}
+	if got != nil && got.Kind != "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", got.Kind, got.Version, want.Kind, err))
+	}
+	return apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v (%s)", want.Kind, err, summarizeBody(data)))
+}
+
+// summarizeBody quotes the start of a request body for an error: JSON
+// objects as text, anything else in hex.
+func summarizeBody(data []byte) string {
+	const limit = 30
+	switch {
+	case len(data) == 0:
+		return "<empty>"
+	case data[0] == '{' && len(data) > limit:
+		return string(data[:limit]) + " ..."
+	case data[0] == '{':
+		return string(data)
+	case len(data) > limit:
+		return hex.EncodeToString(data[:limit]) + " ..."
+	}
+	return hex.EncodeToString(data)
+}
+
+// internalGroupKind is the group and kind upstream names in a 422: its
+// internal type's, which for events.k8s.io Events is the core Event.
+func internalGroupKind(gk schema.GroupKind) schema.GroupKind {
+	if gk.Group == "events.k8s.io" {
+		gk.Group = ""
+	}
+	return gk
+}
+
+// internalPackage is the name of the Go package of upstream's internal
+// types for an API group, which its conversion errors print: the group's
+// first label, with the core group (and events.k8s.io) in "core".
+func internalPackage(group string) string {
+	if group == "" || group == "events.k8s.io" {
+		return "core"
+	}
+	first, _, _ := strings.Cut(group, ".")
+	return first
 }
 
 func strictMessages(err error) []string {
@@ -231,11 +306,13 @@ func (q *request) validate(obj, old runtime.Object) error {
 		if q.res.Validate != nil {
 			errs = append(errs, q.res.Validate(obj)...)
 		}
+	} else if isPodSubresource(q.info.subresource) {
+		errs = append(errs, validatePodSubresource(q.info.subresource, obj, old)...)
 	} else if q.res.ValidateUpdate != nil {
 		errs = append(errs, q.res.ValidateUpdate(obj, old)...)
 	}
 	if len(errs) > 0 {
-		return apierrors.NewInvalid(q.res.gvk.GroupKind(), m.GetName(), errs)
+		return apierrors.NewInvalid(internalGroupKind(q.res.gvk.GroupKind()), m.GetName(), errs)
 	}
 	return nil
 }
@@ -271,11 +348,41 @@ func (q *request) update() error {
 	if err != nil {
 		return err
 	}
+	if err := q.checkName(obj); err != nil {
+		return err
+	}
 	out, err := q.applyUpdate(func(runtime.Object) (runtime.Object, error) { return obj.DeepCopyObject(), nil })
 	if err != nil {
 		return err
 	}
 	q.respond(a, http.StatusOK, out)
+	return nil
+}
+
+// checkName refuses an update whose body names another object (or
+// namespace) than the URL, before anything is read from storage: 400 as
+// upstream, even when the URL's object does not exist. A body without a
+// name (a Scale of {} or null) is refused the same way.
+func (q *request) checkName(obj runtime.Object) error {
+	m, err := meta.Accessor(obj)
+	if err == nil && m.GetName() == "" {
+		err = errors.New("name must be provided")
+	}
+	if err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s based on URL) was undeterminable: %v", q.info.name, err))
+	}
+	if q.res.Namespaced {
+		switch ns := m.GetNamespace(); ns {
+		case q.info.namespace:
+		case "":
+			m.SetNamespace(q.info.namespace)
+		default:
+			return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+	}
+	if m.GetName() != q.info.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), q.info.name))
+	}
 	return nil
 }
 
@@ -331,6 +438,9 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 			nm, _ = meta.Accessor(next)
 		case q.info.subresource == "approval":
 			applyApproval(next.(*certificatesv1.CertificateSigningRequest), cur.(*certificatesv1.CertificateSigningRequest))
+			nm, _ = meta.Accessor(next)
+		case isPodSubresource(q.info.subresource):
+			next = preparePodSubresource(q.info.subresource, next, cur)
 			nm, _ = meta.Accessor(next)
 		case q.info.subresource == "status":
 			copyAllButStatus(next, cur)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
 	"github.com/skiff-dev/skiff/internal/containerd"
+	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/dns"
 	"github.com/skiff-dev/skiff/internal/ingress"
 	"github.com/skiff-dev/skiff/internal/kubelet"
@@ -70,6 +71,8 @@ type AgentConfig struct {
 // RunAgent runs a node until ctx ends: containerd (unless external), then
 // the kubelet. Everything it started is stopped when it returns.
 func RunAgent(ctx context.Context, cfg AgentConfig) error {
+	// A panic in one loop is logged and counted, not fatal.
+	crash.InstallClientGoHandler()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/internal/controllers/manager"
+	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 	"github.com/skiff-dev/skiff/internal/proxy"
 	"github.com/skiff-dev/skiff/internal/scheduler"
@@ -31,6 +32,8 @@ type SchedulerConfig struct {
 
 // RunScheduler runs the scheduler against a remote API server until ctx ends.
 func RunScheduler(ctx context.Context, cfg SchedulerConfig) error {
+	// A panic in one loop is logged and counted, not fatal.
+	crash.InstallClientGoHandler()
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
@@ -77,6 +80,8 @@ type ControllerManagerConfig struct {
 // RunControllerManager runs the controllers against a remote API server
 // until ctx ends.
 func RunControllerManager(ctx context.Context, cfg ControllerManagerConfig) error {
+	// A panic in one loop is logged and counted, not fatal.
+	crash.InstallClientGoHandler()
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)

@@ -30,6 +30,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/apiserver/openapi"
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
 	"github.com/skiff-dev/skiff/internal/controllers/manager"
+	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/kubelet"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 	"github.com/skiff-dev/skiff/internal/scheduler"
@@ -82,7 +83,10 @@ type ServerConfig struct {
 	// ClusterSigningDuration caps the lifetime of certificates the cluster
 	// CA signs for CSRs (0: one year, upstream's default).
 	ClusterSigningDuration time.Duration
-	Logger                 *slog.Logger
+	// FlowControl is API Priority and Fairness (--enable-priority-and-fairness,
+	// --max-requests-inflight, --max-mutating-requests-inflight).
+	FlowControl apiserver.FlowControlConfig
+	Logger      *slog.Logger
 }
 
 // Server is a running control plane.
@@ -101,6 +105,9 @@ type Server struct {
 	done        chan struct{}
 	components  sync.WaitGroup // in-process clients of the API server
 	pki         *pki.Bundle
+	// scheduler and controllers say whether those components still run,
+	// for componentstatuses.
+	scheduler, controllers inProcess
 }
 
 // RESTConfig returns the admin user's client configuration, without a
@@ -126,6 +133,8 @@ func (s *Server) Client() (kubernetes.Interface, error) {
 // StartServer brings up etcd and the API server and returns once the API
 // server answers /readyz. Stop it by cancelling ctx and calling Wait.
 func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	// A panic in one loop is logged and counted, not fatal.
+	crash.InstallClientGoHandler()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -269,6 +278,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			"/metrics":  promhttp.Handler(),
 		},
 		ServiceAccountTokens: saTokens,
+		FlowControl:          cfg.FlowControl,
+		Components:           componentChecks(cfg, &s.scheduler, &s.controllers),
 	})
 	if err != nil {
 		ln.Close()
@@ -277,9 +288,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 
 	tlsCfg := pki.ServerTLSConfig(bundle)
 	s.http = &http.Server{
-		Handler:           s.api,
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 30 * time.Second,
+		Handler:   s.api,
+		TLSConfig: tlsCfg,
+		// As upstream's secure serving: headers within 32 s, idle
+		// keep-alive connections closed after 90 s, 1 MiB of headers.
+		ReadHeaderTimeout: 32 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 		// Requests outlive the server's context so that those made while
 		// shutting down (components releasing their leases) complete.
@@ -333,6 +348,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		defer s.components.Done()
 		s.api.RunEndpointReconciler(ctx)
 	}()
+	s.components.Add(1)
+	go func() {
+		defer s.components.Done()
+		s.api.RunServiceIPRepair(ctx)
+	}()
 	if err := s.publishClusterInfo(ctx); err != nil {
 		return nil, err
 	}
@@ -352,11 +372,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		s.components.Add(1)
 		go func() {
 			defer s.components.Done()
-			err := manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: true, ClusterCIDR: cfg.ClusterCIDR,
-				RootCA: s.pki.CAPEM, UseServiceAccountCredentials: true, Logger: cfg.Logger.With("component", "controller-manager")})
-			if err != nil {
-				cfg.Logger.Error("controller manager", "err", err)
-			}
+			s.controllers.run(func() {
+				err := manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: true, ClusterCIDR: cfg.ClusterCIDR,
+					RootCA: s.pki.CAPEM, UseServiceAccountCredentials: true, Logger: cfg.Logger.With("component", "controller-manager")})
+				if err != nil {
+					cfg.Logger.Error("controller manager", "err", err)
+				}
+			})
 		}()
 	}
 	if !cfg.DisableScheduler {
@@ -373,14 +395,16 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		s.components.Add(1)
 		go func() {
 			defer s.components.Done()
-			err := leaderelect.Run(ctx, client, "kube-scheduler", cfg.Logger, func(ctx context.Context) {
-				if err := sched.Run(ctx); err != nil {
-					cfg.Logger.Error("scheduler stopped", "err", err)
+			s.scheduler.run(func() {
+				err := leaderelect.Run(ctx, client, "kube-scheduler", cfg.Logger, func(ctx context.Context) {
+					if err := sched.Run(ctx); err != nil {
+						cfg.Logger.Error("scheduler stopped", "err", err)
+					}
+				})
+				if err != nil {
+					cfg.Logger.Error("scheduler leader election", "err", err)
 				}
 			})
-			if err != nil {
-				cfg.Logger.Error("scheduler leader election", "err", err)
-			}
 		}()
 	}
 	s.api.MarkReady()
@@ -415,7 +439,7 @@ func openapiInfo(rs []*apis.Resource) []openapi.ResourceInfo {
 		out = append(out, openapi.ResourceInfo{
 			Group: r.GVR.Group, Version: r.GVR.Version, Resource: r.GVR.Resource,
 			Kind: r.Kind, Namespaced: r.Namespaced, Subresources: r.Subresources,
-			CreateOnly: r.CreateOnly,
+			CreateOnly: r.CreateOnly, ReadOnly: r.Verbs != nil,
 		})
 	}
 	return out

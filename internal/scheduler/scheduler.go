@@ -25,6 +25,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/nodeaffinity"
 )
 
@@ -179,7 +180,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if !ok {
 			break
 		}
-		s.scheduleOne(ctx, qp)
+		s.scheduleOneRecovering(ctx, qp)
 	}
 	s.binds.Wait()
 	return nil
@@ -227,6 +228,19 @@ func (s *Scheduler) prepare(pod *corev1.Pod) *cycleState {
 	return st
 }
 
+// scheduleOneRecovering runs scheduleOne; a panic (in a plugin, say) is
+// logged and counted, and the pod retried after backoff, instead of ending
+// the process.
+func (s *Scheduler) scheduleOneRecovering(ctx context.Context, qp *queuedPod) {
+	defer func() {
+		if r := recover(); r != nil {
+			crash.Recovered(s.log.With("pod", qp.pod.Namespace+"/"+qp.pod.Name), "scheduler", r)
+			s.queue.requeue(qp, false)
+		}
+	}()
+	s.scheduleOne(ctx, qp)
+}
+
 // scheduleOne runs one scheduling attempt for a pod.
 func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 	start := time.Now()
@@ -262,6 +276,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 	s.binds.Add(1)
 	go func() {
 		defer func() { <-s.bindSem; s.binds.Done() }()
+		defer crash.Recover(s.log, "scheduler")
 		s.bind(ctx, qp, host)
 	}()
 }

@@ -3,6 +3,7 @@ package controllerutil
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-dev/skiff/internal/crash"
 )
 
 // NewQueue returns the rate-limited queue of object keys every controller
@@ -51,7 +54,7 @@ func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[str
 		return false
 	}
 	defer q.Done(key)
-	err := sync(ctx, key)
+	err := syncRecovering(ctx, key, sync, log)
 	var r requeue
 	switch {
 	case err == nil:
@@ -64,6 +67,18 @@ func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[str
 		q.AddRateLimited(key)
 	}
 	return true
+}
+
+// syncRecovering runs sync, turning a panic into an error so that the key
+// is retried with backoff and the worker (and process) carry on.
+func syncRecovering(ctx context.Context, key string, sync func(context.Context, string) error, log *slog.Logger) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			crash.Recovered(log.With("key", key), "controller", r)
+			err = fmt.Errorf("sync %s panicked: %v", key, r)
+		}
+	}()
+	return sync(ctx, key)
 }
 
 // NewRecorder returns an event recorder for component; start the

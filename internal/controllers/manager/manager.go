@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 )
 
@@ -75,6 +76,7 @@ func Run(ctx context.Context, cfg Config) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer crash.Recover(log.With("controller", name), "controller")
 				log.Debug("controller started", "controller", name)
 				c.Run(ctx)
 			}()
