@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiff-dev/skiff/internal/apis/celcheck"
 )
 
 var (
@@ -128,8 +130,8 @@ func validateDeviceRequestParts(class string, sels []resourcev1.DeviceSelector, 
 	return errs
 }
 
-// validateSelectors checks that each selector has a CEL expression of
-// bounded length; compiling it is left to the scheduler.
+// validateDeviceSelectors checks that each selector has a CEL expression of
+// bounded length that compiles.
 func validateDeviceSelectors(sels []resourcev1.DeviceSelector, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if len(sels) > resourcev1.DeviceSelectorsMaxSize {
@@ -139,10 +141,12 @@ func validateDeviceSelectors(sels []resourcev1.DeviceSelector, p *field.Path) fi
 		switch {
 		case s.CEL == nil:
 			errs = append(errs, field.Required(p.Index(i).Child("cel"), ""))
-		case strings.TrimSpace(s.CEL.Expression) == "":
-			errs = append(errs, field.Required(p.Index(i).Child("cel", "expression"), ""))
 		case len(s.CEL.Expression) > resourcev1.CELSelectorExpressionMaxLength:
 			errs = append(errs, field.TooLong(p.Index(i).Child("cel", "expression"), "", resourcev1.CELSelectorExpressionMaxLength))
+		default:
+			if why := celcheck.DeviceSelector(s.CEL.Expression); why != "" {
+				errs = append(errs, field.Invalid(p.Index(i).Child("cel", "expression"), s.CEL.Expression, why))
+			}
 		}
 	}
 	return errs
