@@ -246,6 +246,13 @@ func (q *request) deleteCollection() error {
 	if err != nil {
 		return err
 	}
+	if rv := q.r.URL.Query().Get("resourceVersion"); rv != "" {
+		// The collection is read as the current state, but a malformed
+		// version is still refused, as upstream's list options are.
+		if _, err := parseResourceVersion(rv); err != nil {
+			return err
+		}
+	}
 	filter, err := q.selectors()
 	if err != nil {
 		return err

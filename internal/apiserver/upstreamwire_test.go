@@ -103,6 +103,8 @@ func TestUpstreamRoutingAndDecoding(t *testing.T) {
 			`invalid resource version: resourceVersion: Invalid value: "-1": strconv.ParseUint: parsing "-1": invalid syntax`},
 		{"list resourceVersion out of range", "GET", ns + "/configmaps?resourceVersion=99999999999999999999999", "", "", 400, metav1.StatusReasonBadRequest,
 			`invalid resource version: resourceVersion: Invalid value: "99999999999999999999999": strconv.ParseUint: parsing "99999999999999999999999": value out of range`},
+		{"deletecollection resourceVersion abc", "DELETE", ns + "/configmaps?resourceVersion=abc", "", "", 400, metav1.StatusReasonBadRequest,
+			`invalid resource version: resourceVersion: Invalid value: "abc": strconv.ParseUint: parsing "abc": invalid syntax`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -122,6 +124,9 @@ func TestUpstreamRoutingAndDecoding(t *testing.T) {
 				t.Errorf("got %s %q\nwant %s %q", st.Reason, st.Message, c.reason, c.message)
 			}
 		})
+	}
+	if code, _ := do(t, "GET", s.URL+ns+"/configmaps/cm", "", ""); code != http.StatusOK {
+		t.Errorf("configmap cm gone after refused requests: %d", code)
 	}
 	for _, name := range []string{"strict", "s", "d", "p"} {
 		if code, _ := do(t, "GET", s.URL+ns+"/configmaps/"+name, "", ""); code != http.StatusNotFound {
