@@ -8,11 +8,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-dev/skiff/internal/storage"
@@ -227,12 +229,9 @@ func (q *Server) serviceKVs(res *resource, svc *corev1.Service) ([]storage.KV, e
 	return kvs, nil
 }
 
-// preserveServiceAddrs keeps the allocated addresses of a service that an
-// update (a PUT of a manifest without them) leaves empty.
-func preserveServiceAddrs(next, cur *corev1.Service) {
-	if next.Spec.ClusterIP == "" {
-		next.Spec.ClusterIP, next.Spec.ClusterIPs = cur.Spec.ClusterIP, cur.Spec.ClusterIPs
-	}
+// preserveNodePorts keeps the node ports of a service that an update (a PUT
+// of a manifest without them) leaves empty.
+func preserveNodePorts(next, cur *corev1.Service) {
 	for i := range next.Spec.Ports {
 		if next.Spec.Ports[i].NodePort != 0 {
 			continue
@@ -243,4 +242,129 @@ func preserveServiceAddrs(next, cur *corev1.Service) {
 			}
 		}
 	}
+}
+
+// needsClusterIP reports whether svc's type and spec call for cluster IPs.
+func needsClusterIP(svc *corev1.Service) bool {
+	return svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != corev1.ClusterIPNone
+}
+
+// needsNodePorts reports whether svc's type calls for node ports.
+func needsNodePorts(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
+}
+
+// prepareServiceUpdate settles the addresses of an updated service as
+// upstream does when its type changes: what the old type allocated and the
+// new one does not need is dropped (when the client left it as it was),
+// what both need is kept, and what only the new type needs is allocated.
+// The reservations move with the object in one transaction
+// (serviceReservationChanges).
+func (q *Server) prepareServiceUpdate(ctx context.Context, next, cur *corev1.Service) error {
+	if !needsClusterIP(next) && needsClusterIP(cur) && next.Spec.ClusterIP != corev1.ClusterIPNone &&
+		slices.Equal(serviceIPs(next), serviceIPs(cur)) {
+		next.Spec.ClusterIP, next.Spec.ClusterIPs = "", nil
+		next.Spec.IPFamilies, next.Spec.IPFamilyPolicy = nil, nil
+	}
+	if needsNodePorts(cur) && !needsNodePorts(next) {
+		for i := range next.Spec.Ports {
+			for _, p := range cur.Spec.Ports {
+				if p.NodePort == next.Spec.Ports[i].NodePort && p.Protocol == next.Spec.Ports[i].Protocol {
+					next.Spec.Ports[i].NodePort = 0
+				}
+			}
+		}
+		if next.Spec.HealthCheckNodePort == cur.Spec.HealthCheckNodePort {
+			next.Spec.HealthCheckNodePort = 0
+		}
+		if next.Spec.ExternalTrafficPolicy == cur.Spec.ExternalTrafficPolicy {
+			next.Spec.ExternalTrafficPolicy = ""
+		}
+	}
+	if needsClusterIP(cur) && needsClusterIP(next) && next.Spec.ClusterIP == "" {
+		next.Spec.ClusterIP, next.Spec.ClusterIPs = cur.Spec.ClusterIP, cur.Spec.ClusterIPs
+	}
+	if needsNodePorts(cur) && needsNodePorts(next) {
+		preserveNodePorts(next, cur)
+	}
+	if needsClusterIP(next) && next.Spec.ClusterIP == "" {
+		free, stop := q.freeServiceIPs(ctx, serviceFamily(next, q.serviceCIDR))
+		defer stop()
+		ip, ok := free()
+		if !ok {
+			return apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP for Service %q: range is full", next.Name))
+		}
+		next.Spec.ClusterIP, next.Spec.ClusterIPs = ip.String(), []string{ip.String()}
+	}
+	if !needsNodePorts(next) {
+		return nil
+	}
+	res := q.resources[corev1.SchemeGroupVersion.WithResource("services")]
+	for i := range next.Spec.Ports {
+		if next.Spec.Ports[i].NodePort != 0 {
+			continue
+		}
+		// A port some other service holds would fail the transaction:
+		// look before choosing (a race is refused, never stored twice).
+		for attempt := 0; ; attempt++ {
+			if attempt == maxAllocAttempts {
+				return apierrors.NewInternalError(errors.New("failed to allocate a node port: range is full or too contended"))
+			}
+			p := next.Spec.Ports[i]
+			p.NodePort = int32(q.nodePorts.Base + rand.IntN(q.nodePorts.Size))
+			if _, err := res.store.Get(ctx, nodePortKey(p)); errors.Is(err, storage.ErrNotFound) {
+				next.Spec.Ports[i].NodePort = p.NodePort
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// serviceReservationChanges are the reservations an update of a service
+// must create and release with it.
+func (q *Server) serviceReservationChanges(next, cur runtime.Object) ([]storage.KV, []string, error) {
+	n, c := next.(*corev1.Service), cur.(*corev1.Service)
+	held := sets.New(reservations(c)...)
+	var creates []storage.KV
+	for _, ip := range serviceIPs(n) {
+		if held.Has(ipAddressKey(ip)) {
+			continue
+		}
+		kv, err := q.ipAddressKV(ip, n.Namespace, n.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		creates = append(creates, kv)
+	}
+	for _, p := range n.Spec.Ports {
+		if p.NodePort != 0 && !held.Has(nodePortKey(p)) {
+			creates = append(creates, storage.KV{Key: nodePortKey(p), Value: []byte(n.Namespace + "/" + n.Name)})
+		}
+	}
+	releases := sets.List(held.Difference(sets.New(reservations(n)...)))
+	return creates, releases, nil
+}
+
+// reservationTaken is the 422 for an update whose address another object
+// already holds.
+func reservationTaken(obj runtime.Object, key string) error {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return apierrors.NewInternalError(fmt.Errorf("reservation %s is taken", key))
+	}
+	gk := corev1.SchemeGroupVersion.WithKind("Service").GroupKind()
+	for i, p := range svc.Spec.Ports {
+		if p.NodePort != 0 && nodePortKey(p) == key {
+			return apierrors.NewInvalid(gk, svc.Name, field.ErrorList{field.Invalid(
+				field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort, "provided port is already allocated")})
+		}
+	}
+	for _, ip := range serviceIPs(svc) {
+		if ipAddressKey(ip) == key {
+			return apierrors.NewInvalid(gk, svc.Name, field.ErrorList{field.Invalid(
+				field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIPs, fmt.Sprintf("failed to allocate IP %s: provided IP is already allocated", ip))})
+		}
+	}
+	return apierrors.NewInternalError(fmt.Errorf("reservation %s is taken", key))
 }

@@ -36,6 +36,18 @@ type resource struct {
 	hasStatus bool
 	// fieldKeys are the field-selector labels the kind supports.
 	fieldKeys map[string]bool
+	// reservations, when set, says which reservation keys an update must
+	// create and delete together with the object (a Service's addresses).
+	reservations func(next, cur runtime.Object) ([]storage.KV, []string, error)
+}
+
+// reservationChanges are the reservation keys an update of cur to next
+// creates and releases.
+func (r *resource) reservationChanges(next, cur runtime.Object) ([]storage.KV, []string, error) {
+	if r.reservations == nil {
+		return nil, nil, nil
+	}
+	return r.reservations(next, cur)
 }
 
 func newResource(r *apis.Resource, st *storage.Store, c *codecs, history int) *resource {
@@ -208,7 +220,19 @@ func (r *resource) guaranteedUpdate(ctx context.Context, ns, name string, fn upd
 		if bytes.Equal(data, kv.Value) && !kv.Stale {
 			return cur, nil
 		}
-		rev, latest, err := r.store.Update(ctx, key, data, kv.Rev)
+		var rev int64
+		var latest storage.KV
+		if creates, releases, rerr := r.reservationChanges(next, cur); rerr != nil {
+			return nil, rerr
+		} else if len(creates)+len(releases) > 0 {
+			var taken string
+			rev, latest, taken, err = r.store.UpdateWith(ctx, key, data, kv.Rev, creates, releases)
+			if errors.Is(err, storage.ErrExists) {
+				return nil, reservationTaken(next, taken)
+			}
+		} else {
+			rev, latest, err = r.store.Update(ctx, key, data, kv.Rev)
+		}
 		if err == nil {
 			m, _ := meta.Accessor(next)
 			m.SetResourceVersion(strconv.FormatInt(rev, 10))

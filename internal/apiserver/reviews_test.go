@@ -66,7 +66,7 @@ func TestAccessReviews(t *testing.T) {
 	}
 	labelled := &authorizationv1.LocalSubjectAccessReview{
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"a": "b"}},
-		Spec: authorizationv1.SubjectAccessReviewSpec{User: "alice", ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default"}}}
+		Spec:       authorizationv1.SubjectAccessReviewSpec{User: "alice", ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default"}}}
 	if _, err := admin.AuthorizationV1().LocalSubjectAccessReviews("default").Create(ctx, labelled, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "must be empty except for namespace") {
 		t.Errorf("local review with labels: %v, want 422 must be empty except for namespace", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -174,6 +175,9 @@ func New(cfg Config) (*Server, error) {
 		s.byKind[res.gvk] = res
 	}
 	s.flow = s.newFlowControl(cfg.FlowControl)
+	if svcs := s.resources[corev1.SchemeGroupVersion.WithResource("services")]; svcs != nil {
+		svcs.reservations = s.serviceReservationChanges
+	}
 	s.discovery, err = newDiscovery(s.reg, cfg.Resources, cfg.GitVersion)
 	if err != nil {
 		return nil, err

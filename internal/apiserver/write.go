@@ -458,7 +458,9 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 			q.res.Default(next)
 		}
 		if svc, ok := next.(*corev1.Service); ok {
-			preserveServiceAddrs(svc, cur.(*corev1.Service))
+			if err := q.prepareServiceUpdate(q.ctx, svc, cur.(*corev1.Service)); err != nil {
+				return nil, err
+			}
 		}
 		if q.res.hasSpec && !specEqual(next, cur) {
 			nm.SetGeneration(cm.GetGeneration() + 1)

@@ -108,6 +108,50 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, rev int64)
 	return resp.Header.Revision, KV{}, nil
 }
 
+// UpdateWith replaces the value under key if it was last modified at rev,
+// and in the same transaction creates the keys of creates (each must be
+// absent) and deletes the keys of deletes: an object and the reservations
+// it gains or gives up change together. On ErrConflict it returns the
+// current value of key; on ErrExists it names the first taken key.
+func (s *Store) UpdateWith(ctx context.Context, key string, value []byte, rev int64, creates []KV, deletes []string) (int64, KV, string, error) {
+	value, err := s.toStorage(key, value)
+	if err != nil {
+		return 0, KV{}, "", err
+	}
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}
+	ops := []clientv3.Op{clientv3.OpPut(key, string(value))}
+	elses := []clientv3.Op{clientv3.OpGet(key)}
+	for _, kv := range creates {
+		v, err := s.toStorage(kv.Key, kv.Value)
+		if err != nil {
+			return 0, KV{}, "", err
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(kv.Key), "=", 0))
+		ops = append(ops, clientv3.OpPut(kv.Key, string(v)))
+		elses = append(elses, clientv3.OpGet(kv.Key, clientv3.WithCountOnly()))
+	}
+	for _, k := range deletes {
+		ops = append(ops, clientv3.OpDelete(k))
+	}
+	resp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Else(elses...).Commit()
+	if err != nil {
+		return 0, KV{}, "", fmt.Errorf("etcd update %s: %w", key, err)
+	}
+	if resp.Succeeded {
+		return resp.Header.Revision, KV{}, "", nil
+	}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 0 || kvs[0].ModRevision != rev {
+		kv, err := s.currentFromElse(resp)
+		return 0, kv, "", err
+	}
+	for i, r := range resp.Responses[1:] {
+		if r.GetResponseRange().GetCount() > 0 {
+			return 0, KV{}, creates[i].Key, ErrExists
+		}
+	}
+	return 0, KV{}, "", fmt.Errorf("etcd update %s: transaction failed without a conflict", key)
+}
+
 // Delete removes key if it was last modified at rev.
 func (s *Store) Delete(ctx context.Context, key string, rev int64) (int64, KV, error) {
 	return s.DeleteWith(ctx, key, rev, nil)
