@@ -67,6 +67,11 @@ func (r *Resource) inAll() *Resource {
 	return r
 }
 
+func (r *Resource) orphaning() *Resource {
+	r.OrphanByDefault = true
+	return r
+}
+
 // All returns every built-in resource Skiff serves, with its behaviour.
 func All() []*Resource {
 	core := corev1.SchemeGroupVersion
@@ -96,7 +101,7 @@ func All() []*Resource {
 		def(core, "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true,
 			func() runtime.Object { return &corev1.PersistentVolumeClaim{} }, func() runtime.Object { return &corev1.PersistentVolumeClaimList{} }, "pvc").with("status"),
 		def(core, "replicationcontrollers", "replicationcontroller", "ReplicationController", true,
-			func() runtime.Object { return &corev1.ReplicationController{} }, func() runtime.Object { return &corev1.ReplicationControllerList{} }, "rc").with("status", "scale").inAll(),
+			func() runtime.Object { return &corev1.ReplicationController{} }, func() runtime.Object { return &corev1.ReplicationControllerList{} }, "rc").with("status", "scale").inAll().orphaning(),
 		def(core, "resourcequotas", "resourcequota", "ResourceQuota", true,
 			func() runtime.Object { return &corev1.ResourceQuota{} }, func() runtime.Object { return &corev1.ResourceQuotaList{} }, "quota").with("status"),
 		def(core, "limitranges", "limitrange", "LimitRange", true,
@@ -126,7 +131,7 @@ func All() []*Resource {
 		review(authorizationv1.SchemeGroupVersion, "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, func() runtime.Object { return &authorizationv1.SelfSubjectRulesReview{} }),
 
 		def(batch, "jobs", "job", "Job", true,
-			func() runtime.Object { return &batchv1.Job{} }, func() runtime.Object { return &batchv1.JobList{} }).with("status").inAll(),
+			func() runtime.Object { return &batchv1.Job{} }, func() runtime.Object { return &batchv1.JobList{} }).with("status").inAll().orphaning(),
 		def(batch, "cronjobs", "cronjob", "CronJob", true,
 			func() runtime.Object { return &batchv1.CronJob{} }, func() runtime.Object { return &batchv1.CronJobList{} }, "cj").with("status").inAll(),
 

@@ -23,6 +23,10 @@ type Resource struct {
 	Subresources []string
 	// SingularName is the lower-case singular (e.g. "deployment").
 	SingularName string
+	// OrphanByDefault makes a DELETE without a propagation policy orphan
+	// the object's dependents, as upstream keeps for ReplicationControllers
+	// and batch/v1 Jobs (kubectl always asks for background deletion).
+	OrphanByDefault bool
 	// CreateOnly marks a virtual resource that is never stored: POSTing
 	// one returns an answer (TokenReview, SubjectAccessReview and kin).
 	CreateOnly bool

@@ -148,7 +148,7 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 		}
 		grace := q.gracePeriod(cur, opts)
 		added := false
-		if f := propagationFinalizer(opts); f != "" && !slices.Contains(m.GetFinalizers(), f) {
+		if f := propagationFinalizer(opts, q.res.OrphanByDefault); f != "" && !slices.Contains(m.GetFinalizers(), f) {
 			// The garbage collector carries out the policy and then
 			// removes the finalizer.
 			m.SetFinalizers(append(m.GetFinalizers(), f))
@@ -276,8 +276,9 @@ func (q *request) deleteCollection() error {
 	return q.writeList(a, deleted, strconv.FormatInt(rev, 10), "", nil)
 }
 
-// propagationFinalizer is the finalizer a deletion policy asks for.
-func propagationFinalizer(opts *metav1.DeleteOptions) string {
+// propagationFinalizer is the finalizer a deletion policy asks for;
+// orphanByDefault is the resource's policy when the options name none.
+func propagationFinalizer(opts *metav1.DeleteOptions, orphanByDefault bool) string {
 	if opts.PropagationPolicy != nil {
 		switch *opts.PropagationPolicy {
 		case metav1.DeletePropagationForeground:
@@ -286,7 +287,13 @@ func propagationFinalizer(opts *metav1.DeleteOptions) string {
 			return metav1.FinalizerOrphanDependents
 		}
 	}
-	if opts.OrphanDependents != nil && *opts.OrphanDependents {
+	if opts.OrphanDependents != nil {
+		if *opts.OrphanDependents {
+			return metav1.FinalizerOrphanDependents
+		}
+		return ""
+	}
+	if opts.PropagationPolicy == nil && orphanByDefault {
 		return metav1.FinalizerOrphanDependents
 	}
 	return ""

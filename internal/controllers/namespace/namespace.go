@@ -144,7 +144,7 @@ func (c *Controller) deleteContent(ctx context.Context, ns string, gvr schema.Gr
 		report.deleteErrs = append(report.deleteErrs, fmt.Errorf("failed to delete %s in %s: %w", gvr.String(), ns, err))
 	}
 	ignorable := func(err error) bool { return apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) }
-	err := ri.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	err := ri.DeleteCollection(ctx, backgroundDeletion(), metav1.ListOptions{})
 	if apierrors.IsMethodNotSupported(err) {
 		err = c.deleteEach(ctx, ri)
 	}
@@ -188,7 +188,7 @@ func (c *Controller) deleteEach(ctx context.Context, ri dynamic.ResourceInterfac
 		return err
 	}
 	for _, it := range list.Items {
-		if err := ri.Delete(ctx, it.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := ri.Delete(ctx, it.GetName(), backgroundDeletion()); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
@@ -211,4 +211,12 @@ func (c *Controller) updateConditions(ctx context.Context, name string, report *
 		return fmt.Errorf("update conditions of namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+// backgroundDeletion deletes a namespace's content in the background, as
+// upstream's namespace controller does: kinds that orphan their dependents
+// by default (ReplicationControllers, Jobs) must not leave pods behind.
+func backgroundDeletion() metav1.DeleteOptions {
+	bg := metav1.DeletePropagationBackground
+	return metav1.DeleteOptions{PropagationPolicy: &bg}
 }
