@@ -20,12 +20,17 @@ have ip || need+=(iproute2)
 if ((${#need[@]})); then
 	echo "installing: ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# Skiff runs its own etcd and containerd: keep the packages from
+	# starting system daemons (Debian's policy-rc.d convention), rather than
+	# stopping processes afterwards that might not be ours. An existing
+	# policy is left alone.
+	policy=/usr/sbin/policy-rc.d
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		trap 'rm -f "$policy"' EXIT
+	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-	# Packages may start system daemons; Skiff runs its own etcd and containerd.
-	pkill -x etcd 2>/dev/null || true
-	if [[ -S /run/containerd/containerd.sock ]] && pgrep -x containerd >/dev/null; then
-		pkill -x containerd 2>/dev/null || true
-	fi
 fi
 have go || { echo "Go is required (https://go.dev/dl)"; exit 1; }
