@@ -247,7 +247,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	gatherers := prometheus.Gatherers{prometheus.DefaultGatherer}
+	metrics := newMetricsGatherers(prometheus.DefaultGatherer)
 	var sched *scheduler.Scheduler
 	extra := http.NewServeMux()
 	if err := oapi.Install(extra); err != nil {
@@ -275,7 +275,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		Logger:           cfg.Logger,
 		ExtraHandlers: map[string]http.Handler{
 			"/openapi/": extra,
-			"/metrics":  promhttp.Handler(),
+			"/metrics":  promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}),
 		},
 		ServiceAccountTokens: saTokens,
 		FlowControl:          cfg.FlowControl,
@@ -391,7 +391,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			return nil, err
 		}
 		sched = scheduler.New(scheduler.Config{Client: client, Logger: cfg.Logger.With("component", "scheduler")})
-		gatherers = append(gatherers, sched.Registry())
+		metrics.add(sched.Registry())
 		s.components.Add(1)
 		go func() {
 			defer s.components.Done()
