@@ -619,16 +619,7 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) fi
 			errs = append(errs, field.Invalid(p.Child("fsGroup"), *sc.FSGroup, msg))
 		}
 	}
-	if sc.RunAsUser != nil {
-		for _, msg := range validation.IsValidUserID(*sc.RunAsUser) {
-			errs = append(errs, field.Invalid(p.Child("runAsUser"), *sc.RunAsUser, msg))
-		}
-	}
-	if sc.RunAsGroup != nil {
-		for _, msg := range validation.IsValidGroupID(*sc.RunAsGroup) {
-			errs = append(errs, field.Invalid(p.Child("runAsGroup"), *sc.RunAsGroup, msg))
-		}
-	}
+	errs = append(errs, validateRunAs(sc.RunAsUser, sc.RunAsGroup, p)...)
 	for i, g := range sc.SupplementalGroups {
 		for _, msg := range validation.IsValidGroupID(g) {
 			errs = append(errs, field.Invalid(p.Child("supplementalGroups").Index(i), g, msg))
@@ -640,21 +631,27 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) fi
 	return errs
 }
 
+// validateRunAs checks the user and group IDs a pod or container runs as.
+func validateRunAs(user, group *int64, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if user != nil {
+		for _, msg := range validation.IsValidUserID(*user) {
+			errs = append(errs, field.Invalid(p.Child("runAsUser"), *user, msg))
+		}
+	}
+	if group != nil {
+		for _, msg := range validation.IsValidGroupID(*group) {
+			errs = append(errs, field.Invalid(p.Child("runAsGroup"), *group, msg))
+		}
+	}
+	return errs
+}
+
 func validateSecurityContext(sc *corev1.SecurityContext, p *field.Path) field.ErrorList {
 	if sc == nil {
 		return nil
 	}
-	var errs field.ErrorList
-	if sc.RunAsUser != nil {
-		for _, msg := range validation.IsValidUserID(*sc.RunAsUser) {
-			errs = append(errs, field.Invalid(p.Child("runAsUser"), *sc.RunAsUser, msg))
-		}
-	}
-	if sc.RunAsGroup != nil {
-		for _, msg := range validation.IsValidGroupID(*sc.RunAsGroup) {
-			errs = append(errs, field.Invalid(p.Child("runAsGroup"), *sc.RunAsGroup, msg))
-		}
-	}
+	errs := validateRunAs(sc.RunAsUser, sc.RunAsGroup, p)
 	if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation && sc.Privileged != nil && *sc.Privileged {
 		errs = append(errs, field.Invalid(p, sc, "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
 	}
