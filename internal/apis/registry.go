@@ -121,7 +121,7 @@ func All() []*Resource {
 			func() runtime.Object { return &appsv1.ControllerRevision{} }, func() runtime.Object { return &appsv1.ControllerRevisionList{} }),
 
 		def(eventsv1.SchemeGroupVersion, "events", "event", "Event", true,
-			func() runtime.Object { return &eventsv1.Event{} }, func() runtime.Object { return &eventsv1.EventList{} }, "ev"),
+			func() runtime.Object { return &eventsv1.Event{} }, func() runtime.Object { return &eventsv1.EventList{} }, "ev").storedAs(eventStorage),
 
 		review(authenticationv1.SchemeGroupVersion, "tokenreviews", "TokenReview", false, func() runtime.Object { return &authenticationv1.TokenReview{} }),
 		review(authenticationv1.SchemeGroupVersion, "selfsubjectreviews", "SelfSubjectReview", false, func() runtime.Object { return &authenticationv1.SelfSubjectReview{} }),

@@ -57,7 +57,8 @@ type Resource struct {
 
 	// Storage, when set, is the form objects are stored in, for a resource
 	// served in several versions from one etcd prefix (autoscaling/v1
-	// HorizontalPodAutoscalers are stored as autoscaling/v2).
+	// HorizontalPodAutoscalers are stored as autoscaling/v2, events.k8s.io/v1
+	// Events as core/v1 Events).
 	Storage *StorageForm
 }
 
@@ -66,6 +67,10 @@ type Resource struct {
 // not modify their argument.
 type StorageForm struct {
 	GVK schema.GroupVersionKind
+	// Resource, when set, is the resource whose etcd prefix holds the
+	// objects, for one served under another group (events.k8s.io/v1
+	// Events are core Events under /registry/events/).
+	Resource schema.GroupResource
 	// New returns an empty object of the storage type.
 	New func() runtime.Object
 	// ToStorage converts a served object into the storage form.

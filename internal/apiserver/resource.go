@@ -52,9 +52,13 @@ func (r *resource) reservationChanges(next, cur runtime.Object) ([]storage.KV, [
 
 func newResource(r *apis.Resource, st *storage.Store, c *codecs, history int) *resource {
 	gr := r.GVR.GroupResource()
-	prefix := "/registry/" + r.GVR.Resource + "/"
-	if r.GVR.Group != "" {
-		prefix = "/registry/" + r.GVR.Resource + "." + r.GVR.Group + "/"
+	stored := gr
+	if r.Storage != nil && r.Storage.Resource.Resource != "" {
+		stored = r.Storage.Resource
+	}
+	prefix := "/registry/" + stored.Resource + "/"
+	if stored.Group != "" {
+		prefix = "/registry/" + stored.Resource + "." + stored.Group + "/"
 	}
 	t := reflect.TypeOf(r.New()).Elem()
 	_, hasSpec := t.FieldByName("Spec")
