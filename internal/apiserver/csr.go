@@ -2,9 +2,11 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 )
@@ -26,33 +28,103 @@ func setRequestor(ctx context.Context, csr *certificatesv1.CertificateSigningReq
 	csr.Status = certificatesv1.CertificateSigningRequestStatus{}
 }
 
-// applyApproval takes only the Approved and Denied conditions from an
-// update of the approval subresource: spec, metadata, the certificate and
-// the other conditions (Failed) stay as stored.
+// applyApproval keeps spec and status as stored but takes the client's
+// conditions (and, through the generic update rules, its metadata), as
+// upstream's approval strategy does.
 func applyApproval(next, cur *certificatesv1.CertificateSigningRequest) {
-	now := metav1.Now()
-	var conds []certificatesv1.CertificateSigningRequestCondition
-	for _, c := range cur.Status.Conditions {
-		if !isApprovalCondition(c.Type) {
-			conds = append(conds, c)
-		}
-	}
-	for _, c := range next.Status.Conditions {
-		if !isApprovalCondition(c.Type) {
-			continue
-		}
-		if c.LastUpdateTime.IsZero() {
-			c.LastUpdateTime = now
-		}
-		if c.LastTransitionTime.IsZero() {
-			c.LastTransitionTime = now
-		}
-		conds = append(conds, c)
-	}
-	*next = *cur.DeepCopy()
+	stampConditions(next, cur)
+	conds := next.Status.Conditions
+	next.Spec = *cur.Spec.DeepCopy()
+	next.Status = *cur.Status.DeepCopy()
 	next.Status.Conditions = conds
 }
 
-func isApprovalCondition(t certificatesv1.RequestConditionType) bool {
-	return t == certificatesv1.CertificateApproved || t == certificatesv1.CertificateDenied
+// applyCSRStatus keeps the spec and the stored Approved and Denied
+// conditions on an update of the status subresource: only the approval
+// subresource may change those. An update that adds or drops one of them
+// is refused by validateCSRConditionUpdate.
+func applyCSRStatus(next, cur *certificatesv1.CertificateSigningRequest) {
+	next.Spec = *cur.Spec.DeepCopy()
+	for _, t := range approvalConditions {
+		keepConditions(next, cur, t)
+	}
+	stampConditions(next, cur)
+}
+
+var approvalConditions = []certificatesv1.RequestConditionType{certificatesv1.CertificateApproved, certificatesv1.CertificateDenied}
+
+// keepConditions puts the stored conditions of type t in the places of the
+// new ones, when their number did not change.
+func keepConditions(next, cur *certificatesv1.CertificateSigningRequest, t certificatesv1.RequestConditionType) {
+	old := conditionsOf(cur, t)
+	idx := conditionIndices(next, t)
+	if len(old) != len(idx) {
+		return
+	}
+	for i, j := range idx {
+		next.Status.Conditions[j] = old[i]
+	}
+}
+
+// stampConditions fills missing condition times: lastUpdateTime is now,
+// lastTransitionTime is that of a stored condition of the same type and
+// status, or now.
+func stampConditions(next, cur *certificatesv1.CertificateSigningRequest) {
+	now := metav1.Now()
+	for i := range next.Status.Conditions {
+		c := &next.Status.Conditions[i]
+		if c.LastUpdateTime.IsZero() {
+			c.LastUpdateTime = now
+		}
+		if !c.LastTransitionTime.IsZero() {
+			continue
+		}
+		c.LastTransitionTime = now
+		for _, o := range cur.Status.Conditions {
+			if o.Type == c.Type && o.Status == c.Status && !o.LastTransitionTime.IsZero() {
+				c.LastTransitionTime = o.LastTransitionTime
+				break
+			}
+		}
+	}
+}
+
+// validateCSRConditionUpdate refuses an update that removes an Approved,
+// Denied or Failed condition, or, outside the approval subresource, adds
+// an Approved or Denied one.
+func validateCSRConditionUpdate(subresource string, next, cur *certificatesv1.CertificateSigningRequest) field.ErrorList {
+	p := field.NewPath("status", "conditions")
+	var errs field.ErrorList
+	for _, t := range []certificatesv1.RequestConditionType{certificatesv1.CertificateApproved, certificatesv1.CertificateDenied, certificatesv1.CertificateFailed} {
+		if len(conditionIndices(next, t)) < len(conditionIndices(cur, t)) {
+			errs = append(errs, field.Forbidden(p, fmt.Sprintf("updates may not remove a condition of type %q", t)))
+		}
+	}
+	if subresource == "approval" {
+		return errs
+	}
+	for _, t := range approvalConditions {
+		if len(conditionIndices(next, t)) > len(conditionIndices(cur, t)) {
+			errs = append(errs, field.Forbidden(p, fmt.Sprintf("updates may not add a condition of type %q", t)))
+		}
+	}
+	return errs
+}
+
+func conditionIndices(csr *certificatesv1.CertificateSigningRequest, t certificatesv1.RequestConditionType) []int {
+	var idx []int
+	for i, c := range csr.Status.Conditions {
+		if c.Type == t {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+func conditionsOf(csr *certificatesv1.CertificateSigningRequest, t certificatesv1.RequestConditionType) []certificatesv1.CertificateSigningRequestCondition {
+	var out []certificatesv1.CertificateSigningRequestCondition
+	for _, i := range conditionIndices(csr, t) {
+		out = append(out, csr.Status.Conditions[i])
+	}
+	return out
 }

@@ -311,6 +311,9 @@ func (q *request) validate(obj, old runtime.Object) error {
 	} else if q.res.ValidateUpdate != nil {
 		errs = append(errs, q.res.ValidateUpdate(obj, old)...)
 	}
+	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok && old != nil {
+		errs = append(errs, validateCSRConditionUpdate(q.info.subresource, csr, old.(*certificatesv1.CertificateSigningRequest))...)
+	}
 	if len(errs) > 0 {
 		return apierrors.NewInvalid(internalGroupKind(q.res.gvk.GroupKind()), m.GetName(), errs)
 	}
@@ -445,6 +448,9 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 		case q.info.subresource == "status":
 			copyAllButStatus(next, cur)
 			keepMetaForStatus(nm, cm)
+			if csr, ok := next.(*certificatesv1.CertificateSigningRequest); ok {
+				applyCSRStatus(csr, cur.(*certificatesv1.CertificateSigningRequest))
+			}
 		case q.res.hasStatus:
 			copyStatus(next, cur)
 		}
