@@ -1,5 +1,6 @@
 // Package namespace finishes the deletion of namespaces: it deletes every
-// namespaced object in a Terminating namespace and, once none is left,
+// namespaced object in a Terminating namespace, pods before anything else,
+// and, once none is left,
 // removes the "kubernetes" finalizer so the API server drops the namespace.
 // Each pass records its outcome in upstream's deletion conditions
 // (conditions.go), so users see what holds a namespace in Terminating.
@@ -79,9 +80,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		return nil
 	}
 	report := newDeletionReport()
-	for _, gvr := range c.namespacedResources(report) {
-		c.deleteContent(ctx, name, gvr, report)
-	}
+	c.deleteAllContent(ctx, name, c.namespacedResources(report), report)
 	if err := c.updateConditions(ctx, name, report); err != nil {
 		return err
 	}
@@ -134,6 +133,27 @@ func (c *Controller) namespacedResources(report *deletionReport) []schema.GroupV
 		}
 	}
 	return out
+}
+
+// podsGVR names pods, which a namespace's deletion removes first.
+var podsGVR = corev1.SchemeGroupVersion.WithResource("pods")
+
+// deleteAllContent deletes the pods of namespace ns and, only once none is
+// left, every other object, as upstream's OrderedNamespaceDeletion does: a
+// pod must not outlive the secrets, config maps and service accounts it
+// runs with, nor the policies that restrict it.
+func (c *Controller) deleteAllContent(ctx context.Context, ns string, gvrs []schema.GroupVersionResource, report *deletionReport) {
+	if slices.Contains(gvrs, podsGVR) {
+		c.deleteContent(ctx, ns, podsGVR, report)
+		if report.remaining[podsGVR] > 0 {
+			return
+		}
+	}
+	for _, gvr := range gvrs {
+		if gvr != podsGVR {
+			c.deleteContent(ctx, ns, gvr, report)
+		}
+	}
 }
 
 // deleteContent deletes every object of gvr in namespace ns and records in
