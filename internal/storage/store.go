@@ -209,6 +209,12 @@ func (s *Store) listPageRaw(ctx context.Context, prefix, start string, rev, limi
 	for i, kv := range resp.Kvs {
 		out[i] = toKV(kv)
 	}
+	if rev > 0 {
+		// A read at a past revision reports that revision: etcd's header
+		// carries the current one, which would move every later page (and
+		// its continue token) off the first page's snapshot.
+		return out, rev, resp.More, nil
+	}
 	return out, resp.Header.Revision, resp.More, nil
 }
 

@@ -47,3 +47,29 @@ func TestUpdateWithMovesReservationsAtomically(t *testing.T) {
 		t.Errorf("old reservation still held: %v", err)
 	}
 }
+
+func TestListPageAtRevisionReportsThatRevision(t *testing.T) {
+	ctx := context.Background()
+	s := startStore(t)
+	for _, k := range []string{"a", "b", "c"} {
+		mustCreate(t, s, "/registry/things/"+k, "v")
+	}
+	first, rev, more, err := s.ListPage(ctx, "/registry/things/", "", 0, 2)
+	if err != nil || !more || len(first) != 2 {
+		t.Fatalf("first page: %d items, more %v, err %v", len(first), more, err)
+	}
+	// Writes after the snapshot move etcd's revision on.
+	mustCreate(t, s, "/registry/things/d", "v")
+	mustCreate(t, s, "/registry/other/x", "v")
+
+	rest, got, more, err := s.ListPage(ctx, "/registry/things/", first[1].Key+"\x00", rev, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != rev {
+		t.Errorf("second page revision %d, want the snapshot's %d", got, rev)
+	}
+	if more || len(rest) != 1 || rest[0].Key != "/registry/things/c" {
+		t.Errorf("second page at the snapshot: %v (more %v), want only /registry/things/c", rest, more)
+	}
+}
