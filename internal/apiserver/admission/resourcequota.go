@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -22,16 +23,27 @@ type QuotaLookup interface {
 	ListResourceQuotas(namespace string) []*corev1.ResourceQuota
 }
 
+// QuotaStatusWriter stores a quota if its resourceVersion is still the
+// stored one; on a conflict it returns the stored quota with the error.
+// A QuotaLookup that is one lets admission charge quotas in storage.
+type QuotaStatusWriter interface {
+	UpdateResourceQuotaStatus(ctx context.Context, q *corev1.ResourceQuota) (*corev1.ResourceQuota, error)
+}
+
+// chargeAttempts bounds the compare-and-swap retries of one charge.
+const chargeAttempts = 5
+
 // pendingTTL bounds how long an admitted create counts against a quota
 // before the quota controller's status is expected to include it; it also
 // forgets creates that failed after admission.
 const pendingTTL = 30 * time.Second
 
 // ResourceQuota refuses creates that would take a namespace over one of
-// its quotas, as upstream's plugin: usage is the quota's status.used (kept
-// by the resourcequota controller) plus what this server admitted since
-// that status was written, so back-to-back creates cannot both take the
-// last unit.
+// its quotas, as upstream's plugin. When its lookup can write, an admitted
+// create is charged to status.used with a compare-and-swap, as upstream
+// does, so that a status the resourcequota controller computed before the
+// create cannot hide it. Otherwise usage is status.used plus what this
+// server admitted since that status was written.
 type ResourceQuota struct {
 	lookup QuotaLookup
 	now    func() time.Time
@@ -57,7 +69,7 @@ func NewResourceQuota(lookup QuotaLookup) *ResourceQuota {
 func (*ResourceQuota) Name() string { return "ResourceQuota" }
 
 // Validate implements Validator.
-func (p *ResourceQuota) Validate(_ context.Context, a *Attributes) error {
+func (p *ResourceQuota) Validate(ctx context.Context, a *Attributes) error {
 	if p.lookup == nil || a.Operation != Create || a.Subresource != "" || a.Namespace == "" || a.Object == nil {
 		return nil
 	}
@@ -105,21 +117,32 @@ func (p *ResourceQuota) Validate(_ context.Context, a *Attributes) error {
 		return nil
 	}
 
+	if w, ok := p.lookup.(QuotaStatusWriter); ok {
+		for _, c := range checks {
+			if err := exceeds(c.q, c.q.Status.Used, c.requested); err != nil {
+				return forbid(err)
+			}
+		}
+		if a.DryRun {
+			return nil
+		}
+		for _, c := range checks {
+			refused, err := charge(ctx, w, c.q, c.requested)
+			if refused != nil {
+				return forbid(refused)
+			}
+			if err != nil {
+				return fmt.Errorf("charging quota %s/%s: %w", c.q.Namespace, c.q.Name, err)
+			}
+		}
+		return nil
+	}
+
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range checks {
-		used := quota.Add(c.q.Status.Used, p.pendingLocked(c.q, now))
-		var exceeded []corev1.ResourceName
-		for n, req := range c.requested {
-			total := used[n]
-			total.Add(req)
-			if total.Cmp(c.q.Status.Hard[n]) > 0 {
-				exceeded = append(exceeded, n)
-			}
-		}
-		if len(exceeded) > 0 {
-			return forbid(fmt.Errorf("exceeded quota: %s, requested: %s, used: %s, limited: %s", c.q.Name,
-				prettyPrint(c.requested, exceeded), prettyPrint(used, exceeded), prettyPrint(c.q.Status.Hard, exceeded)))
+		if err := exceeds(c.q, quota.Add(c.q.Status.Used, p.pendingLocked(c.q, now)), c.requested); err != nil {
+			return forbid(err)
 		}
 	}
 	if a.DryRun {
@@ -130,6 +153,45 @@ func (p *ResourceQuota) Validate(_ context.Context, a *Attributes) error {
 	}
 	p.pruneLocked(now)
 	return nil
+}
+
+// exceeds is upstream's refusal when used plus requested passes one of
+// q's hard limits.
+func exceeds(q *corev1.ResourceQuota, used, requested corev1.ResourceList) error {
+	var exceeded []corev1.ResourceName
+	for n, req := range requested {
+		total := used[n]
+		total.Add(req)
+		if total.Cmp(q.Status.Hard[n]) > 0 {
+			exceeded = append(exceeded, n)
+		}
+	}
+	if len(exceeded) == 0 {
+		return nil
+	}
+	return fmt.Errorf("exceeded quota: %s, requested: %s, used: %s, limited: %s", q.Name,
+		prettyPrint(requested, exceeded), prettyPrint(used, exceeded), prettyPrint(q.Status.Hard, exceeded))
+}
+
+// charge adds requested to q's stored status.used. On a conflict it
+// checks again against the stored quota, which may now refuse (refused).
+func charge(ctx context.Context, w QuotaStatusWriter, q *corev1.ResourceQuota, requested corev1.ResourceList) (refused, err error) {
+	for range chargeAttempts {
+		next := q.DeepCopy()
+		next.Status.Used = quota.Add(q.Status.Used, requested)
+		cur, err := w.UpdateResourceQuotaStatus(ctx, next)
+		if err == nil {
+			return nil, nil
+		}
+		if !apierrors.IsConflict(err) || cur == nil {
+			return nil, err
+		}
+		if refused := exceeds(cur, cur.Status.Used, requested); refused != nil {
+			return refused, nil
+		}
+		q = cur
+	}
+	return nil, errors.New("too many conflicts writing its status")
 }
 
 // pendingLocked sums what was admitted against q since its status was

@@ -79,8 +79,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		gr := gvr.GroupResource()
 		c.listers[gr] = inf.Lister()
 		c.synced = append(c.synced, inf.Informer().HasSynced)
+		// No recount on add, as upstream: admission charged the create to
+		// status.used already, and a recount racing the next create's
+		// charge could write that charge away before its object is listed.
 		_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { c.objectChanged(gr, o) },
 			UpdateFunc: func(_, o any) { c.objectChanged(gr, o) },
 			DeleteFunc: func(o any) { c.objectChanged(gr, o) },
 		})

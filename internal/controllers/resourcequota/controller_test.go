@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,7 +53,18 @@ func TestControllerTracksUsage(t *testing.T) {
 	if _, err := client.CoreV1().ConfigMaps("other").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "other"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	controllertest.WaitFor(t, "usage after creates", statusIs(t, client, "ns", "q", hard, rl("pods", "1", "configmaps", "1", "requests.cpu", "300m")))
+	// Creates are charged by admission, not recounted: a recount racing
+	// the next create's charge could write that charge away.
+	time.Sleep(300 * time.Millisecond)
+	if !statusIs(t, client, "ns", "q", hard, rl("pods", "0", "configmaps", "0", "requests.cpu", "0"))() {
+		t.Fatal("creates were recounted; admission charges them")
+	}
+	// An update of a tracked object recounts.
+	p.Labels = map[string]string{"touched": "yes"}
+	if _, err := client.CoreV1().Pods("ns").Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	controllertest.WaitFor(t, "usage after an update", statusIs(t, client, "ns", "q", hard, rl("pods", "1", "configmaps", "1", "requests.cpu", "300m")))
 
 	// A pod that finishes releases its resources.
 	p.Status.Phase = corev1.PodSucceeded

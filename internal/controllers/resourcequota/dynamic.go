@@ -84,8 +84,8 @@ func (d *dynamicCounts) informer(gr schema.GroupResource) (cache.SharedIndexInfo
 	}
 	inf := metadatainformer.NewFilteredMetadataInformer(d.meta, gvr, "", 0,
 		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
+	// No recount on add: admission charges creates (see controller.go).
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { d.changed(gr, o) },
 		UpdateFunc: func(_, o any) { d.changed(gr, o) },
 		DeleteFunc: func(o any) { d.changed(gr, o) },
 	})
