@@ -7,7 +7,7 @@ PORT      ?= 6443
 # Unit and integration packages (everything but the end-to-end suite).
 UNIT_PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/e2e)
 
-.PHONY: all build images up test unit e2e bench lint generate deps clean upstream differential
+.PHONY: all build images up test unit e2e bench lint generate deps clean upstream differential conformance conformance-api
 
 all: build
 
@@ -54,6 +54,16 @@ upstream:
 differential: upstream
 	SKIFF_UPSTREAM_BIN=$(CURDIR)/bin/upstream DIFF_SUBSET=$(DIFF_SUBSET) DIFF_REPORT=$(DIFF_REPORT) \
 		$(GO) test -count=1 -timeout 20m ./test/differential/
+
+# Upstream's conformance suite (e2e.test v1.37.2, every [Conformance] spec)
+# against a Skiff cluster of a server and agents in network namespaces; needs
+# root. CONFORMANCE_FOCUS / CONFORMANCE_SKIP override the specs; reports in
+# bin/conformance. conformance-api is the API-level subset CI runs.
+conformance: build
+	bash hack/conformance.sh full
+
+conformance-api: build
+	bash hack/conformance.sh api
 
 bench: build images
 	$(GO) run ./bench/apiserver

@@ -6,6 +6,11 @@
 // take. The archives are deterministic: same inputs, same bytes.
 //
 //	go run ./hack/mkimages -out bin/images
+//
+// With -conformance it also writes the images upstream's conformance suite
+// runs (conformance.go), from an agnhost binary built beforehand:
+//
+//	go run ./hack/mkimages -out bin/conformance/images -conformance -agnhost bin/upstream/agnhost
 package main
 
 import (
@@ -49,14 +54,16 @@ type image struct {
 func main() {
 	out := flag.String("out", "bin/images", "output directory")
 	busybox := flag.String("busybox", "/bin/busybox", "a static busybox binary (Debian: busybox-static)")
+	conformance := flag.Bool("conformance", false, "also write the conformance suite's images (needs -agnhost)")
+	agnhost := flag.String("agnhost", "bin/upstream/agnhost", "a static agnhost binary, for -conformance")
 	flag.Parse()
-	if err := run(*out, *busybox); err != nil {
+	if err := run(*out, *busybox, *conformance, *agnhost); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimages:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, busyboxPath string) error {
+func run(out, busyboxPath string, conformance bool, agnhostPath string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -64,8 +71,12 @@ func run(out, busyboxPath string) error {
 	if err != nil {
 		return err
 	}
+	pauseTags := []string{"registry.k8s.io/pause:3.9", "skiff.local/pause:latest"}
+	if conformance {
+		pauseTags = append(pauseTags, e2ePause)
+	}
 	if err := write(filepath.Join(out, "pause.tar"), image{
-		tags:       []string{"registry.k8s.io/pause:3.9", "skiff.local/pause:latest"},
+		tags:       pauseTags,
 		entrypoint: []string{"/pause"},
 		entries:    []entry{{name: "pause", mode: 0o755, data: pause}},
 	}); err != nil {
@@ -75,6 +86,9 @@ func run(out, busyboxPath string) error {
 	if err != nil {
 		return err
 	}
+	if conformance {
+		bb.tags = append(bb.tags, e2eBusybox)
+	}
 	if err := write(filepath.Join(out, "busybox.tar"), bb); err != nil {
 		return err
 	}
@@ -82,11 +96,17 @@ func run(out, busyboxPath string) error {
 	if err != nil {
 		return err
 	}
-	return write(filepath.Join(out, "inclusterclient.tar"), image{
+	if err := write(filepath.Join(out, "inclusterclient.tar"), image{
 		tags:       []string{"skiff.test/inclusterclient:latest"},
 		entrypoint: []string{"/inclusterclient"},
 		entries:    []entry{{name: "inclusterclient", mode: 0o755, data: client}},
-	})
+	}); err != nil {
+		return err
+	}
+	if !conformance {
+		return nil
+	}
+	return conformanceImages(out, agnhostPath, bb)
 }
 
 // buildStatic compiles the Go command pkg (relative to the module root) as

@@ -1,12 +1,18 @@
 //go:build tools
 
-// Package upstream pins the upstream Kubernetes binaries Skiff's tests use as
-// oracles: kube-apiserver (to compare answers with) and kube-scheduler (a
-// client nobody here wrote). It is a separate module so that nothing in
+// Package upstream pins the upstream Kubernetes binaries Skiff's tests use:
+// kube-apiserver (an oracle to compare answers with), kube-scheduler (a
+// client nobody here wrote) and the conformance suite (e2e.test, ginkgo to
+// run it in parallel, the kubectl its kubectl specs expect, and agnhost, the
+// image most of its specs run). It is a separate module so that nothing in
 // Skiff itself depends on k8s.io/kubernetes.
 package upstream
 
 import (
+	_ "github.com/onsi/ginkgo/v2/ginkgo"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/test/e2e"
+	_ "k8s.io/kubernetes/test/images/agnhost"
 )
