@@ -2,12 +2,6 @@ package apiserver_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"testing"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -29,7 +23,7 @@ func TestCSRApprovalAndStatusConditions(t *testing.T) {
 	csr, err := csrs.Create(ctx, &certificatesv1.CertificateSigningRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-like"},
 		Spec: certificatesv1.CertificateSigningRequestSpec{
-			Request:    testCSRPEM(t),
+			Request:    csrRequest(t),
 			SignerName: "example.com/e2e",
 			Usages:     []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
 		},
@@ -82,17 +76,4 @@ func conditionTypes(csr *certificatesv1.CertificateSigningRequest) []string {
 		out = append(out, string(c.Type))
 	}
 	return out
-}
-
-func testCSRPEM(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "e2e"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 }
