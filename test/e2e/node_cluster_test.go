@@ -139,7 +139,13 @@ func (c *nodeCluster) start() {
 			return false
 		}
 		out, err := k.run("", "get", "node", c.node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-		return err == nil && out == "True"
+		if err != nil || out != "True" {
+			return false
+		}
+		// After a restart the node's Ready condition is the one written
+		// before the stop; the node's containerd must answer too.
+		sock := filepath.Join(c.dataDir, "agent", "containerd", "containerd.sock")
+		return exec.Command("ctr", "--address", sock, "version").Run() == nil
 	})
 }
 

@@ -265,7 +265,8 @@ spec:
 		// sleep ignores SIGTERM, so the kubelet must wait the whole grace
 		// period (4 s) and then kill; not the default 30 s.
 		if took < 3*time.Second || took > 20*time.Second {
-			t.Errorf("delete took %s, want about the 4 s grace period", took)
+			events, _ := k.run("", "get", "events", "--field-selector", "involvedObject.name=graceful")
+			t.Errorf("delete took %s, want about the 4 s grace period; the pod's events:\n%s", took, events)
 		}
 		if data, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || strings.TrimSpace(string(data)) != "stopping" {
 			t.Errorf("preStop hook output: %q, %v", data, err)
