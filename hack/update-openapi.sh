@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates internal/apiserver/openapi/zz_generated.openapi.go: the OpenAPI
-# schemas of the k8s.io/api types Skiff serves, made by kube-openapi's
+# schemas of the k8s.io/api types Skiff serves (and the CRD and APIService types), made by kube-openapi's
 # openapi-gen at the kube-openapi version go.mod pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,7 @@ printf 'package tools\n\nimport _ "k8s.io/kube-openapi/cmd/openapi-gen"\n' >"$to
 	--go-header-file "$tools/header.txt" \
 	--report-filename /dev/null \
 	k8s.io/api/core/v1 \
+	k8s.io/api/admissionregistration/v1 \
 	k8s.io/api/apps/v1 \
 	k8s.io/api/authentication/v1 \
 	k8s.io/api/authorization/v1 \
@@ -46,6 +47,8 @@ printf 'package tools\n\nimport _ "k8s.io/kube-openapi/cmd/openapi-gen"\n' >"$to
 	k8s.io/api/scheduling/v1alpha3 \
 	k8s.io/api/storage/v1 \
 	k8s.io/api/storagemigration/v1 \
+	k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1 \
+	k8s.io/kube-aggregator/pkg/apis/apiregistration/v1 \
 	k8s.io/apimachinery/pkg/apis/meta/v1 \
 	k8s.io/apimachinery/pkg/api/resource \
 	k8s.io/apimachinery/pkg/runtime \

@@ -39,6 +39,9 @@ type Attributes struct {
 	OldObject runtime.Object
 	User      *authn.User
 	DryRun    bool
+	// Warnings are what plugins (admission webhooks) want the client told,
+	// as Warning headers.
+	Warnings []string
 }
 
 // Mutator may change the object of a write, or refuse it.

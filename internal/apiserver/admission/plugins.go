@@ -11,6 +11,13 @@ type Deps struct {
 	LimitRanges     LimitRangeLookup
 	Quotas          QuotaLookup
 	RuntimeClasses  RuntimeClassLookup
+	// Policies and Webhooks are the admission policy (CEL) and webhook
+	// plugins, built by the server from their own packages (which import
+	// this one); nil leaves them out.
+	PolicyMutator    Mutator
+	WebhookMutator   Mutator
+	PolicyValidator  Validator
+	WebhookValidator Validator
 }
 
 // Default is the admission chain of a Skiff server. Mutators run after
@@ -19,7 +26,7 @@ type Deps struct {
 // order, for the plugins Skiff has. (Namespace lifecycle, pod priority and
 // default tolerations are still inline in the create handler.)
 func Default(d Deps) *Chain {
-	return &Chain{
+	c := &Chain{
 		Mutators: []Mutator{
 			NewLimitRanger(d.LimitRanges),
 			NewServiceAccount(d.ServiceAccounts),
@@ -33,9 +40,22 @@ func Default(d Deps) *Chain {
 			NewCertificateSigning(d.Authorizer),
 			NewCertificateSubjectRestriction(),
 			NewCertificateRequestRules(),
-			// Last, as upstream: only writes every other plugin let through
-			// count against a quota.
-			NewResourceQuota(d.Quotas),
 		},
 	}
+	// Then, as upstream: policies before webhooks, mutating last of the
+	// mutators; the validating ones after every built-in validator.
+	for _, m := range []Mutator{d.PolicyMutator, d.WebhookMutator} {
+		if m != nil {
+			c.Mutators = append(c.Mutators, m)
+		}
+	}
+	for _, v := range []Validator{d.PolicyValidator, d.WebhookValidator} {
+		if v != nil {
+			c.Validators = append(c.Validators, v)
+		}
+	}
+	// Last, as upstream: only writes every other plugin let through count
+	// against a quota.
+	c.Validators = append(c.Validators, NewResourceQuota(d.Quotas))
+	return c
 }

@@ -1,22 +1,30 @@
 // Package openapi serves the OpenAPI v2 and v3 documents of the built-in
-// resources. Schemas come from openapi-gen's output for k8s.io/api
-// (zz_generated.openapi.go, refreshed by `make generate`); paths are built
-// here from the resource table. kubectl uses them for explain, client-side
-// apply and to learn that the server validates fields itself.
+// resources and of custom resources. Built-in schemas come from
+// openapi-gen's output for k8s.io/api (zz_generated.openapi.go, refreshed
+// by `make generate`); paths are built here from the resource table.
+// Custom resources (custom.go) are set at run time from their CRDs' schemas
+// and published as upstream's apiextensions server does. kubectl uses the
+// documents for explain, client-side apply and to learn that the server
+// validates fields itself.
 package openapi
 
 import (
 	"encoding/json"
 	"fmt"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"log/slog"
 	"maps"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
+	"sync"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"k8s.io/kube-openapi/pkg/cached"
 	"k8s.io/kube-openapi/pkg/common"
 	"k8s.io/kube-openapi/pkg/handler"
@@ -44,12 +52,23 @@ func (r ResourceInfo) gv() schema.GroupVersion {
 }
 
 // Service builds and serves the documents. Building takes tens of
-// milliseconds, so it happens on first request, not at start.
+// milliseconds, so it happens on first request, not at start. Custom
+// resources can be replaced at any time (SetCustomResources); the built-in
+// part of the v2 document is built once and shared by every rebuild.
 type Service struct {
 	resources []ResourceInfo
 	version   string
 	defs      map[string]common.OpenAPIDefinition // by REST-friendly name
 	gvks      map[string][]map[string]any         // definition name -> x-kubernetes-group-version-kind
+	builtinV2 cached.Value[*spec.Swagger]
+
+	mu     sync.Mutex // guards custom and the handlers
+	custom customSet
+	v2     *handler.OpenAPIService  // nil until Install
+	v3     *handler3.OpenAPIService // nil until Install
+
+	partsMu sync.Mutex
+	v2Parts map[string]customV2Part // by resource hash, from the last v2 build
 }
 
 // New prepares the documents for resources; version is the Kubernetes
@@ -66,7 +85,7 @@ func New(resources []ResourceInfo, version string) (*Service, error) {
 	}
 	// Every kind the scheme knows names its definition, as upstream's
 	// definition namer does; kubectl explain finds schemas by it.
-	for gvk, t := range scheme.Scheme.AllKnownTypes() {
+	for gvk, t := range knownTypes {
 		if gvk.Version == "__internal" {
 			continue
 		}
@@ -81,8 +100,18 @@ func New(resources []ResourceInfo, version string) (*Service, error) {
 			return fmt.Sprint(list[i]["group"], list[i]["version"]) < fmt.Sprint(list[j]["group"], list[j]["version"])
 		})
 	}
+	s.builtinV2 = cached.Once(cached.Func(func() (*spec.Swagger, string, error) {
+		sw, err := s.buildV2()
+		return sw, builtinETag, err
+	}))
+	s.custom = newCustomSet(nil)
 	return s, nil
 }
+
+// builtinETag tags documents without custom resources. kube-openapi's
+// handlers re-encode a document only when this tag changes, so documents
+// with custom resources carry a hash of them instead.
+const builtinETag = "builtin"
 
 // prefixMux adapts http.ServeMux to kube-openapi's handler registration.
 type prefixMux struct{ *http.ServeMux }
@@ -91,25 +120,59 @@ func (m prefixMux) HandlePrefix(path string, h http.Handler) { m.Handle(path, h)
 
 // Install registers /openapi/v2 and /openapi/v3 on mux.
 func (s *Service) Install(mux *http.ServeMux) error {
-	v2 := handler.NewOpenAPIServiceLazy(cached.Once(cached.Func(func() (*spec.Swagger, string, error) {
-		sw, err := s.buildV2()
-		return sw, "", err
-	})))
-	v2.RegisterOpenAPIVersionedService("/openapi/v2", mux)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.v2 = handler.NewOpenAPIServiceLazy(s.v2Value(s.custom))
+	s.v2.RegisterOpenAPIVersionedService("/openapi/v2", mux)
 
-	v3 := handler3.NewOpenAPIService()
+	s.v3 = handler3.NewOpenAPIService()
 	for _, gv := range s.groupVersions() {
-		gv := gv
-		v3.UpdateGroupVersionLazy(groupVersionPath(gv), cached.Once(cached.Func(func() (*spec3.OpenAPI, string, error) {
-			doc, err := s.buildV3(gv)
-			if err != nil {
-				return nil, "", err
-			}
-			etag := fmt.Sprintf("%X", len(s.resources))
-			return doc, etag, nil
-		})))
+		s.v3.UpdateGroupVersionLazy(groupVersionPath(gv), s.v3Value(gv, s.custom))
 	}
-	return v3.RegisterOpenAPIV3VersionedService("/openapi/v3", prefixMux{mux})
+	for _, gv := range s.custom.groupVersions {
+		if !s.isBuiltin(gv) {
+			s.v3.UpdateGroupVersionLazy(groupVersionPath(gv), s.v3Value(gv, s.custom))
+		}
+	}
+	return s.v3.RegisterOpenAPIV3VersionedService("/openapi/v3", prefixMux{mux})
+}
+
+// v2Value builds, on first request, the v2 document with the custom
+// resources of set appended to the built-in one.
+func (s *Service) v2Value(set customSet) cached.Value[*spec.Swagger] {
+	if len(set.resources) == 0 {
+		return s.builtinV2
+	}
+	return cached.Once(cached.Func(func() (*spec.Swagger, string, error) {
+		base, _, err := s.builtinV2.Get()
+		if err != nil {
+			return nil, "", err
+		}
+		sw, err := s.withCustomV2(base, set)
+		return sw, set.hash, err
+	}))
+}
+
+// v3Value builds, on first request, the v3 document of gv.
+func (s *Service) v3Value(gv schema.GroupVersion, set customSet) cached.Value[*spec3.OpenAPI] {
+	crs := set.byGroupVersion[gv]
+	etag := builtinETag
+	if len(crs) > 0 {
+		etag = set.groupHashes[gv]
+	}
+	return cached.Once(cached.Func(func() (*spec3.OpenAPI, string, error) {
+		doc, err := s.buildV3(gv, crs)
+		return doc, etag, err
+	}))
+}
+
+func (s *Service) isBuiltin(gv schema.GroupVersion) bool {
+	for _, r := range s.resources {
+		if r.gv() == gv {
+			return true
+		}
+	}
+	return false
 }
 
 // groupVersionPath is the v3 document path of gv ("api/v1", "apis/apps/v1").
@@ -190,7 +253,7 @@ func (s *Service) closure(roots []string) []string {
 
 // kindDef finds the definition name of a served kind.
 func (s *Service) kindDef(gvk schema.GroupVersionKind) string {
-	t, ok := scheme.Scheme.AllKnownTypes()[gvk]
+	t, ok := knownTypes[gvk]
 	if !ok {
 		return ""
 	}
@@ -199,161 +262,27 @@ func (s *Service) kindDef(gvk schema.GroupVersionKind) string {
 
 func reflectName(t reflect.Type) string { return t.PkgPath() + "." + t.Name() }
 
-// operation is one path operation, independent of the document version.
-type operation struct {
-	method, id, action, desc string
-	body, response           string // definition names
-	gvk                      schema.GroupVersionKind
-	params                   []string // query parameters
-}
-
-type pathItem struct {
-	path       string
-	namespaced bool
-	named      bool
-	ops        []operation
-}
-
-var writeParams = []string{"dryRun", "fieldManager", "fieldValidation", "pretty"}
-
-// paths lists the operations of one resource.
-func (s *Service) paths(r ResourceInfo) []pathItem {
-	gv := r.gv()
-	gvk := gv.WithKind(r.Kind)
-	obj := s.kindDef(gvk)
-	list := s.kindDef(gv.WithKind(r.Kind + "List"))
-	base := "/" + groupVersionPath(gv)
-	coll := base + "/" + r.Resource
-	if r.Namespaced {
-		coll = base + "/namespaces/{namespace}/" + r.Resource
-	}
-	// Operation IDs follow upstream's scheme, e.g. listAppsV1NamespacedDeployment.
-	var kindID string
-	for _, part := range strings.Split(strings.Split(r.Group, ".")[0], "-") {
-		kindID += upperFirst(part)
-	}
-	if r.Group == "" {
-		kindID = "Core"
-	}
-	kindID += upperFirst(r.Version)
-	scope := ""
-	if r.Namespaced {
-		scope = "Namespaced"
-	}
-	id := func(verb string, suffix string) string { return verb + kindID + scope + r.Kind + suffix }
-	if r.CreateOnly {
-		return []pathItem{{path: coll, namespaced: r.Namespaced, ops: []operation{
-			{method: "post", id: id("create", ""), action: "post", body: obj, response: obj, gvk: gvk, desc: "create a " + r.Kind, params: writeParams},
-		}}}
-	}
-	status := "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
-	items := []pathItem{
-		{path: coll, namespaced: r.Namespaced, ops: []operation{
-			{method: "get", id: id("list", ""), action: "list", response: list, gvk: gvk, desc: "list or watch objects of kind " + r.Kind,
-				params: []string{"allowWatchBookmarks", "continue", "fieldSelector", "labelSelector", "limit", "resourceVersion", "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds", "watch", "pretty"}},
-			{method: "post", id: id("create", ""), action: "post", body: obj, response: obj, gvk: gvk, desc: "create a " + r.Kind, params: writeParams},
-			{method: "delete", id: id("deleteCollection", ""), action: "deletecollection", body: "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions", response: status, gvk: gvk, desc: "delete collection of " + r.Kind,
-				params: []string{"dryRun", "gracePeriodSeconds", "labelSelector", "fieldSelector", "propagationPolicy", "pretty"}},
-		}},
-		{path: coll + "/{name}", namespaced: r.Namespaced, named: true, ops: []operation{
-			{method: "get", id: id("read", ""), action: "get", response: obj, gvk: gvk, desc: "read the specified " + r.Kind, params: []string{"pretty"}},
-			{method: "put", id: id("replace", ""), action: "put", body: obj, response: obj, gvk: gvk, desc: "replace the specified " + r.Kind, params: writeParams},
-			{method: "patch", id: id("patch", ""), action: "patch", body: "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", response: obj, gvk: gvk, desc: "partially update the specified " + r.Kind, params: append([]string{"force"}, writeParams...)},
-			{method: "delete", id: id("delete", ""), action: "delete", body: "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions", response: status, gvk: gvk, desc: "delete a " + r.Kind, params: []string{"dryRun", "gracePeriodSeconds", "propagationPolicy", "pretty"}},
-		}},
-	}
-	if r.ReadOnly {
-		for i := range items {
-			items[i].ops = items[i].ops[:1] // the GETs come first
+// knownTypes are the Go types of every served kind: client-go's scheme plus
+// the CustomResourceDefinition and APIService types.
+var knownTypes = func() map[schema.GroupVersionKind]reflect.Type {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{scheme.AddToScheme, apiextensionsv1.AddToScheme, apiregistrationv1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(fmt.Sprintf("openapi: register types: %v", err)) // programming error: fails every test
 		}
-		return items
 	}
-	for _, sub := range r.Subresources {
-		target, subGVK := obj, gvk
-		suffix := upperFirst(sub)
-		subPath := coll + "/{name}/" + sub
-		if postGVK, ok := postSubresources[sub]; ok {
-			def := s.kindDef(postGVK)
-			items = append(items, pathItem{path: subPath, namespaced: r.Namespaced, named: true, ops: []operation{
-				{method: "post", id: id("create", suffix), action: "post", body: def, response: def, gvk: postGVK, desc: "create " + sub + " of a " + r.Kind, params: writeParams},
-			}})
-			continue
-		}
-		switch sub {
-		case "scale":
-			subGVK = schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
-			target = s.kindDef(subGVK)
-		case "finalize":
-			// Upstream serves only PUT of the whole Namespace here.
-			items = append(items, pathItem{path: subPath, named: true, ops: []operation{
-				{method: "put", id: id("replace", suffix), action: "put", body: obj, response: obj, gvk: gvk, desc: "replace finalize of the specified " + r.Kind, params: writeParams},
-			}})
-			continue
-		}
-		items = append(items, pathItem{path: subPath, namespaced: r.Namespaced, named: true, ops: []operation{
-			{method: "get", id: id("read", suffix), action: "get", response: target, gvk: subGVK, desc: "read " + sub + " of the specified " + r.Kind, params: []string{"pretty"}},
-			{method: "put", id: id("replace", suffix), action: "put", body: target, response: target, gvk: subGVK, desc: "replace " + sub + " of the specified " + r.Kind, params: writeParams},
-			{method: "patch", id: id("patch", suffix), action: "patch", body: "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", response: target, gvk: subGVK, desc: "partially update " + sub + " of the specified " + r.Kind, params: append([]string{"force"}, writeParams...)},
-		}})
-	}
-	return items
-}
+	return s.AllKnownTypes()
+}()
 
-// postSubresources are the subresources that take a POST of a kind other
-// than their parent's (pods/eviction takes a policy/v1 Eviction), rather
-// than get/put/patch of the parent.
-var postSubresources = map[string]schema.GroupVersionKind{
-	"binding":  {Version: "v1", Kind: "Binding"},
-	"eviction": {Group: "policy", Version: "v1", Kind: "Eviction"},
-	"token":    {Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"},
-}
-
-func gvkExt(gvk schema.GroupVersionKind) map[string]any {
-	return map[string]any{"group": gvk.Group, "version": gvk.Version, "kind": gvk.Kind}
-}
-
+// buildV2 builds the v2 document of the built-in resources.
 func (s *Service) buildV2() (*spec.Swagger, error) {
 	paths := map[string]any{}
 	roots := append([]string{}, commonDefs...)
 	for _, r := range s.resources {
 		for _, item := range s.paths(r) {
-			pi := map[string]any{}
-			if ps := pathParams(item); len(ps) > 0 {
-				params := make([]any, len(ps))
-				for i, p := range ps {
-					params[i] = map[string]any{"name": p, "in": "path", "required": true, "type": "string", "uniqueItems": true}
-				}
-				pi["parameters"] = params
-			}
-			for _, op := range item.ops {
-				o := s.opCommon(r, op)
-				o["consumes"] = []string{"*/*"}
-				o["produces"] = []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"}
-				var params []any
-				for _, p := range op.params {
-					params = append(params, map[string]any{"name": p, "in": "query", "type": paramType(p), "uniqueItems": true})
-				}
-				if op.body != "" {
-					params = append(params, map[string]any{"name": "body", "in": "body", "required": true, "schema": map[string]any{"$ref": "#/definitions/" + op.body}})
-					roots = append(roots, op.body)
-				}
-				if len(params) > 0 {
-					o["parameters"] = params
-				}
-				responses := map[string]any{"401": map[string]any{"description": "Unauthorized"}}
-				if op.response != "" {
-					for _, code := range successCodes(op) {
-						responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "schema": map[string]any{"$ref": "#/definitions/" + op.response}}
-					}
-					roots = append(roots, op.response)
-				}
-				o["responses"] = responses
-				if op.method == "patch" {
-					o["consumes"] = patchTypes
-				}
-				pi[op.method] = o
-			}
+			pi, refs := renderV2(item)
 			paths[item.path] = pi
+			roots = append(roots, refs...)
 		}
 	}
 	defs := map[string]spec.Schema{}
@@ -365,138 +294,69 @@ func (s *Service) buildV2() (*spec.Swagger, error) {
 		"info":    map[string]any{"title": "Kubernetes", "version": s.version},
 		"paths":   paths,
 	}
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
 	out := &spec.Swagger{}
-	if err := json.Unmarshal(raw, out); err != nil {
+	if err := roundTrip(doc, out); err != nil {
 		return nil, fmt.Errorf("build openapi v2: %w", err)
 	}
 	out.Definitions = defs
 	return out, nil
 }
 
-var patchTypes = []string{"application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"}
-
-// opCommon returns the fields an operation has in both versions.
-func (s *Service) opCommon(r ResourceInfo, op operation) map[string]any {
-	return map[string]any{
-		"operationId":                     op.id,
-		"description":                     op.desc,
-		"tags":                            []string{tag(r)},
-		"x-kubernetes-action":             op.action,
-		"x-kubernetes-group-version-kind": gvkExt(op.gvk),
-	}
-}
-
-// successCodes are the success statuses of op: a create may answer 201
-// Created or 202 Accepted as well as 200, as upstream documents.
-func successCodes(op operation) []int {
-	if op.method == "post" {
-		return []int{http.StatusOK, http.StatusCreated, http.StatusAccepted}
-	}
-	return []int{http.StatusOK}
-}
-
-func tag(r ResourceInfo) string {
-	g := r.Group
-	if g == "" {
-		g = "core"
-	}
-	return strings.ReplaceAll(strings.Split(g, ".")[0], "-", "") + "_" + r.Version
-}
-
-func paramType(name string) string {
-	switch name {
-	case "limit", "timeoutSeconds", "gracePeriodSeconds":
-		return "integer"
-	case "watch", "allowWatchBookmarks", "sendInitialEvents", "force":
-		return "boolean"
-	}
-	return "string"
-}
-
-func pathParams(item pathItem) []string {
-	var ps []string
-	if item.named {
-		ps = append(ps, "name")
-	}
-	if item.namespaced {
-		ps = append(ps, "namespace")
-	}
-	return ps
-}
-
 // buildV3 builds the OpenAPI v3 document of one group-version from the
-// same operations and schemas, with refs under #/components/schemas.
-func (s *Service) buildV3(gv schema.GroupVersion) (*spec3.OpenAPI, error) {
+// same operations and schemas, with refs under #/components/schemas: its
+// built-in resources and the custom resources crs.
+func (s *Service) buildV3(gv schema.GroupVersion, crs []CustomResource) (*spec3.OpenAPI, error) {
 	paths := map[string]any{}
-	roots := append([]string{}, commonDefs...)
+	var roots []string
+	builtin := false
 	for _, r := range s.resources {
 		if r.gv() != gv {
 			continue
 		}
+		builtin = true
 		for _, item := range s.paths(r) {
-			pi := map[string]any{}
-			var params []any
-			for _, p := range pathParams(item) {
-				params = append(params, map[string]any{"name": p, "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
-			}
-			if len(params) > 0 {
-				pi["parameters"] = params
-			}
-			for _, op := range item.ops {
-				o := s.opCommon(r, op)
-				var qps []any
-				for _, p := range op.params {
-					qps = append(qps, map[string]any{"name": p, "in": "query", "schema": map[string]any{"type": paramType(p)}, "uniqueItems": true})
-				}
-				if len(qps) > 0 {
-					o["parameters"] = qps
-				}
-				if op.body != "" {
-					media := map[string]any{"*/*": map[string]any{"schema": ref3(op.body)}}
-					if op.method == "patch" {
-						media = map[string]any{}
-						for _, t := range patchTypes {
-							media[t] = map[string]any{"schema": ref3(op.body)}
-						}
-					}
-					o["requestBody"] = map[string]any{"content": media, "required": true}
-					roots = append(roots, op.body)
-				}
-				responses := map[string]any{"401": map[string]any{"description": "Unauthorized"}}
-				if op.response != "" {
-					content := map[string]any{}
-					for _, t := range []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"} {
-						content[t] = map[string]any{"schema": ref3(op.response)}
-					}
-					for _, code := range successCodes(op) {
-						responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "content": content}
-					}
-					roots = append(roots, op.response)
-				}
-				o["responses"] = responses
-				pi[op.method] = o
-			}
+			pi, refs := renderV3(item)
 			paths[item.path] = pi
+			roots = append(roots, refs...)
 		}
+	}
+	// Upstream's documents of custom resources reference only what their
+	// operations use; built-in group-versions carry the common kinds.
+	info := map[string]any{"title": "Kubernetes CRD Swagger", "version": "v0.1.0"}
+	if builtin {
+		roots = append(roots, commonDefs...)
+		info = map[string]any{"title": "Kubernetes", "version": s.version}
+	}
+	custom := map[string]*spec.Schema{}
+	tm := s.typeMetaProps()
+	for _, cr := range crs {
+		items := cr.paths()
+		if i := slices.IndexFunc(items, func(item pathItem) bool { return paths[item.path] != nil }); i >= 0 {
+			slog.Warn("custom resource path conflicts with a built-in one; not published", "resource", cr.GVR, "path", items[i].path)
+			continue
+		}
+		for _, item := range items {
+			pi, refs := renderV3(item)
+			paths[item.path] = pi
+			roots = append(roots, refs...)
+		}
+		obj, list := cr.schemaV3(tm), cr.listSchema(false, tm)
+		custom[cr.definitionName()] = &obj
+		custom[cr.listDefinitionName()] = &list
 	}
 	doc := map[string]any{
 		"openapi": "3.0.0",
-		"info":    map[string]any{"title": "Kubernetes", "version": s.version},
+		"info":    info,
 		"paths":   paths,
 	}
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
 	out := &spec3.OpenAPI{}
-	if err := json.Unmarshal(raw, out); err != nil {
+	if err := roundTrip(doc, out); err != nil {
 		return nil, fmt.Errorf("build openapi v3 for %s: %w", gv, err)
 	}
 	out.Components = &spec3.Components{Schemas: map[string]*spec.Schema{}}
+	if len(custom) > 0 {
+		roots = append(roots, customDeps...)
+	}
 	for _, n := range s.closure(roots) {
 		sc, err := v3Schema(s.schemaOf(n, false))
 		if err != nil {
@@ -504,18 +364,21 @@ func (s *Service) buildV3(gv schema.GroupVersion) (*spec3.OpenAPI, error) {
 		}
 		out.Components.Schemas[n] = sc
 	}
+	for n, sc := range custom {
+		if _, ok := out.Components.Schemas[n]; !ok {
+			out.Components.Schemas[n] = sc
+		}
+	}
 	return out, nil
 }
 
-func ref3(def string) map[string]any {
-	return map[string]any{"$ref": "#/components/schemas/" + def}
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
+// roundTrip converts a document built as maps into kube-openapi's types.
+func roundTrip(doc map[string]any, out any) error {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return err
 	}
-	return strings.ToUpper(s[:1]) + s[1:]
+	return json.Unmarshal(raw, out)
 }
 
 // v3Schema rewrites a v2 schema's references to point into

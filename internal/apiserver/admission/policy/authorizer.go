@@ -1,0 +1,59 @@
+package policy
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+	"github.com/skiff-dev/skiff/internal/apiserver/authz"
+)
+
+// authorizerAdapter lets the Kubernetes CEL authorizer library ask Skiff's
+// authorizer chain.
+type authorizerAdapter struct{ authz authz.Authorizer }
+
+func (ad *authorizerAdapter) Authorize(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+	var u *authn.User
+	if info := a.GetUser(); info != nil {
+		u = &authn.User{Name: info.GetName(), UID: info.GetUID(), Groups: info.GetGroups(), Extra: info.GetExtra()}
+	}
+	d, reason, err := ad.authz.Authorize(ctx, authz.Attributes{
+		User:            u,
+		Verb:            a.GetVerb(),
+		ResourceRequest: a.IsResourceRequest(),
+		Path:            a.GetPath(),
+		APIGroup:        a.GetAPIGroup(),
+		APIVersion:      a.GetAPIVersion(),
+		Namespace:       a.GetNamespace(),
+		Resource:        a.GetResource(),
+		Subresource:     a.GetSubresource(),
+		Name:            a.GetName(),
+	})
+	switch d {
+	case authz.Allow:
+		return authorizer.DecisionAllow, reason, err
+	case authz.Deny:
+		return authorizer.DecisionDeny, reason, err
+	}
+	return authorizer.DecisionNoOpinion, reason, err
+}
+
+func userInfo(u *authn.User) user.Info {
+	if u == nil {
+		return &user.DefaultInfo{}
+	}
+	return &user.DefaultInfo{Name: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra}
+}
+
+// requestResource is the resource of the request, for
+// authorizer.requestResource.
+type requestResource struct{ a *admission.Attributes }
+
+func (r requestResource) GetName() string                          { return r.a.Name }
+func (r requestResource) GetNamespace() string                     { return requestNamespace(r.a) }
+func (r requestResource) GetResource() schema.GroupVersionResource { return r.a.Resource }
+func (r requestResource) GetSubresource() string                   { return r.a.Subresource }

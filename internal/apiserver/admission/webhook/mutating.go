@@ -1,0 +1,163 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	sigsjson "sigs.k8s.io/json"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+)
+
+// Mutating is the MutatingAdmissionWebhook plugin.
+type Mutating struct{ d *dispatcher }
+
+// NewMutating returns the MutatingAdmissionWebhook plugin.
+func NewMutating(d Deps) admission.Mutator { return &Mutating{d: newDispatcher(d)} }
+
+// Name implements admission.Mutator.
+func (*Mutating) Name() string { return "MutatingAdmissionWebhook" }
+
+// Admit calls the matching mutating webhooks one after the other (by
+// configuration name, then webhook order), applying each one's patch to
+// a.Object in place. When a webhook changed the object after webhooks with
+// reinvocationPolicy IfNeeded had run, those run once more, as upstream's
+// reinvocation round does.
+func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
+	if exempt(a) || m.d.deps.Configs == nil {
+		return nil
+	}
+	hooks := cachedHooks(&m.d.hooks, m.d.deps.Configs.MutatingWebhookConfigurations(), mutatingHooks)
+	if len(hooks) == 0 {
+		return nil
+	}
+	var r reinvocation
+	if err := m.round(ctx, a, hooks, &r, false); err != nil {
+		return err
+	}
+	if len(r.pending) == 0 {
+		return nil
+	}
+	return m.round(ctx, a, hooks, &r, true)
+}
+
+// reinvocation tracks which IfNeeded webhooks ran before the object last
+// changed, and so must see it again.
+type reinvocation struct {
+	invoked map[string]bool // IfNeeded webhooks run since the last change
+	pending map[string]bool // webhooks to run again in the second round
+}
+
+func (r *reinvocation) changed() {
+	if len(r.invoked) == 0 {
+		return
+	}
+	if r.pending == nil {
+		r.pending = map[string]bool{}
+	}
+	for uid := range r.invoked {
+		r.pending[uid] = true
+	}
+	r.invoked = nil
+}
+
+func (r *reinvocation) ran(h *hook) {
+	if !h.reinvoke {
+		return
+	}
+	if r.invoked == nil {
+		r.invoked = map[string]bool{}
+	}
+	r.invoked[h.uid] = true
+}
+
+func (m *Mutating) round(ctx context.Context, a *admission.Attributes, hooks []*hook, r *reinvocation, reinvoking bool) error {
+	for _, h := range hooks {
+		ok, err := m.d.shouldCall(ctx, h, a)
+		if err != nil {
+			return err
+		}
+		// A webhook skipped in the first round is not called for the
+		// first time while reinvoking.
+		if !ok || (reinvoking && !r.pending[h.uid]) {
+			continue
+		}
+		changed, err := m.callHook(ctx, h, a)
+		if changed {
+			r.changed()
+		}
+		r.ran(h)
+		if err == nil {
+			continue
+		}
+		if err := failure(h, err); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			// Failing open, but the request itself ran out of time.
+			return apierrors.NewTimeoutError("request did not complete within requested timeout", 0)
+		}
+	}
+	return nil
+}
+
+// callHook calls h and applies its patch; changed reports whether the
+// object is different afterwards.
+func (m *Mutating) callHook(ctx context.Context, h *hook, a *admission.Attributes) (changed bool, err error) {
+	res, err := m.d.call(ctx, h, a, true)
+	if err != nil || len(res.patch) == 0 {
+		return false, err
+	}
+	patch, err := jsonpatch.DecodePatch(res.patch)
+	if err != nil {
+		return false, &callError{h.name, fmt.Errorf("received undecodable patch in webhook response: %w", err)}
+	}
+	if len(patch) == 0 {
+		return false, nil
+	}
+	if a.Object == nil {
+		return false, apierrors.NewInternalError(fmt.Errorf("admission webhook %q attempted to modify the object, which is not supported for this operation", h.name))
+	}
+	if res.patchType != admissionv1.PatchTypeJSONPatch {
+		return false, &callError{h.name, fmt.Errorf("unsupported patch type %q", res.patchType)}
+	}
+	return applyPatch(a, patch)
+}
+
+// applyPatch applies patch to a.Object and decodes the result into the
+// same Go type, replacing the object's content in place so that callers
+// holding the pointer see the change.
+func applyPatch(a *admission.Attributes, patch jsonpatch.Patch) (bool, error) {
+	orig, err := encodeObject(a.Object, a.Kind)
+	if err != nil {
+		return false, apierrors.NewInternalError(err)
+	}
+	patched, err := patch.Apply(orig)
+	if err != nil {
+		return false, apierrors.NewInternalError(err)
+	}
+	target := reflect.ValueOf(a.Object)
+	if target.Kind() != reflect.Pointer || target.IsNil() {
+		return false, apierrors.NewInternalError(fmt.Errorf("cannot patch a %T", a.Object))
+	}
+	next, ok := reflect.New(target.Elem().Type()).Interface().(runtime.Object)
+	if !ok {
+		return false, apierrors.NewInternalError(fmt.Errorf("cannot patch a %T", a.Object))
+	}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(patched, next); err != nil {
+		return false, apierrors.NewInternalError(err)
+	}
+	if _, unstructured := next.(runtime.Unstructured); !unstructured {
+		// Keep the type metadata as the caller had it (often empty).
+		next.GetObjectKind().SetGroupVersionKind(a.Object.GetObjectKind().GroupVersionKind())
+	}
+	changed := !equality.Semantic.DeepEqual(a.Object, next)
+	target.Elem().Set(reflect.ValueOf(next).Elem())
+	return changed, nil
+}
