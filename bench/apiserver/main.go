@@ -179,6 +179,9 @@ func run(bin string, nPods, nWatchers int, full bool) error {
 	if err := watchFanout(ctx, srv, nWatchers); err != nil {
 		return err
 	}
+	if err := extensionCosts(ctx, cfg, cs, 3000); err != nil {
+		return err
+	}
 	report("RSS after the load", fmt.Sprintf("%.1f MiB", rssMiB(srv.Cmd.Process.Pid)), "~940 MiB after 5k nodes + 10k pods")
 	return nil
 }

@@ -37,8 +37,8 @@ func TestRegistryKindsMatchTheScheme(t *testing.T) {
 		}
 	}
 	gvs := reg.GroupVersions()
-	if gvs[0] != (schema.GroupVersion{Version: "v1"}) || gvs[1].Group != "apps" {
-		t.Fatalf("discovery order starts %v", gvs[:2])
+	if gvs[0] != (schema.GroupVersion{Version: "v1"}) || gvs[1].Group != "apiregistration.k8s.io" || gvs[2].Group != "apps" {
+		t.Fatalf("discovery order starts %v", gvs[:3])
 	}
 }
 

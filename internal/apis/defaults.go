@@ -1,6 +1,7 @@
 package apis
 
 import (
+	"math"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -335,6 +336,9 @@ func defaultJobSpec(s *batchv1.JobSpec) {
 		s.Completions = ptr.To[int32](1)
 	}
 	s.Parallelism = orDefault(s.Parallelism, int32(1))
+	if s.BackoffLimit == nil && s.BackoffLimitPerIndex != nil {
+		s.BackoffLimit = ptr.To[int32](math.MaxInt32) // per-index limits replace the global one
+	}
 	s.BackoffLimit = orDefault(s.BackoffLimit, int32(6))
 	s.CompletionMode = orDefault(s.CompletionMode, batchv1.NonIndexedCompletion)
 	s.Suspend = orDefault(s.Suspend, false)

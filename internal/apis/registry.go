@@ -176,6 +176,9 @@ func All() []*Resource {
 	rs = append(rs, netAndLegacyResources()...)
 	rs = append(rs, moreResources()...)
 	rs = append(rs, flowControlResources()...)
+	rs = append(rs, admissionResources()...)
+	rs = append(rs, apiRegistrationResources()...)
+	rs = append(rs, apiextensionsResources()...)
 	return rs
 }
 

@@ -53,6 +53,9 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 	if err := s.bootstrapIngressClass(ctx); err != nil {
 		return err
 	}
+	if err := s.bootstrapAggregation(ctx); err != nil {
+		return err
+	}
 	return s.bootstrapKubernetesService(ctx)
 }
 

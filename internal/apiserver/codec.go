@@ -7,12 +7,14 @@ import (
 	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/kubernetes/scheme"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 )
 
 // Media types the server reads and writes.
@@ -48,6 +50,12 @@ func newCodecs() (*codecs, error) {
 		&metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIVersions{})
 	if err := apidiscoveryv2.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("register discovery types: %w", err)
+	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("register apiextensions types: %w", err)
+	}
+	if err := apiregistrationv1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("register apiregistration types: %w", err)
 	}
 	mf := json.DefaultMetaFactory
 	return &codecs{

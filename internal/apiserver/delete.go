@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,6 +154,9 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 			// removes the finalizer.
 			m.SetFinalizers(append(m.GetFinalizers(), f))
 			added = true
+		}
+		if crd, ok := cur.(*apiextensionsv1.CustomResourceDefinition); ok {
+			markCRDDeleting(crd) // its objects go first
 		}
 		pending := len(m.GetFinalizers()) > 0 || grace > 0
 		nsObj, isNamespace := cur.(*corev1.Namespace)

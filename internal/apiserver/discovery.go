@@ -31,6 +31,10 @@ type discovery struct {
 	groupsAggr    []byte            // /apis as APIGroupDiscoveryList
 	groupDocs     map[string][]byte // /apis/<group>
 	resourceLists map[schema.GroupVersion][]byte
+	// groupList and aggr are /apis in structured form, for merging in the
+	// groups of custom resources (crd_discovery.go).
+	groupList metav1.APIGroupList
+	aggr      apidiscoveryv2.APIGroupDiscoveryList
 }
 
 func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion string) (*discovery, error) {
@@ -136,6 +140,7 @@ func newDiscovery(reg *apis.Registry, resources []*apis.Resource, gitVersion str
 	if d.groups, err = json.Marshal(groupList); err != nil {
 		return nil, err
 	}
+	d.groupList, d.aggr = groupList, aggr
 	if d.coreAggr, err = json.Marshal(core); err != nil {
 		return nil, err
 	}
@@ -313,12 +318,16 @@ func (d *discovery) serveAPI(w http.ResponseWriter, r *http.Request, s *Server) 
 }
 
 func (d *discovery) serveAPIs(w http.ResponseWriter, r *http.Request, s *Server) {
+	groups, groupsAggr := d.groups, d.groupsAggr
+	if c := s.customResources().disc; c != nil {
+		groups, groupsAggr = c.groups, c.groupsAggr
+	}
 	if wantsAggregated(r) {
-		writeAggregated(w, d.groupsAggr)
+		writeAggregated(w, groupsAggr)
 		return
 	}
 	w.Header().Set("Vary", "Accept")
-	writeRaw(w, http.StatusOK, d.groups)
+	writeRaw(w, http.StatusOK, groups)
 }
 
 // serveGroupOrVersion answers /apis/<group>, /apis/<group>/<version> and
@@ -327,6 +336,16 @@ func (d *discovery) serveGroupOrVersion(w http.ResponseWriter, r *http.Request, 
 	if r.Method != http.MethodGet {
 		s.writeError(w, r, errMethodNotAllowed())
 		return
+	}
+	if c := s.customResources().disc; c != nil {
+		b, ok := c.groupDocs[gv.Group]
+		if gv.Version != "" {
+			b, ok = c.resourceLists[gv]
+		}
+		if ok {
+			writeRaw(w, http.StatusOK, b)
+			return
+		}
 	}
 	if gv.Version == "" {
 		if b, ok := d.groupDocs[gv.Group]; ok {
@@ -340,12 +359,19 @@ func (d *discovery) serveGroupOrVersion(w http.ResponseWriter, r *http.Request, 
 	s.writeError(w, r, errNoRoute())
 }
 
-// servesGroup reports whether group (the core group is "") is served;
-// paths under any other group are upstream's plain-text 404.
-func (d *discovery) servesGroup(group string) bool {
+// servesGroup reports whether group (the core group is "") is served,
+// built in or custom; paths under any other group are upstream's
+// plain-text 404.
+func (s *Server) servesGroup(group string) bool {
 	if group == "" {
 		return true
 	}
-	_, ok := d.groupDocs[group]
-	return ok
+	if _, ok := s.discovery.groupDocs[group]; ok {
+		return true
+	}
+	if c := s.customResources().disc; c != nil {
+		_, ok := c.groupDocs[group]
+		return ok
+	}
+	return false
 }

@@ -18,7 +18,7 @@ import (
 // verb handler.
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	info, ok := parsePath(r.URL.Path)
-	if !s.discovery.servesGroup(info.gv.Group) {
+	if !s.servesGroup(info.gv.Group) {
 		notFoundPlain(w)
 		return
 	}
@@ -37,9 +37,13 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		s.serveReview(w, r, info, rv)
 		return
 	}
-	res := s.resources[info.gv.WithResource(info.resource)]
+	res := s.lookupResource(info.gv.WithResource(info.resource))
 	if res == nil {
 		s.writeError(w, r, errNoRoute())
+		return
+	}
+	if res.custom != nil && r.Method == http.MethodPost && info.name == "" && res.custom.terminating.Load() {
+		s.writeError(w, r, errCustomTerminating(res))
 		return
 	}
 	if res.Namespaced != (info.namespace != "") {
@@ -182,6 +186,9 @@ func (q *request) accept() (accept, error) {
 	}
 	if a.table && !q.canTable() {
 		return q.acceptWithoutTable()
+	}
+	if q.res != nil && q.res.custom != nil && a.media == mediaProtobuf && !a.table && !a.partial {
+		return q.acceptWithoutProtobuf()
 	}
 	return a, nil
 }

@@ -50,7 +50,11 @@ func (q *request) patch() error {
 		return unsupportedPatchType()
 	}
 	switch ct {
-	case patchJSON, patchMerge, patchStrategic:
+	case patchStrategic:
+		if q.res.custom != nil {
+			return customPatchTypeError()
+		}
+	case patchJSON, patchMerge:
 	case patchApply:
 		return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", q.res.gr, q.info.name,
 			"server-side apply is not supported yet", 0, false)

@@ -321,8 +321,8 @@ func (q *request) writeJSONList(entries []*storage.Entry, rev int64) error {
 	q.w.Header().Set("Content-Type", mediaJSON)
 	q.w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(q.w, 32<<10)
-	fmt.Fprintf(bw, `{"kind":"%sList","apiVersion":"%s","metadata":{"resourceVersion":"%d"},"items":[`,
-		q.res.Kind, q.res.GVR.GroupVersion().String(), rev)
+	fmt.Fprintf(bw, `{"kind":"%s","apiVersion":"%s","metadata":{"resourceVersion":"%d"},"items":[`,
+		q.res.listKind(), q.res.GVR.GroupVersion().String(), rev)
 	for i, e := range entries {
 		b, err := e.Encoded(q.encodeJSON)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -39,6 +40,9 @@ type resource struct {
 	// reservations, when set, says which reservation keys an update must
 	// create and delete together with the object (a Service's addresses).
 	reservations func(next, cur runtime.Object) ([]storage.KV, []string, error)
+	// custom is set for a version of a CustomResourceDefinition: objects
+	// are unstructured and stored as JSON (crd_resource.go).
+	custom *customInfo
 }
 
 // reservationChanges are the reservation keys an update of cur to next
@@ -99,6 +103,9 @@ func (r *resource) nsPrefix(ns string) string {
 
 // decode reads a stored protobuf value and stamps it with rev.
 func (r *resource) decode(data []byte, rev int64) (runtime.Object, error) {
+	if r.custom != nil {
+		return r.decodeCustom(data, rev)
+	}
 	into := r.New()
 	if r.Storage != nil {
 		into = r.Storage.New()
@@ -124,6 +131,9 @@ func (r *resource) decode(data []byte, rev int64) (runtime.Object, error) {
 // encode serialises obj for storage without its resourceVersion, which
 // etcd's revision supplies.
 func (r *resource) encode(obj runtime.Object) ([]byte, error) {
+	if r.custom != nil {
+		return r.encodeCustom(obj)
+	}
 	gvk := r.gvk
 	if r.Storage != nil {
 		stored, err := r.Storage.ToStorage(obj)
@@ -262,7 +272,7 @@ func (r *resource) deleteNow(ctx context.Context, ns, name string, rev int64, la
 // newList returns an empty typed list with its kind set.
 func (r *resource) newList(rv string, cont string, remaining *int64) runtime.Object {
 	l := r.NewList()
-	l.GetObjectKind().SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.Kind + "List"))
+	l.GetObjectKind().SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.listKind()))
 	lm, _ := meta.ListAccessor(l)
 	lm.SetResourceVersion(rv)
 	lm.SetContinue(cont)
@@ -272,6 +282,13 @@ func (r *resource) newList(rv string, cont string, remaining *int64) runtime.Obj
 
 // fillList sets the typed Items of list from objs.
 func fillList(list runtime.Object, objs []runtime.Object) {
+	if ul, ok := list.(*unstructured.UnstructuredList); ok {
+		ul.Items = make([]unstructured.Unstructured, len(objs))
+		for i, o := range objs {
+			ul.Items[i] = *o.(*unstructured.Unstructured)
+		}
+		return
+	}
 	items := reflect.ValueOf(list).Elem().FieldByName("Items")
 	s := reflect.MakeSlice(items.Type(), len(objs), len(objs))
 	for i, o := range objs {
@@ -282,6 +299,10 @@ func fillList(list runtime.Object, objs []runtime.Object) {
 
 // copyStatus sets dst's Status to src's.
 func copyStatus(dst, src runtime.Object) {
+	if d, ok := dst.(*unstructured.Unstructured); ok {
+		setOrDelete(d.Object, "status", src.(*unstructured.Unstructured).Object)
+		return
+	}
 	d := reflect.ValueOf(dst).Elem().FieldByName("Status")
 	s := reflect.ValueOf(src).Elem().FieldByName("Status")
 	if d.IsValid() && s.IsValid() {
@@ -291,6 +312,10 @@ func copyStatus(dst, src runtime.Object) {
 
 // clearStatus zeroes obj's Status.
 func clearStatus(obj runtime.Object) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		delete(u.Object, "status")
+		return
+	}
 	f := reflect.ValueOf(obj).Elem().FieldByName("Status")
 	if f.IsValid() {
 		f.Set(reflect.Zero(f.Type()))
@@ -300,6 +325,15 @@ func clearStatus(obj runtime.Object) {
 // copyAllButStatus copies every field of src except TypeMeta, ObjectMeta and
 // Status into dst: an update of the status subresource keeps the rest.
 func copyAllButStatus(dst, src runtime.Object) {
+	if d, ok := dst.(*unstructured.Unstructured); ok {
+		// As upstream's custom resource status strategy: everything but
+		// status (and managedFields) stays as it was, metadata included.
+		s := src.(*unstructured.Unstructured).DeepCopy()
+		setOrDelete(s.Object, "status", d.Object)
+		s.SetManagedFields(d.GetManagedFields())
+		d.Object = s.Object
+		return
+	}
 	d := reflect.ValueOf(dst).Elem()
 	s := reflect.ValueOf(src).Elem()
 	for i := 0; i < d.NumField(); i++ {

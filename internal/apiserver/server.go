@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/apis"
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/policy"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/webhook"
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/authz"
 	"github.com/skiff-dev/skiff/internal/apiserver/authz/bootstrappolicy"
@@ -80,6 +83,15 @@ type Config struct {
 	Components map[string]ComponentCheck
 	// FlowControl configures API Priority and Fairness (apf.go).
 	FlowControl FlowControlConfig
+	// CustomResourceConverter, when set, replaces the ConversionReview
+	// client that converts custom objects of CRDs with Webhook conversion.
+	CustomResourceConverter CustomResourceConverter
+	// CustomResourceOpenAPI, when set, is told the served custom resources
+	// whenever they change (the OpenAPI documents).
+	CustomResourceOpenAPI CustomResourceOpenAPI
+	// Aggregation configures the proxy to extension API servers
+	// (aggregator.go).
+	Aggregation AggregationConfig
 }
 
 // Server is the API server's HTTP handler.
@@ -104,12 +116,24 @@ type Server struct {
 	rbac       *authz.RBAC
 	admission  *admission.Chain
 	flow       flowController
+	// agg proxies group versions that APIServices delegate elsewhere.
+	agg *aggregator
+	// webhooks calls admission (and conversion) webhooks, pooling their
+	// connections.
+	webhooks *webhook.Caller
 
 	serviceCIDR *net.IPNet
 	nodePorts   PortRange
 	// masterLease keeps this server's address in the kubernetes Service's
 	// endpoints (endpointreconciler.go); only its goroutine touches it.
 	masterLease clientv3.LeaseID
+
+	// custom is the snapshot of served custom resources, replaced by the
+	// CRD controller (crd_controller.go) whenever CRDs change.
+	custom atomic.Pointer[customSet]
+	crds   *crdController
+	// runCtx is Run's context, which custom resource caches run under.
+	runCtx context.Context
 
 	wg      sync.WaitGroup // long-running caches
 	readyMu sync.Mutex
@@ -150,16 +174,24 @@ func New(cfg Config) (*Server, error) {
 	if err := s.installServiceAccountTokens(); err != nil {
 		return nil, err
 	}
+	s.webhooks = webhook.NewCaller(webhookSource{s})
 	if cfg.AccessControl {
 		s.rbac = authz.NewRBAC(rbacSource{s})
 		s.authorizer = authz.Chain(authz.Privileged, authz.NewNode(nodeSource{s}, bootstrappolicy.NodeRules()), s.rbac)
+		hooks := webhookSource{s}
+		hookDeps := webhook.Deps{Configs: hooks, Namespaces: hooks, Resolver: hooks, Authorizer: s.authorizer, Caller: s.webhooks}
+		policyDeps := s.policyDeps()
 		s.admission = admission.Default(admission.Deps{
-			Authorizer:      s.authorizer,
-			ServiceAccounts: saTokenSource{s},
-			Pod:             saTokenSource{s}.GetPod,
-			LimitRanges:     limitRangeSource{s},
-			Quotas:          quotaSource{s},
-			RuntimeClasses:  runtimeClassSource{s},
+			Authorizer:       s.authorizer,
+			ServiceAccounts:  saTokenSource{s},
+			Pod:              saTokenSource{s}.GetPod,
+			LimitRanges:      limitRangeSource{s},
+			Quotas:           quotaSource{s},
+			RuntimeClasses:   runtimeClassSource{s},
+			PolicyMutator:    policy.NewMutating(policyDeps),
+			WebhookMutator:   webhook.NewMutating(hookDeps),
+			PolicyValidator:  policy.NewValidating(policyDeps),
+			WebhookValidator: webhook.NewValidating(hookDeps),
 		})
 	}
 	if cfg.Authorizer != nil {
@@ -175,6 +207,7 @@ func New(cfg Config) (*Server, error) {
 		s.byKind[res.gvk] = res
 	}
 	s.flow = s.newFlowControl(cfg.FlowControl)
+	s.agg = newAggregator(s)
 	if svcs := s.resources[corev1.SchemeGroupVersion.WithResource("services")]; svcs != nil {
 		svcs.reservations = s.serviceReservationChanges
 	}
@@ -182,6 +215,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.crds = newCRDController(s)
 	for p, h := range cfg.ExtraHandlers {
 		s.extra.Handle(p, h)
 	}
@@ -190,6 +224,7 @@ func New(cfg Config) (*Server, error) {
 
 // Run starts the watch caches and blocks until ctx ends.
 func (s *Server) Run(ctx context.Context) {
+	s.runCtx = ctx
 	for _, r := range s.resources {
 		s.wg.Add(1)
 		go func() {
@@ -199,6 +234,12 @@ func (s *Server) Run(ctx context.Context) {
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.runFlowControl(ctx) }()
+	if s.crds != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.crds.run(ctx) }()
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.agg.runAvailability(ctx) }()
 	s.wg.Wait()
 }
 
@@ -207,6 +248,14 @@ func (s *Server) WaitReady(ctx context.Context) error {
 	for _, r := range s.resources {
 		select {
 		case <-r.cache.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if s.crds != nil {
+		// CRDs present at start are served before the server is ready.
+		select {
+		case <-s.crds.synced:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -276,6 +325,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.discovery.serveAPI(w, r, s)
 	case path == "/apis" || path == "/apis/":
 		s.discovery.serveAPIs(w, r, s)
+	case strings.HasPrefix(path, "/apis/") && s.proxyAggregated(w, r):
 	case strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/apis/"):
 		s.serveResource(w, r)
 	default:

@@ -8,6 +8,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -38,6 +39,9 @@ func replicasOf(obj runtime.Object) (spec **int32, status int32, sel *metav1.Lab
 
 // toScale returns the autoscaling/v1 Scale view of a scalable object.
 func toScale(r *resource, obj runtime.Object) (*autoscalingv1.Scale, error) {
+	if r.custom != nil {
+		return customToScale(r, obj)
+	}
 	spec, status, sel, err := replicasOf(obj)
 	if err != nil {
 		return nil, apierrors.NewNotFound(r.gr, "scale")
@@ -73,7 +77,10 @@ func (q *request) updateScale(cur runtime.Object, mutate updateFunc) (runtime.Ob
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("expected a Scale, got %T", out))
 	}
-	om := cur.(metav1.ObjectMetaAccessor).GetObjectMeta()
+	om, err := meta.Accessor(cur)
+	if err != nil {
+		return nil, err
+	}
 	if sc.ResourceVersion != "" && sc.ResourceVersion != om.GetResourceVersion() {
 		return nil, apierrors.NewConflict(q.res.gr, q.info.name, errors.New(conflictMessage))
 	}
@@ -82,6 +89,9 @@ func (q *request) updateScale(cur runtime.Object, mutate updateFunc) (runtime.Ob
 			field.Invalid(field.NewPath("spec", "replicas"), sc.Spec.Replicas, "must be greater than or equal to 0")})
 	}
 	next := cur.DeepCopyObject()
+	if q.res.custom != nil {
+		return setCustomReplicas(q.res, next, sc.Spec.Replicas)
+	}
 	spec, _, _, err := replicasOf(next)
 	if err != nil {
 		return nil, err

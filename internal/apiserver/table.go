@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiff-dev/skiff/internal/apis"
@@ -28,10 +29,19 @@ func (q *request) table(objs []runtime.Object, rv, includeObject string) (*metav
 	t := &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}}
 	t.ResourceVersion = rv
 	t.ColumnDefinitions = append(t.ColumnDefinitions, nameColumn)
+	var crColumns bool
+	if q.res.custom != nil {
+		if cols := q.res.custom.schema.TableColumns(); len(cols) > 0 {
+			// The CRD's columns (additionalPrinterColumns), Name first.
+			t.ColumnDefinitions, crColumns = cols, true
+		}
+	}
 	custom := q.res.TableRow != nil
-	if custom {
+	switch {
+	case crColumns:
+	case custom:
 		t.ColumnDefinitions = append(t.ColumnDefinitions, q.res.TableColumns...)
-	} else {
+	default:
 		t.ColumnDefinitions = append(t.ColumnDefinitions, ageColumn)
 	}
 	now := time.Now()
@@ -42,11 +52,15 @@ func (q *request) table(objs []runtime.Object, rv, includeObject string) (*metav
 			return nil, err
 		}
 		row := metav1.TableRow{Cells: make([]any, 0, len(t.ColumnDefinitions))}
-		row.Cells = append(row.Cells, m.GetName())
-		if custom {
+		u, isUnstructured := obj.(*unstructured.Unstructured)
+		switch {
+		case crColumns && isUnstructured:
+			row.Cells = q.res.custom.schema.TableRow(u.Object) // Name included
+		case custom:
+			row.Cells = append(row.Cells, m.GetName())
 			row.Cells = append(row.Cells, q.res.TableRow(obj)...)
-		} else {
-			row.Cells = append(row.Cells, apis.HumanAge(m.GetCreationTimestamp().Time, now))
+		default:
+			row.Cells = append(row.Cells, m.GetName(), apis.HumanAge(m.GetCreationTimestamp().Time, now))
 		}
 		switch includeObject {
 		case "None":
@@ -70,10 +84,9 @@ func (q *request) table(objs []runtime.Object, rv, includeObject string) (*metav
 
 // partialMetadata returns the metadata-only view of obj.
 func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
-	m := obj.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta)
 	p := &metav1.PartialObjectMetadata{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"},
-		ObjectMeta: *m,
+		ObjectMeta: objectMetaOf(obj),
 	}
 	return p
 }

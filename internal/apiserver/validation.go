@@ -13,7 +13,7 @@ import (
 )
 
 // nameValidator returns the rule upstream applies to the names of a kind.
-func nameValidator(r *resource) apivalidation.ValidateNameFunc {
+func nameValidator(r *resource, m metav1.Object) apivalidation.ValidateNameFunc {
 	switch r.gr.String() {
 	case "namespaces":
 		return apivalidation.ValidateNamespaceName
@@ -23,6 +23,8 @@ func nameValidator(r *resource) apivalidation.ValidateNameFunc {
 	case "certificatesigningrequests.certificates.k8s.io",
 		"clustertrustbundles.certificates.k8s.io": // checked against the signer name in package apis
 		return func(string, bool) []string { return nil }
+	case "apiservices.apiregistration.k8s.io": // must be spec.version+"."+spec.group
+		return apis.APIServiceNameValidator(m)
 	case "ipaddresses.networking.k8s.io":
 		return apis.ValidateIPAddressName
 	case "roles.rbac.authorization.k8s.io", "clusterroles.rbac.authorization.k8s.io",
@@ -34,10 +36,13 @@ func nameValidator(r *resource) apivalidation.ValidateNameFunc {
 
 func validateObjectMeta(r *resource, m metav1.Object) field.ErrorList {
 	p := field.NewPath("metadata")
-	errs := apivalidation.ValidateObjectMetaAccessor(m, r.Namespaced, nameValidator(r), p)
+	errs := apivalidation.ValidateObjectMetaAccessor(m, r.Namespaced, nameValidator(r, m), p)
 	// Built-in kinds also refuse finalizers that are neither qualified by
 	// a domain nor one of the standard ones.
 	for i, f := range m.GetFinalizers() {
+		if r.custom != nil {
+			break // custom objects only need qualified names
+		}
 		if !strings.Contains(f, "/") && !standardFinalizers[f] {
 			errs = append(errs, field.Invalid(p.Child("finalizers").Index(i), f, "name is neither a standard finalizer name nor is it fully qualified"))
 		}

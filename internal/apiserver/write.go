@@ -11,6 +11,7 @@ import (
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,9 +30,12 @@ import (
 // fields. Errors read as upstream's: they name the kind the body claims
 // and the kind the endpoint takes.
 func (q *request) decodeBody(data []byte, contentType string) (runtime.Object, error) {
-	dec, _, err := q.codecs.decoderFor(contentType)
+	dec, mt, err := q.codecs.decoderFor(contentType)
 	if err != nil {
 		return nil, unsupportedMediaType()
+	}
+	if q.res.custom != nil && mt == mediaProtobuf {
+		return nil, unsupportedCustomMediaType()
 	}
 	return q.decode(dec, data, bodyDecodeError)
 }
@@ -59,7 +63,15 @@ func (q *request) decode(dec runtime.Decoder, data []byte, decodeError decodeErr
 	if err != nil && !strict {
 		return nil, decodeError(err, gvk, want, data)
 	}
-	if gvk != nil && gvk.Kind != want.Kind {
+	custom := q.res.custom != nil && q.info.subresource != "scale"
+	if custom {
+		// Unknown fields of a custom object are pruned; fieldValidation
+		// treats them as upstream treats unknown fields of built-ins.
+		if err = q.pruneCustom(obj, err); err != nil {
+			strict = true
+		}
+	}
+	if gvk != nil && gvk.Kind != want.Kind && !custom {
 		// Upstream converts the body to the endpoint's internal type and
 		// has no conversion between two kinds.
 		return nil, decodeError(fmt.Errorf("converting (%s) to (%s.%s): unknown conversion",
@@ -79,7 +91,11 @@ func (q *request) decode(dec runtime.Decoder, data []byte, decodeError decodeErr
 			}
 		}
 	}
-	obj.GetObjectKind().SetGroupVersionKind(want)
+	if !custom {
+		// A custom object keeps the kind it claims; validation refuses
+		// another one, as upstream.
+		obj.GetObjectKind().SetGroupVersionKind(want)
+	}
 	return obj, nil
 }
 
@@ -265,6 +281,9 @@ func prepareCreate(r *resource, obj runtime.Object) {
 		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
 	case *corev1.PersistentVolume:
 		o.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}
+	case *apiextensionsv1.CustomResourceDefinition:
+		o.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
+		prepareCRDWrite(o)
 	default:
 		if r.hasStatus {
 			clearStatus(obj)
@@ -453,6 +472,9 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 			}
 		case q.res.hasStatus:
 			copyStatus(next, cur)
+			if crd, ok := next.(*apiextensionsv1.CustomResourceDefinition); ok {
+				prepareCRDWrite(crd)
+			}
 		}
 		attrs := q.admissionAttributes(admission.Update, next, cur)
 		if err := q.admission.Admit(q.ctx, attrs); err != nil {
@@ -468,7 +490,7 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 				return nil, err
 			}
 		}
-		if q.res.hasSpec && !specEqual(next, cur) {
+		if q.res.hasSpec && !q.res.sameSpec(next, cur) {
 			nm.SetGeneration(cm.GetGeneration() + 1)
 		}
 		if err := q.validate(next, cur); err != nil {

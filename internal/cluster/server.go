@@ -279,7 +279,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		},
 		ServiceAccountTokens: saTokens,
 		FlowControl:          cfg.FlowControl,
-		Components:           componentChecks(cfg, &s.scheduler, &s.controllers),
+		// The OpenAPI documents follow the served custom resources.
+		CustomResourceOpenAPI: oapi,
+		Aggregation: apiserver.AggregationConfig{
+			ProxyClient: &bundle.FrontProxyClient, ProxyClientName: pki.FrontProxyClientName,
+			RequestHeaderCAPEM: bundle.FrontProxyCAPEM, ClientCAPEM: bundle.CAPEM,
+		},
+		Components: componentChecks(cfg, &s.scheduler, &s.controllers),
 	})
 	if err != nil {
 		ln.Close()

@@ -66,6 +66,8 @@ type Options struct {
 	ServiceAccountTokens *apiserver.ServiceAccountTokens
 	// FlowControl turns on API Priority and Fairness (off by default).
 	FlowControl apiserver.FlowControlConfig
+	// Aggregation configures the proxy to extension API servers.
+	Aggregation apiserver.AggregationConfig
 }
 
 // Start runs a server with default options for the duration of t.
@@ -98,6 +100,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 		AccessControl:        opts.AccessControl,
 		ServiceAccountTokens: opts.ServiceAccountTokens,
 		FlowControl:          opts.FlowControl,
+		Aggregation:          opts.Aggregation,
 	})
 	if err != nil {
 		cancel()

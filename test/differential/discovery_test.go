@@ -20,9 +20,7 @@ import (
 // aggregation layer), which brings them to parity, or Skiff serves them
 // differently on purpose (metrics). Nothing else may differ.
 var discoveryAllowlist = map[string]string{
-	"admissionregistration.k8s.io": "webhooks and admission policies: owned by the admission issue",
-	"apiextensions.k8s.io":         "CustomResourceDefinitions: owned by the CRD issue",
-	"apiregistration.k8s.io":       "APIService / aggregation layer: owned by the CRD issue",
+	"apiextensions.k8s.io": "CustomResourceDefinitions: owned by the CRD issue",
 	// Upstream serves node and pod metrics only through metrics-server behind
 	// an APIService; Skiff's API server answers them itself.
 	"metrics.k8s.io": "served built in by Skiff, by metrics-server on upstream",

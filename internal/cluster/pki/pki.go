@@ -42,7 +42,16 @@ type Bundle struct {
 	Serving      tls.Certificate
 	AdminCertPEM []byte
 	AdminKeyPEM  []byte
+	// FrontProxyCAPEM signs FrontProxyClient, the certificate the API
+	// server presents to extension API servers; it is a CA of its own, as
+	// upstream's, so no user certificate can pass for the proxy.
+	FrontProxyCAPEM  []byte
+	FrontProxyClient tls.Certificate
 }
+
+// FrontProxyClientName is the front-proxy client certificate's common
+// name, the one extension servers accept identity headers from.
+const FrontProxyClientName = "front-proxy-client"
 
 // defaultHosts are always in the serving certificate.
 var defaultHosts = []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -56,7 +65,7 @@ func Ensure(dir string, opts Options) (*Bundle, error) {
 	}
 	b := &Bundle{}
 	var err error
-	b.CA, b.CAKey, b.CAPEM, err = ensureCA(dir)
+	b.CA, b.CAKey, b.CAPEM, err = ensureCA(dir, "ca", "skiff-ca")
 	if err != nil {
 		return nil, err
 	}
@@ -88,11 +97,40 @@ func Ensure(dir string, opts Options) (*Bundle, error) {
 			return nil, err
 		}
 	}
+	if err := b.ensureFrontProxy(dir); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
-func ensureCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
-	certPEM, keyPEM, err := loadPair(dir, "ca")
+// ensureFrontProxy loads or creates the front-proxy CA and client pair.
+func (b *Bundle) ensureFrontProxy(dir string) error {
+	ca := &Bundle{}
+	var err error
+	ca.CA, ca.CAKey, b.FrontProxyCAPEM, err = ensureCA(dir, "front-proxy-ca", "skiff-front-proxy-ca")
+	if err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := loadPair(dir, "front-proxy-client")
+	if err != nil {
+		certPEM, keyPEM, err = ca.IssueClientCert(FrontProxyClientName, nil, 10*365*24*time.Hour)
+		if err != nil {
+			return err
+		}
+		if err := writePair(dir, "front-proxy-client", certPEM, keyPEM); err != nil {
+			return err
+		}
+	}
+	if b.FrontProxyClient, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return fmt.Errorf("load front-proxy client certificate: %w", err)
+	}
+	return nil
+}
+
+// ensureCA loads the CA pair dir/name.{crt,key}, creating it (subject cn)
+// when missing.
+func ensureCA(dir, name, cn string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
+	certPEM, keyPEM, err := loadPair(dir, name)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			return nil, nil, nil, err
@@ -103,7 +141,7 @@ func ensureCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) 
 		}
 		tmpl := &x509.Certificate{
 			SerialNumber:          serial(),
-			Subject:               pkix.Name{CommonName: "skiff-ca"},
+			Subject:               pkix.Name{CommonName: cn},
 			NotBefore:             time.Now().Add(-time.Hour),
 			NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
 			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
@@ -118,21 +156,21 @@ func ensureCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) 
 		if keyPEM, err = encodeKey(key); err != nil {
 			return nil, nil, nil, err
 		}
-		if err := writePair(dir, "ca", certPEM, keyPEM); err != nil {
+		if err := writePair(dir, name, certPEM, keyPEM); err != nil {
 			return nil, nil, nil, err
 		}
 	}
 	cert, err := parseCert(certPEM)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("ca.crt: %w", err)
+		return nil, nil, nil, fmt.Errorf("%s.crt: %w", name, err)
 	}
 	kb, _ := pem.Decode(keyPEM)
 	if kb == nil {
-		return nil, nil, nil, errors.New("ca.key: no PEM block")
+		return nil, nil, nil, fmt.Errorf("%s.key: no PEM block", name)
 	}
 	key, err := x509.ParseECPrivateKey(kb.Bytes)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("ca.key: %w", err)
+		return nil, nil, nil, fmt.Errorf("%s.key: %w", name, err)
 	}
 	return cert, key, certPEM, nil
 }

@@ -25,6 +25,15 @@ func (c *Collector) ownerState(ctx context.Context, namespace string, ref metav1
 	gv, perr := schema.ParseGroupVersion(ref.APIVersion)
 	gvr, known := c.kinds[gv.WithKind(ref.Kind)]
 	c.mu.Unlock()
+	if perr == nil && !known && c.discovery != nil {
+		// A kind served since the last discovery (a new custom resource)
+		// is not dangling: look again before deciding.
+		if _, err := c.resources(); err == nil {
+			c.mu.Lock()
+			gvr, known = c.kinds[gv.WithKind(ref.Kind)]
+			c.mu.Unlock()
+		}
+	}
 	if perr != nil || !known {
 		return false, false, nil // an owner of a kind that does not exist is dangling
 	}

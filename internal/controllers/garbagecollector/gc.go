@@ -97,16 +97,8 @@ func (c *Collector) Run(ctx context.Context) {
 		return
 	}
 	factory := metadatainformer.NewSharedInformerFactory(c.meta, 0)
-	var synced []cache.InformerSynced
-	for _, gvr := range resources {
-		inf := factory.ForResource(gvr).Informer()
-		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { c.observe(gvr, o) },
-			UpdateFunc: func(_, o any) { c.observe(gvr, o) },
-			DeleteFunc: func(o any) { c.forget(o) },
-		})
-		synced = append(synced, inf.HasSynced)
-	}
+	watched := map[schema.GroupVersionResource]bool{}
+	synced := c.watch(factory, resources, watched)
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
@@ -124,7 +116,40 @@ func (c *Collector) Run(ctx context.Context) {
 		go wait.UntilWithContext(ctx, func(ctx context.Context) { c.work(ctx, c.attemptToDelete, c.processDelete) }, time.Second)
 	}
 	go wait.UntilWithContext(ctx, func(ctx context.Context) { c.work(ctx, c.attemptToOrphan, c.processOrphan) }, time.Second)
-	<-ctx.Done()
+	// Resources appear later too (custom resources): look again
+	// periodically, as upstream's collector resyncs its monitors.
+	wait.UntilWithContext(ctx, func(context.Context) {
+		resources, err := c.resources()
+		if err != nil {
+			c.log.Warn("garbage collector: discovery", "err", err)
+		}
+		if len(c.watch(factory, resources, watched)) > 0 {
+			factory.Start(ctx.Done())
+		}
+	}, discoveryResync)
+}
+
+// discoveryResync is how often the collector looks for new resources.
+var discoveryResync = 30 * time.Second
+
+// watch adds informers for the resources not watched yet and returns
+// their synced functions.
+func (c *Collector) watch(factory metadatainformer.SharedInformerFactory, resources []schema.GroupVersionResource, watched map[schema.GroupVersionResource]bool) []cache.InformerSynced {
+	var synced []cache.InformerSynced
+	for _, gvr := range resources {
+		if watched[gvr] {
+			continue
+		}
+		watched[gvr] = true
+		inf := factory.ForResource(gvr).Informer()
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { c.observe(gvr, o) },
+			UpdateFunc: func(_, o any) { c.observe(gvr, o) },
+			DeleteFunc: func(o any) { c.forget(o) },
+		})
+		synced = append(synced, inf.HasSynced)
+	}
+	return synced
 }
 
 func (c *Collector) resources() ([]schema.GroupVersionResource, error) {
@@ -143,7 +168,9 @@ func (c *Collector) resources() ([]schema.GroupVersionResource, error) {
 			if ignored[gvr.GroupResource()] || !slices.Contains(r.Verbs, "list") || !slices.Contains(r.Verbs, "watch") || !slices.Contains(r.Verbs, "delete") {
 				continue
 			}
+			c.mu.Lock()
 			c.kinds[gv.WithKind(r.Kind)] = gvr
+			c.mu.Unlock()
 			out = append(out, gvr)
 		}
 	}
