@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,7 +98,7 @@ func (k *Kubelet) containerConfig(pod *v1.Pod, c *v1.Container, imageRef string,
 		vars[e.name] = e.value
 		kvs = append(kvs, &runtimeapi.KeyValue{Key: e.name, Value: []byte(e.value)})
 	}
-	mounts, err := k.containerMounts(pod, c, volumes, attempt)
+	mounts, err := k.containerMounts(pod, c, volumes, vars, attempt)
 	if err != nil {
 		return nil, err
 	}
@@ -169,8 +170,9 @@ func hashJSON(v any) string {
 }
 
 // containerMounts turns volumeMounts into runtime mounts, plus the
-// kubelet-managed /etc/hosts and the termination-message file.
-func (k *Kubelet) containerMounts(pod *v1.Pod, c *v1.Container, volumes map[string]string, attempt uint32) ([]*runtimeapi.Mount, error) {
+// kubelet-managed /etc/hosts and the termination-message file. env is the
+// container's environment, which subPathExpr refers to.
+func (k *Kubelet) containerMounts(pod *v1.Pod, c *v1.Container, volumes, env map[string]string, attempt uint32) ([]*runtimeapi.Mount, error) {
 	var mounts []*runtimeapi.Mount
 	hasHosts := false
 	for _, vm := range c.VolumeMounts {
@@ -178,12 +180,14 @@ func (k *Kubelet) containerMounts(pod *v1.Pod, c *v1.Container, volumes map[stri
 		if !ok {
 			return nil, configErrorf("volume %q is not defined in the pod", vm.Name)
 		}
-		if vm.SubPath != "" || vm.SubPathExpr != "" {
-			sub, err := subPath(src, vm)
-			if err != nil {
+		sub, err := mountSubPath(vm, env)
+		if err != nil {
+			return nil, err
+		}
+		if sub != "" {
+			if src, err = subPathSource(src, sub); err != nil {
 				return nil, err
 			}
-			src = sub
 		}
 		if vm.MountPath == "/etc/hosts" {
 			hasHosts = true
@@ -222,16 +226,44 @@ func (k *Kubelet) terminationFile(uid types.UID, name string, attempt uint32) st
 	return filepath.Join(k.cfg.DataDir, "pods", string(uid), "containers", name, fmt.Sprintf("%d-termination-log", attempt))
 }
 
-func subPath(volumePath string, vm v1.VolumeMount) (string, error) {
+// mountSubPath is the path inside the volume a mount exposes ("" for the
+// whole volume): subPath, or subPathExpr with $(VAR) expanded from the
+// container's environment. As upstream's kubelet, a reference to a variable
+// that is unset or empty, an absolute path and a '..' element are
+// configuration errors, so the container waits with
+// CreateContainerConfigError until the pod is fixed.
+func mountSubPath(vm v1.VolumeMount, env map[string]string) (string, error) {
 	sub := vm.SubPath
+	if vm.SubPathExpr != "" {
+		var missing []string
+		sub = expandFunc(vm.SubPathExpr, func(name string) (string, bool) {
+			v := env[name]
+			if v == "" && !slices.Contains(missing, name) {
+				missing = append(missing, name)
+			}
+			return v, true
+		})
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			return "", configErrorf("missing value for %s", strings.Join(missing, ", "))
+		}
+	}
 	if sub == "" {
-		sub = vm.SubPathExpr // expanded by the API server's users rarely; taken literally
+		return "", nil
 	}
-	clean := filepath.Clean("/" + sub)
-	if strings.Contains(sub, "..") || filepath.IsAbs(sub) {
-		return "", configErrorf("subPath %q must be a relative path without '..'", sub)
+	if filepath.IsAbs(sub) {
+		return "", configErrorf("error SubPath `%s` must not be an absolute path", sub)
 	}
-	p := filepath.Join(volumePath, clean)
+	if slices.Contains(strings.Split(filepath.ToSlash(sub), "/"), "..") {
+		return "", configErrorf("unable to provision SubPath `%s`: must not contain '..'", sub)
+	}
+	return sub, nil
+}
+
+// subPathSource is the host path of sub inside the volume at volumePath,
+// created as a directory when missing.
+func subPathSource(volumePath, sub string) (string, error) {
+	p := filepath.Join(volumePath, filepath.Clean("/"+sub))
 	if _, err := os.Lstat(p); os.IsNotExist(err) {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return "", err

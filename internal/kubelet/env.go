@@ -330,6 +330,15 @@ func (e *podEnv) serviceEnv() []envVar {
 // expand replaces $(VAR) with its value when VAR is defined, turns $$ into
 // $, and leaves anything else as written, as upstream does.
 func expand(s string, vars map[string]string) string {
+	return expandFunc(s, func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	})
+}
+
+// expandFunc is expand with values from lookup; a reference lookup does not
+// resolve is left as written.
+func expandFunc(s string, lookup func(name string) (string, bool)) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
@@ -350,7 +359,7 @@ func expand(s string, vars map[string]string) string {
 				return b.String()
 			}
 			name := s[i+2 : i+2+end]
-			if v, ok := vars[name]; ok {
+			if v, ok := lookup(name); ok {
 				b.WriteString(v)
 			} else {
 				b.WriteString(s[i : i+3+end])

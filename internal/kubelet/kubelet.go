@@ -170,11 +170,13 @@ type Kubelet struct {
 	nodeIPs       []string
 	workersMu     sync.Mutex
 	workers       map[types.UID]*podWorker
+	admitMu       sync.Mutex // one admission decision at a time (admit.go)
 	workersWG     sync.WaitGroup
 	stopping      bool
 	statusMu      sync.Mutex
 	lastSentState map[types.UID]string // fingerprint of the last status written
 	alloc         *allocations         // pods' resource allocations (resize.go)
+	trustBundles  *trustBundles        // clusterTrustBundle projections (trustbundles.go)
 }
 
 // New connects to the runtime and prepares the informers; Run starts work.
@@ -259,6 +261,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	loop(k.runNodeStatus)
 	loop(k.runPodCIDRWatch)
 
+	k.trustBundles = newTrustBundles(ctx.Done(), k.client, k.wakeTrustBundlePods)
 	podInformer := k.factory.Core().V1().Pods().Informer()
 	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { k.podChanged(ctx, obj) },

@@ -43,6 +43,9 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (next time.Duration
 		k.untrackPodObjects(pod.UID)
 		return 0, false
 	}
+	if !k.admit(ctx, w, pod, state) {
+		return 0, false // rejected: Failed, waiting for its controller to delete it
+	}
 
 	k.trackPodObjects(pod)
 	volumes, err := k.setupVolumes(ctx, pod)

@@ -308,6 +308,8 @@ func (k *Kubelet) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.Project
 			err = merge(k.downwardFiles(pod, s.DownwardAPI.Items, p.DefaultMode))
 		case s.ServiceAccountToken != nil:
 			err = merge(k.tokenFiles(ctx, pod, s.ServiceAccountToken, p.DefaultMode))
+		case s.ClusterTrustBundle != nil:
+			err = merge(k.trustBundleFiles(ctx, s.ClusterTrustBundle, p.DefaultMode))
 		}
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -24,6 +25,8 @@ type podWorker struct {
 	mu      sync.Mutex
 	pod     *v1.Pod
 	removed bool // the pod object is gone from the API
+
+	admission atomic.Int32 // admissionPending, admissionAdmitted or admissionRejected (admit.go)
 
 	// Owned by the worker goroutine.
 	waiting   map[string]waitingReason // why a container is not running
