@@ -187,67 +187,6 @@ func (s *Server) connectNode(w http.ResponseWriter, r *http.Request, name, rest 
 	return nil
 }
 
-// proxyToPod serves pods/NAME[:PORT]/proxy/PATH over HTTP to the pod IP.
-func (s *Server) proxyToPod(w http.ResponseWriter, r *http.Request, info requestInfo, rest string) error {
-	name, port, _ := strings.Cut(info.name, ":")
-	scheme := "http"
-	if p, ok := strings.CutPrefix(name, "https:"); ok {
-		scheme, name = "https", p
-	}
-	pod, err := s.getPod(r, info.namespace, name)
-	if err != nil {
-		return err
-	}
-	if pod.Status.PodIP == "" {
-		return apierrors.NewServiceUnavailable(fmt.Sprintf("pod %s has no IP", pod.Name))
-	}
-	if port == "" {
-		port = "80"
-		for _, c := range pod.Spec.Containers {
-			if len(c.Ports) > 0 {
-				port = strconv.Itoa(int(c.Ports[0].ContainerPort))
-				break
-			}
-		}
-	}
-	target := &url.URL{Scheme: scheme, Host: net.JoinHostPort(pod.Status.PodIP, port), Path: "/" + rest, RawQuery: r.URL.RawQuery}
-	s.proxy(w, r, target, false)
-	return nil
-}
-
-// connectService serves services/NAME[:PORT]/proxy/PATH by picking a ready
-// endpoint of the service.
-func (s *Server) connectService(w http.ResponseWriter, r *http.Request, info requestInfo, rest string) error {
-	name, portName, _ := strings.Cut(info.name, ":")
-	scheme := "http"
-	if n, ok := strings.CutPrefix(name, "https:"); ok {
-		scheme, name = "https", n
-	}
-	obj, _, err := s.resources[endptsGVR].get(r.Context(), info.namespace, name)
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return apierrors.NewServiceUnavailable(fmt.Sprintf("no endpoints available for service %q", name))
-		}
-		return err
-	}
-	ep := obj.(*corev1.Endpoints)
-	for _, subset := range ep.Subsets {
-		if len(subset.Addresses) == 0 {
-			continue
-		}
-		for _, p := range subset.Ports {
-			if portName != "" && p.Name != portName && strconv.Itoa(int(p.Port)) != portName {
-				continue
-			}
-			target := &url.URL{Scheme: scheme, Host: net.JoinHostPort(subset.Addresses[0].IP, strconv.Itoa(int(p.Port))),
-				Path: "/" + rest, RawQuery: r.URL.RawQuery}
-			s.proxy(w, r, target, false)
-			return nil
-		}
-	}
-	return apierrors.NewServiceUnavailable(fmt.Sprintf("no endpoints available for service %q", name))
-}
-
 // proxy forwards the request, streaming the response and splicing upgraded
 // connections; toKubelet authenticates with the API server's kubelet
 // client certificate.

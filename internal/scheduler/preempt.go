@@ -2,11 +2,14 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 )
 
 // candidate is a node where evicting victims lets the pod fit.
@@ -89,16 +92,64 @@ func highestPriority(pods []*corev1.Pod) int32 {
 }
 
 // preempt evicts the victims; the caller nominates the node for the pod,
-// which stays queued and is scheduled once the victims are gone.
+// which stays queued and is scheduled once the victims are gone. As
+// upstream, each victim is first marked with the DisruptionTarget
+// condition, so its controllers (a Job's pod failure policy) can tell a
+// preemption from a failure.
 func (s *Scheduler) preempt(ctx context.Context, pod *corev1.Pod, cand *candidate) {
+	evicted := 0
 	for _, v := range cand.victims {
-		s.recorder.Eventf(v, corev1.EventTypeNormal, "Preempted", "Preempted by pod %s on node %s", pod.UID, cand.node)
+		if err := s.markDisruptionTarget(ctx, v); err != nil {
+			if !apierrors.IsNotFound(err) {
+				s.log.Warn("preemption: add DisruptionTarget condition", "victim", v.Namespace+"/"+v.Name, "err", err)
+			}
+			continue
+		}
 		err := s.client.CoreV1().Pods(v.Namespace).Delete(ctx, v.Name, metav1.DeleteOptions{
 			Preconditions: &metav1.Preconditions{UID: &v.UID},
 		})
-		if err != nil && !apierrors.IsNotFound(err) {
-			s.log.Warn("preemption: delete victim", "victim", v.Namespace+"/"+v.Name, "err", err)
+		if err != nil {
+			if !apierrors.IsNotFound(err) {
+				s.log.Warn("preemption: delete victim", "victim", v.Namespace+"/"+v.Name, "err", err)
+			}
+			continue
+		}
+		evicted++
+		s.recorder.Eventf(v, corev1.EventTypeNormal, "Preempted", "Preempted by pod %s on node %s", pod.UID, cand.node)
+	}
+	s.metrics.preemptions.Add(float64(evicted))
+}
+
+// markDisruptionTarget sets the victim's DisruptionTarget condition with a
+// strategic merge patch of its status (conditions merge by type), unless
+// it is already there.
+func (s *Scheduler) markDisruptionTarget(ctx context.Context, victim *corev1.Pod) error {
+	cond := corev1.PodCondition{
+		Type:               corev1.DisruptionTarget,
+		ObservedGeneration: victim.Generation,
+		Status:             corev1.ConditionTrue,
+		Reason:             corev1.PodReasonPreemptionByScheduler,
+		Message:            SchedulerName + ": preempting to accommodate a higher priority pod",
+		LastTransitionTime: metav1.Now(),
+	}
+	for _, c := range victim.Status.Conditions {
+		if c.Type != cond.Type {
+			continue
+		}
+		if c.Status == cond.Status {
+			if c.Reason == cond.Reason && c.Message == cond.Message && c.ObservedGeneration == cond.ObservedGeneration {
+				return nil
+			}
+			cond.LastTransitionTime = c.LastTransitionTime
 		}
 	}
-	s.metrics.preemptions.Add(float64(len(cand.victims)))
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.PodCondition{cond}}})
+	if err != nil {
+		return err
+	}
+	return retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
+		_, err := s.client.CoreV1().Pods(victim.Namespace).Patch(ctx, victim.Name, types.StrategicMergePatchType, patch,
+			metav1.PatchOptions{}, "status")
+		return err
+	})
 }

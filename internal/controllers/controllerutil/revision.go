@@ -1,10 +1,13 @@
 package controllerutil
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -33,31 +36,48 @@ func TemplateHash(t *corev1.PodTemplateSpec, collisions *int32) string {
 
 // EnsureRevision records template as a ControllerRevision of owner (the
 // history kubectl rollout history and undo read for StatefulSets and
-// DaemonSets), labelled with hash and numbered after the owner's newest.
+// DaemonSets), numbered after the owner's newest. As upstream, a revision
+// carries the template's labels plus the hash (so the owner's selector
+// finds its revisions), and an existing revision of the owner with the same
+// data is the current one, whatever its name: it is renumbered to be the
+// newest when it is not (a rollback), instead of a copy being made.
 func EnsureRevision(ctx context.Context, client kubernetes.Interface, lister listersappsv1.ControllerRevisionLister,
 	owner metav1.Object, gvk schema.GroupVersionKind, template corev1.PodTemplateSpec, hash string) error {
 	revs, err := lister.ControllerRevisions(owner.GetNamespace()).List(labels.Everything())
 	if err != nil {
 		return err
 	}
-	var top int64
-	for _, r := range revs {
-		if ref := metav1.GetControllerOf(r); ref == nil || ref.UID != owner.GetUID() {
-			continue
-		}
-		if r.Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
-			return nil
-		}
-		top = max(top, r.Revision)
-	}
 	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": template, "$patch": "replace"}})
 	if err != nil {
 		return err
 	}
+	var top int64
+	var current *appsv1.ControllerRevision
+	for _, r := range revs {
+		if ref := metav1.GetControllerOf(r); ref == nil || ref.UID != owner.GetUID() {
+			continue
+		}
+		top = max(top, r.Revision)
+		if current == nil && sameJSON(r.Data.Raw, data) {
+			current = r
+		}
+	}
+	if current != nil {
+		if current.Revision == top {
+			return nil
+		}
+		bumped := current.DeepCopy()
+		bumped.Revision = top + 1
+		_, err := client.AppsV1().ControllerRevisions(bumped.Namespace).Update(ctx, bumped, metav1.UpdateOptions{})
+		return err
+	}
+	revLabels := make(map[string]string, len(template.Labels)+1)
+	maps.Copy(revLabels, template.Labels)
+	revLabels[appsv1.ControllerRevisionHashLabelKey] = hash
 	_, err = client.AppsV1().ControllerRevisions(owner.GetNamespace()).Create(ctx, &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: owner.GetName() + "-" + hash, Namespace: owner.GetNamespace(),
-			Labels:          map[string]string{appsv1.ControllerRevisionHashLabelKey: hash},
+			Labels:          revLabels,
 			OwnerReferences: []metav1.OwnerReference{ControllerRef(owner, gvk)},
 		},
 		Data:     runtime.RawExtension{Raw: data},
@@ -67,4 +87,17 @@ func EnsureRevision(ctx context.Context, client kubernetes.Interface, lister lis
 		return nil
 	}
 	return err
+}
+
+// sameJSON reports whether two JSON documents hold the same value, whatever
+// their formatting.
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }

@@ -200,6 +200,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	indexed := job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
 	completions := job.Spec.Completions
 	var doneIndexes map[int]bool
+	var fi *indexFailures // per-index backoff state, for Indexed jobs with backoffLimitPerIndex
 	if indexed {
 		// Indexes already recorded stay succeeded after their pods go.
 		doneIndexes = parseIndexes(st.CompletedIndexes, int(ptrInt(completions, 1)))
@@ -210,6 +211,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		st.Succeeded = int32(len(doneIndexes))
 		st.CompletedIndexes = formatIndexes(doneIndexes)
+		if job.Spec.BackoffLimitPerIndex != nil {
+			fi = perIndexFailures(job, failed, ptrString(st.FailedIndexes), int(ptrInt(completions, 1)))
+			failedIndexes := formatIndexes(fi.failed)
+			st.FailedIndexes = &failedIndexes
+		}
 	} else {
 		st.Succeeded = max(st.Succeeded, int32(len(succeeded)))
 	}
@@ -238,6 +244,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return c.finish(ctx, job, st, active, batchv1.JobFailureTarget, batchv1.JobReasonDeadlineExceeded,
 			"Job was active longer than specified deadline", now)
 	}
+	if fi != nil {
+		if reason, msg := perIndexOutcome(job, fi, doneIndexes, int(ptrInt(completions, 1))); reason != "" {
+			return c.finish(ctx, job, st, active, batchv1.JobFailureTarget, reason, msg, now)
+		}
+	}
 	if indexed && job.Spec.SuccessPolicy != nil {
 		if msg, ok := matchSuccessPolicy(job.Spec.SuccessPolicy, int(ptrInt(completions, 1)), doneIndexes); ok {
 			return c.finish(ctx, job, st, active, batchv1.JobSuccessCriteriaMet, batchv1.JobReasonSuccessPolicy, msg, now)
@@ -257,9 +268,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	st.Active = int32(len(active))
 
 	if c.expectations.Satisfied(key) {
-		if delay := backoffDelay(len(failed), lastFailure(failed), now); delay > 0 {
+		if delay := backoffDelay(len(failed), lastFailure(failed), now); fi == nil && delay > 0 {
 			c.queue.AddAfter(key, delay)
-		} else if err := c.createPods(ctx, key, job, active, succeeded, doneIndexes); err != nil {
+		} else if err := c.createPods(ctx, key, job, active, succeeded, doneIndexes, fi, now); err != nil {
 			_ = c.writeStatus(ctx, job, st)
 			return err
 		}
@@ -303,8 +314,11 @@ func (c *Controller) finish(ctx context.Context, job *batchv1.Job, st *batchv1.J
 	return c.writeStatus(ctx, job, st)
 }
 
-// createPods starts the pods the job still needs.
-func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Job, active, succeeded []*corev1.Pod, doneIndexes map[int]bool) error {
+// createPods starts the pods the job still needs. With per-index backoff
+// (fi), failed indexes get no more pods and each index waits out its own
+// backoff.
+func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Job, active, succeeded []*corev1.Pod,
+	doneIndexes map[int]bool, fi *indexFailures, now time.Time) error {
 	parallelism := int32(1)
 	if job.Spec.Parallelism != nil {
 		parallelism = *job.Spec.Parallelism
@@ -317,10 +331,26 @@ func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Jo
 				running[i] = true
 			}
 		}
+		var wait time.Duration
 		for i := 0; i < int(ptrInt(job.Spec.Completions, 1)) && len(want)+len(active) < int(parallelism); i++ {
-			if !doneIndexes[i] && !running[i] {
-				want = append(want, i)
+			if doneIndexes[i] || running[i] {
+				continue
 			}
+			if fi != nil {
+				if fi.failed[i] {
+					continue
+				}
+				if d := fi.retryIn(i, now); d > 0 {
+					if wait == 0 || d < wait {
+						wait = d // the soonest index to retry
+					}
+					continue
+				}
+			}
+			want = append(want, i)
+		}
+		if wait > 0 {
+			c.queue.AddAfter(key, wait)
 		}
 	} else {
 		remaining := parallelism
@@ -337,7 +367,7 @@ func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Jo
 	c.expectations.Expect(key, len(want), 0)
 	var firstErr error
 	for _, idx := range want {
-		if err := c.createPod(ctx, job, idx); err != nil {
+		if err := c.createPod(ctx, job, idx, fi); err != nil {
 			c.expectations.Observed(key, 1, 0)
 			if firstErr == nil {
 				firstErr = err
@@ -349,7 +379,7 @@ func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Jo
 
 const completionIndexAnnotation = batchv1.JobCompletionIndexAnnotation
 
-func (c *Controller) createPod(ctx context.Context, job *batchv1.Job, index int) error {
+func (c *Controller) createPod(ctx context.Context, job *batchv1.Job, index int, fi *indexFailures) error {
 	t := job.Spec.Template.DeepCopy()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -365,6 +395,9 @@ func (c *Controller) createPod(ctx context.Context, job *batchv1.Job, index int)
 			pod.Annotations = map[string]string{}
 		}
 		pod.Annotations[completionIndexAnnotation] = idx
+		if fi != nil {
+			pod.Annotations[indexFailureCountAnnotation] = strconv.Itoa(int(fi.count[index]))
+		}
 		if pod.Labels == nil {
 			pod.Labels = map[string]string{}
 		}
@@ -509,6 +542,13 @@ func (c *Controller) writeStatus(ctx context.Context, job *batchv1.Job, st *batc
 }
 
 func ptrBool(p *bool) bool { return p != nil && *p }
+
+func ptrString(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
 
 func ptrInt(p *int32, d int32) int32 {
 	if p == nil {
