@@ -7,18 +7,24 @@ PORT      ?= 6443
 # Unit and integration packages (everything but the end-to-end suite).
 UNIT_PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/e2e)
 
-.PHONY: all build images up test unit e2e bench lint generate deps clean upstream differential conformance conformance-api
+.PHONY: all build images helm up test unit e2e bench lint generate deps clean upstream differential conformance conformance-api
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/skiff
 
-# The pause and busybox images (and the e2e suite's in-cluster client),
-# built locally (no registry needed) into
+# The pause and busybox images (and the e2e suite's in-cluster client,
+# admission webhook and operator), built locally (no registry needed) into
 # bin/images, which skiff imports into its containerd at start.
 images:
 	$(GO) run ./hack/mkimages -out bin/images
+
+# Helm 4 from the test-only module test/helm, for the e2e suite's chart.
+# go build relinks only when an input changed, so this is quick when the
+# binary is up to date.
+helm:
+	cd test/helm && $(GO) build -o $(CURDIR)/bin/helm helm.sh/helm/v4/cmd/helm
 
 # Bring up a single-node cluster in the foreground (installing what is
 # missing first); kubectl it with
@@ -38,9 +44,10 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
+	cd test/images/operator && $(GO) test -race -count=1 ./...
 
-e2e: build images
-	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_IMAGES=$(CURDIR)/bin/images $(GO) test -count=1 -timeout 20m ./test/e2e/
+e2e: build images helm
+	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_IMAGES=$(CURDIR)/bin/images SKIFF_HELM=$(CURDIR)/bin/helm $(GO) test -count=1 -timeout 20m ./test/e2e/
 
 # Upstream kube-apiserver, kube-scheduler and an etcd launcher, v1.37.2, from
 # the test-only module test/upstream: the oracle of the differential tests.

@@ -1,7 +1,9 @@
 // Command mkimages builds the two images a Skiff node needs without a
 // registry: the pod sandbox (a static Go pause binary) and busybox (Debian's
-// busybox-static with a link per applet), and the end-to-end suite's
-// in-cluster API client (test/images/inclusterclient). Each is written as a one-layer
+// busybox-static with a link per applet), and the end-to-end suite's own
+// images: its in-cluster API client (test/images/inclusterclient), its
+// admission webhook (test/images/webhook) and its controller-runtime
+// operator (test/images/operator, a module of its own). Each is written as a one-layer
 // docker-archive, the format `ctr images import` and `skiff images import`
 // take. The archives are deterministic: same inputs, same bytes.
 //
@@ -92,15 +94,7 @@ func run(out, busyboxPath string, conformance bool, agnhostPath string) error {
 	if err := write(filepath.Join(out, "busybox.tar"), bb); err != nil {
 		return err
 	}
-	client, err := buildStatic("./test/images/inclusterclient")
-	if err != nil {
-		return err
-	}
-	if err := write(filepath.Join(out, "inclusterclient.tar"), image{
-		tags:       []string{"skiff.test/inclusterclient:latest"},
-		entrypoint: []string{"/inclusterclient"},
-		entries:    []entry{{name: "inclusterclient", mode: 0o755, data: client}},
-	}); err != nil {
+	if err := writeTestImages(out); err != nil {
 		return err
 	}
 	if !conformance {
@@ -109,16 +103,47 @@ func run(out, busyboxPath string, conformance bool, agnhostPath string) error {
 	return conformanceImages(out, agnhostPath, bb)
 }
 
+// testImages are the end-to-end suite's images: one static Go binary each,
+// tagged skiff.test/<name>:latest. dir is the module to build in ("" for
+// Skiff's own), pkg the command's package within it.
+var testImages = []struct{ name, dir, pkg string }{
+	{"inclusterclient", "", "./test/images/inclusterclient"},
+	{"webhook", "", "./test/images/webhook"},
+	// Its own module, so controller-runtime never becomes Skiff's dependency.
+	{"operator", "test/images/operator", "."},
+}
+
+func writeTestImages(out string) error {
+	for _, ti := range testImages {
+		bin, err := buildStaticIn(ti.dir, ti.pkg)
+		if err != nil {
+			return err
+		}
+		if err := write(filepath.Join(out, ti.name+".tar"), image{
+			tags:       []string{"skiff.test/" + ti.name + ":latest"},
+			entrypoint: []string{"/" + ti.name},
+			entries:    []entry{{name: ti.name, mode: 0o755, data: bin}},
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // buildStatic compiles the Go command pkg (relative to the module root) as
 // a static, reproducible binary: no cgo, no paths, no symbols.
-func buildStatic(pkg string) ([]byte, error) {
+func buildStatic(pkg string) ([]byte, error) { return buildStaticIn("", pkg) }
+
+// buildStaticIn is buildStatic for a package of the module in dir.
+func buildStaticIn(moduleDir, pkg string) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "skiff-mkimages")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, filepath.Base(pkg))
+	bin := filepath.Join(dir, "cmd")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
+	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
