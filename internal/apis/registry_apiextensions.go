@@ -16,6 +16,7 @@ func apiextensionsResources() []*Resource {
 		func() runtime.Object { return &apiextensionsv1.CustomResourceDefinition{} },
 		func() runtime.Object { return &apiextensionsv1.CustomResourceDefinitionList{} }, "crd", "crds").with("status")
 	r.Categories = []string{"api-extensions"}
+	r.ValidatesMetadata = true // apiextensions' validation checks metadata itself
 	r.Default = func(obj runtime.Object) {
 		if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
 			crdschema.DefaultCRD(crd)

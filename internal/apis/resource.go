@@ -33,6 +33,10 @@ type Resource struct {
 	// Verbs, when set, are the only verbs of a resource that is not stored
 	// but answered by the server (componentstatuses: get and list).
 	Verbs []string
+	// ValidatesMetadata says Validate and ValidateUpdate check the object's
+	// metadata themselves (CRDs, with apiextensions' own rules), so the
+	// generic metadata checks are skipped rather than reported twice.
+	ValidatesMetadata bool
 
 	// New returns an empty typed object (e.g. &appsv1.Deployment{}).
 	New func() runtime.Object

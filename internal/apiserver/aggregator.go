@@ -53,7 +53,13 @@ type aggregator struct {
 	mu      sync.Mutex
 	rev     int64
 	remotes map[schema.GroupVersion]*remoteAPI
+	// gen moves whenever the remote APIs or their documents change, so
+	// the merged discovery (disc) knows to rebuild.
+	gen  atomic.Int64
+	disc remoteDiscovery
 }
+
+func (a *aggregator) generation() int64 { return a.gen.Load() }
 
 // remoteAPI is one APIService with a service: where and how to reach it.
 type remoteAPI struct {
@@ -118,6 +124,7 @@ func (a *aggregator) snapshot() map[schema.GroupVersion]*remoteAPI {
 		}
 	}
 	a.rev, a.remotes = rev, next
+	a.gen.Add(1)
 	return next
 }
 

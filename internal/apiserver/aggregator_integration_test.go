@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
@@ -188,6 +189,29 @@ func TestAggregatedAPIIsProxiedWithTheCallersIdentity(t *testing.T) {
 		})
 	}
 	waitAvailable("True", "Passed")
+
+	// Discovery lists the extension server's group and resources, in the
+	// aggregated form client-go reads and in the legacy documents.
+	disco := discovery.NewDiscoveryClientForConfigOrDie(cfg)
+	testserver.Eventually(t, "gadgets in aggregated discovery", func() bool {
+		_, lists, err := disco.ServerGroupsAndResources()
+		if err != nil {
+			return false
+		}
+		for _, l := range lists {
+			if l.GroupVersion == "ext.example.com/v1" && len(l.APIResources) == 1 && l.APIResources[0].Name == "gadgets" {
+				return true
+			}
+		}
+		return false
+	})
+	group := &metav1.APIGroup{}
+	if err := disco.RESTClient().Get().AbsPath("/apis/ext.example.com").Do(ctx).Into(group); err != nil {
+		t.Fatal(err)
+	}
+	if group.PreferredVersion.GroupVersion != "ext.example.com/v1" {
+		t.Errorf("/apis/ext.example.com preferred version = %q", group.PreferredVersion.GroupVersion)
+	}
 
 	// Without endpoints the API is unavailable, with upstream's reason.
 	if err := client.DiscoveryV1().EndpointSlices("default").Delete(ctx, "ext-1", metav1.DeleteOptions{}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -126,7 +127,9 @@ func (a *aggregator) check(ctx context.Context, svc *apiregistrationv1.APIServic
 			fmt.Sprintf("failing or missing response from https://%s.%s.svc%s: %v", ref.Name, ref.Namespace, path, err)
 		return cond
 	}
-	r.resources.Store(list)
+	if old := r.resources.Swap(list); old == nil || !equality.Semantic.DeepEqual(old, list) {
+		a.gen.Add(1)
+	}
 	cond.Status, cond.Reason, cond.Message = apiregistrationv1.ConditionTrue, "Passed", "all checks passed"
 	return cond
 }

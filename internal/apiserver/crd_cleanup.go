@@ -36,11 +36,14 @@ func markCRDDeleting(crd *apiextensionsv1.CustomResourceDefinition) {
 	})
 }
 
-// prepareCRDWrite keeps status.storedVersions listing the storage version,
-// as upstream's CRD strategy does on create and update.
+// prepareCRDWrite keeps status.storedVersions listing the version marked
+// for storage, as upstream's CRD strategy does on create and update (a CRD
+// with none then fails validation for it).
 func prepareCRDWrite(crd *apiextensionsv1.CustomResourceDefinition) {
-	if v := storageVersion(crd); v != "" && !slices.Contains(crd.Status.StoredVersions, v) {
-		crd.Status.StoredVersions = append(crd.Status.StoredVersions, v)
+	for _, v := range crd.Spec.Versions {
+		if v.Storage && !slices.Contains(crd.Status.StoredVersions, v.Name) {
+			crd.Status.StoredVersions = append(crd.Status.StoredVersions, v.Name)
+		}
 	}
 }
 

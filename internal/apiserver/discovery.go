@@ -322,6 +322,7 @@ func (d *discovery) serveAPIs(w http.ResponseWriter, r *http.Request, s *Server)
 	if c := s.customResources().disc; c != nil {
 		groups, groupsAggr = c.groups, c.groupsAggr
 	}
+	groups, groupsAggr, _ = s.discoveryWithRemotes(groups, groupsAggr)
 	if wantsAggregated(r) {
 		writeAggregated(w, groupsAggr)
 		return
@@ -352,6 +353,10 @@ func (d *discovery) serveGroupOrVersion(w http.ResponseWriter, r *http.Request, 
 			writeRaw(w, http.StatusOK, b)
 			return
 		}
+		if b, ok := s.remoteGroupDoc(gv.Group); ok {
+			writeRaw(w, http.StatusOK, b)
+			return
+		}
 	} else if b, ok := d.resourceLists[gv]; ok {
 		writeRaw(w, http.StatusOK, b)
 		return
@@ -360,9 +365,18 @@ func (d *discovery) serveGroupOrVersion(w http.ResponseWriter, r *http.Request, 
 }
 
 // servesGroup reports whether group (the core group is "") is served,
-// built in or custom; paths under any other group are upstream's
-// plain-text 404.
+// built in, custom or by an extension server; paths under any other group
+// are upstream's plain-text 404.
 func (s *Server) servesGroup(group string) bool {
+	if s.servesGroupLocally(group) {
+		return true
+	}
+	_, ok := s.remoteGroupDoc(group)
+	return ok
+}
+
+// servesGroupLocally reports whether this server serves group itself.
+func (s *Server) servesGroupLocally(group string) bool {
 	if group == "" {
 		return true
 	}

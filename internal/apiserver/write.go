@@ -536,6 +536,9 @@ func keepMetaForStatus(nm, cm metav1.Object) {
 
 // validateMeta checks the name and metadata fields common to all kinds.
 func validateMeta(r *resource, m metav1.Object) field.ErrorList {
+	if r.ValidatesMetadata {
+		return nil
+	}
 	return validateObjectMeta(r, m)
 }
 

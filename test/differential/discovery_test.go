@@ -15,12 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// discoveryAllowlist are the API groups whose discovery may differ for now:
-// they belong to another open issue (CRDs, admission webhooks and the
-// aggregation layer), which brings them to parity, or Skiff serves them
-// differently on purpose (metrics). Nothing else may differ.
+// discoveryAllowlist are the API groups whose discovery may differ: Skiff
+// serves them differently on purpose (metrics). Nothing else may differ.
 var discoveryAllowlist = map[string]string{
-	"apiextensions.k8s.io": "CustomResourceDefinitions: owned by the CRD issue",
 	// Upstream serves node and pod metrics only through metrics-server behind
 	// an APIService; Skiff's API server answers them itself.
 	"metrics.k8s.io": "served built in by Skiff, by metrics-server on upstream",
