@@ -144,7 +144,10 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 				return nil, 0, false, apierrors.NewConflict(q.res.gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pc.ResourceVersion, m.GetResourceVersion()))
 			}
 		}
-		if err := q.admission.Validate(q.ctx, q.admissionAttributes(admission.Delete, nil, cur)); err != nil {
+		attrs := q.admissionAttributes(admission.Delete, nil, cur)
+		err = q.admission.Validate(q.ctx, attrs)
+		q.addWarnings(attrs)
+		if err != nil {
 			return nil, 0, false, err
 		}
 		grace := q.gracePeriod(cur, opts)

@@ -43,6 +43,8 @@ type resource struct {
 	// custom is set for a version of a CustomResourceDefinition: objects
 	// are unstructured and stored as JSON (crd_resource.go).
 	custom *customInfo
+	// managers track metadata.managedFields (managedfields.go).
+	managers fieldManagers
 }
 
 // reservationChanges are the reservation keys an update of cur to next

@@ -190,6 +190,19 @@ func (q *request) create() error {
 	if err != nil {
 		return err
 	}
+	out, err := q.createObject(obj, false)
+	if err != nil {
+		return err
+	}
+	q.respond(a, http.StatusCreated, out)
+	return nil
+}
+
+// createObject runs a new object through admission, defaulting and
+// validation and stores it (unless dry run). applied says the object is the
+// result of a server-side apply, whose managedFields the field manager set
+// and whose name the URL gave.
+func (q *request) createObject(obj runtime.Object, applied bool) (runtime.Object, error) {
 	m, _ := meta.Accessor(obj)
 	if q.res.Namespaced {
 		switch m.GetNamespace() {
@@ -197,71 +210,76 @@ func (q *request) create() error {
 			m.SetNamespace(q.info.namespace)
 		case q.info.namespace:
 		default:
-			return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 		}
 	} else {
 		m.SetNamespace("")
 	}
-	if m.GetName() == "" && m.GetGenerateName() != "" {
+	if m.GetName() == "" && m.GetGenerateName() != "" && !applied {
 		m.SetName(m.GetGenerateName() + generateSuffix())
 	}
 	if m.GetResourceVersion() != "" {
-		return apierrors.NewBadRequest("resourceVersion should not be set on objects to be created")
+		if !applied {
+			return nil, apierrors.NewBadRequest("resourceVersion should not be set on objects to be created")
+		}
+		m.SetResourceVersion("") // as upstream, an apply that creates ignores it
 	}
 	m.SetUID(types.UID(uuid.NewUUID()))
 	m.SetCreationTimestamp(metav1.Now())
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
-	m.SetManagedFields(nil)
 	if q.res.hasSpec {
 		m.SetGeneration(1)
+	}
+	if !applied {
+		// As upstream, ownership is recorded for the decoded (so
+		// defaulted) object, before admission changes it.
+		if q.res.Default != nil {
+			q.res.Default(obj)
+		}
+		obj = q.recordUpdate(nil, obj)
+		m, _ = meta.Accessor(obj)
 	}
 	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
 		setRequestor(q.ctx, csr)
 	}
 	attrs := q.admissionAttributes(admission.Create, obj, nil)
+	defer q.addWarnings(attrs)
 	if err := q.admission.Admit(q.ctx, attrs); err != nil {
-		return err
+		return nil, err
 	}
 	prepareCreate(q.res, obj)
 	if q.res.Default != nil {
 		q.res.Default(obj)
 	}
 	if err := q.validate(obj, nil); err != nil {
-		return err
+		return nil, err
 	}
 	if err := q.admit(obj); err != nil {
-		return err
+		return nil, err
 	}
 	if err := q.admission.Validate(q.ctx, attrs); err != nil {
-		return err
+		return nil, err
 	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		if err := q.admitPriority(pod); err != nil {
-			return err
+			return nil, err
 		}
 		addDefaultTolerations(pod)
 	}
 	if err := q.checkRBACWrite(obj); err != nil {
-		return err
+		return nil, err
 	}
 	if q.dryRun() {
-		q.respond(a, http.StatusCreated, obj)
-		return nil
+		return obj, nil
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		if err := q.createService(q.ctx, svc); err != nil {
-			return err
+			return nil, err
 		}
-		q.respond(a, http.StatusCreated, svc)
-		return nil
+		return svc, nil
 	}
-	out, err := q.res.create(q.ctx, obj)
-	if err != nil {
-		return err
-	}
-	q.respond(a, http.StatusCreated, out)
-	return nil
+	return q.res.create(q.ctx, obj)
 }
 
 // prepareCreate resets the status a client may not set, as upstream's
@@ -448,7 +466,7 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 		nm.SetDeletionGracePeriodSeconds(cm.GetDeletionGracePeriodSeconds())
 		nm.SetGeneration(cm.GetGeneration())
 		nm.SetResourceVersion(cm.GetResourceVersion())
-		if nm.GetManagedFields() == nil {
+		if nm.GetManagedFields() == nil && !q.isApply() {
 			nm.SetManagedFields(cm.GetManagedFields())
 		}
 		switch {
@@ -476,7 +494,17 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 				prepareCRDWrite(crd)
 			}
 		}
+		if q.info.subresource != "scale" && !q.isApply() {
+			// An apply recorded its own ownership; others are recorded,
+			// as upstream, for the defaulted request before admission.
+			if q.res.Default != nil {
+				q.res.Default(next)
+			}
+			next = q.recordUpdate(cur, next)
+			nm, _ = meta.Accessor(next)
+		}
 		attrs := q.admissionAttributes(admission.Update, next, cur)
+		defer q.addWarnings(attrs)
 		if err := q.admission.Admit(q.ctx, attrs); err != nil {
 			return nil, err
 		}
