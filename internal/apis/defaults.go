@@ -27,6 +27,8 @@ func Default(obj runtime.Object) {
 			o.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
 		}
 		defaultPodSpec(&o.Spec)
+		// Only pods, not templates, default enableServiceLinks, as upstream.
+		o.Spec.EnableServiceLinks = orDefault(o.Spec.EnableServiceLinks, true)
 		if o.Spec.HostNetwork {
 			defaultHostNetworkPorts(o.Spec.Containers)
 			defaultHostNetworkPorts(o.Spec.InitContainers)
@@ -169,7 +171,6 @@ func defaultPodSpec(s *corev1.PodSpec) {
 	if s.SecurityContext == nil {
 		s.SecurityContext = &corev1.PodSecurityContext{}
 	}
-	s.EnableServiceLinks = orDefault(s.EnableServiceLinks, true)
 	// serviceAccount is the deprecated spelling of serviceAccountName; the
 	// two are kept equal.
 	if s.ServiceAccountName == "" {
