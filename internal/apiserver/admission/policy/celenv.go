@@ -12,18 +12,16 @@ import (
 	"k8s.io/apiserver/pkg/cel/environment"
 	"k8s.io/apiserver/pkg/cel/library"
 	"k8s.io/apiserver/pkg/cel/mutation"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
 
-// The CEL variables of admission policies, as upstream names them.
+// The CEL variables only admission policies have, as upstream names them;
+// dynamicadmission names those webhooks have too.
 const (
-	varObject          = "object"
-	varOldObject       = "oldObject"
-	varParams          = "params"
-	varRequest         = "request"
-	varNamespace       = "namespaceObject"
-	varAuthorizer      = "authorizer"
-	varRequestResource = "authorizer.requestResource"
-	varVariables       = "variables"
+	varParams    = "params"
+	varNamespace = "namespaceObject"
+	varVariables = "variables"
 )
 
 // envOptions select the optional variables of an environment.
@@ -48,7 +46,7 @@ var (
 
 func declTypes() (*apiservercel.DeclType, *apiservercel.DeclType) {
 	declTypesOnce.Do(func() {
-		requestType = buildRequestType()
+		requestType = dynamicadmission.AdmissionRequestType()
 		namespaceType = buildNamespaceType()
 	})
 	return requestType, namespaceType
@@ -63,10 +61,10 @@ func newPolicyEnv(params, mutating bool) (*policyEnv, error) {
 	base, err := environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()).Extend(environment.VersionedOptions{
 		IntroducedVersion: version.MajorMinor(1, 0),
 		EnvOptions: []cel.EnvOption{
-			cel.Variable(varObject, cel.DynType),
-			cel.Variable(varOldObject, cel.DynType),
+			cel.Variable(dynamicadmission.ObjectVar, cel.DynType),
+			cel.Variable(dynamicadmission.OldObjectVar, cel.DynType),
 			cel.Variable(varNamespace, nsType.CelType()),
-			cel.Variable(varRequest, reqType.CelType()),
+			cel.Variable(dynamicadmission.RequestVar, reqType.CelType()),
 			cel.Variable(varVariables, varsType.CelType()),
 		},
 		DeclTypes: []*apiservercel.DeclType{nsType, reqType, varsType},
@@ -98,8 +96,8 @@ func extendEnv(base *environment.EnvSet, opts envOptions) (*cel.Env, error) {
 	}
 	if opts.authorizer {
 		envOpts = append(envOpts,
-			cel.Variable(varAuthorizer, library.AuthorizerType),
-			cel.Variable(varRequestResource, library.ResourceCheckType))
+			cel.Variable(dynamicadmission.AuthorizerVar, library.AuthorizerType),
+			cel.Variable(dynamicadmission.RequestResourceAuthorizerVar, library.ResourceCheckType))
 	}
 	if opts.patchTypes {
 		envOpts = append(envOpts,
@@ -177,53 +175,21 @@ func (pe *policyEnv) addVariable(name string) {
 	pe.variablesType.Fields[name] = apiservercel.NewDeclField(name, apiservercel.DynType, true, nil, nil)
 }
 
-// buildRequestType describes the AdmissionRequest fields CEL sees (uid,
-// object and oldObject are left out: the objects are top-level variables).
-func buildRequestType() *apiservercel.DeclType {
-	str, list := apiservercel.StringType, apiservercel.NewListType
-	gvk := object("kubernetes.GroupVersionKind", req("group", str), req("version", str), req("kind", str))
-	gvr := object("kubernetes.GroupVersionResource", req("group", str), req("version", str), req("resource", str))
-	user := object("kubernetes.UserInfo",
-		opt("username", str), opt("uid", str), opt("groups", list(str, -1)),
-		opt("extra", apiservercel.NewMapType(str, list(str, -1), -1)))
-	return object("kubernetes.AdmissionRequest",
-		req("kind", gvk), req("resource", gvr), opt("subResource", str),
-		req("requestKind", gvk), req("requestResource", gvr), opt("requestSubResource", str),
-		req("name", str), opt("namespace", str), req("operation", str), req("userInfo", user),
-		opt("dryRun", apiservercel.BoolType), opt("options", apiservercel.DynType))
-}
-
 // buildNamespaceType describes the Namespace fields CEL sees; managed
 // fields, owner references and the like are left out.
 func buildNamespaceType() *apiservercel.DeclType {
 	str, ts, list := apiservercel.StringType, apiservercel.TimestampType, apiservercel.NewListType
 	strMap := apiservercel.NewMapType(str, str, -1)
-	condition := object("kubernetes.NamespaceCondition",
-		req("status", str), req("type", str), req("lastTransitionTime", ts), req("message", str), req("reason", str))
-	return object("kubernetes.Namespace",
-		req("metadata", object("kubernetes.NamespaceMetadata",
-			req("name", str), req("generateName", str), req("namespace", str),
-			req("labels", strMap), req("annotations", strMap), req("UID", str),
-			req("creationTimestamp", ts), req("deletionGracePeriodSeconds", apiservercel.IntType),
-			req("deletionTimestamp", ts), req("generation", apiservercel.IntType),
-			req("resourceVersion", str), req("finalizers", list(str, -1)))),
-		req("spec", object("kubernetes.NamespaceSpec", req("finalizers", list(str, -1)))),
-		req("status", object("kubernetes.NamespaceStatus",
-			req("conditions", list(condition, -1)), req("phase", str))))
-}
-
-func object(name string, fields ...*apiservercel.DeclField) *apiservercel.DeclType {
-	m := make(map[string]*apiservercel.DeclField, len(fields))
-	for _, f := range fields {
-		m[f.Name] = f
-	}
-	return apiservercel.NewObjectType(name, m)
-}
-
-func req(name string, t *apiservercel.DeclType) *apiservercel.DeclField {
-	return apiservercel.NewDeclField(name, t, true, nil, nil)
-}
-
-func opt(name string, t *apiservercel.DeclType) *apiservercel.DeclField {
-	return apiservercel.NewDeclField(name, t, false, nil, nil)
+	condition := dynamicadmission.DeclObject("kubernetes.NamespaceCondition",
+		dynamicadmission.RequiredField("status", str), dynamicadmission.RequiredField("type", str), dynamicadmission.RequiredField("lastTransitionTime", ts), dynamicadmission.RequiredField("message", str), dynamicadmission.RequiredField("reason", str))
+	return dynamicadmission.DeclObject("kubernetes.Namespace",
+		dynamicadmission.RequiredField("metadata", dynamicadmission.DeclObject("kubernetes.NamespaceMetadata",
+			dynamicadmission.RequiredField("name", str), dynamicadmission.RequiredField("generateName", str), dynamicadmission.RequiredField("namespace", str),
+			dynamicadmission.RequiredField("labels", strMap), dynamicadmission.RequiredField("annotations", strMap), dynamicadmission.RequiredField("UID", str),
+			dynamicadmission.RequiredField("creationTimestamp", ts), dynamicadmission.RequiredField("deletionGracePeriodSeconds", apiservercel.IntType),
+			dynamicadmission.RequiredField("deletionTimestamp", ts), dynamicadmission.RequiredField("generation", apiservercel.IntType),
+			dynamicadmission.RequiredField("resourceVersion", str), dynamicadmission.RequiredField("finalizers", list(str, -1)))),
+		dynamicadmission.RequiredField("spec", dynamicadmission.DeclObject("kubernetes.NamespaceSpec", dynamicadmission.RequiredField("finalizers", list(str, -1)))),
+		dynamicadmission.RequiredField("status", dynamicadmission.DeclObject("kubernetes.NamespaceStatus",
+			dynamicadmission.RequiredField("conditions", list(condition, -1)), dynamicadmission.RequiredField("phase", str))))
 }

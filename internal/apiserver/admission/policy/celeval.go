@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 
@@ -10,21 +9,17 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
 	admissionv1 "k8s.io/api/admission/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/cel/common"
 	"k8s.io/apiserver/pkg/cel/lazy"
-	"k8s.io/apiserver/pkg/cel/library"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
-
-// errOutOfBudget ends an evaluation: no further expression of the binding
-// runs.
-var errOutOfBudget = errors.New("validation failed due to running out of cost budget, no further validation rules will be run")
 
 // variable is a compiled composited variable.
 type variable struct {
@@ -44,19 +39,19 @@ type activation struct {
 
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
-	case varObject:
+	case dynamicadmission.ObjectVar:
 		return a.object, true
-	case varOldObject:
+	case dynamicadmission.OldObjectVar:
 		return a.oldObject, true
 	case varParams:
 		return a.params, true
-	case varRequest:
+	case dynamicadmission.RequestVar:
 		return a.request, true
 	case varNamespace:
 		return a.namespace, true
-	case varAuthorizer:
+	case dynamicadmission.AuthorizerVar:
 		return a.authorizer, a.authorizer != nil
-	case varRequestResource:
+	case dynamicadmission.RequestResourceAuthorizerVar:
 		return a.requestResource, a.requestResource != nil
 	case varVariables:
 		return a.variables, true
@@ -74,7 +69,7 @@ type input struct {
 	matchRes  metav1.GroupVersionResource
 	params    *unstructured.Unstructured
 	namespace *corev1.Namespace
-	authz     *authorizerAdapter // nil: no `authorizer` variable
+	authz     authorizer.UnconditionalAuthorizer // nil: no `authorizer` variable
 }
 
 // newActivation converts the request to CEL values. Typed objects become
@@ -102,9 +97,7 @@ func newActivation(ctx context.Context, in input, vars []variable) (*activation,
 		a.namespace = common.SchemalessTypedToVal(namespaceObject(in.namespace))
 	}
 	if in.authz != nil {
-		u := userInfo(in.attrs.User)
-		a.authorizer = library.NewAuthorizerVal(u, in.authz)
-		a.requestResource = library.NewResourceAuthorizerVal(u, in.authz, requestResource{in.attrs})
+		a.authorizer, a.requestResource = dynamicadmission.AuthorizerValues(in.authz, in.attrs, requestNamespace(in.attrs))
 	}
 	a.variables = lazy.NewMapValue(types.NewObjectType("kubernetes.variables"))
 	for _, v := range vars {
@@ -137,7 +130,7 @@ func addCost(total int64, cost uint64) int64 {
 
 // evaluate runs p against budget, which it charges with the cost of the
 // expression and of the variables it evaluated. An expression error is
-// returned in evalErr; errOutOfBudget (or an internal failure) in fatal.
+// returned in evalErr; dynamicadmission.ErrOutOfCostBudget (or an internal failure) in fatal.
 func (a *activation) evaluate(ctx context.Context, p program, budget *int64) (val ref.Val, evalErr, fatal error) {
 	if p.err != nil {
 		return nil, fmt.Errorf("compilation error: %w", p.err), nil
@@ -146,7 +139,7 @@ func (a *activation) evaluate(ctx context.Context, p program, budget *int64) (va
 	varCost := a.variableCost
 	a.variableCost = 0
 	if varCost > *budget {
-		return nil, nil, errOutOfBudget
+		return nil, nil, dynamicadmission.ErrOutOfCostBudget
 	}
 	*budget -= varCost
 	if details == nil || details.ActualCost() == nil {
@@ -154,7 +147,7 @@ func (a *activation) evaluate(ctx context.Context, p program, budget *int64) (va
 	}
 	cost := *details.ActualCost()
 	if cost > math.MaxInt64 || int64(cost) > *budget {
-		return nil, nil, errOutOfBudget
+		return nil, nil, dynamicadmission.ErrOutOfCostBudget
 	}
 	*budget -= int64(cost)
 	if err != nil {
@@ -169,61 +162,17 @@ func toCELObject(obj runtime.Object, a *admission.Attributes) (ref.Val, error) {
 	if obj == nil {
 		return types.NullValue, nil
 	}
-	var m map[string]any
-	if u, ok := obj.(*unstructured.Unstructured); ok {
-		m = u.Object
-	} else {
-		var err error
-		if m, err = runtime.DefaultUnstructuredConverter.ToUnstructured(obj); err != nil {
-			return nil, err
-		}
-	}
-	if _, ok := m["kind"]; !ok && !a.Kind.Empty() {
-		m = withTypeMeta(m, a.Kind.GroupVersion().String(), a.Kind.Kind)
+	m, err := dynamicadmission.ObjectToUnstructured(obj, a.Kind)
+	if err != nil {
+		return nil, err
 	}
 	return types.DefaultTypeAdapter.NativeToValue(m), nil
-}
-
-func withTypeMeta(m map[string]any, apiVersion, kind string) map[string]any {
-	out := make(map[string]any, len(m)+2)
-	for k, v := range m {
-		out[k] = v
-	}
-	out["apiVersion"] = apiVersion
-	out["kind"] = kind
-	return out
 }
 
 // admissionRequest is the `request` variable: the request as a webhook
 // would see it, with the kind and resource the policy matched.
 func admissionRequest(in input) *admissionv1.AdmissionRequest {
-	a := in.attrs
-	reqKind := metav1.GroupVersionKind(a.Kind)
-	reqRes := metav1.GroupVersionResource(a.Resource)
-	r := &admissionv1.AdmissionRequest{
-		Kind:               in.matchKind,
-		Resource:           in.matchRes,
-		SubResource:        a.Subresource,
-		RequestKind:        &reqKind,
-		RequestResource:    &reqRes,
-		RequestSubResource: a.Subresource,
-		Name:               a.Name,
-		Namespace:          requestNamespace(a),
-		Operation:          admissionv1.Operation(a.Operation),
-		DryRun:             &a.DryRun,
-	}
-	if u := a.User; u != nil {
-		r.UserInfo = authenticationv1.UserInfo{
-			Username: u.Name,
-			UID:      u.UID,
-			Groups:   u.Groups,
-			Extra:    make(map[string]authenticationv1.ExtraValue, len(u.Extra)),
-		}
-		for k, v := range u.Extra {
-			r.UserInfo.Extra[k] = v
-		}
-	}
-	return r
+	return dynamicadmission.NewAdmissionRequest(in.attrs, requestNamespace(in.attrs), in.matchKind, in.matchRes)
 }
 
 // namespaceObject keeps the Namespace fields CEL may see.

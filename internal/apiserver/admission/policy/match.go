@@ -4,43 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
 
 const errNilSelector = "a nil %s selector was passed, please ensure selectors are initialized properly"
 
-var namespacesGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-
-// exempt reports the kinds policies never apply to, as upstream: the
-// admission configuration objects themselves, so a bad policy cannot lock
-// out its own repair.
+// exempt reports the kinds policies never apply to: the admission
+// configuration objects themselves.
 func exempt(a *admission.Attributes) bool {
-	if a.Kind.Group != admissionregistrationv1.GroupName {
-		return false
-	}
-	switch a.Kind.Kind {
-	case "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
-		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-		"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding":
-		return true
-	}
-	return false
+	return dynamicadmission.IsAdmissionConfigurationKind(a.Kind)
 }
 
 // requestNamespace is the namespace upstream's admission attributes carry:
 // a Namespace's own name for requests on the namespace object.
 func requestNamespace(a *admission.Attributes) string {
-	if a.Namespace == "" && a.Resource == namespacesGVR && a.Subresource == "" {
+	if a.Namespace == "" && a.Resource == dynamicadmission.NamespacesResource && a.Subresource == "" {
 		return a.Name
 	}
 	return a.Namespace
@@ -134,7 +120,7 @@ func (m matcher) namespaceLabels(ctx context.Context, a *admission.Attributes, n
 		return acc.GetLabels(), nil
 	}
 	if m.namespaces == nil {
-		return nil, apierrors.NewNotFound(namespacesGVR.GroupResource(), ns)
+		return nil, apierrors.NewNotFound(dynamicadmission.NamespacesResource.GroupResource(), ns)
 	}
 	obj, err := m.namespaces.GetNamespace(ctx, ns)
 	if err != nil {
@@ -148,29 +134,14 @@ func objectSelectorMatches(a *admission.Attributes, ls *metav1.LabelSelector) (b
 	if err != nil {
 		return false, apierrors.NewInternalError(err)
 	}
-	if selector.Empty() {
-		return true, nil
-	}
-	return labelsMatch(a.Object, selector) || labelsMatch(a.OldObject, selector), nil
+	return dynamicadmission.ObjectSelectorMatches(selector, a), nil
 }
 
-func labelsMatch(obj runtime.Object, selector labels.Selector) bool {
-	if obj == nil {
-		return false
-	}
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		return false
-	}
-	return selector.Matches(labels.Set(acc.GetLabels()))
-}
-
-// rulesMatch reports whether any rule selects the request. Only the
-// requested resource is compared: Skiff serves each resource in one version,
-// so matchPolicy Equivalent finds no other form of it.
+// rulesMatch reports whether any rule selects the request, by resource
+// name too.
 func rulesMatch(rules []admissionregistrationv1.NamedRuleWithOperations, a *admission.Attributes) bool {
 	for _, r := range rules {
-		if !ruleMatches(r.RuleWithOperations, a) {
+		if !dynamicadmission.RuleMatches(r.RuleWithOperations, a) {
 			continue
 		}
 		if len(r.ResourceNames) == 0 {
@@ -180,56 +151,6 @@ func rulesMatch(rules []admissionregistrationv1.NamedRuleWithOperations, a *admi
 			if name == a.Name {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func ruleMatches(r admissionregistrationv1.RuleWithOperations, a *admission.Attributes) bool {
-	return scopeMatches(r.Scope, a) &&
-		operationMatches(r.Operations, a.Operation) &&
-		exactOrWildcard(r.APIGroups, a.Resource.Group) &&
-		exactOrWildcard(r.APIVersions, a.Resource.Version) &&
-		resourceMatches(r.Resources, a.Resource.Resource, a.Subresource)
-}
-
-func scopeMatches(scope *admissionregistrationv1.ScopeType, a *admission.Attributes) bool {
-	if scope == nil || *scope == admissionregistrationv1.AllScopes {
-		return true
-	}
-	isNamespace := a.Resource == namespacesGVR
-	switch *scope {
-	case admissionregistrationv1.NamespacedScope:
-		return !isNamespace && requestNamespace(a) != ""
-	case admissionregistrationv1.ClusterScope:
-		return isNamespace || requestNamespace(a) == ""
-	}
-	return false
-}
-
-func operationMatches(ops []admissionregistrationv1.OperationType, op admission.Operation) bool {
-	for _, o := range ops {
-		if o == admissionregistrationv1.OperationAll || string(o) == string(op) {
-			return true
-		}
-	}
-	return false
-}
-
-func exactOrWildcard(items []string, requested string) bool {
-	for _, item := range items {
-		if item == "*" || item == requested {
-			return true
-		}
-	}
-	return false
-}
-
-func resourceMatches(resources []string, resource, subresource string) bool {
-	for _, r := range resources {
-		res, sub, _ := strings.Cut(r, "/")
-		if (res == "*" || res == resource) && (sub == "*" || sub == subresource) {
-			return true
 		}
 	}
 	return false

@@ -14,8 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
 
 type (
@@ -27,7 +29,7 @@ type (
 type Mutating struct {
 	deps    Deps
 	matcher matcher
-	authz   *authorizerAdapter
+	authz   authorizer.UnconditionalAuthorizer
 	cache   compileCache[*compiledMutating]
 }
 
@@ -35,7 +37,7 @@ type Mutating struct {
 func NewMutating(d Deps) admission.Mutator {
 	m := &Mutating{deps: d, matcher: matcher{namespaces: d.Namespaces}}
 	if d.Authorizer != nil {
-		m.authz = &authorizerAdapter{authz: d.Authorizer}
+		m.authz = dynamicadmission.NewCELAuthorizer(d.Authorizer)
 	}
 	return m
 }
@@ -91,7 +93,7 @@ func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 			if errors.As(err, &statusErr) {
 				return statusErr
 			}
-			return apierrors.NewNotFound(namespacesGVR.GroupResource(), a.Namespace)
+			return apierrors.NewNotFound(dynamicadmission.NamespacesResource.GroupResource(), a.Namespace)
 		}
 		var lastChange int
 		var ranIfNeeded []int

@@ -9,8 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
 
 type (
@@ -22,7 +24,7 @@ type (
 type Validating struct {
 	deps    Deps
 	matcher matcher
-	authz   *authorizerAdapter
+	authz   authorizer.UnconditionalAuthorizer
 	cache   compileCache[*compiledValidating]
 }
 
@@ -30,7 +32,7 @@ type Validating struct {
 func NewValidating(d Deps) admission.Validator {
 	v := &Validating{deps: d, matcher: matcher{namespaces: d.Namespaces}}
 	if d.Authorizer != nil {
-		v.authz = &authorizerAdapter{authz: d.Authorizer}
+		v.authz = dynamicadmission.NewCELAuthorizer(d.Authorizer)
 	}
 	return v
 }

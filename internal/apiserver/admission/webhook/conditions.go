@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -13,39 +12,28 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/version"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	apiservercel "k8s.io/apiserver/pkg/cel"
 	"k8s.io/apiserver/pkg/cel/environment"
 	"k8s.io/apiserver/pkg/cel/library"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
-
-// The variables a matchCondition sees, as upstream names them.
-const (
-	objectVar                    = "object"
-	oldObjectVar                 = "oldObject"
-	requestVar                   = "request"
-	authorizerVar                = "authorizer"
-	requestResourceAuthorizerVar = "authorizer.requestResource"
-)
-
-// matchConditionsCostBudget is upstream's runtime cost budget for all the
-// match conditions of one webhook (celconfig.RuntimeCELCostBudgetMatchConditions).
-const matchConditionsCostBudget = 2500000
 
 // conditionEnv is the CEL environment of match conditions: Kubernetes' base
 // libraries plus the variables above. Built once; it is costly.
 var conditionEnv = sync.OnceValues(func() (*cel.Env, error) {
-	requestType := admissionRequestType()
+	requestType := dynamicadmission.AdmissionRequestType()
 	set, err := environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()).Extend(
 		environment.VersionedOptions{
 			IntroducedVersion: version.MajorMinor(1, 0),
 			EnvOptions: []cel.EnvOption{
-				cel.Variable(objectVar, cel.DynType),
-				cel.Variable(oldObjectVar, cel.DynType),
-				cel.Variable(requestVar, requestType.CelType()),
-				cel.Variable(authorizerVar, library.AuthorizerType),
-				cel.Variable(requestResourceAuthorizerVar, library.ResourceCheckType),
+				cel.Variable(dynamicadmission.ObjectVar, cel.DynType),
+				cel.Variable(dynamicadmission.OldObjectVar, cel.DynType),
+				cel.Variable(dynamicadmission.RequestVar, requestType.CelType()),
+				cel.Variable(dynamicadmission.AuthorizerVar, library.AuthorizerType),
+				cel.Variable(dynamicadmission.RequestResourceAuthorizerVar, library.ResourceCheckType),
 			},
 			DeclTypes: []*apiservercel.DeclType{requestType},
 		},
@@ -58,36 +46,6 @@ var conditionEnv = sync.OnceValues(func() (*cel.Env, error) {
 	// keep evaluating.
 	return set.Env(environment.StoredExpressions)
 })
-
-// admissionRequestType declares the fields of the request variable, as
-// upstream's kubernetes.AdmissionRequest type.
-func admissionRequestType() *apiservercel.DeclType {
-	object := func(name string, fields ...*apiservercel.DeclField) *apiservercel.DeclType {
-		m := make(map[string]*apiservercel.DeclField, len(fields))
-		for _, f := range fields {
-			m[f.Name] = f
-		}
-		return apiservercel.NewObjectType(name, m)
-	}
-	field := func(name string, t *apiservercel.DeclType, required bool) *apiservercel.DeclField {
-		return apiservercel.NewDeclField(name, t, required, nil, nil)
-	}
-	str := apiservercel.StringType
-	strings := apiservercel.NewListType(str, -1)
-	gvk := object("kubernetes.GroupVersionKind",
-		field("group", str, true), field("version", str, true), field("kind", str, true))
-	gvr := object("kubernetes.GroupVersionResource",
-		field("group", str, true), field("version", str, true), field("resource", str, true))
-	userInfo := object("kubernetes.UserInfo",
-		field("username", str, false), field("uid", str, false), field("groups", strings, false),
-		field("extra", apiservercel.NewMapType(str, strings, -1), false))
-	return object("kubernetes.AdmissionRequest",
-		field("kind", gvk, true), field("resource", gvr, true), field("subResource", str, false),
-		field("requestKind", gvk, true), field("requestResource", gvr, true), field("requestSubResource", str, false),
-		field("name", str, true), field("namespace", str, false), field("operation", str, true),
-		field("userInfo", userInfo, true), field("dryRun", apiservercel.BoolType, false),
-		field("options", apiservercel.DynType, false))
-}
 
 // condition is one compiled matchCondition; err holds a compile failure,
 // which counts as an evaluation error (and so follows failurePolicy), as
@@ -124,7 +82,7 @@ func compileCondition(mc admissionregistrationv1.MatchCondition) condition {
 	}
 	c.program, err = env.Program(ast,
 		cel.InterruptCheckFrequency(100),
-		cel.CostLimit(matchConditionsCostBudget))
+		cel.CostLimit(celconfig.RuntimeCELCostBudgetMatchConditions))
 	if err != nil {
 		c.err = fmt.Errorf("program instantiation failed: %w", err)
 	}
@@ -152,14 +110,14 @@ func (d *dispatcher) conditionVars(a *admission.Attributes) (conditionVars, erro
 	if err != nil {
 		return nil, err
 	}
-	u := userInfoOf(a.User)
-	authzr := celAuthorizer{d.deps.Authorizer}
+	authorizerVal, requestResourceVal := dynamicadmission.AuthorizerValues(
+		dynamicadmission.NewCELAuthorizer(d.deps.Authorizer), a, requestNamespace(a))
 	return conditionVars{
-		objectVar:                    obj,
-		oldObjectVar:                 old,
-		requestVar:                   reqVal,
-		authorizerVar:                library.NewAuthorizerVal(u, authzr),
-		requestResourceAuthorizerVar: library.NewResourceAuthorizerVal(u, authzr, requestResource{a}),
+		dynamicadmission.ObjectVar:                    obj,
+		dynamicadmission.OldObjectVar:                 old,
+		dynamicadmission.RequestVar:                   reqVal,
+		dynamicadmission.AuthorizerVar:                authorizerVal,
+		dynamicadmission.RequestResourceAuthorizerVar: requestResourceVal,
 	}, nil
 }
 
@@ -168,7 +126,7 @@ func (d *dispatcher) conditionVars(a *admission.Attributes) (conditionVars, erro
 // are returned together.
 func evalConditions(ctx context.Context, conds []condition, vars conditionVars) (bool, error) {
 	var errs []error
-	budget := int64(matchConditionsCostBudget)
+	budget := int64(celconfig.RuntimeCELCostBudgetMatchConditions)
 	for _, c := range conds {
 		if c.err != nil {
 			errs = append(errs, c.err)
@@ -182,7 +140,7 @@ func evalConditions(ctx context.Context, conds []condition, vars conditionVars) 
 		case err != nil:
 			errs = append(errs, fmt.Errorf("expression '%s' resulted in error: %w", c.expression, err))
 		case budget < 0:
-			return false, errors.New("validation failed due to running out of cost budget, no further validation rules will be run")
+			return false, dynamicadmission.ErrOutOfCostBudget
 		case val == celtypes.False:
 			return false, nil
 		}
@@ -196,16 +154,9 @@ func evalConditions(ctx context.Context, conds []condition, vars conditionVars) 
 // toCELValue turns an object of kind gvk into the map CEL reads; nil
 // stays null.
 func toCELValue(obj runtime.Object, gvk schema.GroupVersionKind) (any, error) {
-	if obj == nil {
-		return nil, nil
+	m, err := dynamicadmission.ObjectToUnstructured(obj, gvk)
+	if m == nil || err != nil {
+		return nil, err // an untyped nil, which CEL reads as null
 	}
-	if u, ok := obj.(runtime.Unstructured); ok {
-		return u.UnstructuredContent(), nil // carries its own apiVersion and kind
-	}
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return nil, err
-	}
-	m["apiVersion"], m["kind"] = gvk.GroupVersion().String(), gvk.Kind
 	return m, nil
 }

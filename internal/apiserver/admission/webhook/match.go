@@ -4,30 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
-
-const admissionRegistrationGroup = "admissionregistration.k8s.io"
-
-// exemptKinds are never sent to webhooks, so a broken webhook cannot
-// prevent its own repair (upstream's IsExemptAdmissionConfigurationResource).
-var exemptKinds = map[string]bool{
-	"ValidatingWebhookConfiguration":   true,
-	"MutatingWebhookConfiguration":     true,
-	"ValidatingAdmissionPolicy":        true,
-	"ValidatingAdmissionPolicyBinding": true,
-	"MutatingAdmissionPolicy":          true,
-	"MutatingAdmissionPolicyBinding":   true,
-}
 
 // excludedResources are the reviews webhooks may not intercept, as upstream
 // excludes them (ExcludeAdmissionWebhookVirtualResources, on in 1.37).
@@ -40,11 +26,10 @@ var excludedResources = map[schema.GroupResource]bool{
 	{Group: "authorization.k8s.io", Resource: "subjectaccessreviews"}:      true,
 }
 
+// exempt reports the writes never sent to webhooks: the admission
+// configuration objects and the excluded reviews.
 func exempt(a *admission.Attributes) bool {
-	if a.Kind.Group == admissionRegistrationGroup && exemptKinds[a.Kind.Kind] {
-		return true
-	}
-	return excludedResources[a.Resource.GroupResource()]
+	return dynamicadmission.IsAdmissionConfigurationKind(a.Kind) || excludedResources[a.Resource.GroupResource()]
 }
 
 // shouldCall decides whether h applies to the write: rules and selectors
@@ -55,7 +40,7 @@ func (d *dispatcher) shouldCall(ctx context.Context, h *hook, a *admission.Attri
 	if !matchesRules(h.rules, a) {
 		return false, nil
 	}
-	if h.objectSelectorErr == nil && !matchesObject(h.objectSelector, a) {
+	if h.objectSelectorErr == nil && !dynamicadmission.ObjectSelectorMatches(h.objectSelector, a) {
 		return false, nil
 	}
 	if h.namespaceSelectorErr != nil {
@@ -87,60 +72,7 @@ func (d *dispatcher) shouldCall(ctx context.Context, h *hook, a *admission.Attri
 
 func matchesRules(rules []admissionregistrationv1.RuleWithOperations, a *admission.Attributes) bool {
 	for _, r := range rules {
-		if matchesRule(r, a) {
-			return true
-		}
-	}
-	return false
-}
-
-func matchesRule(r admissionregistrationv1.RuleWithOperations, a *admission.Attributes) bool {
-	return matchesScope(r.Scope, a) &&
-		matchesOperation(r.Operations, a.Operation) &&
-		exactOrWildcard(r.APIGroups, a.Resource.Group) &&
-		exactOrWildcard(r.APIVersions, a.Resource.Version) &&
-		matchesResource(r.Resources, a.Resource.Resource, a.Subresource)
-}
-
-func exactOrWildcard(items []string, requested string) bool {
-	for _, item := range items {
-		if item == "*" || item == requested {
-			return true
-		}
-	}
-	return false
-}
-
-// matchesScope counts the Namespace object as cluster-scoped, whatever
-// namespace the request reports for it.
-func matchesScope(scope *admissionregistrationv1.ScopeType, a *admission.Attributes) bool {
-	isNamespace := a.Resource == namespacesGVR
-	switch {
-	case scope == nil || *scope == admissionregistrationv1.AllScopes:
-		return true
-	case *scope == admissionregistrationv1.NamespacedScope:
-		return !isNamespace && a.Namespace != ""
-	case *scope == admissionregistrationv1.ClusterScope:
-		return isNamespace || a.Namespace == ""
-	}
-	return false
-}
-
-func matchesOperation(ops []admissionregistrationv1.OperationType, op admission.Operation) bool {
-	for _, o := range ops {
-		if o == admissionregistrationv1.OperationAll || string(o) == string(op) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchesResource understands "pods", "pods/status", "*", "*/status",
-// "pods/*" and "*/*"; a plain "pods" does not match its subresources.
-func matchesResource(resources []string, resource, subresource string) bool {
-	for _, r := range resources {
-		res, sub, _ := strings.Cut(r, "/")
-		if (res == "*" || res == resource) && (sub == "*" || sub == subresource) {
+		if dynamicadmission.RuleMatches(r, a) {
 			return true
 		}
 	}
@@ -152,7 +84,7 @@ func matchesResource(resources []string, resource, subresource string) bool {
 // is judged by its new labels.
 func (d *dispatcher) matchesNamespace(ctx context.Context, sel labels.Selector, a *admission.Attributes) (bool, error) {
 	ns := requestNamespace(a)
-	isNamespace := a.Resource.GroupResource() == namespacesGVR.GroupResource()
+	isNamespace := a.Resource.GroupResource() == dynamicadmission.NamespacesResource.GroupResource()
 	if ns == "" && !isNamespace {
 		return true, nil
 	}
@@ -177,23 +109,4 @@ func (d *dispatcher) matchesNamespace(ctx context.Context, sel labels.Selector, 
 		return false, apierrors.NewInternalError(err)
 	}
 	return sel.Matches(labels.Set(namespace.Labels)), nil
-}
-
-// matchesObject applies an objectSelector to the new or the old object.
-func matchesObject(sel labels.Selector, a *admission.Attributes) bool {
-	if sel.Empty() {
-		return true
-	}
-	return objectMatches(sel, a.Object) || objectMatches(sel, a.OldObject)
-}
-
-func objectMatches(sel labels.Selector, obj runtime.Object) bool {
-	if obj == nil {
-		return false
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return false
-	}
-	return sel.Matches(labels.Set(m.GetLabels()))
 }

@@ -7,22 +7,19 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionv1beta1 "k8s.io/api/admission/v1beta1"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
-
-var namespacesGVR = corev1.SchemeGroupVersion.WithResource("namespaces")
 
 // requestNamespace is the namespace upstream reports for a request: for
 // the Namespace object itself (other than its creation) it is its name.
 func requestNamespace(a *admission.Attributes) string {
-	if a.Namespace == "" && a.Resource == namespacesGVR && a.Operation != admission.Create {
+	if a.Namespace == "" && a.Resource == dynamicadmission.NamespacesResource && a.Operation != admission.Create {
 		return a.Name
 	}
 	return a.Namespace
@@ -64,22 +61,8 @@ func newReview(version string, uid types.UID, a *admission.Attributes) (*admissi
 // out. Skiff serves one version per resource, so kind and resource equal
 // requestKind and requestResource.
 func newAdmissionRequest(a *admission.Attributes) (*admissionv1.AdmissionRequest, error) {
-	gvk := metav1.GroupVersionKind{Group: a.Kind.Group, Version: a.Kind.Version, Kind: a.Kind.Kind}
-	gvr := metav1.GroupVersionResource{Group: a.Resource.Group, Version: a.Resource.Version, Resource: a.Resource.Resource}
-	dryRun := a.DryRun
-	req := &admissionv1.AdmissionRequest{
-		Kind:               gvk,
-		Resource:           gvr,
-		SubResource:        a.Subresource,
-		RequestKind:        &gvk,
-		RequestResource:    &gvr,
-		RequestSubResource: a.Subresource,
-		Name:               a.Name,
-		Namespace:          requestNamespace(a),
-		Operation:          admissionv1.Operation(a.Operation),
-		UserInfo:           userInfo(a),
-		DryRun:             &dryRun,
-	}
+	req := dynamicadmission.NewAdmissionRequest(a, requestNamespace(a),
+		metav1.GroupVersionKind(a.Kind), metav1.GroupVersionResource(a.Resource))
 	if opts := operationOptions(a); opts != nil {
 		raw, err := json.Marshal(opts)
 		if err != nil {
@@ -88,18 +71,6 @@ func newAdmissionRequest(a *admission.Attributes) (*admissionv1.AdmissionRequest
 		req.Options.Raw = raw
 	}
 	return req, nil
-}
-
-func userInfo(a *admission.Attributes) authenticationv1.UserInfo {
-	info := authenticationv1.UserInfo{Extra: map[string]authenticationv1.ExtraValue{}}
-	if a.User == nil {
-		return info
-	}
-	info.Username, info.UID, info.Groups = a.User.Name, a.User.UID, a.User.Groups
-	for k, v := range a.User.Extra {
-		info.Extra[k] = v
-	}
-	return info
 }
 
 // operationOptions are the write's options as far as the attributes know
