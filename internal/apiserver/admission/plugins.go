@@ -11,6 +11,9 @@ type Deps struct {
 	LimitRanges     LimitRangeLookup
 	Quotas          QuotaLookup
 	RuntimeClasses  RuntimeClassLookup
+	Namespaces      NamespaceLookup
+	Pods            PodLister
+	IngressClasses  IngressClassLister
 	// Policies and Webhooks are the admission policy (CEL) and webhook
 	// plugins, built by the server from their own packages (which import
 	// this one); nil leaves them out.
@@ -25,19 +28,25 @@ type Deps struct {
 // after them, before storage. The order follows upstream's default plugin
 // order, for the plugins Skiff has. (Namespace lifecycle, pod priority and
 // default tolerations are still inline in the create handler.)
+// TaintNodesByCondition is left out until the node lifecycle controller
+// removes the not-ready NoSchedule taint from ready nodes, as upstream's
+// does: enabled before that, it would leave every new node unschedulable.
 func Default(d Deps) *Chain {
 	c := &Chain{
 		Mutators: []Mutator{
 			NewLimitRanger(d.LimitRanges),
 			NewServiceAccount(d.ServiceAccounts),
 			NewRuntimeClass(d.RuntimeClasses),
+			NewDefaultIngressClass(d.IngressClasses),
 		},
 		Validators: []Validator{
 			NewLimitRanger(d.LimitRanges),
 			NewNodeRestriction(d.Pod),
+			NewPodSecurity(d.Namespaces, d.Pods),
 			NewRuntimeClass(d.RuntimeClasses),
 			NewCertificateApproval(d.Authorizer),
 			NewCertificateSigning(d.Authorizer),
+			NewClusterTrustBundleAttest(d.Authorizer),
 			NewCertificateSubjectRestriction(),
 			NewCertificateRequestRules(),
 		},
