@@ -15,6 +15,7 @@ import (
 	schemaobjectmeta "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
 	structuralpruning "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
@@ -26,6 +27,7 @@ import (
 // upstream) and returns the paths of what it removed, sorted, in upstream's
 // unknown-field form (`spec.foo`, `spec.items[0].bar`, `metadata.foo`).
 // Malformed metadata fields are dropped, as upstream does reading storage.
+// obj is changed in place, so it must not share maps with another object.
 func (v *Version) Prune(obj map[string]any) []string {
 	paths, _ := v.coerce(obj, true)
 	return paths
@@ -50,12 +52,25 @@ func (v *Version) coerce(obj map[string]any, dropMalformed bool) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
-	objectMeta, foundObjectMeta, paths, err := schemaobjectmeta.GetObjectMetaWithOptions(obj, schemaobjectmeta.ObjectMetaOptions{
-		DropMalformedFields:     dropMalformed,
-		ReturnUnknownFieldPaths: true,
-	})
-	if err != nil {
-		return nil, err
+	// Metadata already in the round trip's form (the usual case) is kept
+	// as it is: the round trip would rebuild an equal map, at the cost of
+	// two reflective conversions. Like the rest of obj, which pruning
+	// changes in place, the map belongs to the caller.
+	canonicalMeta, _ := obj["metadata"].(map[string]any)
+	if canonicalMeta != nil && !canonicalObjectMeta(canonicalMeta) {
+		canonicalMeta = nil
+	}
+	var objectMeta *metav1.ObjectMeta
+	var foundObjectMeta bool
+	var paths []string
+	if canonicalMeta == nil {
+		objectMeta, foundObjectMeta, paths, err = schemaobjectmeta.GetObjectMetaWithOptions(obj, schemaobjectmeta.ObjectMetaOptions{
+			DropMalformedFields:     dropMalformed,
+			ReturnUnknownFieldPaths: true,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	if !v.preserveUnknownFields {
@@ -78,7 +93,9 @@ func (v *Version) coerce(obj map[string]any, dropMalformed bool) ([]string, erro
 	if foundAPIVersion {
 		obj["apiVersion"] = apiVersion
 	}
-	if foundObjectMeta {
+	if canonicalMeta != nil {
+		obj["metadata"] = canonicalMeta
+	} else if foundObjectMeta {
 		if err := schemaobjectmeta.SetObjectMeta(obj, objectMeta); err != nil {
 			return nil, err
 		}
