@@ -365,12 +365,19 @@ func (q *request) admit(obj runtime.Object) error {
 	}
 	m, _ := meta.Accessor(obj)
 	nsRes := q.resources[corev1.SchemeGroupVersion.WithResource("namespaces")]
-	ns, _, err := nsRes.get(q.ctx, "", m.GetNamespace())
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return apierrors.NewNotFound(nsRes.gr, m.GetNamespace())
+	// As upstream: the watch cache answers, and a namespace it does not
+	// hold yet (created a moment ago) is read from etcd.
+	var ns runtime.Object
+	if e, ok := nsRes.cache.Get(nsRes.key("", m.GetNamespace())); ok {
+		ns = e.Obj
+	} else {
+		var err error
+		if ns, _, err = nsRes.get(q.ctx, "", m.GetNamespace()); err != nil {
+			if apierrors.IsNotFound(err) {
+				return apierrors.NewNotFound(nsRes.gr, m.GetNamespace())
+			}
+			return err
 		}
-		return err
 	}
 	if ns.(*corev1.Namespace).DeletionTimestamp != nil {
 		return apierrors.NewForbidden(q.res.gr, m.GetName(),
