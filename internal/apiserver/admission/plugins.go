@@ -28,14 +28,14 @@ type Deps struct {
 // after them, before storage. The order follows upstream's default plugin
 // order, for the plugins Skiff has. (Namespace lifecycle, pod priority and
 // default tolerations are still inline in the create handler.)
-// TaintNodesByCondition is left out until the node lifecycle controller
-// removes the not-ready NoSchedule taint from ready nodes, as upstream's
-// does: enabled before that, it would leave every new node unschedulable.
+// TaintNodesByCondition relies on the node lifecycle controller to remove
+// the not-ready NoSchedule taint once the node reports ready.
 func Default(d Deps) *Chain {
 	c := &Chain{
 		Mutators: []Mutator{
 			NewLimitRanger(d.LimitRanges),
 			NewServiceAccount(d.ServiceAccounts),
+			NewTaintNodesByCondition(),
 			NewRuntimeClass(d.RuntimeClasses),
 			NewDefaultIngressClass(d.IngressClasses),
 		},

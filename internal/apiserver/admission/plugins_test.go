@@ -16,7 +16,7 @@ func TestDefaultOrder(t *testing.T) {
 	for _, v := range c.Validators {
 		validators = append(validators, v.Name())
 	}
-	wantMutators := []string{"LimitRanger", "ServiceAccount", "RuntimeClass", "DefaultIngressClass"}
+	wantMutators := []string{"LimitRanger", "ServiceAccount", "TaintNodesByCondition", "RuntimeClass", "DefaultIngressClass"}
 	wantValidators := []string{"LimitRanger", "NodeRestriction", "PodSecurity", "RuntimeClass",
 		"CertificateApproval", "CertificateSigning", "ClusterTrustBundleAttest", "CertificateSubjectRestriction",
 		"CertificateRequestRules", "ResourceQuota"}

@@ -49,6 +49,12 @@ var daemonTolerations = []corev1.Toleration{
 	{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 }
 
+// hostNetworkToleration is added to daemon pods on the host network, which
+// need no pod network to run.
+var hostNetworkToleration = corev1.Toleration{
+	Key: corev1.TaintNodeNetworkUnavailable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+}
+
 // Controller reconciles DaemonSets.
 type Controller struct {
 	client    kubernetes.Interface
@@ -124,7 +130,11 @@ func (c *Controller) Run(ctx context.Context) {
 // podTemplate is the template with the daemon tolerations added.
 func podTemplate(ds *appsv1.DaemonSet) *corev1.PodTemplateSpec {
 	t := ds.Spec.Template.DeepCopy()
-	for _, tol := range daemonTolerations {
+	tolerations := daemonTolerations
+	if t.Spec.HostNetwork {
+		tolerations = append(tolerations[:len(tolerations):len(tolerations)], hostNetworkToleration)
+	}
+	for _, tol := range tolerations {
 		have := false
 		for _, existing := range t.Spec.Tolerations {
 			if existing.Key == tol.Key && existing.Effect == tol.Effect {
@@ -138,12 +148,16 @@ func podTemplate(ds *appsv1.DaemonSet) *corev1.PodTemplateSpec {
 	return t
 }
 
-// eligible reports whether a daemon pod belongs on node.
-func eligible(tmpl *corev1.PodTemplateSpec, node *corev1.Node) bool {
+// placement reports whether a daemon pod belongs on node (run), and
+// whether one already there may stay (keep). As upstream, a NoSchedule
+// taint the pod does not tolerate (a node gone not ready, say) stops new
+// pods but does not delete running ones; only NoExecute taints do.
+func placement(tmpl *corev1.PodTemplateSpec, node *corev1.Node) (run, keep bool) {
 	pod := &corev1.Pod{Spec: tmpl.Spec}
 	if sel := nodeaffinity.Required(pod); sel != nil && !sel.Matches(node) {
-		return false
+		return false, false
 	}
+	run = true
 	for i := range node.Spec.Taints {
 		t := &node.Spec.Taints[i]
 		if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
@@ -157,10 +171,32 @@ func eligible(tmpl *corev1.PodTemplateSpec, node *corev1.Node) bool {
 			}
 		}
 		if !ok {
-			return false
+			if t.Effect == corev1.TaintEffectNoExecute {
+				return false, false
+			}
+			run = false
 		}
 	}
-	return true
+	return run, true
+}
+
+// keptPods returns, of the daemon pods on a node where they may stay but
+// not be created, the ones to delete: failed ones, and all running ones
+// but the oldest.
+func keptPods(pods []*corev1.Pod) (remove []*corev1.Pod) {
+	var running []*corev1.Pod
+	for _, p := range pods {
+		if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+			remove = append(remove, p)
+			continue
+		}
+		running = append(running, p)
+	}
+	sort.Slice(running, func(i, j int) bool { return running[i].CreationTimestamp.Before(&running[j].CreationTimestamp) })
+	if len(running) > 1 {
+		remove = append(remove, running[1:]...)
+	}
+	return remove
 }
 
 // nodeOf is the node a daemon pod is bound or pinned to.
@@ -228,10 +264,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	var create []string
 	var remove []*corev1.Pod
 	wanted := map[string]bool{}
+	kept := map[string]bool{}
 	surge := maxSurge(ds, len(nodes))
 	for _, n := range nodes {
-		if !eligible(tmpl, n) {
+		run, keep := placement(tmpl, n)
+		if !keep {
 			remove = append(remove, byNode[n.Name]...)
+			continue
+		}
+		if !run {
+			kept[n.Name] = true
+			remove = append(remove, keptPods(byNode[n.Name])...)
 			continue
 		}
 		wanted[n.Name] = true
@@ -280,7 +323,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	for node, pods := range byNode {
-		if !wanted[node] {
+		if !wanted[node] && !kept[node] {
 			remove = append(remove, pods...)
 		}
 	}

@@ -5,6 +5,8 @@
 // ready and evicted once their tolerations of those NoExecute taints run
 // out. Tainting is paced per zone and stops altogether while no node in
 // the cluster is ready, as upstream's disruption modes (disruption.go).
+// Each node also carries the NoSchedule taints its conditions and
+// spec.unschedulable call for, unpaced (noschedule.go).
 // It also gives each node a pod CIDR from the cluster CIDR.
 package nodelifecycle
 
@@ -147,6 +149,9 @@ func (c *Controller) monitor(ctx context.Context) error {
 		if err != nil {
 			c.log.Warn("node health", "node", n.Name, "err", err)
 			continue
+		}
+		if err := c.updateNoScheduleTaints(ctx, node, now); err != nil {
+			c.log.Warn("node NoSchedule taints", "node", node.Name, "err", err)
 		}
 		checked = append(checked, node)
 		if _, excluded := node.Labels[labelExcludeDisruption]; !excluded {

@@ -3,6 +3,7 @@ package nodelifecycle
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -85,8 +86,11 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	if rc := readyCondition(n); rc == nil || rc.Status != corev1.ConditionUnknown {
 		t.Fatalf("silent node's Ready condition: %+v", rc)
 	}
-	if len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != corev1.TaintNodeUnreachable {
-		t.Fatalf("silent node's taints: %v", n.Spec.Taints)
+	// The unreachable NoSchedule taint keeps new pods away; the NoExecute
+	// one evicts.
+	if s := taintStrings(n.Spec.Taints); !reflect.DeepEqual(s, []string{
+		"node.kubernetes.io/unreachable:NoExecute", "node.kubernetes.io/unreachable:NoSchedule"}) {
+		t.Fatalf("silent node's taints: %v", s)
 	}
 	p, _ := c.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
 	if p.Status.Conditions[0].Status != corev1.ConditionFalse || p.DeletionTimestamp != nil {
