@@ -126,6 +126,7 @@ up() {
 		ready=$(kubectl get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null | grep -c True || true)
 		if ((ready == NODES)); then
 			log "$NODES nodes Ready; KUBECONFIG=$KUBECONFIG"
+			host_routes
 			return 0
 		fi
 		sleep 1
@@ -133,6 +134,17 @@ up() {
 	log "nodes not Ready after 300 s"
 	kubectl get nodes >&2 || true
 	return 1
+}
+
+# host_routes sends the host's traffic for each node's pod range to that
+# node, as the agents' host-gw routes do between nodes: the server on the
+# host calls admission and conversion webhooks and extension API servers at
+# pod addresses. (Without them, pod addresses leave by the default route.)
+host_routes() {
+	local cidr ip
+	while read -r cidr ip; do
+		[[ -n $cidr && -n $ip ]] && ip route replace "$cidr" via "$ip"
+	done < <(kubectl get nodes -o jsonpath='{range .items[*]}{.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}')
 }
 
 # down stops the agents (SIGTERM, then their leftovers with skiff killall),

@@ -160,7 +160,12 @@ func (pe *policyEnv) compile(expr string, opts envOptions, want ...*cel.Type) pr
 	return p
 }
 
+// returnTypeAllowed accepts a result of a wanted type, or of type dyn
+// (known only at run time, as with variables), as upstream's compiler does.
 func returnTypeAllowed(got *cel.Type, want []*cel.Type) bool {
+	if got.IsExactType(cel.AnyType) || got.IsExactType(cel.DynType) {
+		return true
+	}
 	for _, w := range want {
 		if got.IsExactType(w) || cel.AnyType.IsExactType(w) {
 			return true

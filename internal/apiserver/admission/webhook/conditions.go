@@ -76,7 +76,7 @@ func compileCondition(mc admissionregistrationv1.MatchCondition) condition {
 		c.err = fmt.Errorf("compilation error: compilation failed: %s", issues.String())
 		return c
 	}
-	if !ast.OutputType().IsExactType(cel.BoolType) {
+	if out := ast.OutputType(); !out.IsExactType(cel.BoolType) && !out.IsExactType(cel.DynType) { // dyn: checked at run time, as upstream
 		c.err = fmt.Errorf("compilation error: must evaluate to bool but got %v", ast.OutputType())
 		return c
 	}
