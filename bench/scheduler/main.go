@@ -19,6 +19,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -81,11 +82,18 @@ func run(bin string, nNodes, nPods int, workload, profile string) error {
 	defer srv.Close()
 	ctx := context.Background()
 	cs := srv.Clients(8)
+	// Pods need their ServiceAccount, which the controllers (off here)
+	// would create.
+	if _, err := cs[0].CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create the default ServiceAccount: %w", err)
+	}
 
 	// Nodes: 4 zones, room for every pod.
 	if err := parallel(nNodes, 64, func(i int) error {
 		name := fmt.Sprintf("node-%05d", i)
-		_, err := cs[i%len(cs)].CoreV1().Nodes().Create(ctx, &corev1.Node{
+		c := cs[i%len(cs)]
+		node, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 				"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": fmt.Sprintf("zone-%d", i%4),
 			}},
@@ -95,6 +103,13 @@ func run(bin string, nNodes, nPods int, workload, profile string) error {
 				Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
 			},
 		}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		// Admission taints new nodes not-ready; with the controllers off,
+		// lift it as the node lifecycle controller would for a Ready node.
+		node.Spec.Taints = nil
+		_, err = c.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
 		return err
 	}); err != nil {
 		return fmt.Errorf("create nodes: %w", err)
