@@ -365,19 +365,14 @@ func (q *request) admit(obj runtime.Object) error {
 	}
 	m, _ := meta.Accessor(obj)
 	nsRes := q.resources[corev1.SchemeGroupVersion.WithResource("namespaces")]
-	// As upstream: the watch cache answers, and a namespace it does not
-	// hold yet (created a moment ago) is read from etcd.
-	var ns runtime.Object
-	if e, ok := nsRes.cache.Get(nsRes.key("", m.GetNamespace())); ok {
-		ns = e.Obj
-	} else {
-		var err error
-		if ns, _, err = nsRes.get(q.ctx, "", m.GetNamespace()); err != nil {
-			if apierrors.IsNotFound(err) {
-				return apierrors.NewNotFound(nsRes.gr, m.GetNamespace())
-			}
-			return err
+	// Read from etcd, not the watch cache: a create right after the
+	// namespace's deletion must see it terminating.
+	ns, _, err := nsRes.get(q.ctx, "", m.GetNamespace())
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return apierrors.NewNotFound(nsRes.gr, m.GetNamespace())
 		}
+		return err
 	}
 	if ns.(*corev1.Namespace).DeletionTimestamp != nil {
 		return apierrors.NewForbidden(q.res.gr, m.GetName(),
