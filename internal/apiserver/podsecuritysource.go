@@ -2,45 +2,21 @@ package apiserver
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
-var (
-	namespacesGVR     = corev1.SchemeGroupVersion.WithResource("namespaces")
-	ingressClassesGVR = networkingv1.SchemeGroupVersion.WithResource("ingressclasses")
-)
+var ingressClassesGVR = networkingv1.SchemeGroupVersion.WithResource("ingressclasses")
 
 // podSecuritySource gives the PodSecurity admission plugin namespaces and
 // pods from the watch caches. Objects are shared with the cache and must
 // not be modified.
 type podSecuritySource struct{ s *Server }
 
-// GetNamespace reads the watch cache and, on a miss, etcd: a namespace
-// created just before its first pod may not be cached yet (upstream falls
-// back to a live read too).
+// GetNamespace reads the cache, then etcd (cachedNamespace).
 func (src podSecuritySource) GetNamespace(ctx context.Context, name string) (*corev1.Namespace, error) {
-	res := src.s.resources[namespacesGVR]
-	if res == nil {
-		return nil, apierrors.NewNotFound(namespacesGVR.GroupResource(), name)
-	}
-	if e, ok := res.cache.Get(res.key("", name)); ok {
-		if ns, ok := e.Obj.(*corev1.Namespace); ok {
-			return ns, nil
-		}
-	}
-	obj, _, err := res.get(ctx, "", name)
-	if err != nil {
-		return nil, err
-	}
-	ns, ok := obj.(*corev1.Namespace)
-	if !ok {
-		return nil, fmt.Errorf("namespace %s: unexpected %T", name, obj)
-	}
-	return ns, nil
+	return src.s.cachedNamespace(ctx, name)
 }
 
 // ListPods lists the namespace's pods from the watch cache.

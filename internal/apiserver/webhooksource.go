@@ -54,10 +54,16 @@ func listCached[T any](s *Server, gvr schema.GroupVersionResource, namespace str
 	return out
 }
 
-// GetNamespace reads the cache, then etcd when the cache does not have the
-// namespace yet, as upstream falls back to a live read.
+// GetNamespace reads the cache, then etcd (cachedNamespace).
 func (src webhookSource) GetNamespace(ctx context.Context, name string) (*corev1.Namespace, error) {
-	res := src.s.resources[webhookNamespacesGVR]
+	return src.s.cachedNamespace(ctx, name)
+}
+
+// cachedNamespace reads a namespace from the watch cache and, on a miss,
+// from etcd: one created just before the request may not be cached yet
+// (upstream's admission plugins fall back to a live read too).
+func (s *Server) cachedNamespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	res := s.resources[webhookNamespacesGVR]
 	if res == nil {
 		return nil, apierrors.NewNotFound(webhookNamespacesGVR.GroupResource(), name)
 	}
