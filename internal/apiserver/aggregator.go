@@ -53,6 +53,8 @@ type aggregator struct {
 	mu      sync.Mutex
 	rev     int64
 	remotes map[schema.GroupVersion]*remoteAPI
+	// view is rev and remotes published for lock-free reads.
+	view atomic.Pointer[remoteView]
 	// gen moves whenever the remote APIs or their documents change, so
 	// the merged discovery (disc) knows to rebuild.
 	gen  atomic.Int64
@@ -60,6 +62,12 @@ type aggregator struct {
 }
 
 func (a *aggregator) generation() int64 { return a.gen.Load() }
+
+// remoteView is one immutable snapshot of the remote APIs.
+type remoteView struct {
+	rev     int64
+	remotes map[schema.GroupVersion]*remoteAPI
+}
 
 // remoteAPI is one APIService with a service: where and how to reach it.
 type remoteAPI struct {
@@ -94,6 +102,11 @@ func (a *aggregator) snapshot() map[schema.GroupVersion]*remoteAPI {
 		return nil
 	}
 	rev := res.cache.Rev()
+	// Every request under /apis/ asks: answer from the published view
+	// without a lock while the APIServices have not changed.
+	if v := a.view.Load(); v != nil && v.rev == rev {
+		return v.remotes
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if rev == a.rev {
@@ -124,6 +137,7 @@ func (a *aggregator) snapshot() map[schema.GroupVersion]*remoteAPI {
 		}
 	}
 	a.rev, a.remotes = rev, next
+	a.view.Store(&remoteView{rev: rev, remotes: next})
 	a.gen.Add(1)
 	return next
 }
