@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
@@ -44,8 +45,8 @@ type Controller struct {
 	recorder  record.EventRecorder
 	events    record.EventBroadcaster
 	log       *slog.Logger
-	// Now is the clock; tests replace it.
-	Now func() time.Time
+	// Clock reads the time; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // New builds the controller on factory's informers.
@@ -53,7 +54,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	cjs := factory.Batch().V1().CronJobs()
 	jobs := factory.Batch().V1().Jobs()
 	c := &Controller{
-		client: client, cjLister: cjs.Lister(), jobLister: jobs.Lister(), log: log, Now: time.Now,
+		client: client, cjLister: cjs.Lister(), jobLister: jobs.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{cjs.Informer().HasSynced, jobs.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("cronjob"),
 		events: record.NewBroadcaster(),
@@ -159,7 +160,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.recorder.Eventf(cj, corev1.EventTypeWarning, "UnparseableSchedule", "unparseable schedule: %q : %v", cj.Spec.Schedule, err)
 		return c.writeStatus(ctx, cj, st)
 	}
-	now := c.Now().In(loc)
+	now := c.Clock.Now().In(loc)
 	since := cj.CreationTimestamp.Time
 	if st.LastScheduleTime != nil {
 		since = st.LastScheduleTime.Time

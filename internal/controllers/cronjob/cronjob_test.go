@@ -3,7 +3,6 @@ package cronjob
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,21 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/skiff-dev/skiff/internal/testserver"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -36,10 +24,10 @@ func TestCronJobSchedulesWithInjectedClock(t *testing.T) {
 	ts := testserver.Start(t)
 	c := ts.Client
 	ctx, cancel := context.WithCancel(context.Background())
-	clk := &clock{t: time.Now()}
+	clk := testingclock.NewFakeClock(time.Now())
 	f := informers.NewSharedInformerFactory(c, 0)
 	ctrl := New(c, f, slog.New(slog.DiscardHandler))
-	ctrl.Now = clk.now
+	ctrl.Clock = clk
 	f.Start(ctx.Done())
 	done := make(chan struct{})
 	go func() { ctrl.Run(ctx); close(done) }()
@@ -70,7 +58,7 @@ func TestCronJobSchedulesWithInjectedClock(t *testing.T) {
 	if n := len(jobs()); n != 0 {
 		t.Fatalf("%d jobs before the schedule came due", n)
 	}
-	clk.advance(5 * time.Minute)
+	clk.Step(5 * time.Minute)
 	kick()
 	eventually(t, "first job", func() bool { return len(jobs()) == 1 })
 	first := jobs()[0]
@@ -78,7 +66,7 @@ func TestCronJobSchedulesWithInjectedClock(t *testing.T) {
 		t.Fatalf("job %+v lacks its scheduled time or owner", first.ObjectMeta)
 	}
 	// Forbid: while the first runs, the next due time is skipped.
-	clk.advance(5 * time.Minute)
+	clk.Step(5 * time.Minute)
 	kick()
 	time.Sleep(500 * time.Millisecond)
 	if n := len(jobs()); n != 1 {
@@ -96,7 +84,7 @@ func TestCronJobSchedulesWithInjectedClock(t *testing.T) {
 	if _, err := c.BatchV1().Jobs("default").UpdateStatus(ctx, &first, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(5 * time.Minute)
+	clk.Step(5 * time.Minute)
 	kick()
 	eventually(t, "second job", func() bool {
 		for _, j := range jobs() {
@@ -106,7 +94,7 @@ func TestCronJobSchedulesWithInjectedClock(t *testing.T) {
 		}
 		return false
 	})
-	clk.advance(5 * time.Minute)
+	clk.Step(5 * time.Minute)
 	second := ""
 	for _, j := range jobs() {
 		if j.Name != first.Name {

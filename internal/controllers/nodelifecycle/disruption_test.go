@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/skiff-dev/skiff/internal/testserver"
 )
@@ -147,17 +147,16 @@ type harness struct {
 	c     kubernetes.Interface
 	f     informers.SharedInformerFactory
 	ctrl  *Controller
-	mu    sync.Mutex
-	now   time.Time
+	clock *testingclock.FakeClock
 	alive map[string]bool
 }
 
 func newHarness(t *testing.T) *harness {
 	ts := testserver.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, ctx: ctx, c: ts.Client, now: time.Now(), alive: map[string]bool{}}
+	h := &harness{t: t, ctx: ctx, c: ts.Client, clock: testingclock.NewFakeClock(time.Now()), alive: map[string]bool{}}
 	h.f = informers.NewSharedInformerFactory(ts.Client, 0)
-	ctrl, err := New(ts.Client, h.f, Config{Now: h.clock}, slog.New(slog.DiscardHandler))
+	ctrl, err := New(ts.Client, h.f, Config{Clock: h.clock}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,14 +167,10 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-func (h *harness) clock() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now }
-
-func (h *harness) advance(d time.Duration) { h.mu.Lock(); h.now = h.now.Add(d); h.mu.Unlock() }
-
 func (h *harness) addNode(name, zone string) {
 	h.t.Helper()
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(h.clock()),
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(h.clock.Now()),
 	}}}}
 	if zone != "" {
 		n.Labels = map[string]string{corev1.LabelTopologyZone: zone}
@@ -206,7 +201,7 @@ func (h *harness) pass() {
 	h.t.Helper()
 	for name, ok := range h.alive {
 		if ok {
-			beat(h.t, h.c, name, h.clock())
+			beat(h.t, h.c, name, h.clock.Now())
 		}
 	}
 	waitSynced(h.t, h.c, h.f)
@@ -261,14 +256,14 @@ func TestFullDisruptionStopsEvictions(t *testing.T) {
 	h.pass()
 
 	h.alive["n1"] = false
-	h.advance(41 * time.Second)
+	h.clock.Step(41 * time.Second)
 	h.pass()
 	if k := h.evictionTaint("n1"); k != corev1.TaintNodeUnreachable {
 		t.Fatalf("lost node n1 in a healthy cluster tainted %q", k)
 	}
 
 	h.alive["n2"] = false
-	h.advance(41 * time.Second)
+	h.clock.Step(41 * time.Second)
 	h.pass()
 	for _, n := range []string{"n1", "n2"} {
 		if k := h.evictionTaint(n); k != "" {
@@ -280,7 +275,7 @@ func TestFullDisruptionStopsEvictions(t *testing.T) {
 			t.Fatalf("full disruption: pod %s ready=%v evicted=%v, want not ready and kept", p, ready, evicted)
 		}
 	}
-	h.advance(400 * time.Second)
+	h.clock.Step(400 * time.Second)
 	h.pass()
 	for _, n := range []string{"n1", "n2"} {
 		if k := h.evictionTaint(n); k != "" {
@@ -294,7 +289,7 @@ func TestFullDisruptionStopsEvictions(t *testing.T) {
 	// n2 is back: n1 is tainted anew and its pod goes only after its
 	// toleration (300 s) counted from the new taint.
 	h.alive["n2"] = true
-	h.advance(time.Second)
+	h.clock.Step(time.Second)
 	h.pass()
 	h.pass()
 	if k := h.evictionTaint("n1"); k != corev1.TaintNodeUnreachable {
@@ -306,7 +301,7 @@ func TestFullDisruptionStopsEvictions(t *testing.T) {
 	if _, evicted := h.podState("p1"); evicted {
 		t.Fatal("pod evicted before its toleration of the new taint ran out")
 	}
-	h.advance(301 * time.Second)
+	h.clock.Step(301 * time.Second)
 	h.pass()
 	if _, evicted := h.podState("p1"); !evicted {
 		t.Fatal("pod not evicted after recovery and its toleration")
@@ -330,7 +325,7 @@ func TestPartialDisruptionAndRate(t *testing.T) {
 	for _, n := range []string{"a0", "a1", "a2", "b0", "b1"} {
 		h.alive[n] = false
 	}
-	h.advance(41 * time.Second)
+	h.clock.Step(41 * time.Second)
 	h.pass()
 	tainted := func(names ...string) int {
 		k := 0
@@ -347,12 +342,12 @@ func TestPartialDisruptionAndRate(t *testing.T) {
 	if k := tainted("b0", "b1"); k != 1 {
 		t.Fatalf("healthy zone: %d of 2 lost nodes tainted at once, want 1", k)
 	}
-	h.advance(5 * time.Second)
+	h.clock.Step(5 * time.Second)
 	h.pass()
 	if k := tainted("b0", "b1"); k != 1 {
 		t.Fatalf("healthy zone: %d lost nodes tainted before 10 s", k)
 	}
-	h.advance(5 * time.Second)
+	h.clock.Step(5 * time.Second)
 	h.pass()
 	if k := tainted("b0", "b1"); k != 2 {
 		t.Fatalf("healthy zone: %d lost nodes tainted after 10 s", k)

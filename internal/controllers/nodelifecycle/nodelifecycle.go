@@ -29,6 +29,7 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // Config tunes the controller; zero values take upstream's defaults.
@@ -37,8 +38,8 @@ type Config struct {
 	GracePeriod time.Duration
 	// ClusterCIDR is split into per-node /24 pod CIDRs (10.42.0.0/16).
 	ClusterCIDR string
-	// Now is the clock; tests replace it.
-	Now func() time.Time
+	// Clock reads the time; tests pass a fake one.
+	Clock clock.PassiveClock
 	// EvictionRate is how many nodes per second a healthy zone may get
 	// tainted for eviction (0.1).
 	EvictionRate float64
@@ -80,8 +81,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	if cfg.ClusterCIDR == "" {
 		cfg.ClusterCIDR = "10.42.0.0/16"
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.EvictionRate == 0 {
 		cfg.EvictionRate = 0.1
@@ -131,7 +132,7 @@ func (c *Controller) monitor(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	zones := map[string][]*corev1.NodeCondition{}
 	checked := make([]*corev1.Node, 0, len(nodes))
 	usedCIDRs := map[string]bool{}
@@ -325,7 +326,7 @@ func (c *Controller) markPodsNotReady(ctx context.Context, nodeName string) {
 		for i := range next.Status.Conditions {
 			if next.Status.Conditions[i].Type == corev1.PodReady && next.Status.Conditions[i].Status != corev1.ConditionFalse {
 				next.Status.Conditions[i].Status = corev1.ConditionFalse
-				next.Status.Conditions[i].LastTransitionTime = metav1.Now()
+				next.Status.Conditions[i].LastTransitionTime = metav1.NewTime(c.cfg.Clock.Now())
 				changed = true
 			}
 		}

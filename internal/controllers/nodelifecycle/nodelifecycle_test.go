@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/skiff-dev/skiff/internal/testserver"
 )
@@ -21,13 +21,10 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	c := ts.Client
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clk := testingclock.NewFakeClock(time.Now())
 
 	f := informers.NewSharedInformerFactory(c, 0)
-	ctrl, err := New(c, f, Config{Now: clock}, slog.New(slog.DiscardHandler))
+	ctrl, err := New(c, f, Config{Clock: clk}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +32,7 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	defer func() { cancel(); f.Shutdown() }()
 
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(now),
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(clk.Now()),
 	}}}}
 	if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -62,7 +59,7 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	}
 	sync := func() {
 		t.Helper()
-		beat(t, c, "n2", clock())
+		beat(t, c, "n2", clk.Now())
 		waitSynced(t, c, f)
 		if err := ctrl.Monitor(ctx); err != nil {
 			t.Fatal(err)
@@ -79,7 +76,7 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	if len(n.Spec.Taints) != 0 {
 		t.Fatalf("healthy node tainted: %v", n.Spec.Taints)
 	}
-	advance(41 * time.Second)
+	clk.Step(41 * time.Second)
 	sync()
 	sync() // the taint follows the condition
 	n, _ = c.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
@@ -96,7 +93,7 @@ func TestNodeLossLeadsToEviction(t *testing.T) {
 	if p.Status.Conditions[0].Status != corev1.ConditionFalse || p.DeletionTimestamp != nil {
 		t.Fatalf("pod on a lost node: ready=%s deleting=%v", p.Status.Conditions[0].Status, p.DeletionTimestamp)
 	}
-	advance(301 * time.Second)
+	clk.Step(301 * time.Second)
 	sync()
 	p, err = c.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
 	if err == nil && p.DeletionTimestamp == nil {

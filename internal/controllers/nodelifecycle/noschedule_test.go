@@ -169,7 +169,7 @@ func TestNoScheduleTaintingPass(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "n1"},
 		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{noSched(corev1.TaintNodeNotReady)}},
 		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{
-			Type: corev1.NodeReady, Status: corev1.ConditionFalse, LastHeartbeatTime: metav1.NewTime(h.clock()),
+			Type: corev1.NodeReady, Status: corev1.ConditionFalse, LastHeartbeatTime: metav1.NewTime(h.clock.Now()),
 		}}},
 	}
 	if _, err := h.c.CoreV1().Nodes().Create(h.ctx, n, metav1.CreateOptions{}); err != nil {
@@ -204,7 +204,7 @@ func TestNoScheduleTaintingPass(t *testing.T) {
 	if _, err := h.c.CoreV1().Nodes().Update(h.ctx, n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	beat(t, h.c, "n1", h.clock())
+	beat(t, h.c, "n1", h.clock.Now())
 	n, _ = h.c.CoreV1().Nodes().Get(h.ctx, "n1", metav1.GetOptions{})
 	n.Status.Conditions = append(n.Status.Conditions, cond(corev1.NodeMemoryPressure, corev1.ConditionTrue))
 	if _, err := h.c.CoreV1().Nodes().UpdateStatus(h.ctx, n, metav1.UpdateOptions{}); err != nil {
@@ -223,7 +223,7 @@ func TestNoScheduleTaintingPass(t *testing.T) {
 	// tainted unreachable in the same pass. n1 is the only node, so the
 	// cluster is fully disrupted and gets no NoExecute taint.
 	h.alive["n1"] = false
-	h.advance(41 * time.Second)
+	h.clock.Step(41 * time.Second)
 	h.pass()
 	want = append([]string{"node.kubernetes.io/unreachable:NoSchedule"}, want...)
 	sort.Strings(want)
