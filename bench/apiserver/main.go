@@ -38,6 +38,11 @@ func main() {
 	floodFor := flag.Duration("flood-duration", 10*time.Second, "length of each phase of the -clients run")
 	inflight := flag.Int("max-requests-inflight", 400, "the server's --max-requests-inflight in the -clients run (mutating: half of it; 400 and 200 are upstream's defaults); lower it to see the excess rejected on a machine whose cores saturate first")
 	apf := flag.Bool("priority-and-fairness", true, "run the server with API Priority and Fairness (false: measure without it)")
+	watchfanout := flag.Bool("watchfanout", false, "instead, measure node-filtered pod watch fan-out (watchfanout.go)")
+	fanoutNodes := flag.Int("fanout-nodes", 5000, "pod watches, one per node, in the -watchfanout run")
+	fanoutWrites := flag.Int("fanout-writes", 2000, "pod creates and updates through the API in the -watchfanout run")
+	fanoutDirect := flag.Int("fanout-etcd-writes", 20000, "pod creates written straight to etcd in the -watchfanout run")
+	baseline := flag.String("baseline", "", "in the -watchfanout run, also measure this skiff binary and print both side by side")
 	flag.Parse()
 	if !*apf {
 		serverFlags = append(serverFlags, "--enable-priority-and-fairness=false")
@@ -45,6 +50,9 @@ func main() {
 	bench := func() error { return run(*bin, *pods, *watchers, *full) }
 	if *clients > 0 {
 		bench = func() error { return runFlood(*bin, *clients, *floodFor, *inflight) }
+	}
+	if *watchfanout {
+		bench = func() error { return runWatchFanout(*bin, *baseline, *fanoutNodes, *fanoutWrites, *fanoutDirect) }
 	}
 	if err := bench(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -84,7 +84,11 @@ type Cache struct {
 	ringHead int // index of the oldest event
 	ringLen  int
 	watchers map[*Watcher]struct{}
+	index    watcherIndex  // the same watchers, by the field they select on
 	changed  chan struct{} // closed and replaced whenever rev advances
+
+	revs     revReader         // shared reads of etcd's revision (WaitFresh)
+	progress progressRequester // shared progress requests (WaitRev)
 
 	ready chan struct{}
 }
@@ -100,16 +104,29 @@ func NewCache(store *Store, cfg CacheConfig) *Cache {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Cache{
+	c := &Cache{
 		cfg:      cfg,
 		store:    store,
 		items:    btree.NewG(32, func(a, b *Entry) bool { return a.Key < b.Key }),
 		ring:     make([]Event, cfg.History),
 		watchers: map[*Watcher]struct{}{},
+		index:    newWatcherIndex(),
 		changed:  make(chan struct{}),
 		ready:    make(chan struct{}),
 	}
+	c.revs.read = store.CurrentRevision
+	c.progress.send = func(ctx context.Context) error {
+		// Other resources' writes also advance etcd's revision; a progress
+		// notification tells the cache it has seen everything up to it.
+		// It must carry the watch's context metadata to reach its stream.
+		return store.client.RequestProgress(clientv3.WithRequireLeader(ctx))
+	}
+	return c
 }
+
+// readTimeout bounds a shared etcd read or progress request, which no
+// single caller's context governs.
+const readTimeout = 5 * time.Second
 
 // Run lists the prefix, then applies etcd watch events until ctx ends.
 // After a compaction or a broken watch it relists and closes all watchers,
@@ -274,9 +291,7 @@ func (c *Cache) apply(ev *clientv3.Event) {
 	if rev > c.rev {
 		c.rev = rev
 	}
-	for w := range c.watchers {
-		w.offer(out)
-	}
+	c.index.offer(out)
 	c.broadcastLocked()
 }
 
@@ -328,15 +343,17 @@ func (c *Cache) Rev() int64 {
 
 // WaitFresh blocks until the cache has caught up with etcd's current
 // revision, so that a read from the cache is as fresh as a quorum read.
+// Concurrent callers share one read of the revision.
 func (c *Cache) WaitFresh(ctx context.Context) error {
-	want, err := c.store.CurrentRevision(ctx)
+	want, err := c.revs.get(ctx)
 	if err != nil {
 		return err
 	}
 	return c.WaitRev(ctx, want)
 }
 
-// WaitRev blocks until the cache is complete up to rev.
+// WaitRev blocks until the cache is complete up to rev. Concurrent
+// waiters share the progress requests that make etcd report the revision.
 func (c *Cache) WaitRev(ctx context.Context, rev int64) error {
 	select {
 	case <-c.ready:
@@ -352,10 +369,7 @@ func (c *Cache) WaitRev(ctx context.Context, rev int64) error {
 		if cur >= rev {
 			return nil
 		}
-		// Other resources' writes also advance etcd's revision; a progress
-		// notification tells the cache it has seen everything up to it.
-		// It must carry the watch's context metadata to reach its stream.
-		_ = c.store.client.RequestProgress(clientv3.WithRequireLeader(context.Background()))
+		c.progress.request()
 		select {
 		case <-changed:
 		case <-time.After(50 * time.Millisecond):
@@ -409,6 +423,12 @@ type WatchOptions struct {
 	// (sendInitialEvents=true).
 	InitialEndBookmark bool
 	Buffer             int
+	// IndexField and IndexValue, when set, name an equality the Filter
+	// requires of the entry's Fields (fieldSelector spec.nodeName=N gives
+	// "spec.nodeName", "N"); the cache then offers the watcher only the
+	// events whose object has that value before or after the change. The
+	// Filter must reject every entry with Fields[IndexField] != IndexValue.
+	IndexField, IndexValue string
 }
 
 // Watch starts a watcher. It fails with ErrCompacted when FromRev is older
@@ -428,12 +448,14 @@ func (c *Cache) Watch(ctx context.Context, opts WatchOptions) (*Watcher, error) 
 		opts.Buffer = 1000
 	}
 	w := &Watcher{
-		cache:     c,
-		prefix:    opts.Prefix,
-		filter:    opts.Filter,
-		bookmarks: opts.Bookmarks,
-		ch:        make(chan Event, opts.Buffer),
-		done:      make(chan struct{}),
+		cache:      c,
+		prefix:     opts.Prefix,
+		filter:     opts.Filter,
+		bookmarks:  opts.Bookmarks,
+		indexField: opts.IndexField,
+		indexValue: opts.IndexValue,
+		ch:         make(chan Event, opts.Buffer),
+		done:       make(chan struct{}),
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -467,6 +489,7 @@ func (c *Cache) Watch(ctx context.Context, opts WatchOptions) (*Watcher, error) 
 		}
 	}
 	c.watchers[w] = struct{}{}
+	c.index.add(w)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -501,11 +524,13 @@ type Watcher struct {
 	prefix    string
 	filter    Filter
 	bookmarks bool
-	minRev    int64
-	initial   []Event
-	ch        chan Event
-	done      chan struct{}
-	closed    bool
+	// indexField and indexValue place the watcher in the cache's index.
+	indexField, indexValue string
+	minRev                 int64
+	initial                []Event
+	ch                     chan Event
+	done                   chan struct{}
+	closed                 bool
 }
 
 // Initial returns the events to send before those from Events.
@@ -529,6 +554,7 @@ func (w *Watcher) closeLocked() {
 	}
 	w.closed = true
 	delete(w.cache.watchers, w)
+	w.cache.index.remove(w)
 	close(w.done)
 	close(w.ch)
 }
