@@ -19,6 +19,7 @@ type nodeInfo struct {
 	pods                   map[types.UID]*podInfo
 	usedPorts              map[hostPort]int
 	images                 map[string]int64 // image name -> size
+	claims                 map[string]int   // "namespace/claim" -> pods using it
 	generation             int64
 }
 
@@ -35,7 +36,7 @@ type podInfo struct {
 }
 
 func newNodeInfo(n *corev1.Node) *nodeInfo {
-	ni := &nodeInfo{pods: map[types.UID]*podInfo{}, usedPorts: map[hostPort]int{}}
+	ni := &nodeInfo{pods: map[types.UID]*podInfo{}, usedPorts: map[hostPort]int{}, claims: map[string]int{}}
 	ni.setNode(n)
 	return ni
 }
@@ -64,6 +65,7 @@ func (ni *nodeInfo) addPod(pi *podInfo) {
 	for _, hp := range podHostPorts(pi.pod) {
 		ni.usedPorts[hp]++
 	}
+	forEachClaim(pi.pod, func(key string) { ni.claims[key]++ })
 	ni.generation = nextGeneration()
 }
 
@@ -82,6 +84,11 @@ func (ni *nodeInfo) removePod(uid types.UID) {
 			delete(ni.usedPorts, hp)
 		}
 	}
+	forEachClaim(pi.pod, func(key string) {
+		if ni.claims[key]--; ni.claims[key] <= 0 {
+			delete(ni.claims, key)
+		}
+	})
 	ni.generation = nextGeneration()
 }
 

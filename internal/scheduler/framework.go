@@ -21,6 +21,8 @@ type cycleState struct {
 	preferred              []nodeaffinity.WeightedTerm
 	affinity               *affinityState // nil when no pod (anti-)affinity is involved
 	spread                 *spreadState   // nil when the pod has no topology spread constraints
+	volumes                *volumeState   // nil when the pod uses no claims or shared disks
+	volumeMsg              string         // why no node can take the pod's claims (PreFilter)
 }
 
 // filterPlugin rejects nodes a pod cannot run on. reasons say why, worded
@@ -72,6 +74,9 @@ func (noNormalize) Normalize([]int64) {}
 type diagnosis struct {
 	nodes   int
 	reasons map[string]int
+	// preFilter is a reason that holds for every node, given once
+	// rather than counted per node, as upstream's PreFilter messages.
+	preFilter string
 }
 
 func (d *diagnosis) add(reasons []string) {
@@ -90,6 +95,9 @@ func (d *diagnosis) message() string {
 	}
 	sort.Strings(parts)
 	msg := fmt.Sprintf("0/%d nodes are available", d.nodes)
+	if d.preFilter != "" {
+		return msg + ": " + d.preFilter + "."
+	}
 	if len(parts) > 0 {
 		msg += ": " + strings.Join(parts, ", ")
 	}

@@ -23,9 +23,13 @@ type queuedPod struct {
 	pod       *corev1.Pod
 	attempts  int
 	firstSeen time.Time // for the end-to-end latency metric
-	readyAt   time.Time // end of backoff
-	parkedAt  time.Time // when it became unschedulable
-	index     int       // in the active heap; -1 when not there
+	// attemptStart is when the current scheduling attempt began, for
+	// scheduler_scheduling_attempt_duration_seconds.
+	attemptStart time.Time
+	readyAt      time.Time // end of backoff
+	parkedAt     time.Time // when it became unschedulable
+	moveSeq      uint64    // the queue's move count when the pod was popped
+	index        int       // in the active heap; -1 when not there
 }
 
 func priorityOf(p *corev1.Pod) int32 {
@@ -74,7 +78,11 @@ type queue struct {
 	unschedulable map[types.UID]*queuedPod
 	all           map[types.UID]*queuedPod // every queued pod, by uid
 	inFlight      map[types.UID]*queuedPod // popped, being scheduled
-	now           func() time.Time
+	// moves counts requests to wake unschedulable pods; a pod that fails
+	// after one arrived during its attempt backs off instead of parking,
+	// since the change may be what it waited for.
+	moves uint64
+	now   func() time.Time
 }
 
 func newQueue() *queue {
@@ -150,6 +158,7 @@ func (q *queue) pop(ctx context.Context) (*queuedPod, bool) {
 			qp := heap.Pop(&q.active).(*queuedPod)
 			delete(q.all, qp.pod.UID)
 			q.inFlight[qp.pod.UID] = qp
+			qp.moveSeq = q.moves
 			if q.active.Len() > 0 {
 				q.signal()
 			}
@@ -184,7 +193,7 @@ func (q *queue) requeue(qp *queuedPod, unschedulable bool) {
 	qp.attempts++
 	qp.readyAt = q.now().Add(backoffFor(qp.attempts))
 	q.all[qp.pod.UID] = qp
-	if unschedulable {
+	if unschedulable && qp.moveSeq == q.moves {
 		qp.parkedAt = q.now()
 		q.unschedulable[qp.pod.UID] = qp
 		return
@@ -202,11 +211,18 @@ func backoffFor(attempts int) time.Duration {
 
 // moveAll wakes every unschedulable pod: something changed that may let it
 // fit. Pods still backing off go to the backoff set first.
-func (q *queue) moveAll() {
+func (q *queue) moveAll() { q.moveMatching(nil) }
+
+// moveMatching wakes the unschedulable pods match accepts (all when nil).
+func (q *queue) moveMatching(match func(*corev1.Pod) bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.moves++
 	now := q.now()
 	for uid, qp := range q.unschedulable {
+		if match != nil && !match(qp.pod) {
+			continue
+		}
 		delete(q.unschedulable, uid)
 		if now.Before(qp.readyAt) {
 			q.backoff[uid] = qp

@@ -47,8 +47,12 @@ type Scheduler struct {
 	cache   *cache
 	queue   *queue
 	filters []filterPlugin
-	scores  []scorePlugin
-	metrics *metrics
+	// volumeFilters are filters plus the volume plugins, in upstream's
+	// order, for pods that have a volumeState.
+	volumeFilters []filterPlugin
+	vols          *volumeBinder
+	scores        []scorePlugin
+	metrics       *metrics
 
 	factory   informers.SharedInformerFactory
 	podLister listerscorev1.PodLister
@@ -87,6 +91,12 @@ func New(cfg Config) *Scheduler {
 	}
 	s.factory = informers.NewSharedInformerFactory(cfg.Client, 0)
 	s.podLister = s.factory.Core().V1().Pods().Lister()
+	s.vols = newVolumeBinder(cfg.Client, cfg.Logger, s.factory, s.podLister, s.onStorageChange)
+	s.volumeFilters = []filterPlugin{
+		nodeUnschedulable{}, nodeName{}, taintToleration{}, nodeAffinity{}, nodePorts{}, resourcesFit{},
+		volumeRestrictions{}, nodeVolumeLimits{s.vols}, volumeBinding{s.vols}, volumeZone{},
+		podTopologySpread{}, interPodAffinity{},
+	}
 	s.events = record.NewBroadcaster()
 	s.recorder = s.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: SchedulerName})
 	s.registerHandlers()
@@ -251,13 +261,18 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 		return
 	}
 	qp.pod = pod
+	qp.attemptStart = start
 	state := s.prepare(pod)
+	s.prepareVolumes(state)
 	host, diag := s.findNode(state)
 	s.metrics.algorithm.Observe(time.Since(start).Seconds())
 	if host == "" {
-		s.metrics.attempts.WithLabelValues("unschedulable").Inc()
+		s.metrics.attempt("unschedulable", start)
 		msg := diag.message()
-		cand := s.findVictims(state)
+		var cand *candidate
+		if diag.preFilter == "" { // evicting pods cannot fix a claim
+			cand = s.findVictims(state)
+		}
 		if cand != nil {
 			msg += " preemption: evicting " + strconv.Itoa(len(cand.victims)) + " lower-priority pod(s) on node " + cand.node + "."
 		}
@@ -271,6 +286,9 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 		return
 	}
 	s.cache.assume(pod, host)
+	if state.volumes != nil && s.startVolumeBinding(ctx, qp, state, host) {
+		return
+	}
 	s.queue.done(pod.UID)
 	s.bindSem <- struct{}{}
 	s.binds.Add(1)
@@ -289,8 +307,8 @@ func (s *Scheduler) findNode(state *cycleState) (string, *diagnosis) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	n := len(c.order)
-	diag := &diagnosis{nodes: n}
-	if n == 0 {
+	diag := &diagnosis{nodes: n, preFilter: state.volumeMsg}
+	if n == 0 || diag.preFilter != "" {
 		return "", diag
 	}
 	state.affinity = prepareAffinity(state.pod, c.nodes, c.anyAntiAffinityLocked())
@@ -319,7 +337,11 @@ func (s *Scheduler) findNode(state *cycleState) (string, *diagnosis) {
 }
 
 func (s *Scheduler) filter(state *cycleState, ni *nodeInfo) []string {
-	for _, f := range s.filters {
+	filters := s.filters
+	if state.volumes != nil {
+		filters = s.volumeFilters
+	}
+	for _, f := range filters {
 		if reasons := f.Filter(state, ni); len(reasons) > 0 {
 			return reasons
 		}
@@ -384,7 +406,7 @@ func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, host string) {
 	}, metav1.CreateOptions{})
 	if err != nil {
 		s.cache.forget(pod.UID)
-		s.metrics.attempts.WithLabelValues("error").Inc()
+		s.metrics.attempt("error", qp.attemptStart)
 		if apierrors.IsNotFound(err) || ctx.Err() != nil {
 			return
 		}
@@ -394,7 +416,7 @@ func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, host string) {
 		return
 	}
 	s.cache.finishBinding(pod.UID)
-	s.metrics.attempts.WithLabelValues("scheduled").Inc()
+	s.metrics.attempt("scheduled", qp.attemptStart)
 	s.metrics.e2e.Observe(time.Since(qp.firstSeen).Seconds())
 	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, host)
 }
