@@ -14,6 +14,7 @@ type Deps struct {
 	Namespaces      NamespaceLookup
 	Pods            PodLister
 	IngressClasses  IngressClassLister
+	StorageClasses  StorageClassLister
 	// Policies and Webhooks are the admission policy (CEL) and webhook
 	// plugins, built by the server from their own packages (which import
 	// this one); nil leaves them out.
@@ -36,6 +37,8 @@ func Default(d Deps) *Chain {
 			NewLimitRanger(d.LimitRanges),
 			NewServiceAccount(d.ServiceAccounts),
 			NewTaintNodesByCondition(),
+			NewDefaultStorageClass(d.StorageClasses),
+			NewStorageObjectInUseProtection(),
 			NewRuntimeClass(d.RuntimeClasses),
 			NewDefaultIngressClass(d.IngressClasses),
 		},
@@ -43,6 +46,7 @@ func Default(d Deps) *Chain {
 			NewLimitRanger(d.LimitRanges),
 			NewNodeRestriction(d.Pod),
 			NewPodSecurity(d.Namespaces, d.Pods),
+			NewPersistentVolumeClaimResize(d.StorageClasses),
 			NewRuntimeClass(d.RuntimeClasses),
 			NewCertificateApproval(d.Authorizer),
 			NewCertificateSigning(d.Authorizer),

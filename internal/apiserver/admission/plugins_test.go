@@ -16,8 +16,9 @@ func TestDefaultOrder(t *testing.T) {
 	for _, v := range c.Validators {
 		validators = append(validators, v.Name())
 	}
-	wantMutators := []string{"LimitRanger", "ServiceAccount", "TaintNodesByCondition", "RuntimeClass", "DefaultIngressClass"}
-	wantValidators := []string{"LimitRanger", "NodeRestriction", "PodSecurity", "RuntimeClass",
+	wantMutators := []string{"LimitRanger", "ServiceAccount", "TaintNodesByCondition", "DefaultStorageClass", "StorageObjectInUseProtection",
+		"RuntimeClass", "DefaultIngressClass"}
+	wantValidators := []string{"LimitRanger", "NodeRestriction", "PodSecurity", "PersistentVolumeClaimResize", "RuntimeClass",
 		"CertificateApproval", "CertificateSigning", "ClusterTrustBundleAttest", "CertificateSubjectRestriction",
 		"CertificateRequestRules", "ResourceQuota"}
 	if !reflect.DeepEqual(mutators, wantMutators) {

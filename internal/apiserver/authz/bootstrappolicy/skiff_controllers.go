@@ -17,5 +17,16 @@ func skiffControllerRoles() []rbacv1.ClusterRole {
 			newRule("list", "watch").groups(legacyGroup).res("nodes"),
 			eventsRule(),
 		),
+		// The local-path provisioner keeps the default StorageClass, makes
+		// and deletes the volumes of its classes, and runs helper pods that
+		// remove a deleted volume's directory on its node.
+		controllerRole("skiff-local-path-provisioner",
+			newRule("create", "delete", "get", "list", "watch").groups(legacyGroup).res("persistentvolumes"),
+			newRule(read...).groups(legacyGroup).res("persistentvolumeclaims"),
+			newRule("create", "get", "list", "watch").groups(storageGroup).res("storageclasses"),
+			newRule(read...).groups(legacyGroup).res("nodes"),
+			newRule("create", "delete", "get", "list", "watch").groups(legacyGroup).res("pods"),
+			eventsRule(),
+		),
 	}
 }
