@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Skiff needs on a fresh Debian machine: the node runtime
 # (containerd, runc, CNI plugins, iptables, conntrack), busybox-static for the
-# local busybox image, and etcd and kubectl for the tests. Idempotent: it
+# local busybox image, and etcd, kubectl and chromium for the tests. Idempotent: it
 # only calls apt-get when something is missing.
 set -euo pipefail
 
@@ -16,6 +16,8 @@ have iptables || need+=(iptables)
 have conntrack || need+=(conntrack)
 have ip || need+=(iproute2)
 [[ -x /bin/busybox ]] && /bin/busybox --list-full >/dev/null 2>&1 || need+=(busybox-static)
+# The dashboard's browser tests drive headless chromium.
+have chromium || need+=(chromium)
 
 if ((${#need[@]})); then
 	echo "installing: ${need[*]}"
