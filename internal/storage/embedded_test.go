@@ -74,9 +74,13 @@ func TestEmbeddedLongDirUsesPrivateTempSocket(t *testing.T) {
 		t.Fatal("expected a temporary socket dir for a deep data dir")
 	}
 	assertMode(t, sockDir, 0o700)
-	file := filepath.Join(t.TempDir(), "snap.db")
-	if err := SaveSnapshot(context.Background(), dir, file); err != nil {
+	// The recorded client URL points at the private socket.
+	url, err := EmbeddedClientURL(dir)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(url, sockDir) {
+		t.Errorf("client URL %q is not under %s", url, sockDir)
 	}
 	e.Close()
 	if _, err := os.Stat(sockDir); !os.IsNotExist(err) {
