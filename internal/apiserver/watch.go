@@ -10,9 +10,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -22,6 +24,26 @@ import (
 // initialEventsEndAnnotation marks the bookmark that ends the initial
 // events of a sendInitialEvents watch.
 const initialEventsEndAnnotation = "k8s.io/initial-events-end"
+
+// watchIndex picks the equality of a field selector by which the watch
+// cache indexes the watcher (the filter still checks the whole selector):
+// metadata.name if given, as it names one object, else the first one, such
+// as a kubelet's spec.nodeName. It returns "" when there is none.
+func watchIndex(selector string) (field, value string) {
+	fs, err := fields.ParseSelector(selector)
+	if err != nil {
+		return "", ""
+	}
+	for _, r := range fs.Requirements() {
+		if r.Operator != selection.Equals && r.Operator != selection.DoubleEquals {
+			continue
+		}
+		if field == "" || r.Field == "metadata.name" {
+			field, value = r.Field, r.Value
+		}
+	}
+	return field, value
+}
 
 func (q *request) watch() error {
 	a, err := q.accept()
@@ -38,6 +60,7 @@ func (q *request) watch() error {
 		Filter:    filter,
 		Bookmarks: lo.AllowWatchBookmarks,
 	}
+	opts.IndexField, opts.IndexValue = watchIndex(q.r.URL.Query().Get("fieldSelector"))
 	rv := lo.ResourceVersion
 	sendInitial := lo.SendInitialEvents != nil && *lo.SendInitialEvents
 	switch {
@@ -83,6 +106,7 @@ func (q *request) watch() error {
 		return storageError(err, q.res.gr, "")
 	}
 	defer w.Stop()
+	defer q.metrics.watcherAdded(q.res.gvk)()
 
 	enc := newWatchEncoder(q, a)
 	q.w.Header().Set("Content-Type", a.media)

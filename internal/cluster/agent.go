@@ -49,7 +49,14 @@ type AgentConfig struct {
 	// LogDir defaults to /var/log/pods.
 	LogDir     string
 	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	// NodeMetrics receives the service proxy's and the DNS server's series
+	// (kubeproxy_*, coredns_*); nil gives them a registry of their own,
+	// served at MetricsAddress.
+	NodeMetrics prometheus.Registerer
+	// MetricsAddress serves that registry's /metrics over HTTP, as
+	// kube-proxy's --metrics-bind-address (empty: not served).
+	MetricsAddress string
+	Logger         *slog.Logger
 	// ClusterCIDR is the pod network, for the service proxy's masquerading.
 	ClusterCIDR string
 	// DisableProxy leaves Service routing to another proxy.
@@ -138,10 +145,18 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err != nil {
 		return err
 	}
+	if cfg.NodeMetrics == nil {
+		reg := prometheus.NewRegistry()
+		cfg.NodeMetrics = reg
+		if cfg.MetricsAddress != "" {
+			stop := serveNodeMetrics(cfg.MetricsAddress, reg, cfg.Logger)
+			defer stop()
+		}
+	}
 	var proxyDone chan struct{}
 	if !cfg.DisableProxy {
 		p, err := proxy.New(proxy.Config{Client: client, NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR,
-			Registerer: cfg.Registerer, Logger: cfg.Logger})
+			Registerer: cfg.NodeMetrics, Logger: cfg.Logger})
 		if err != nil {
 			return err
 		}
@@ -243,7 +258,7 @@ func startDNS(ctx context.Context, client kubernetes.Interface, cfg AgentConfig)
 		port = 53
 	}
 	srv, err := dns.Start(ctx, dns.Config{Client: client, Addr: net.JoinHostPort(ip.String(), strconv.Itoa(port)),
-		Domain: cfg.ClusterDomain, Registerer: cfg.Registerer, Logger: cfg.Logger})
+		Domain: cfg.ClusterDomain, Registerer: cfg.NodeMetrics, Logger: cfg.Logger})
 	if err != nil {
 		cfg.Logger.Warn("cluster DNS not started; pods cannot resolve service names", "err", err)
 		return nil

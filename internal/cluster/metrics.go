@@ -1,9 +1,14 @@
 package cluster
 
 import (
+	"errors"
+	"log/slog"
+	"net/http"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -32,4 +37,19 @@ func (m *metricsGatherers) Gather() ([]*dto.MetricFamily, error) {
 	gs := append(prometheus.Gatherers(nil), m.gs...)
 	m.mu.Unlock()
 	return gs.Gather()
+}
+
+// serveNodeMetrics serves g at http://addr/metrics, as kube-proxy serves
+// its metrics (plain HTTP, on loopback by default), until stop is called.
+// An address in use is logged, not fatal: a node runs without metrics.
+func serveNodeMetrics(addr string, g prometheus.Gatherer, log *slog.Logger) (stop func()) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("node metrics not served", "addr", addr, "err", err)
+		}
+	}()
+	return func() { _ = srv.Close() }
 }

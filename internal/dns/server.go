@@ -74,7 +74,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "dns"),
 		factory: informers.NewSharedInformerFactory(cfg.Client, 0),
-		metrics: newMetrics(cfg.Registerer),
+		metrics: newMetrics(cfg.Registerer, cfg.Addr),
 	}
 	s.records = newRecords(dns.Fqdn(strings.ToLower(cfg.Domain)), cfg.TTL)
 	s.fwd = newForwarder(cfg.Upstreams, 10000)
@@ -143,13 +143,8 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		resp = new(dns.Msg)
 		resp.SetRcode(req, dns.RcodeServerFailure)
 	}
-	qtype := "other"
-	if len(req.Question) > 0 {
-		qtype = dns.TypeToString[req.Question[0].Qtype]
-	}
 	_ = w.WriteMsg(resp)
-	s.metrics.requests.WithLabelValues(qtype, dns.RcodeToString[resp.Rcode]).Inc()
-	s.metrics.duration.Observe(time.Since(start).Seconds())
+	s.metrics.observe(w.RemoteAddr(), req, resp, start)
 }
 
 // answer resolves one query: cluster names from the records, the rest

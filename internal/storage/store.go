@@ -40,11 +40,13 @@ type KV struct {
 type Store struct {
 	client *clientv3.Client
 	enc    *encryption.Config // nil: values are stored as given
+	// metrics time each etcd request (metrics.go).
+	metrics *etcdMetrics
 }
 
 // NewStore wraps client.
 func NewStore(client *clientv3.Client, opts ...StoreOption) *Store {
-	s := &Store{client: client}
+	s := &Store{client: client, metrics: newEtcdMetrics()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -60,6 +62,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, er
 	if err != nil {
 		return 0, err
 	}
+	defer s.metrics.observe("create", key, time.Now())
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(value))).
@@ -75,7 +78,9 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, er
 
 // Get returns the value under key.
 func (s *Store) Get(ctx context.Context, key string) (KV, error) {
+	start := time.Now()
 	resp, err := s.client.Get(ctx, key)
+	s.metrics.observe("get", key, start)
 	if err != nil {
 		return KV{}, fmt.Errorf("etcd get %s: %w", key, err)
 	}
@@ -93,11 +98,13 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, rev int64)
 	if err != nil {
 		return 0, KV{}, err
 	}
+	start := time.Now()
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 		Then(clientv3.OpPut(key, string(value))).
 		Else(clientv3.OpGet(key)).
 		Commit()
+	s.metrics.observe("update", key, start)
 	if err != nil {
 		return 0, KV{}, fmt.Errorf("etcd update %s: %w", key, err)
 	}
@@ -133,7 +140,9 @@ func (s *Store) UpdateWith(ctx context.Context, key string, value []byte, rev in
 	for _, k := range deletes {
 		ops = append(ops, clientv3.OpDelete(k))
 	}
+	start := time.Now()
 	resp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Else(elses...).Commit()
+	s.metrics.observe("update", key, start)
 	if err != nil {
 		return 0, KV{}, "", fmt.Errorf("etcd update %s: %w", key, err)
 	}
@@ -198,7 +207,9 @@ func (s *Store) listPageRaw(ctx context.Context, prefix, start string, rev, limi
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(limit))
 	}
+	begin := time.Now()
 	resp, err := s.client.Get(ctx, start, opts...)
+	s.metrics.observe("list", prefix, begin)
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrCompacted) {
 			return nil, 0, false, ErrCompacted
@@ -284,7 +295,9 @@ func (s *Store) CreateAll(ctx context.Context, kvs []KV) (int64, string, error) 
 		puts[i] = clientv3.OpPut(kv.Key, string(v))
 		gets[i] = clientv3.OpGet(kv.Key, clientv3.WithCountOnly())
 	}
+	start := time.Now()
 	resp, err := s.client.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+	s.metrics.observe("create", kvs[0].Key, start)
 	if err != nil {
 		return 0, "", fmt.Errorf("etcd create %s: %w", kvs[0].Key, err)
 	}
@@ -306,11 +319,13 @@ func (s *Store) DeleteWith(ctx context.Context, key string, rev int64, extra []s
 	for _, k := range extra {
 		ops = append(ops, clientv3.OpDelete(k))
 	}
+	start := time.Now()
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 		Then(ops...).
 		Else(clientv3.OpGet(key)).
 		Commit()
+	s.metrics.observe("delete", key, start)
 	if err != nil {
 		return 0, KV{}, fmt.Errorf("etcd delete %s: %w", key, err)
 	}
