@@ -77,8 +77,10 @@ bench: build images
 	$(GO) run ./bench/apiserver -full
 	$(GO) run ./bench/scheduler -cpuprofile scheduler.pprof
 	$(GO) run ./bench/controllers
+	$(GO) run ./bench/storage
 	$(GO) run ./bench/podstartup
 	$(GO) run ./bench/streams
+	$(GO) run ./bench/snapshot
 	$(GO) run ./bench/proxy
 	$(GO) test -run XXX -bench . ./internal/dns/
 

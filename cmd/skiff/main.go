@@ -86,8 +86,8 @@ commands:
   images    images import FILE.tar: load an image archive into the node's containerd
   proxy     run the service proxy (--kubeconfig), or remove its rules (--cleanup)
   token     token create: a join token for new nodes
-  etcd-snapshot save --data-dir DIR FILE | restore FILE --data-dir NEWDIR
-            back up or restore the embedded etcd
+  etcd-snapshot save [--data-dir DIR] [FILE] | restore FILE --data-dir NEWDIR [--force] | ls | verify FILE
+            back up, restore, list or check etcd snapshots
   killall   stop every container of a stopped node and unmount its data dir
   version   print the version
 `)
@@ -140,10 +140,13 @@ func runServer(cmd string, args []string) error {
 	noCtrl := fs.Bool("disable-controllers", false, "do not run the built-in controller manager")
 	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network; each node gets a /24 of it")
 	signingDuration := fs.Duration("cluster-signing-duration", 8760*time.Hour, "longest lifetime of certificates signed for CertificateSigningRequests")
+	dashboardPort := fs.Int("dashboard-port", 6480, "HTTPS port of the web dashboard on the bind address (0 disables it)")
+	dashboardWritable := fs.Bool("dashboard-writable", false, "let the dashboard pass changes (not only GET requests) to the API server, still with the user's own token")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	saFlags := addServiceAccountFlags(fs)
 	fcFlags := addFlowControlFlags(fs)
+	snapFlags := addSnapshotFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -151,6 +154,9 @@ func runServer(cmd string, args []string) error {
 	slog.SetDefault(log)
 	ctx, stop := signalContext()
 	defer stop()
+	if *snapFlags.clusterReset {
+		return clusterReset(ctx, *dataDir, *etcdServers, *snapFlags.restorePath, log)
+	}
 	if *pprofAddr != "" {
 		go servePprof(*pprofAddr, log)
 	}
@@ -159,12 +165,13 @@ func runServer(cmd string, args []string) error {
 	if *etcdServers != "" {
 		endpoints = strings.Split(*etcdServers, ",")
 	}
-	srv, err := cluster.StartServer(ctx, fcFlags.apply(saFlags.apply(cluster.ServerConfig{
+	srv, err := cluster.StartServer(ctx, snapFlags.apply(fcFlags.apply(saFlags.apply(cluster.ServerConfig{
 		DataDir: dir, BindAddress: *bind, AdvertiseAddress: *advertise, SecurePort: *port, EtcdServers: endpoints,
 		ServiceCIDR: *serviceCIDR, NodePortRange: *nodePorts, DisableScheduler: *noSched,
 		DisableControllers: *noCtrl, ClusterCIDR: *clusterCIDR, ClusterSigningDuration: *signingDuration, Logger: log,
 		EtcdCAFile: *etcdCA, EtcdCertFile: *etcdCert, EtcdKeyFile: *etcdKey, EncryptionProviderConfig: *encConfig,
-	})))
+		DashboardPort: *dashboardPort, DashboardWritable: *dashboardWritable,
+	}))))
 	if err != nil {
 		return err
 	}

@@ -66,6 +66,8 @@ func runUp(args []string) error {
 	dnsPort := fs.Int("dns-port", 53, "port of the node's cluster DNS server on the node IP")
 	ingressHTTP := fs.Int("ingress-http-port", 80, "port of the built-in ingress controller's HTTP on the node IP")
 	ingressHTTPS := fs.Int("ingress-https-port", 443, "port of the built-in ingress controller's HTTPS on the node IP")
+	dashboardPort := fs.Int("dashboard-port", 6480, "HTTPS port of the web dashboard on the bind address (0 disables it)")
+	dashboardWritable := fs.Bool("dashboard-writable", false, "let the dashboard pass changes (not only GET requests) to the API server, still with the user's own token")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	saFlags := addServiceAccountFlags(fs)
@@ -88,6 +90,7 @@ func runUp(args []string) error {
 			BindAddress: *bind, AdvertiseAddress: advertiseOr(*advertise, ip), SecurePort: *port, ServiceCIDR: *serviceCIDR, ClusterCIDR: *clusterCIDR,
 			ClusterSigningDuration:   *signingDuration,
 			EncryptionProviderConfig: *encConfig,
+			DashboardPort:            *dashboardPort, DashboardWritable: *dashboardWritable,
 		})),
 		DataDir: *dataDir, NodeName: *nodeName, NodeIP: ip, KubeletPort: *kubeletPort,
 		ImagesDir: *imagesDir, KeepContainers: *keep, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort,
@@ -99,6 +102,7 @@ func runAgent(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	dataDir := fs.String("data-dir", "/var/lib/skiff/agent", "directory for the agent's credentials, containerd, volumes and state")
 	server := fs.String("server", "", "URL of the API server to join, e.g. https://10.0.0.1:6443; several, comma-separated, to fail over")
+	metricsAddr := fs.String("metrics-bind-address", "", "serve the service proxy's and DNS server's /metrics over HTTP here, as kube-proxy's 127.0.0.1:10249 (empty: off)")
 	tokenFile := fs.String("token-file", "", "file holding a join token from `skiff token create`")
 	caHash := fs.String("ca-cert-hash", "", "sha256:<hex> pin of the server's CA (printed by `skiff token create`)")
 	unsafeSkipCA := fs.Bool("unsafe-skip-ca-verification", false, "join without --ca-cert-hash, trusting any server that knows the token")
@@ -164,6 +168,7 @@ func runAgent(cmd string, args []string) error {
 		KeepContainers: *keep, LogDir: *logDir, ClusterCIDR: *clusterCIDR, DisableProxy: *noProxy,
 		DNSPort: *dnsPort, DisableDNS: *noDNS, KubeletTLS: kubeletTLS,
 		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, DisableIngress: *noIngress, Logger: log,
+		MetricsAddress: *metricsAddr,
 	})
 }
 

@@ -121,6 +121,8 @@ type Server struct {
 	// webhooks calls admission (and conversion) webhooks, pooling their
 	// connections.
 	webhooks *webhook.Caller
+	// metrics are the request, watch and storage series (metrics.go).
+	metrics *apiMetrics
 
 	serviceCIDR *net.IPNet
 	nodePorts   PortRange
@@ -191,6 +193,7 @@ func New(cfg Config) (*Server, error) {
 			Namespaces:       podSecuritySource{s},
 			Pods:             podSecuritySource{s},
 			IngressClasses:   ingressClassSource{s},
+			StorageClasses:   storageClassSource{s},
 			PolicyMutator:    policy.NewMutating(policyDeps),
 			WebhookMutator:   webhook.NewMutating(hookDeps),
 			PolicyValidator:  policy.NewValidating(policyDeps),
@@ -219,6 +222,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.crds = newCRDController(s)
+	s.metrics = newAPIMetrics(s)
 	for p, h := range cfg.ExtraHandlers {
 		s.extra.Handle(p, h)
 	}
@@ -281,8 +285,9 @@ func (s *Server) isReady() bool {
 	return s.ready
 }
 
-// ServeHTTP authenticates and routes one request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serveHTTP authenticates and routes one request (ServeHTTP in
+// metrics_request.go records it).
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.recoverPanic(w, r)
 	switch r.URL.Path {
 	case "/healthz", "/livez":

@@ -83,10 +83,20 @@ type ServerConfig struct {
 	// ClusterSigningDuration caps the lifetime of certificates the cluster
 	// CA signs for CSRs (0: one year, upstream's default).
 	ClusterSigningDuration time.Duration
+	// EtcdSnapshotSchedule is the cron schedule of etcd snapshots (empty:
+	// none), kept EtcdSnapshotRetention deep in EtcdSnapshotDir (default
+	// DIR/snapshots).
+	EtcdSnapshotSchedule  string
+	EtcdSnapshotRetention int
+	EtcdSnapshotDir       string
 	// FlowControl is API Priority and Fairness (--enable-priority-and-fairness,
 	// --max-requests-inflight, --max-mutating-requests-inflight).
 	FlowControl apiserver.FlowControlConfig
-	Logger      *slog.Logger
+	// DashboardPort serves the web dashboard on the bind address (0: off);
+	// DashboardWritable lets it pass more than GET requests.
+	DashboardPort     int
+	DashboardWritable bool
+	Logger            *slog.Logger
 }
 
 // Server is a running control plane.
@@ -108,6 +118,9 @@ type Server struct {
 	// scheduler and controllers say whether those components still run,
 	// for componentstatuses.
 	scheduler, controllers inProcess
+
+	// DashboardURL is where the web dashboard answers ("" when off).
+	DashboardURL string
 }
 
 // RESTConfig returns the admin user's client configuration, without a
@@ -238,6 +251,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			return nil, err
 		}
 	}
+	snapshots, err := snapshotScheduler(cfg, s.client)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	store := storage.NewStore(s.client, storage.WithEncryption(enc))
 	cfg.Logger.Debug("storage ready", "elapsed", time.Since(start))
 
@@ -291,6 +309,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	metrics.add(s.api.Metrics()) // apiserver_*, etcd_request_duration_seconds
 
 	tlsCfg := pki.ServerTLSConfig(bundle)
 	s.http = &http.Server{
@@ -412,6 +431,16 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 				}
 			})
 		}()
+	}
+	if snapshots != nil {
+		s.components.Add(1)
+		go func() {
+			defer s.components.Done()
+			snapshots.Run(ctx)
+		}()
+	}
+	if cfg.DashboardPort != 0 {
+		s.startDashboard(ctx, cfg)
 	}
 	s.api.MarkReady()
 	ok = true

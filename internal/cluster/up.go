@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -91,8 +92,13 @@ func RunUp(ctx context.Context, cfg UpConfig) error {
 		log.Info("cluster up", "elapsed", time.Since(start).Round(time.Millisecond), "node", node)
 		fmt.Fprintf(os.Stderr, "\nSkiff is up (node %s Ready in %s). Use it with:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\n",
 			node, time.Since(start).Round(time.Millisecond), srv.Kubeconfig)
+		if srv.DashboardURL != "" {
+			fmt.Fprintf(os.Stderr, "The dashboard is at %s (sign in with a token, e.g. from `kubectl create token`).\n\n", srv.DashboardURL)
+		}
 	}()
 	return RunAgent(ctx, AgentConfig{
+		// One process: the server's /metrics serves the proxy and DNS too.
+		NodeMetrics:     prometheus.DefaultRegisterer,
 		DataDir:         agentDir,
 		NodeName:        node,
 		Kubeconfig:      kubeconfig,

@@ -19,8 +19,11 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/endpointslicemirroring"
 	"github.com/skiff-dev/skiff/internal/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/internal/controllers/job"
+	"github.com/skiff-dev/skiff/internal/controllers/localpath"
 	"github.com/skiff-dev/skiff/internal/controllers/namespace"
 	"github.com/skiff-dev/skiff/internal/controllers/nodelifecycle"
+	"github.com/skiff-dev/skiff/internal/controllers/persistentvolume"
+	"github.com/skiff-dev/skiff/internal/controllers/podautoscaler"
 	"github.com/skiff-dev/skiff/internal/controllers/podgc"
 	"github.com/skiff-dev/skiff/internal/controllers/replicaset"
 	"github.com/skiff-dev/skiff/internal/controllers/resourcequota"
@@ -29,6 +32,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/servicecidr"
 	"github.com/skiff-dev/skiff/internal/controllers/servicelb"
 	"github.com/skiff-dev/skiff/internal/controllers/statefulset"
+	"github.com/skiff-dev/skiff/internal/controllers/volumeprotection"
 )
 
 // deps is what a controller is built from: the clients of its identity,
@@ -100,6 +104,9 @@ var registrations = []registration{
 		return c, c.UseScaleSubresource(d.config, d.client.Discovery())
 	}},
 	{"podgc", "pod-garbage-collector", informerController(podgc.New)},
+	{"horizontalpodautoscaling", "horizontal-pod-autoscaler", func(d deps) (Controller, error) {
+		return podautoscaler.NewForConfig(d.config, d.client, d.factory, d.log)
+	}},
 	{"resourcequota", "resourcequota-controller", func(d deps) (Controller, error) {
 		meta, err := metadata.NewForConfig(d.config)
 		if err != nil {
@@ -116,6 +123,12 @@ var registrations = []registration{
 	}},
 	{"clusterrole-aggregation", "clusterrole-aggregation-controller", informerController(clusterroleaggregation.New)},
 	{"servicecidr", "service-cidrs-controller", informerController(servicecidr.New)},
+	{"persistentvolume-binder", "persistent-volume-binder", informerController(persistentvolume.New)},
+	{"persistentvolume-expander", "expand-controller", informerController(persistentvolume.NewExpander)},
+	{"pvc-protection", "pvc-protection-controller", informerController(volumeprotection.NewPVCProtection)},
+	{"pv-protection", "pv-protection-controller", informerController(volumeprotection.NewPVProtection)},
+	// Skiff's own: its role is system:controller:skiff-local-path-provisioner.
+	{"local-path-provisioner", "skiff-local-path-provisioner", informerController(localpath.New)},
 	{"root-ca-cert-publisher", "root-ca-cert-publisher", func(d deps) (Controller, error) {
 		if len(d.cfg.RootCA) == 0 {
 			return nil, nil

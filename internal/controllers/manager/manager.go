@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -45,6 +46,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// The process's /metrics (the server's, in `skiff server`) serves
+	// the controllers' workqueue_* series.
+	useWorkqueueMetrics(prometheus.DefaultRegisterer)
 	client, err := kubernetes.NewForConfig(cfg.RESTConfig)
 	if err != nil {
 		return err
