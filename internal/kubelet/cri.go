@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/apimachinery/pkg/types"
-	cri "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/skiff-dev/skiff/internal/kubelet/criremote"
 )
 
 // Labels and annotations the kubelet puts on sandboxes and containers, the
@@ -30,23 +30,32 @@ const (
 	annotationSandboxPodSpecKey = "skiff.io/sandbox-hash"
 )
 
-// runtimeClient is the kubelet's view of the container runtime: the two
-// cri-api interfaces, so tests can hand in k8s.io/cri-api's fakes.
+// runtimeClient is the CRI connection to containerd.
 type runtimeClient struct {
-	runtime cri.RuntimeService
-	images  cri.ImageManagerService
+	conn    *grpc.ClientConn
+	runtime runtimeapi.RuntimeServiceClient
+	images  runtimeapi.ImageServiceClient
 }
 
 func dialRuntime(endpoint string) (*runtimeClient, error) {
-	c, err := criremote.Dial(endpoint)
-	if err != nil {
-		return nil, err
+	target := endpoint
+	if !strings.HasPrefix(target, "unix://") {
+		target = "unix://" + strings.TrimPrefix(target, "unix:")
 	}
-	return &runtimeClient{runtime: c, images: c}, nil
+	conn, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("dial container runtime %s: %w", endpoint, err)
+	}
+	return &runtimeClient{
+		conn:    conn,
+		runtime: runtimeapi.NewRuntimeServiceClient(conn),
+		images:  runtimeapi.NewImageServiceClient(conn),
+	}, nil
 }
 
-// Close closes the runtime connection (the image service shares it).
-func (r *runtimeClient) Close() error { return r.runtime.Close(context.Background()) }
+func (r *runtimeClient) Close() error { return r.conn.Close() }
 
 // waitReady blocks until the runtime answers Version, for the containerd
 // child that has just opened its socket.
@@ -54,7 +63,7 @@ func (r *runtimeClient) waitReady(ctx context.Context) (*runtimeapi.VersionRespo
 	var lastErr error
 	for i := 0; ; i++ {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		v, err := r.runtime.Version(cctx, "")
+		v, err := r.runtime.Version(cctx, &runtimeapi.VersionRequest{})
 		cancel()
 		if err == nil {
 			return v, nil
@@ -123,15 +132,15 @@ func (p *podRuntime) nextAttempt(name string) uint32 {
 
 func (r *runtimeClient) podState(ctx context.Context, uid types.UID) (*podRuntime, error) {
 	sel := map[string]string{labelPodUID: string(uid)}
-	sb, err := r.runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: sel})
+	sb, err := r.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
 	if err != nil {
 		return nil, fmt.Errorf("list sandboxes: %w", err)
 	}
-	cs, err := r.runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
+	cs, err := r.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	p := &podRuntime{sandboxes: sb, containers: cs}
+	p := &podRuntime{sandboxes: sb.Items, containers: cs.Containers}
 	sort.Slice(p.sandboxes, func(i, j int) bool { return p.sandboxes[i].CreatedAt > p.sandboxes[j].CreatedAt })
 	sort.Slice(p.containers, func(i, j int) bool { return p.containers[i].CreatedAt > p.containers[j].CreatedAt })
 	return p, nil
@@ -139,7 +148,7 @@ func (r *runtimeClient) podState(ctx context.Context, uid types.UID) (*podRuntim
 
 // containerStatus fetches the detailed status (exit code, reason, times).
 func (r *runtimeClient) containerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
-	resp, err := r.runtime.ContainerStatus(ctx, id, false)
+	resp, err := r.runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
 	if err != nil {
 		return nil, err
 	}
@@ -158,16 +167,16 @@ func RemoveAllPods(ctx context.Context, endpoint string) error {
 	if _, err := rt.waitReady(ctx); err != nil {
 		return err
 	}
-	sbs, err := rt.runtime.ListPodSandbox(ctx, nil)
+	sbs, err := rt.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
 		return err
 	}
 	var firstErr error
-	for _, sb := range sbs {
-		if err := rt.runtime.StopPodSandbox(ctx, sb.Id); err != nil && firstErr == nil {
+	for _, sb := range sbs.Items {
+		if _, err := rt.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("stop sandbox %s: %w", sb.Id, err)
 		}
-		if err := rt.runtime.RemovePodSandbox(ctx, sb.Id); err != nil && firstErr == nil {
+		if _, err := rt.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("remove sandbox %s: %w", sb.Id, err)
 		}
 	}

@@ -27,12 +27,13 @@ func (k *Kubelet) runLogRotation(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		cs, err := k.runtime.runtime.ListContainers(ctx,
-			&runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
+		cs, err := k.runtime.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{
+			Filter: &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}},
+		})
 		if err != nil {
 			continue
 		}
-		for _, c := range cs {
+		for _, c := range cs.Containers {
 			if err := k.rotateLog(ctx, c.Id); err != nil && ctx.Err() == nil {
 				k.log.Warn("rotate container log", "container", c.Id, "err", err)
 			}
@@ -53,7 +54,7 @@ func (k *Kubelet) rotateLog(ctx context.Context, id string) error {
 	if err := os.Rename(st.LogPath, rotated); err != nil {
 		return err
 	}
-	if err := k.runtime.runtime.ReopenContainerLog(ctx, id); err != nil {
+	if _, err := k.runtime.runtime.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
 		// Put the file back so the container keeps a log.
 		_ = os.Rename(rotated, st.LogPath)
 		return err
