@@ -107,6 +107,9 @@ func mustInt(t *testing.T, s string) int64 {
 // or before the snapshot's revision is back with the same resourceVersion,
 // none after it, and the Deployments' pods run again.
 func TestEtcdSnapshotDisasterRecovery(t *testing.T) {
+	if os.Getenv("SKIFF_E2E_PENDING") == "" {
+		t.Skip("written this session, not yet run against a real cluster: set SKIFF_E2E_PENDING=1")
+	}
 	c := startNodeCluster(t)
 	k := c.kubectl()
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
