@@ -16,6 +16,28 @@ import (
 	"time"
 )
 
+// removeStaleNamespaceNodes deletes the bridges and network namespaces of
+// an earlier run that was killed before its cleanup ran: a stale bridge
+// holding the same subnet would swallow the agents' traffic.
+func removeStaleNamespaceNodes() {
+	if out, err := exec.Command("ip", "-o", "link", "show", "type", "bridge").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			// "12: skbr0a1b2c: <BROADCAST,...>"
+			fields := strings.Fields(line)
+			if len(fields) > 1 && strings.HasPrefix(fields[1], "skbr") {
+				_ = exec.Command("ip", "link", "delete", strings.TrimSuffix(fields[1], ":")).Run()
+			}
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if fields := strings.Fields(line); len(fields) > 0 && strings.HasPrefix(fields[0], "skn") {
+				_ = exec.Command("ip", "netns", "delete", fields[0]).Run()
+			}
+		}
+	}
+}
+
 // TestThreeNodesInNetworkNamespaces runs a server on the host and three
 // agents, each in its own network namespace on a shared bridge (as three
 // machines on one LAN): pods reach pods on other nodes directly (host-gw
@@ -26,10 +48,14 @@ func TestThreeNodesInNetworkNamespaces(t *testing.T) {
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("nsenter not installed")
 	}
-	b := make([]byte, 3)
+	removeStaleNamespaceNodes()
+	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
+	id := hex.EncodeToString(b[:3])
 	br := "skbr" + id
+	// A random /24 keeps a run clear of anything a killed run left behind.
+	subnet := fmt.Sprintf("172.31.%d", 1+int(b[3])%250)
+	gateway := subnet + ".1"
 	sh := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
@@ -38,12 +64,12 @@ func TestThreeNodesInNetworkNamespaces(t *testing.T) {
 	}
 	sh("ip", "link", "add", br, "type", "bridge")
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", br).Run() })
-	sh("ip", "addr", "add", "172.31.0.1/24", "dev", br)
+	sh("ip", "addr", "add", gateway+"/24", "dev", br)
 	sh("ip", "link", "set", br, "up")
 	var nsNames, nodeIPs []string
 	for i := 1; i <= 3; i++ {
 		ns := fmt.Sprintf("skn%s-%d", id, i)
-		ip := fmt.Sprintf("172.31.0.%d", 10+i)
+		ip := fmt.Sprintf("%s.%d", subnet, 10+i)
 		host, inner := fmt.Sprintf("skh%s%d", id, i), fmt.Sprintf("skv%s%d", id, i)
 		sh("ip", "netns", "add", ns)
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
@@ -53,7 +79,7 @@ func TestThreeNodesInNetworkNamespaces(t *testing.T) {
 		sh("ip", "netns", "exec", ns, "ip", "addr", "add", ip+"/24", "dev", inner)
 		sh("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up")
 		sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-		sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", "172.31.0.1")
+		sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", gateway)
 		nsNames, nodeIPs = append(nsNames, ns), append(nodeIPs, ip)
 	}
 
@@ -75,7 +101,7 @@ func TestThreeNodesInNetworkNamespaces(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	serverURL := fmt.Sprintf("https://172.31.0.1:%d", port)
+	serverURL := fmt.Sprintf("https://%s:%d", gateway, port)
 	for i, ns := range nsNames {
 		dir, err := os.MkdirTemp("", "skiff-mn")
 		if err != nil {

@@ -122,6 +122,11 @@ func startNodeClusterWith(t *testing.T, binary string, extra ...string) *nodeClu
 	c.args = append([]string{"up", "--data-dir", dir, "--secure-port", strconv.Itoa(freePort(t)),
 		"--node-name", c.node, "--images-dir", testImages(t), "--cni-bridge", "skiffe2e0", "--kubelet-port", strconv.Itoa(freePort(t)),
 		"--cluster-cidr", "10.77.0.0/16", "--pod-log-dir", filepath.Join(dir, "log", "pods")}, extra...)
+	if binary == "" && flagValue(c.args, "--dashboard-port") == "" {
+		// Clusters run side by side: none may take the dashboard's
+		// fixed default port unless the test asks for it.
+		c.args = append(c.args, "--dashboard-port", "0")
+	}
 	c.start()
 	t.Cleanup(c.stop)
 	return c
