@@ -53,9 +53,7 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *v1.Pod,
 		LogDirectory: k.podLogDir(pod),
 		Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: k.podCgroupParent(pod)},
 	}
-	created, err := k.runtime.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
-		PodSandboxId: sb.Id, Config: cfg, SandboxConfig: sbCfg,
-	})
+	createdID, err := k.runtime.runtime.CreateContainer(ctx, sb.Id, cfg, sbCfg)
 	if err != nil {
 		w.waiting[c.Name] = waitingReason{"CreateContainerError", err.Error()}
 		k.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
@@ -63,23 +61,23 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *v1.Pod,
 	}
 	k.recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container %s", c.Name)
 	if ephemeralContainer(pod, c.Name) == nil {
-		k.markApplied(pod.UID, created.ContainerId, k.allocatedResources(pod, c))
+		k.markApplied(pod.UID, createdID, k.allocatedResources(pod, c))
 	}
-	if _, err := k.runtime.runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
+	if err := k.runtime.runtime.StartContainer(ctx, createdID); err != nil {
 		w.waiting[c.Name] = waitingReason{"RunContainerError", err.Error()}
 		k.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return retrySoon, err
 	}
 	delete(w.waiting, c.Name)
 	k.recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
-	k.linkContainerLog(pod, c.Name, created.ContainerId, cfg.LogPath)
+	k.linkContainerLog(pod, c.Name, createdID, cfg.LogPath)
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := k.runHook(hctx, pod, c, created.ContainerId, c.Lifecycle.PostStart)
+		err := k.runHook(hctx, pod, c, createdID, c.Lifecycle.PostStart)
 		cancel()
 		if err != nil {
 			k.recorder.Eventf(pod, v1.EventTypeWarning, "FailedPostStartHook", "PostStartHook failed: %v", err)
-			_ = k.stopContainer(ctx, pod, c, created.ContainerId, gracePeriod(pod))
+			_ = k.stopContainer(ctx, pod, c, createdID, gracePeriod(pod))
 			return 100 * time.Millisecond, nil
 		}
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/apimachinery/pkg/types"
+	cri "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/internal/kubelet/criremote"
 )
 
 // Labels and annotations the kubelet puts on sandboxes and containers, the
@@ -30,32 +30,23 @@ const (
 	annotationSandboxPodSpecKey = "skiff.io/sandbox-hash"
 )
 
-// runtimeClient is the CRI connection to containerd.
+// runtimeClient is the kubelet's view of the container runtime: the two
+// cri-api interfaces, so tests can hand in k8s.io/cri-api's fakes.
 type runtimeClient struct {
-	conn    *grpc.ClientConn
-	runtime runtimeapi.RuntimeServiceClient
-	images  runtimeapi.ImageServiceClient
+	runtime cri.RuntimeService
+	images  cri.ImageManagerService
 }
 
 func dialRuntime(endpoint string) (*runtimeClient, error) {
-	target := endpoint
-	if !strings.HasPrefix(target, "unix://") {
-		target = "unix://" + strings.TrimPrefix(target, "unix:")
-	}
-	conn, err := grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	c, err := criremote.Dial(endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("dial container runtime %s: %w", endpoint, err)
+		return nil, err
 	}
-	return &runtimeClient{
-		conn:    conn,
-		runtime: runtimeapi.NewRuntimeServiceClient(conn),
-		images:  runtimeapi.NewImageServiceClient(conn),
-	}, nil
+	return &runtimeClient{runtime: c, images: c}, nil
 }
 
-func (r *runtimeClient) Close() error { return r.conn.Close() }
+// Close closes the runtime connection (the image service shares it).
+func (r *runtimeClient) Close() error { return r.runtime.Close(context.Background()) }
 
 // waitReady blocks until the runtime answers Version, for the containerd
 // child that has just opened its socket.
@@ -63,7 +54,7 @@ func (r *runtimeClient) waitReady(ctx context.Context) (*runtimeapi.VersionRespo
 	var lastErr error
 	for i := 0; ; i++ {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		v, err := r.runtime.Version(cctx, &runtimeapi.VersionRequest{})
+		v, err := r.runtime.Version(cctx, "")
 		cancel()
 		if err == nil {
 			return v, nil
@@ -132,15 +123,15 @@ func (p *podRuntime) nextAttempt(name string) uint32 {
 
 func (r *runtimeClient) podState(ctx context.Context, uid types.UID) (*podRuntime, error) {
 	sel := map[string]string{labelPodUID: string(uid)}
-	sb, err := r.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	sb, err := r.runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("list sandboxes: %w", err)
 	}
-	cs, err := r.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	cs, err := r.runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	p := &podRuntime{sandboxes: sb.Items, containers: cs.Containers}
+	p := &podRuntime{sandboxes: sb, containers: cs}
 	sort.Slice(p.sandboxes, func(i, j int) bool { return p.sandboxes[i].CreatedAt > p.sandboxes[j].CreatedAt })
 	sort.Slice(p.containers, func(i, j int) bool { return p.containers[i].CreatedAt > p.containers[j].CreatedAt })
 	return p, nil
@@ -148,7 +139,7 @@ func (r *runtimeClient) podState(ctx context.Context, uid types.UID) (*podRuntim
 
 // containerStatus fetches the detailed status (exit code, reason, times).
 func (r *runtimeClient) containerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
-	resp, err := r.runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	resp, err := r.runtime.ContainerStatus(ctx, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -167,16 +158,16 @@ func RemoveAllPods(ctx context.Context, endpoint string) error {
 	if _, err := rt.waitReady(ctx); err != nil {
 		return err
 	}
-	sbs, err := rt.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	sbs, err := rt.runtime.ListPodSandbox(ctx, nil)
 	if err != nil {
 		return err
 	}
 	var firstErr error
-	for _, sb := range sbs.Items {
-		if _, err := rt.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil && firstErr == nil {
+	for _, sb := range sbs {
+		if err := rt.runtime.StopPodSandbox(ctx, sb.Id); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("stop sandbox %s: %w", sb.Id, err)
 		}
-		if _, err := rt.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil && firstErr == nil {
+		if err := rt.runtime.RemovePodSandbox(ctx, sb.Id); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("remove sandbox %s: %w", sb.Id, err)
 		}
 	}

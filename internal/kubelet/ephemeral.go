@@ -1,9 +1,6 @@
 package kubelet
 
 import (
-	"context"
-	"time"
-
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -19,28 +16,6 @@ func ephemeralContainer(pod *v1.Pod, name string) *v1.EphemeralContainer {
 		}
 	}
 	return nil
-}
-
-// syncEphemeralContainers starts, in the pod's sandbox, the ephemeral
-// containers that never ran. As upstream, an ephemeral container runs once:
-// it is not restarted when it exits, nor when the sandbox is replaced.
-func (k *Kubelet) syncEphemeralContainers(ctx context.Context, w *podWorker, pod *v1.Pod, sb *runtimeapi.PodSandbox,
-	state *podRuntime, env *podEnv, volumes map[string]string) time.Duration {
-	var next time.Duration
-	for i := range pod.Spec.EphemeralContainers {
-		ec := &pod.Spec.EphemeralContainers[i]
-		if len(state.instances(ec.Name, "")) > 0 {
-			continue
-		}
-		d, err := k.startContainer(ctx, w, pod, (*v1.Container)(&ec.EphemeralContainerCommon), sb, state, env, volumes, false)
-		if err != nil && ctx.Err() == nil {
-			k.log.Warn("start ephemeral container", "pod", podKey(pod), "container", ec.Name, "err", err)
-		}
-		if d > 0 && (next == 0 || d < next) {
-			next = d
-		}
-	}
-	return next
 }
 
 // adjustEphemeralConfig turns a container config built for an ephemeral

@@ -48,12 +48,12 @@ func (k *Kubelet) runGC(ctx context.Context) {
 // container (older than MinContainerAge) and removes the rest, and removes
 // stopped sandboxes that are not a pod's newest.
 func (k *Kubelet) collectContainers(ctx context.Context) error {
-	cs, err := k.runtime.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	cs, err := k.runtime.runtime.ListContainers(ctx, nil)
 	if err != nil {
 		return err
 	}
 	groups := map[string][]*runtimeapi.Container{}
-	for _, c := range cs.Containers {
+	for _, c := range cs {
 		if c.State != runtimeapi.ContainerState_CONTAINER_EXITED {
 			continue
 		}
@@ -90,23 +90,23 @@ func (k *Kubelet) collectContainers(ctx context.Context) error {
 		k.removeContainer(ctx, c.Id)
 	}
 
-	sbs, err := k.runtime.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	sbs, err := k.runtime.runtime.ListPodSandbox(ctx, nil)
 	if err != nil {
 		return err
 	}
 	byPod := map[string][]*runtimeapi.PodSandbox{}
-	for _, s := range sbs.Items {
+	for _, s := range sbs {
 		byPod[s.Labels[labelPodUID]] = append(byPod[s.Labels[labelPodUID]], s)
 	}
 	inUse := map[string]bool{}
-	for _, c := range cs.Containers {
+	for _, c := range cs {
 		inUse[c.PodSandboxId] = true
 	}
 	for _, list := range byPod {
 		sort.Slice(list, func(i, j int) bool { return list[i].CreatedAt > list[j].CreatedAt })
 		for _, s := range list[1:] {
 			if s.State != runtimeapi.PodSandboxState_SANDBOX_READY && !inUse[s.Id] {
-				if _, err := k.runtime.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err != nil {
+				if err := k.runtime.runtime.RemovePodSandbox(ctx, s.Id); err != nil {
 					k.log.Warn("remove old sandbox", "id", s.Id, "err", err)
 				}
 			}
@@ -118,20 +118,20 @@ func (k *Kubelet) collectContainers(ctx context.Context) error {
 // collectImages frees disk when usage passes ImageGCHigh percent, removing
 // images no container uses, least recently used first, down to ImageGCLow.
 func (k *Kubelet) collectImages(ctx context.Context, lastUsed map[string]time.Time) error {
-	imgs, err := k.runtime.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	imgs, err := k.runtime.images.ListImages(ctx, nil)
 	if err != nil {
 		return err
 	}
-	cs, err := k.runtime.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	cs, err := k.runtime.runtime.ListContainers(ctx, nil)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	for _, c := range cs.Containers {
+	for _, c := range cs {
 		lastUsed[c.ImageRef] = now
 	}
 	var unused []*runtimeapi.Image
-	for _, img := range imgs.Images {
+	for _, img := range imgs {
 		if _, seen := lastUsed[img.Id]; !seen {
 			lastUsed[img.Id] = now // first seen: count from now
 		}
@@ -149,7 +149,7 @@ func (k *Kubelet) collectImages(ctx context.Context, lastUsed map[string]time.Ti
 		if usage <= target {
 			break
 		}
-		if _, err := k.runtime.images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: img.Id}}); err != nil {
+		if err := k.runtime.images.RemoveImage(ctx, &runtimeapi.ImageSpec{Image: img.Id}); err != nil {
 			k.log.Warn("remove unused image", "image", img.Id, "err", err)
 			continue
 		}
@@ -162,7 +162,7 @@ func (k *Kubelet) collectImages(ctx context.Context, lastUsed map[string]time.Ti
 
 // imageFsUsage is the used and total bytes of the filesystem holding images.
 func (k *Kubelet) imageFsUsage(ctx context.Context) (used, total uint64, err error) {
-	info, err := k.runtime.images.ImageFsInfo(ctx, &runtimeapi.ImageFsInfoRequest{})
+	info, err := k.runtime.images.ImageFsInfo(ctx)
 	if err != nil {
 		return 0, 0, err
 	}

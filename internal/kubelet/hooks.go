@@ -14,7 +14,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/internal/kubelet/criremote"
 )
 
 // runHook runs a postStart or preStop handler against a container.
@@ -44,15 +45,18 @@ func (k *Kubelet) runHook(ctx context.Context, pod *v1.Pod, c *v1.Container, con
 // execSync runs a command in a container within ctx's deadline and returns
 // its combined output and exit code.
 func (k *Kubelet) execSync(ctx context.Context, containerID string, cmd []string) (string, int32, error) {
-	timeout := int64(0)
+	timeout := time.Duration(0)
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = max(int64(time.Until(dl).Seconds()), 1)
+		timeout = max(time.Until(dl), time.Second)
 	}
-	resp, err := k.runtime.runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: containerID, Cmd: cmd, Timeout: timeout})
+	stdout, stderr, err := k.runtime.runtime.ExecSync(ctx, containerID, cmd, timeout)
+	if code := criremote.ExitCode(err); code > 0 {
+		return string(stdout) + string(stderr), code, nil // ran and failed
+	}
 	if err != nil {
 		return "", -1, fmt.Errorf("exec %q: %w", strings.Join(cmd, " "), err)
 	}
-	return string(resp.Stdout) + string(resp.Stderr), resp.ExitCode, nil
+	return string(stdout) + string(stderr), 0, nil
 }
 
 // resolvePort turns a numeric or named port into a number.

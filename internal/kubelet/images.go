@@ -31,7 +31,7 @@ func (u *imageUser) root() bool {
 // `:latest` defaults to Always.
 func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *v1.Pod, c *v1.Container, runtimeHandler string) (string, *imageUser, error) {
 	spec := &runtimeapi.ImageSpec{Image: c.Image, RuntimeHandler: runtimeHandler}
-	st, err := k.runtime.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
+	st, err := k.runtime.images.ImageStatus(ctx, spec, false)
 	if err != nil {
 		return "", nil, fmt.Errorf("image status %s: %w", c.Image, err)
 	}
@@ -58,7 +58,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *v1.Pod, c 
 	k.recorder.Eventf(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, pullTimeout)
-	_, perr := k.runtime.images.PullImage(pctx, &runtimeapi.PullImageRequest{Image: spec})
+	_, perr := k.runtime.images.PullImage(pctx, spec, nil, nil)
 	cancel()
 	if perr != nil {
 		if local != nil {
@@ -72,7 +72,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *v1.Pod, c 
 		return "", nil, fmt.Errorf("%s", msg)
 	}
 	k.backoff.reset(key)
-	st, err = k.runtime.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
+	st, err = k.runtime.images.ImageStatus(ctx, spec, false)
 	if err != nil || st.GetImage() == nil {
 		return "", nil, fmt.Errorf("image %s missing after pull: %v", c.Image, err)
 	}

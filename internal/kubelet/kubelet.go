@@ -27,8 +27,11 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/kubelet/objcache"
+	"github.com/skiff-dev/skiff/internal/kubelet/pleg"
 )
 
 // Config configures a node agent.
@@ -176,7 +179,9 @@ type Kubelet struct {
 	statusMu      sync.Mutex
 	lastSentState map[types.UID]string // fingerprint of the last status written
 	alloc         *allocations         // pods' resource allocations (resize.go)
-	trustBundles  *trustBundles        // clusterTrustBundle projections (trustbundles.go)
+	clock         clock.WithTicker
+	pleg          *pleg.PLEG
+	trustBundles  *trustBundles // clusterTrustBundle projections (trustbundles.go)
 }
 
 // New connects to the runtime and prepares the informers; Run starts work.
@@ -198,6 +203,12 @@ func New(ctx context.Context, cfg Config) (*Kubelet, error) {
 		rt.Close()
 		return nil, fmt.Errorf("kubelet: %w", err)
 	}
+	return newKubelet(cfg, rt, ver, clock.RealClock{}), nil
+}
+
+// newKubelet assembles a kubelet over a connected runtime; tests hand in
+// a fake runtime and a fake clock.
+func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, clk clock.WithTicker) *Kubelet {
 	k := &Kubelet{
 		cfg:           cfg,
 		log:           cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),
@@ -225,8 +236,11 @@ func New(ctx context.Context, cfg Config) (*Kubelet, error) {
 	k.configMaps, k.secrets = k.cmCache, k.secretCache
 	k.services = k.nsFactory.Core().V1().Services().Lister()
 	k.tokens = newTokenManager(cfg.Client)
-	k.probes = newProbeManager(k)
-	return k, nil
+	k.probes = newProbeManager(k.probe, func() record.EventRecorder { return k.recorder }, k.wakePod)
+	k.clock = clk
+	k.pleg = k.newPLEG()
+	k.metrics.registerPLEG(cfg.Registerer, k.pleg)
+	return k
 }
 
 // Run registers the node and runs pods until ctx ends. On return every
@@ -282,7 +296,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	k.factory.Start(ctx.Done())
 	k.factory.WaitForCacheSync(ctx.Done())
 
-	loop(k.runPLEG)
+	loop(k.pleg.Run)
 	loop(k.runGC)
 	loop(k.runLogRotation)
 	loop(k.runStatsSampler)

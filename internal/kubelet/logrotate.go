@@ -27,13 +27,12 @@ func (k *Kubelet) runLogRotation(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		cs, err := k.runtime.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{
-			Filter: &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}},
-		})
+		cs, err := k.runtime.runtime.ListContainers(ctx,
+			&runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
 		if err != nil {
 			continue
 		}
-		for _, c := range cs.Containers {
+		for _, c := range cs {
 			if err := k.rotateLog(ctx, c.Id); err != nil && ctx.Err() == nil {
 				k.log.Warn("rotate container log", "container", c.Id, "err", err)
 			}
@@ -54,7 +53,7 @@ func (k *Kubelet) rotateLog(ctx context.Context, id string) error {
 	if err := os.Rename(st.LogPath, rotated); err != nil {
 		return err
 	}
-	if _, err := k.runtime.runtime.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+	if err := k.runtime.runtime.ReopenContainerLog(ctx, id); err != nil {
 		// Put the file back so the container keeps a log.
 		_ = os.Rename(rotated, st.LogPath)
 		return err

@@ -1,6 +1,10 @@
 package kubelet
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiff-dev/skiff/internal/kubelet/pleg"
+)
 
 type metrics struct {
 	podStart      prometheus.Histogram
@@ -29,4 +33,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	return m
+}
+
+// registerPLEG exposes the count of failed relists, so a runtime that
+// stops answering shows on /metrics, not only in the log.
+func (m *metrics) registerPLEG(reg prometheus.Registerer, p *pleg.PLEG) {
+	if reg == nil {
+		return
+	}
+	_ = reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "kubelet_pleg_relist_failures_total", Help: "Runtime relists that failed.",
+	}, func() float64 { return float64(p.Failures()) }))
 }

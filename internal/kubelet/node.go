@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 )
 
@@ -199,6 +198,8 @@ func (k *Kubelet) nodeStatus(ctx context.Context, node *v1.Node) v1.NodeStatus {
 	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"}
 	if !runtimeReady || !networkReady {
 		ready = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady", Message: reason}
+	} else if err := k.pleg.Healthy(); err != nil {
+		ready = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady", Message: "PLEG is not healthy: " + err.Error()}
 	}
 	conds := []v1.NodeCondition{
 		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
@@ -245,7 +246,7 @@ func (k *Kubelet) nodeStatus(ctx context.Context, node *v1.Node) v1.NodeStatus {
 // runtimeConditions asks the runtime whether it and the pod network are
 // ready; the network is ready once the CNI config exists.
 func (k *Kubelet) runtimeConditions(ctx context.Context) (runtimeReady, networkReady bool, reason string) {
-	resp, err := k.runtime.runtime.Status(ctx, &runtimeapi.StatusRequest{})
+	resp, err := k.runtime.runtime.Status(ctx, false)
 	if err != nil {
 		return false, false, "container runtime is down: " + err.Error()
 	}

@@ -2,74 +2,25 @@ package kubelet
 
 import (
 	"context"
-	"sort"
-	"strings"
-	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/internal/kubelet/pleg"
 )
 
-// runPLEG is the pod lifecycle event generator: containerd 1.6 has no CRI
-// event stream, so the runtime is relisted every PLEGPeriod and each pod
-// whose containers changed state is woken. Sandboxes of pods the API no
-// longer knows are removed.
-func (k *Kubelet) runPLEG(ctx context.Context) {
-	last := map[types.UID]string{}
-	t := time.NewTicker(k.cfg.PLEGPeriod)
-	defer t.Stop()
-	for {
-		start := time.Now()
-		current, err := k.relist(ctx)
-		if err == nil {
-			k.metrics.relist.Observe(time.Since(start).Seconds())
-			for uid, fp := range current {
-				if last[uid] != fp {
-					k.podRuntimeChanged(ctx, uid)
-				}
-			}
-			for uid := range last {
-				if _, ok := current[uid]; !ok {
-					k.wakePod(uid)
-				}
-			}
-			last = current
-		} else if ctx.Err() == nil {
-			k.log.Warn("relist runtime", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// relist returns a fingerprint of every pod's sandboxes and containers.
-func (k *Kubelet) relist(ctx context.Context) (map[types.UID]string, error) {
-	sbs, err := k.runtime.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil {
-		return nil, err
-	}
-	cs, err := k.runtime.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
-	if err != nil {
-		return nil, err
-	}
-	parts := map[types.UID][]string{}
-	for _, s := range sbs.Items {
-		uid := types.UID(s.Labels[labelPodUID])
-		parts[uid] = append(parts[uid], s.Id+"="+s.State.String())
-	}
-	for _, c := range cs.Containers {
-		uid := types.UID(c.Labels[labelPodUID])
-		parts[uid] = append(parts[uid], c.Id+"="+c.State.String())
-	}
-	out := make(map[types.UID]string, len(parts))
-	for uid, p := range parts {
-		sort.Strings(p)
-		out[uid] = strings.Join(p, ",")
-	}
-	return out, nil
+// newPLEG builds the lifecycle event generator over the kubelet's
+// runtime: each pod whose runtime objects changed wakes its worker (or
+// has its leftovers removed when the API no longer knows it).
+func (k *Kubelet) newPLEG() *pleg.PLEG {
+	return pleg.New(pleg.Config{
+		Runtime:        k.runtime.runtime,
+		Clock:          k.clock,
+		Period:         k.cfg.PLEGPeriod,
+		Changed:        k.podRuntimeChanged,
+		RelistDuration: k.metrics.relist,
+		Logger:         k.log,
+	})
 }
 
 // podRuntimeChanged wakes the pod's worker, or removes the runtime objects
@@ -111,17 +62,17 @@ func (k *Kubelet) removeOrphan(ctx context.Context, uid types.UID) {
 	k.log.Info("removing sandboxes of a pod that no longer exists", "uid", uid, "sandboxes", len(state.sandboxes))
 	for _, c := range state.containers {
 		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
-			_, _ = k.runtime.runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: 2})
+			_ = k.runtime.runtime.StopContainer(ctx, c.Id, 2)
 		}
 	}
 	for _, sb := range state.sandboxes {
-		_, _ = k.runtime.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
-		if _, err := k.runtime.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+		_ = k.runtime.runtime.StopPodSandbox(ctx, sb.Id)
+		if err := k.runtime.runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
 			k.log.Warn("remove orphaned sandbox", "id", sb.Id, "err", err)
 		}
 	}
 	for _, c := range state.containers {
-		_, _ = k.runtime.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id})
+		_ = k.runtime.runtime.RemoveContainer(ctx, c.Id)
 	}
 	if err := k.teardownVolumes(uid); err != nil {
 		k.log.Warn("remove orphaned pod volumes", "uid", uid, "err", err)

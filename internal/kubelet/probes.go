@@ -13,6 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -36,7 +37,12 @@ type probeResult struct {
 // probeManager runs one goroutine per probe of every running container and
 // wakes the pod's worker when a result changes.
 type probeManager struct {
-	k       *Kubelet
+	// Dependencies, passed in: how to run one probe, where failures are
+	// reported, and whom to wake when a result changes.
+	prober   func(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, p *v1.Probe) error
+	recorder func() record.EventRecorder // set once the kubelet runs
+	wake     func(uid types.UID)
+
 	mu      sync.Mutex
 	workers map[string]map[probeKind]context.CancelFunc // by container ID
 	results map[string]*probeResult
@@ -44,9 +50,10 @@ type probeManager struct {
 	wg      sync.WaitGroup
 }
 
-func newProbeManager(k *Kubelet) *probeManager {
+func newProbeManager(prober func(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, p *v1.Probe) error,
+	recorder func() record.EventRecorder, wake func(uid types.UID)) *probeManager {
 	return &probeManager{
-		k: k, workers: map[string]map[probeKind]context.CancelFunc{},
+		prober: prober, recorder: recorder, wake: wake, workers: map[string]map[probeKind]context.CancelFunc{},
 		results: map[string]*probeResult{}, byPod: map[types.UID]map[string]bool{},
 	}
 }
@@ -170,7 +177,7 @@ func (m *probeManager) run(ctx context.Context, pod *v1.Pod, c *v1.Container, id
 		}
 		if kind == startup || res.started {
 			pctx, cancel := context.WithTimeout(ctx, timeout)
-			err := m.k.probe(pctx, pod, c, id, p)
+			err := m.prober(pctx, pod, c, id, p)
 			cancel()
 			if ctx.Err() != nil {
 				return
@@ -180,7 +187,7 @@ func (m *probeManager) run(ctx context.Context, pod *v1.Pod, c *v1.Container, id
 			} else {
 				okRun, failRun = 0, failRun+1
 				if failRun == 1 || failRun == failure {
-					m.k.recorder.Eventf(pod, v1.EventTypeWarning, "Unhealthy", "%s probe failed: %v", kind, err)
+					m.recorder().Eventf(pod, v1.EventTypeWarning, "Unhealthy", "%s probe failed: %v", kind, err)
 				}
 			}
 			m.record(pod.UID, id, kind, okRun >= success, failRun >= failure)
@@ -223,7 +230,7 @@ func (m *probeManager) record(uid types.UID, id string, kind probeKind, passed, 
 	changed := *r != before
 	m.mu.Unlock()
 	if changed {
-		m.k.wakePod(uid)
+		m.wake(uid)
 	}
 }
 

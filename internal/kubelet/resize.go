@@ -328,7 +328,7 @@ func (k *Kubelet) actuateResize(ctx context.Context, pod *v1.Pod, state *podRunt
 		}
 		lr := linuxResources(want)
 		lr.OomScoreAdj = oomScoreAdj(pod, c, memTotal())
-		_, err := k.runtime.runtime.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id, Linux: lr})
+		err := k.runtime.runtime.UpdateContainerResources(ctx, id, &runtimeapi.ContainerResources{Linux: lr})
 		if err != nil {
 			k.log.Warn("update container resources", "pod", podKey(pod), "container", c.Name, "err", err)
 			k.recorder.Eventf(pod, v1.EventTypeWarning, "ResizeError", "Pod resize error: %s", resizeSummary(pod, err.Error()))
@@ -375,6 +375,27 @@ func (k *Kubelet) pruneApplied(uid types.UID, state *podRuntime) {
 			delete(k.alloc.applied[uid], id)
 		}
 	}
+}
+
+// resizeNeedsRestart reports whether the running container id of the pod
+// must restart to take its allocation (the planner's resize verdict).
+func (k *Kubelet) resizeNeedsRestart(pod *v1.Pod, name, id string) bool {
+	if k.alloc == nil {
+		return false
+	}
+	var c *v1.Container
+	for _, rc := range resizableContainers(pod) {
+		if rc.Name == name {
+			c = rc
+		}
+	}
+	if c == nil {
+		return false
+	}
+	k.alloc.mu.Lock()
+	have, known := k.alloc.applied[pod.UID][id]
+	k.alloc.mu.Unlock()
+	return known && needsRestart(c, have, k.allocatedResources(pod, c))
 }
 
 // needsRestart reports whether a resource that changed has the

@@ -63,13 +63,13 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32
 	if err != nil {
 		return "", err
 	}
-	resp, err := k.runtime.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	id, err := k.runtime.runtime.RunPodSandbox(ctx, cfg, handler)
 	if err != nil {
 		return "", err
 	}
 	k.metrics.sandboxCreate.Observe(time.Since(start).Seconds())
-	k.log.Debug("sandbox created", "pod", podKey(pod), "id", resp.PodSandboxId, "took", time.Since(start))
-	return resp.PodSandboxId, nil
+	k.log.Debug("sandbox created", "pod", podKey(pod), "id", id, "took", time.Since(start))
+	return id, nil
 }
 
 // sandboxIP is the pod's IP: the sandbox's network address, or the node's
@@ -78,7 +78,7 @@ func (k *Kubelet) sandboxIP(ctx context.Context, pod *v1.Pod, id string) (string
 	if pod.Spec.HostNetwork {
 		return k.cfg.NodeIP.String(), nil
 	}
-	resp, err := k.runtime.runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+	resp, err := k.runtime.runtime.PodSandboxStatus(ctx, id, false)
 	if err != nil {
 		return "", fmt.Errorf("sandbox status: %w", err)
 	}
@@ -207,7 +207,7 @@ func (k *Kubelet) killPod(ctx context.Context, pod *v1.Pod, grace int64, remove 
 		return nil
 	}
 	for _, sb := range state.sandboxes {
-		if _, err := k.runtime.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+		if err := k.runtime.runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
 			return fmt.Errorf("remove sandbox %s: %w", sb.Id, err)
 		}
 	}
@@ -260,7 +260,7 @@ func (k *Kubelet) stopContainer(ctx context.Context, pod *v1.Pod, spec *v1.Conta
 		left = 0
 	}
 	k.probes.removeContainer(id)
-	_, err := k.runtime.runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: left})
+	err := k.runtime.runtime.StopContainer(ctx, id, left)
 	if err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
 	}
@@ -272,14 +272,14 @@ func (k *Kubelet) stopSandboxes(ctx context.Context, state *podRuntime) {
 		if sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
 			continue
 		}
-		if _, err := k.runtime.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+		if err := k.runtime.runtime.StopPodSandbox(ctx, sb.Id); err != nil {
 			k.log.Warn("stop sandbox", "id", sb.Id, "err", err)
 		}
 	}
 }
 
 func (k *Kubelet) removeContainer(ctx context.Context, id string) {
-	if _, err := k.runtime.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+	if err := k.runtime.runtime.RemoveContainer(ctx, id); err != nil {
 		k.log.Warn("remove container", "id", id, "err", err)
 	}
 }

@@ -137,23 +137,22 @@ func (k *Kubelet) summary(ctx context.Context) (*Summary, error) {
 		ws, a := uint64(total-avail), uint64(avail)
 		s.Node.Memory = &MemoryStats{Time: now, WorkingSetBytes: &ws, UsageBytes: &ws, AvailableBytes: &a}
 	}
-	resp, err := k.runtime.runtime.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
+	stats, err := k.runtime.runtime.ListContainerStats(ctx, nil)
 	if err != nil {
 		return s, fmt.Errorf("container stats: %w", err)
 	}
-	cs, err := k.runtime.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{
-		Filter: &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}},
-	})
+	cs, err := k.runtime.runtime.ListContainers(ctx,
+		&runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
 	if err != nil {
 		return s, err
 	}
 	running := map[string]*runtimeapi.Container{}
-	for _, c := range cs.Containers {
+	for _, c := range cs {
 		running[c.Id] = c
 	}
 	pods := map[string]*PodStats{}
 	live := map[string]bool{}
-	for _, st := range resp.Stats {
+	for _, st := range stats {
 		c := running[st.GetAttributes().GetId()]
 		if c == nil {
 			continue

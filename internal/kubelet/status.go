@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/internal/kubelet/planner"
 )
 
 // maxTerminationMessage is upstream's cap on a termination message.
@@ -334,7 +336,7 @@ func (k *Kubelet) containerStatus(ctx context.Context, w *podWorker, pod *v1.Pod
 		// Exited and waiting to restart (CrashLoopBackOff and the like).
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: waiting.reason, Message: waiting.message}
 		cs.LastTerminationState = current
-	case current.Terminated != nil && shouldRestart(pod.Spec.RestartPolicy, current.Terminated.ExitCode) && pod.DeletionTimestamp == nil &&
+	case current.Terminated != nil && planner.ShouldRestart(pod.Spec.RestartPolicy, current.Terminated.ExitCode) && pod.DeletionTimestamp == nil &&
 		pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed && !isInitDone(pod, c, current) &&
 		ephemeralContainer(pod, c.Name) == nil:
 		// About to be restarted by the next sync.

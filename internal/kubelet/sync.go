@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/internal/kubelet/planner"
 )
 
 // retrySoon is how long a sync waits after an error it expects to clear.
@@ -32,10 +34,10 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (next time.Duration
 		return retrySoon, false
 	}
 
-	if removed || pod.DeletionTimestamp != nil {
+	switch planner.Lifecycle(pod, removed) {
+	case planner.Terminate:
 		return k.terminatePod(ctx, w, pod, removed)
-	}
-	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+	case planner.StopSandbox:
 		// Finished pods keep their containers (for logs) but release the
 		// sandbox and its IP, as upstream does.
 		k.stopSandboxes(ctx, state)
@@ -71,31 +73,123 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (next time.Duration
 	return next, false
 }
 
-// reconcile makes sure a sandbox exists, runs init containers one at a
-// time, then starts and restarts app containers per restartPolicy.
+// reconcile carries out the planner's decisions for a pod that should run:
+// observe the runtime, plan, act. A plan that replaced the sandbox is
+// followed at once by a plan for the new sandbox's containers, so a pod
+// starts within one sync.
 func (k *Kubelet) reconcile(ctx context.Context, w *podWorker, pod *v1.Pod, state *podRuntime, volumes map[string]string) (time.Duration, error) {
+	for range 2 {
+		in, err := k.observe(ctx, pod, state)
+		if err != nil {
+			return retrySoon, err
+		}
+		plan := planner.Compute(in)
+		if !plan.CreateSandbox {
+			return k.execute(ctx, w, pod, state, volumes, &plan)
+		}
+		if err := k.replaceSandbox(ctx, pod, state, plan.SandboxAttempt); err != nil {
+			return retrySoon, err
+		}
+	}
+	return retrySoon, errors.New("new sandbox is not ready")
+}
+
+// replaceSandbox stops what is left of the pod and starts a new sandbox,
+// then refreshes state.
+func (k *Kubelet) replaceSandbox(ctx context.Context, pod *v1.Pod, state *podRuntime, attempt uint32) error {
+	if err := k.stopPodContainers(ctx, pod, state, 2); err != nil {
+		return err
+	}
+	k.stopSandboxes(ctx, state)
+	id, err := k.createSandbox(ctx, pod, attempt)
+	if err != nil {
+		k.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		return err
+	}
+	fresh, err := k.runtime.podState(ctx, pod.UID)
+	if err != nil {
+		return err
+	}
+	*state = *fresh
+	if sb := state.readySandbox(); sb == nil || sb.Id != id {
+		return errors.New("new sandbox is not ready")
+	}
+	return nil
+}
+
+// observe turns the runtime's view of a pod into the planner's input: the
+// exit details of each container's latest exited instance in the ready
+// sandbox, and the probes' and resize's verdicts on running ones.
+func (k *Kubelet) observe(ctx context.Context, pod *v1.Pod, state *podRuntime) (planner.Input, error) {
+	in := planner.Input{
+		Pod:         pod,
+		Verdicts:    map[string]planner.Verdict{},
+		SpecChanged: func(hash string, c *v1.Container) bool { return !definitionUnchanged(hash, c) },
+		Backoff: func(name string, finished time.Time) time.Duration {
+			return k.backoff.remaining(backoffKey(pod.UID, name), finished)
+		},
+	}
+	for _, s := range state.sandboxes {
+		in.Sandboxes = append(in.Sandboxes, planner.Sandbox{ID: s.Id, Ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY})
+	}
+	ready := state.readySandbox()
+	seen := map[string]bool{}
+	for _, c := range state.containers {
+		pc := planner.Container{ID: c.Id, Name: c.Metadata.GetName(), SandboxID: c.PodSandboxId, State: c.State, Hash: c.Annotations[annotationHash]}
+		// Ephemeral containers never restart: their exits need no details.
+		latestInReady := ready != nil && c.PodSandboxId == ready.Id && !seen[pc.Name] && ephemeralContainer(pod, pc.Name) == nil
+		if latestInReady {
+			seen[pc.Name] = true
+			switch c.State {
+			case runtimeapi.ContainerState_CONTAINER_EXITED:
+				st, err := k.runtime.containerStatus(ctx, c.Id)
+				if err != nil {
+					return in, err
+				}
+				pc.ExitCode = st.ExitCode
+				if st.StartedAt > 0 {
+					pc.StartedAt = time.Unix(0, st.StartedAt)
+				}
+				pc.FinishedAt = time.Unix(0, st.FinishedAt)
+			case runtimeapi.ContainerState_CONTAINER_RUNNING:
+				in.Verdicts[c.Id] = planner.Verdict{
+					LivenessFailed:     k.probes.mustRestart(c.Id),
+					ResizeNeedsRestart: k.resizeNeedsRestart(pod, pc.Name, c.Id),
+				}
+			}
+		}
+		in.Containers = append(in.Containers, pc)
+	}
+	return in, nil
+}
+
+// execute carries out a plan for the pod's ready sandbox: kills, then
+// starts, recording crash-loop waits as the containers' Waiting reasons.
+func (k *Kubelet) execute(ctx context.Context, w *podWorker, pod *v1.Pod, state *podRuntime, volumes map[string]string, plan *planner.Plan) (time.Duration, error) {
+	next := plan.Requeue
+	requeue := func(d time.Duration) {
+		if d > 0 && (next == 0 || d < next) {
+			next = d
+		}
+	}
+	for _, kill := range plan.Kill {
+		c := specContainer(pod, kill.Name)
+		k.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Stopping container %s: %s, it will be restarted", kill.Name, kill.Reason)
+		if err := k.stopContainer(ctx, pod, c, kill.ID, gracePeriod(pod)); err != nil {
+			return retrySoon, err
+		}
+	}
+	for _, wait := range plan.Wait {
+		key := backoffKey(pod.UID, wait.Name)
+		w.waiting[wait.Name] = waitingReason{"CrashLoopBackOff",
+			fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", k.backoff.current(key), wait.Name, pod.Name, pod.Namespace, pod.UID)}
+	}
+	if len(plan.Start) == 0 {
+		return next, nil
+	}
 	sb := state.readySandbox()
-	if sb == nil {
-		if podIsDone(pod, state) {
-			return 0, nil
-		}
-		if err := k.stopPodContainers(ctx, pod, state, 2); err != nil {
-			return retrySoon, err
-		}
-		k.stopSandboxes(ctx, state)
-		id, err := k.createSandbox(ctx, pod, uint32(len(state.sandboxes)))
-		if err != nil {
-			k.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-			return retrySoon, err
-		}
-		fresh, err := k.runtime.podState(ctx, pod.UID)
-		if err != nil {
-			return retrySoon, err
-		}
-		*state = *fresh
-		if sb = state.readySandbox(); sb == nil || sb.Id != id {
-			return retrySoon, errors.New("new sandbox is not ready")
-		}
+	if sb == nil || sb.Id != plan.SandboxID {
+		return retrySoon, errors.New("pod sandbox changed while planning")
 	}
 	podIP, err := k.sandboxIP(ctx, pod, sb.Id)
 	if err != nil {
@@ -107,68 +201,30 @@ func (k *Kubelet) reconcile(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 		}
 	}
 	env := &podEnv{k: k, pod: pod, podIP: podIP}
-
-	next := time.Duration(0)
-	requeue := func(d time.Duration) {
-		if d > 0 && (next == 0 || d < next) {
-			next = d
+	var firstErr error
+	for _, s := range plan.Start {
+		c := specContainer(pod, s.Name)
+		if c == nil {
+			continue
 		}
-	}
-
-	// Ephemeral containers run beside whatever else runs.
-	requeue(k.syncEphemeralContainers(ctx, w, pod, sb, state, env, volumes))
-
-	// Init containers, in order, each to completion.
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		inst := state.instances(c.Name, sb.Id)
-		if len(inst) == 0 {
-			d, err := k.startContainer(ctx, w, pod, c, sb, state, env, volumes, true)
-			requeue(d)
-			return next, err
+		if s.ReplaceID != "" {
+			k.removeContainer(ctx, s.ReplaceID)
 		}
-		latest := inst[0]
-		if isSidecar(c) {
-			// A sidecar keeps running beside the app containers: once it
-			// runs, the next init container may start.
-			if latest.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-				d, err := k.syncAppContainer(ctx, w, pod, c, sb, state, env, volumes)
-				requeue(d)
-				return next, err
+		if s.Restart {
+			key := backoffKey(pod.UID, s.Name)
+			if s.ResetBackoff {
+				k.backoff.reset(key)
+			}
+			k.backoff.next(key, s.ExitedAt)
+		}
+		d, err := k.startContainer(ctx, w, pod, c, sb, state, env, volumes, s.Type.IsInit())
+		requeue(d)
+		if err != nil && s.Type == planner.Ephemeral {
+			if ctx.Err() == nil {
+				k.log.Warn("start ephemeral container", "pod", podKey(pod), "container", s.Name, "err", err)
 			}
 			continue
 		}
-		switch latest.State {
-		case runtimeapi.ContainerState_CONTAINER_RUNNING:
-			return next, nil
-		case runtimeapi.ContainerState_CONTAINER_EXITED:
-			st, err := k.runtime.containerStatus(ctx, latest.Id)
-			if err != nil {
-				return retrySoon, err
-			}
-			if st.ExitCode == 0 {
-				continue
-			}
-			if pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-				return 0, nil // the pod has failed; status says so
-			}
-			d, err := k.restartWithBackoff(ctx, w, pod, c, sb, state, env, volumes, st, true)
-			requeue(d)
-			return next, err
-		default:
-			// Created but never started (a failed start): replace it.
-			k.removeContainer(ctx, latest.Id)
-			d, err := k.startContainer(ctx, w, pod, c, sb, state, env, volumes, true)
-			requeue(d)
-			return next, err
-		}
-	}
-
-	var firstErr error
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
-		d, err := k.syncAppContainer(ctx, w, pod, c, sb, state, env, volumes)
-		requeue(d)
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -176,89 +232,22 @@ func (k *Kubelet) reconcile(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 	return next, firstErr
 }
 
-func (k *Kubelet) syncAppContainer(ctx context.Context, w *podWorker, pod *v1.Pod, c *v1.Container, sb *runtimeapi.PodSandbox,
-	state *podRuntime, env *podEnv, volumes map[string]string) (time.Duration, error) {
-	inst := state.instances(c.Name, sb.Id)
-	if len(inst) == 0 {
-		return k.startContainer(ctx, w, pod, c, sb, state, env, volumes, false)
-	}
-	latest := inst[0]
-	switch latest.State {
-	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		reason := ""
-		switch {
-		case !definitionUnchanged(latest.Annotations[annotationHash], c):
-			reason = "its definition changed"
-		case k.probes.mustRestart(latest.Id):
-			reason = "it failed its liveness or startup probe"
-		default:
-			return 0, nil
-		}
-		k.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Stopping container %s: %s, it will be restarted", c.Name, reason)
-		if err := k.stopContainer(ctx, pod, c, latest.Id, gracePeriod(pod)); err != nil {
-			return retrySoon, err
-		}
-		// The next sync decides about the restart from the exit.
-		return 100 * time.Millisecond, nil
-	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		st, err := k.runtime.containerStatus(ctx, latest.Id)
-		if err != nil {
-			return retrySoon, err
-		}
-		if !shouldRestart(pod.Spec.RestartPolicy, st.ExitCode) {
-			return 0, nil
-		}
-		return k.restartWithBackoff(ctx, w, pod, c, sb, state, env, volumes, st, false)
-	default:
-		k.removeContainer(ctx, latest.Id)
-		return k.startContainer(ctx, w, pod, c, sb, state, env, volumes, false)
-	}
-}
-
-func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
-	switch policy {
-	case v1.RestartPolicyNever:
-		return false
-	case v1.RestartPolicyOnFailure:
-		return exitCode != 0
-	default:
-		return true
-	}
-}
-
-// restartWithBackoff restarts an exited container unless it is inside its
-// CrashLoopBackOff window: the first restart is immediate, then 10 s
-// doubling to 5 min, reset once a run lasted 10 min.
-func (k *Kubelet) restartWithBackoff(ctx context.Context, w *podWorker, pod *v1.Pod, c *v1.Container, sb *runtimeapi.PodSandbox,
-	state *podRuntime, env *podEnv, volumes map[string]string, exited *runtimeapi.ContainerStatus, init bool) (time.Duration, error) {
-	key := backoffKey(pod.UID, c.Name)
-	finished := time.Unix(0, exited.FinishedAt)
-	if exited.StartedAt > 0 && time.Duration(exited.FinishedAt-exited.StartedAt) >= 10*time.Minute {
-		k.backoff.reset(key)
-	}
-	if wait := k.backoff.remaining(key, finished); wait > 0 {
-		w.waiting[c.Name] = waitingReason{"CrashLoopBackOff",
-			fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", k.backoff.current(key), c.Name, pod.Name, pod.Namespace, pod.UID)}
-		return wait, nil
-	}
-	k.backoff.next(key, finished)
-	return k.startContainer(ctx, w, pod, c, sb, state, env, volumes, init)
-}
-
-// podIsDone reports a pod whose sandbox is gone and that will not run
-// again: every app container exited and restartPolicy forbids restarts.
-func podIsDone(pod *v1.Pod, state *podRuntime) bool {
-	if len(state.sandboxes) == 0 || pod.Spec.RestartPolicy == v1.RestartPolicyAlways {
-		return false
-	}
-	latest := state.latestSandbox().Id
-	for _, c := range pod.Spec.Containers {
-		inst := state.instances(c.Name, latest)
-		if len(inst) == 0 || inst[0].State != runtimeapi.ContainerState_CONTAINER_EXITED {
-			return false
+// specContainer finds a container of any type in the pod's spec by name.
+func specContainer(pod *v1.Pod, name string) *v1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
 		}
 	}
-	return pod.Spec.RestartPolicy == v1.RestartPolicyNever
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	if ec := ephemeralContainer(pod, name); ec != nil {
+		return (*v1.Container)(&ec.EphemeralContainerCommon)
+	}
+	return nil
 }
 
 // terminatePod stops a pod being deleted: preStop hooks, SIGTERM, the grace

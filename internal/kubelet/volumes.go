@@ -15,16 +15,49 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 )
 
-func (k *Kubelet) volumeDir(uid types.UID, kind, name string) string {
-	return filepath.Join(k.cfg.DataDir, "pods", string(uid), "volumes", kind, name)
+// podVolumes resolves a pod's volumes to host paths: it writes the
+// kubelet-managed ones (emptyDir, configMap, secret, downward API,
+// projected) under the pod's directory and finds the others (hostPath,
+// claims bound to local volumes). Everything it reads is passed in, so a
+// new volume type adds a case to setupVolume and, if needed, a field here.
+type podVolumes struct {
+	podsDir      string // DataDir/pods
+	configMaps   podObjects[*v1.ConfigMap]
+	secrets      podObjects[*v1.Secret]
+	client       kubernetes.Interface // PersistentVolumeClaims and PersistentVolumes
+	token        func(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountTokenProjection) (string, error)
+	trustBundles func(ctx context.Context, src *v1.ClusterTrustBundleProjection, defMode *int32) (map[string]volumeFile, error)
+	downward     func(pod *v1.Pod) *podEnv // the values downward API files show
+}
+
+// volumes is the pod volume resolver over the kubelet's current sources.
+func (k *Kubelet) volumes() *podVolumes {
+	return &podVolumes{
+		podsDir: filepath.Join(k.cfg.DataDir, "pods"), configMaps: k.configMaps, secrets: k.secrets, client: k.client,
+		token: k.tokens.token, trustBundles: k.trustBundleFiles,
+		downward: func(pod *v1.Pod) *podEnv { return &podEnv{k: k, pod: pod, podIP: pod.Status.PodIP} },
+	}
+}
+
+// setupVolumes prepares the pod's volumes; see podVolumes.
+func (k *Kubelet) setupVolumes(ctx context.Context, pod *v1.Pod) (map[string]string, error) {
+	return k.volumes().setupVolumes(ctx, pod)
+}
+
+// teardownVolumes removes what setupVolumes wrote for the pod.
+func (k *Kubelet) teardownVolumes(uid types.UID) error { return k.volumes().teardownVolumes(uid) }
+
+func (v *podVolumes) volumeDir(uid types.UID, kind, name string) string {
+	return filepath.Join(v.podsDir, string(uid), "volumes", kind, name)
 }
 
 // setupVolumes prepares every volume of the pod on the node and returns the
 // host path of each by name. It runs at every sync, so ConfigMap, Secret
 // and downward API contents follow their sources.
-func (k *Kubelet) setupVolumes(ctx context.Context, pod *v1.Pod) (map[string]string, error) {
+func (v *podVolumes) setupVolumes(ctx context.Context, pod *v1.Pod) (map[string]string, error) {
 	out := make(map[string]string, len(pod.Spec.Volumes))
 	gid := int64(-1)
 	if fg := podSecurity(pod).FSGroup; fg != nil {
@@ -32,7 +65,7 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *v1.Pod) (map[string]str
 	}
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
-		path, err := k.setupVolume(ctx, pod, vol, gid)
+		path, err := v.setupVolume(ctx, pod, vol, gid)
 		if err != nil {
 			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", vol.Name, err)
 		}
@@ -41,48 +74,48 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *v1.Pod) (map[string]str
 	return out, nil
 }
 
-func (k *Kubelet) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, gid int64) (string, error) {
+func (v *podVolumes) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, gid int64) (string, error) {
 	src := vol.VolumeSource
 	switch {
 	case src.EmptyDir != nil:
-		dir := k.volumeDir(pod.UID, "empty-dir", vol.Name)
+		dir := v.volumeDir(pod.UID, "empty-dir", vol.Name)
 		return dir, setupEmptyDir(dir, src.EmptyDir, gid)
 	case src.HostPath != nil:
 		return src.HostPath.Path, checkHostPath(src.HostPath)
 	case src.ConfigMap != nil:
-		files, err := k.configMapFiles(pod, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.DefaultMode, src.ConfigMap.Optional)
+		files, err := v.configMapFiles(pod, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.DefaultMode, src.ConfigMap.Optional)
 		if err != nil {
 			return "", err
 		}
-		dir := k.volumeDir(pod.UID, "configmap", vol.Name)
+		dir := v.volumeDir(pod.UID, "configmap", vol.Name)
 		_, err = writeAtomicDir(dir, files, gid)
 		return dir, err
 	case src.Secret != nil:
-		files, err := k.secretFiles(pod, src.Secret.SecretName, src.Secret.Items, src.Secret.DefaultMode, src.Secret.Optional)
+		files, err := v.secretFiles(pod, src.Secret.SecretName, src.Secret.Items, src.Secret.DefaultMode, src.Secret.Optional)
 		if err != nil {
 			return "", err
 		}
-		dir := k.volumeDir(pod.UID, "secret", vol.Name)
+		dir := v.volumeDir(pod.UID, "secret", vol.Name)
 		_, err = writeAtomicDir(dir, files, gid)
 		return dir, err
 	case src.DownwardAPI != nil:
-		files, err := k.downwardFiles(pod, src.DownwardAPI.Items, src.DownwardAPI.DefaultMode)
+		files, err := v.downwardFiles(pod, src.DownwardAPI.Items, src.DownwardAPI.DefaultMode)
 		if err != nil {
 			return "", err
 		}
-		dir := k.volumeDir(pod.UID, "downward-api", vol.Name)
+		dir := v.volumeDir(pod.UID, "downward-api", vol.Name)
 		_, err = writeAtomicDir(dir, files, gid)
 		return dir, err
 	case src.Projected != nil:
-		files, err := k.projectedFiles(ctx, pod, src.Projected)
+		files, err := v.projectedFiles(ctx, pod, src.Projected)
 		if err != nil {
 			return "", err
 		}
-		dir := k.volumeDir(pod.UID, "projected", vol.Name)
+		dir := v.volumeDir(pod.UID, "projected", vol.Name)
 		_, err = writeAtomicDir(dir, files, gid)
 		return dir, err
 	case src.PersistentVolumeClaim != nil:
-		return k.claimPath(ctx, pod, src.PersistentVolumeClaim.ClaimName)
+		return v.claimPath(ctx, pod, src.PersistentVolumeClaim.ClaimName)
 	}
 	return "", errors.New("volume type not supported by skiff")
 }
@@ -192,8 +225,8 @@ func fileMode(item *int32, def *int32) os.FileMode {
 	return 0o644
 }
 
-func (k *Kubelet) configMapFiles(pod *v1.Pod, name string, items []v1.KeyToPath, defMode *int32, optional *bool) (map[string]volumeFile, error) {
-	cm, err := k.configMaps.Get(pod.Namespace, name)
+func (v *podVolumes) configMapFiles(pod *v1.Pod, name string, items []v1.KeyToPath, defMode *int32, optional *bool) (map[string]volumeFile, error) {
+	cm, err := v.configMaps.Get(pod.Namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) && isOptional(optional) {
 			return map[string]volumeFile{}, nil
@@ -213,8 +246,8 @@ func (k *Kubelet) configMapFiles(pod *v1.Pod, name string, items []v1.KeyToPath,
 	return projectKeys(data, items, defMode, optional, "configmap", name)
 }
 
-func (k *Kubelet) secretFiles(pod *v1.Pod, name string, items []v1.KeyToPath, defMode *int32, optional *bool) (map[string]volumeFile, error) {
-	s, err := k.secrets.Get(pod.Namespace, name)
+func (v *podVolumes) secretFiles(pod *v1.Pod, name string, items []v1.KeyToPath, defMode *int32, optional *bool) (map[string]volumeFile, error) {
+	s, err := v.secrets.Get(pod.Namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) && isOptional(optional) {
 			return map[string]volumeFile{}, nil
@@ -259,8 +292,8 @@ func safeRelPath(p string) error {
 	return nil
 }
 
-func (k *Kubelet) downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, defMode *int32) (map[string]volumeFile, error) {
-	env := &podEnv{k: k, pod: pod, podIP: pod.Status.PodIP}
+func (v *podVolumes) downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, defMode *int32) (map[string]volumeFile, error) {
+	env := v.downward(pod)
 	out := map[string]volumeFile{}
 	for _, it := range items {
 		if err := safeRelPath(it.Path); err != nil {
@@ -286,7 +319,7 @@ func (k *Kubelet) downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, d
 	return out, nil
 }
 
-func (k *Kubelet) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.ProjectedVolumeSource) (map[string]volumeFile, error) {
+func (v *podVolumes) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.ProjectedVolumeSource) (map[string]volumeFile, error) {
 	out := map[string]volumeFile{}
 	merge := func(files map[string]volumeFile, err error) error {
 		if err != nil {
@@ -301,15 +334,15 @@ func (k *Kubelet) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.Project
 		var err error
 		switch {
 		case s.ConfigMap != nil:
-			err = merge(k.configMapFiles(pod, s.ConfigMap.Name, s.ConfigMap.Items, p.DefaultMode, s.ConfigMap.Optional))
+			err = merge(v.configMapFiles(pod, s.ConfigMap.Name, s.ConfigMap.Items, p.DefaultMode, s.ConfigMap.Optional))
 		case s.Secret != nil:
-			err = merge(k.secretFiles(pod, s.Secret.Name, s.Secret.Items, p.DefaultMode, s.Secret.Optional))
+			err = merge(v.secretFiles(pod, s.Secret.Name, s.Secret.Items, p.DefaultMode, s.Secret.Optional))
 		case s.DownwardAPI != nil:
-			err = merge(k.downwardFiles(pod, s.DownwardAPI.Items, p.DefaultMode))
+			err = merge(v.downwardFiles(pod, s.DownwardAPI.Items, p.DefaultMode))
 		case s.ServiceAccountToken != nil:
-			err = merge(k.tokenFiles(ctx, pod, s.ServiceAccountToken, p.DefaultMode))
+			err = merge(v.tokenFiles(ctx, pod, s.ServiceAccountToken, p.DefaultMode))
 		case s.ClusterTrustBundle != nil:
-			err = merge(k.trustBundleFiles(ctx, s.ClusterTrustBundle, p.DefaultMode))
+			err = merge(v.trustBundles(ctx, s.ClusterTrustBundle, p.DefaultMode))
 		}
 		if err != nil {
 			return nil, err
@@ -321,11 +354,11 @@ func (k *Kubelet) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.Project
 // tokenFiles projects a ServiceAccount token; the cached token is reused
 // until it is due for refresh, and every sync rewrites the volume, so a
 // refreshed token replaces the file in place.
-func (k *Kubelet) tokenFiles(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountTokenProjection, defMode *int32) (map[string]volumeFile, error) {
+func (v *podVolumes) tokenFiles(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountTokenProjection, defMode *int32) (map[string]volumeFile, error) {
 	if err := safeRelPath(src.Path); err != nil {
 		return nil, err
 	}
-	token, err := k.tokens.token(ctx, pod, src)
+	token, err := v.token(ctx, pod, src)
 	if err != nil {
 		return nil, err
 	}
@@ -334,15 +367,15 @@ func (k *Kubelet) tokenFiles(ctx context.Context, pod *v1.Pod, src *v1.ServiceAc
 
 // claimPath resolves a bound claim to the host path of its hostPath or
 // local PersistentVolume.
-func (k *Kubelet) claimPath(ctx context.Context, pod *v1.Pod, claim string) (string, error) {
-	pvc, err := k.client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
+func (v *podVolumes) claimPath(ctx context.Context, pod *v1.Pod, claim string) (string, error) {
+	pvc, err := v.client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("persistentvolumeclaim %q: %w", claim, err)
 	}
 	if pvc.Spec.VolumeName == "" {
 		return "", fmt.Errorf("persistentvolumeclaim %q is not bound", claim)
 	}
-	pv, err := k.client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	pv, err := v.client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("persistentvolume %q: %w", pvc.Spec.VolumeName, err)
 	}
@@ -357,8 +390,8 @@ func (k *Kubelet) claimPath(ctx context.Context, pod *v1.Pod, claim string) (str
 
 // teardownVolumes unmounts memory-backed emptyDirs and removes the pod's
 // directory.
-func (k *Kubelet) teardownVolumes(uid types.UID) error {
-	podDir := filepath.Join(k.cfg.DataDir, "pods", string(uid))
+func (v *podVolumes) teardownVolumes(uid types.UID) error {
+	podDir := filepath.Join(v.podsDir, string(uid))
 	entries, _ := os.ReadDir(filepath.Join(podDir, "volumes", "empty-dir"))
 	for _, e := range entries {
 		dir := filepath.Join(podDir, "volumes", "empty-dir", e.Name())
