@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
 // The volume filter plugins. Each reads the pod's volumeState, computed
@@ -174,7 +176,7 @@ func (vs *volumeState) decide(n *corev1.Node) (*volumeDecision, []string) {
 			pvMissing = true
 			break
 		}
-		if !bc.affinity.matches(n) {
+		if !bc.affinity.Matches(n) {
 			nodeConflict = true
 			break
 		}
@@ -192,7 +194,7 @@ func (vs *volumeState) decide(n *corev1.Node) (*volumeDecision, []string) {
 			toProvision = append(toProvision, dc)
 			continue
 		}
-		if pv := pickVolume(dc.candidates, n, taken); pv != nil {
+		if pv := volumematch.Pick(dc.candidates, n, taken); pv != nil {
 			taken = append(taken, pv.Name)
 			d.static = append(d.static, staticBinding{claim: dc.claim, pv: pv})
 			continue

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
 // volumeReservation is the storage side of a pod's placement: PVs the
@@ -58,7 +60,7 @@ func (b *volumeBinder) reserve(vs *volumeState, n *corev1.Node) (*volumeReservat
 // bound every claim, the API's answer arriving through the informers.
 func (b *volumeBinder) bindVolumes(ctx context.Context, pod *corev1.Pod, r *volumeReservation) error {
 	for i, sb := range r.static {
-		if cur, err := b.pvs.Get(sb.pv.Name); err == nil && boundToClaim(cur, sb.claim) && cur.Spec.ClaimRef.UID == sb.claim.UID {
+		if cur, err := b.pvs.Get(sb.pv.Name); err == nil && volumematch.BoundToClaim(cur, sb.claim) && cur.Spec.ClaimRef.UID == sb.claim.UID {
 			continue // the API already has it
 		}
 		pv, err := b.client.CoreV1().PersistentVolumes().Update(ctx, sb.pv, metav1.UpdateOptions{})
@@ -147,7 +149,7 @@ func (b *volumeBinder) checkBound(pod *corev1.Pod, r *volumeReservation) (bool, 
 			if err != nil {
 				return false, nil // the PV may not have reached the informer yet
 			}
-			if !parsePVAffinity(pv).matches(r.node) {
+			if !volumematch.MatchesNode(pv, r.node) {
 				return false, fmt.Errorf("pv %q node affinity doesn't match node %q", pv.Name, r.node.Name)
 			}
 		}
@@ -178,7 +180,7 @@ func (b *volumeBinder) revert(ctx context.Context, r *volumeReservation) {
 	b.release(r)
 	for _, sb := range r.static {
 		pv, err := b.client.CoreV1().PersistentVolumes().Get(ctx, sb.pv.Name, metav1.GetOptions{})
-		if err != nil || !boundToClaim(pv, sb.claim) {
+		if err != nil || !volumematch.BoundToClaim(pv, sb.claim) {
 			continue
 		}
 		pvc, err := b.client.CoreV1().PersistentVolumeClaims(sb.claim.Namespace).Get(ctx, sb.claim.Name, metav1.GetOptions{})

@@ -13,6 +13,8 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listersstoragev1 "k8s.io/client-go/listers/storage/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
 // Annotations of upstream's volume binding protocol, shared with the PV
@@ -67,7 +69,7 @@ func newVolumeBinder(client kubernetes.Interface, log *slog.Logger, factory info
 	pvInf := core.PersistentVolumes().Informer()
 	_ = pvInf.AddIndexers(toolscache.Indexers{pvClassIndex: func(o any) ([]string, error) {
 		if pv, ok := o.(*corev1.PersistentVolume); ok {
-			return []string{volumeClass(pv)}, nil
+			return []string{volumematch.VolumeClass(pv)}, nil
 		}
 		return nil, nil
 	}})

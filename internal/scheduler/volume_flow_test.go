@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-dev/skiff/internal/testserver"
+	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
 // startWithBindTimeout is start with a short volume bind timeout.
@@ -73,7 +74,7 @@ func (e *env) provisionAndBind(claimName, nodeName string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pv := testPV("pvc-"+string(c.UID), claimClass(c), "1Gi", nodeName)
+	pv := testPV("pvc-"+string(c.UID), volumematch.ClaimClass(c), "1Gi", nodeName)
 	pv.Spec.ClaimRef = &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: c.Namespace, Name: c.Name, UID: c.UID}
 	pv, err = e.client.CoreV1().PersistentVolumes().Create(e.ctx, pv, metav1.CreateOptions{})
 	if err != nil {

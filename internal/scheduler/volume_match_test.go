@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
 func testClaim(name, class, size string, modes ...corev1.PersistentVolumeAccessMode) *corev1.PersistentVolumeClaim {
@@ -54,65 +56,54 @@ func hostNode(name string) *corev1.Node {
 	return node(name, "4", "4Gi", map[string]string{"kubernetes.io/hostname": name})
 }
 
-func TestCandidateVolumesAndPick(t *testing.T) {
-	block := corev1.PersistentVolumeBlock
-	withLabels := func(pv *corev1.PersistentVolume, l map[string]string) *corev1.PersistentVolume {
-		pv.Labels = l
-		return pv
+// The matching rules are tested in volumematch; these cases pin the
+// scheduler's own policy.
+func TestVolumeCandidates(t *testing.T) {
+	many := testPV("many", "fast", "1Gi", "", corev1.ReadWriteOnce, corev1.ReadOnlyMany)
+	pending := testPV("pending", "fast", "1Gi", "")
+	pending.Status.Phase = corev1.VolumePending
+	got := volumeCandidates(testClaim("data", "fast", "1Gi"), []*corev1.PersistentVolume{testPV("one", "fast", "5Gi", ""), many, pending})
+	var names []string
+	for _, c := range got {
+		names = append(names, c.PV.Name)
 	}
-	bound := testPV("taken", "fast", "1Gi", "")
-	bound.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "other", UID: "x"}
-	released := testPV("released", "fast", "1Gi", "")
-	released.Status.Phase = corev1.VolumeReleased
-	blockPV := testPV("block", "fast", "1Gi", "")
-	blockPV.Spec.VolumeMode = &block
+	// Smallest first whatever the access modes; volumes the PV controller
+	// has not marked Available yet are left alone.
+	if want := []string{"many", "one"}; !slices.Equal(names, want) {
+		t.Fatalf("candidates %q, want %q", names, want)
+	}
+
+	bad := testClaim("data", "fast", "1Gi")
+	bad.Spec.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}
+	if got := volumeCandidates(bad, []*corev1.PersistentVolume{testPV("a", "fast", "1Gi", "")}); got != nil {
+		t.Fatalf("invalid selector matched %d volumes", len(got))
+	}
+}
+
+// Claims of one pod decided on one node never share a volume, and a claim
+// pre-bound to another node's volume rules the node out.
+func TestDecideStaticBindings(t *testing.T) {
+	pvs := []*corev1.PersistentVolume{testPV("a", "fast", "1Gi", ""), testPV("b", "fast", "2Gi", "")}
+	class := wffc("fast", notSupportedProvision)
+	vs := &volumeState{delayed: []*delayedClaim{
+		{claim: testClaim("one", "fast", "1Gi"), class: class, candidates: volumeCandidates(testClaim("one", "fast", "1Gi"), pvs)},
+		{claim: testClaim("two", "fast", "1Gi"), class: class, candidates: volumeCandidates(testClaim("two", "fast", "1Gi"), pvs)},
+	}}
+	d, reasons := vs.decide(hostNode("n1"))
+	if reasons != nil || len(d.static) != 2 || d.static[0].pv.Name != "a" || d.static[1].pv.Name != "b" {
+		t.Fatalf("reasons %q, static %+v", reasons, d.static)
+	}
+
 	pre := testPV("pre", "fast", "50Gi", "n2")
 	pre.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "data"}
-
-	tests := []struct {
-		name     string
-		claim    *corev1.PersistentVolumeClaim
-		selector map[string]string
-		pvs      []*corev1.PersistentVolume
-		node     string
-		want     string // "" for none
-	}{
-		{"smallest that fits", testClaim("data", "fast", "1Gi"),
-			nil, []*corev1.PersistentVolume{testPV("big", "fast", "10Gi", ""), testPV("small", "fast", "2Gi", ""), testPV("tiny", "fast", "500Mi", "")}, "n1", "small"},
-		{"class must match", testClaim("data", "fast", "1Gi"),
-			nil, []*corev1.PersistentVolume{testPV("slow", "slow", "1Gi", "")}, "n1", ""},
-		{"access modes must be offered", testClaim("data", "fast", "1Gi", corev1.ReadWriteMany),
-			nil, []*corev1.PersistentVolume{testPV("rwo", "fast", "1Gi", "")}, "n1", ""},
-		{"claimed, released and block volumes are skipped", testClaim("data", "fast", "1Gi"),
-			nil, []*corev1.PersistentVolume{bound, released, blockPV}, "n1", ""},
-		{"node affinity picks the node's volume", testClaim("data", "fast", "1Gi"),
-			nil, []*corev1.PersistentVolume{testPV("on-n2", "fast", "1Gi", "n2"), testPV("on-n1", "fast", "5Gi", "n1")}, "n1", "on-n1"},
-		{"selector", testClaim("data", "fast", "1Gi"), map[string]string{"tier": "gold"},
-			[]*corev1.PersistentVolume{testPV("plain", "fast", "1Gi", ""), withLabels(testPV("gold", "fast", "9Gi", ""), map[string]string{"tier": "gold"})}, "n1", "gold"},
-		{"pre-bound volume wins", testClaim("data", "fast", "1Gi"),
-			nil, []*corev1.PersistentVolume{testPV("small", "fast", "1Gi", ""), pre}, "n2", "pre"},
-		{"pre-bound volume elsewhere means none here", testClaim("data", "fast", "1Gi"),
-			nil, []*corev1.PersistentVolume{testPV("small", "fast", "1Gi", ""), pre}, "n1", ""},
+	claim := testClaim("data", "fast", "1Gi")
+	vs = &volumeState{delayed: []*delayedClaim{{claim: claim, class: class,
+		candidates: volumeCandidates(claim, []*corev1.PersistentVolume{testPV("small", "fast", "1Gi", ""), pre})}}}
+	if _, reasons := vs.decide(hostNode("n1")); !slices.Equal(reasons, []string{reasonBindConflict}) {
+		t.Fatalf("pre-bound elsewhere: reasons %q", reasons)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.selector != nil {
-				tc.claim.Spec.Selector = &metav1.LabelSelector{MatchLabels: tc.selector}
-			}
-			got := pickVolume(candidateVolumes(tc.claim, tc.pvs), hostNode(tc.node), nil)
-			name := ""
-			if got != nil {
-				name = got.Name
-			}
-			if name != tc.want {
-				t.Fatalf("picked %q, want %q", name, tc.want)
-			}
-		})
-	}
-	// A volume one claim of the pod took is not offered to the next.
-	cands := candidateVolumes(testClaim("data", "fast", "1Gi"), []*corev1.PersistentVolume{testPV("a", "fast", "1Gi", ""), testPV("b", "fast", "2Gi", "")})
-	if got := pickVolume(cands, hostNode("n1"), []string{"a"}); got == nil || got.Name != "b" {
-		t.Fatalf("with a taken: %v", got)
+	if d, reasons := vs.decide(hostNode("n2")); reasons != nil || len(d.static) != 1 || d.static[0].pv.Name != "pre" {
+		t.Fatalf("pre-bound here: reasons %q, decision %+v", reasons, d)
 	}
 }
 
@@ -133,11 +124,11 @@ func TestDecideReasons(t *testing.T) {
 		static    int
 		provision int
 	}{
-		{"bound PV on this node", &volumeState{bound: []boundClaim{{pv: boundPV, affinity: parsePVAffinity(boundPV)}}}, "n1", nil, 0, 0},
-		{"bound PV elsewhere", &volumeState{bound: []boundClaim{{pv: boundPV, affinity: parsePVAffinity(boundPV)}}}, "n2", []string{reasonNodeConflict}, 0, 0},
+		{"bound PV on this node", &volumeState{bound: []boundClaim{{pv: boundPV, affinity: volumematch.ParseNodeAffinity(boundPV)}}}, "n1", nil, 0, 0},
+		{"bound PV elsewhere", &volumeState{bound: []boundClaim{{pv: boundPV, affinity: volumematch.ParseNodeAffinity(boundPV)}}}, "n2", []string{reasonNodeConflict}, 0, 0},
 		{"bound PV missing", &volumeState{bound: []boundClaim{{}}}, "n1", []string{reasonPVNotExist}, 0, 0},
 		{"static match", &volumeState{delayed: []*delayedClaim{{claim: testClaim("c", "fast", "1Gi"), class: wffc("fast", notSupportedProvision),
-			candidates: candidateVolumes(testClaim("c", "fast", "1Gi"), []*corev1.PersistentVolume{testPV("p", "fast", "1Gi", "n1")})}}}, "n1", nil, 1, 0},
+			candidates: volumeCandidates(testClaim("c", "fast", "1Gi"), []*corev1.PersistentVolume{testPV("p", "fast", "1Gi", "n1")})}}}, "n1", nil, 1, 0},
 		{"no volume, no provisioner", &volumeState{delayed: []*delayedClaim{{claim: testClaim("c", "fast", "1Gi"), class: wffc("fast", notSupportedProvision)}}},
 			"n1", []string{reasonBindConflict}, 0, 0},
 		{"provision", &volumeState{delayed: []*delayedClaim{{claim: testClaim("c", "fast", "1Gi"), class: wffc("fast", "skiff.dev/local-path")}}}, "n1", nil, 0, 1},

@@ -9,6 +9,8 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
 // volumeState is what the volume plugins learn about a pod once per
@@ -34,7 +36,7 @@ type volumeState struct {
 type boundClaim struct {
 	claim    *corev1.PersistentVolumeClaim
 	pv       *corev1.PersistentVolume // nil when the PV does not exist
-	affinity *pvAffinity
+	affinity *volumematch.NodeAffinity
 }
 
 // delayedClaim is an unbound WaitForFirstConsumer claim with what a node
@@ -43,7 +45,7 @@ type delayedClaim struct {
 	claim        *corev1.PersistentVolumeClaim
 	class        *storagev1.StorageClass
 	selectedNode string // already chosen by an earlier attempt
-	candidates   []pvCandidate
+	candidates   []volumematch.Candidate
 	size         int64
 	// checkCapacity: the class's CSI driver publishes storage capacity,
 	// so some pool must reach the node.
@@ -132,13 +134,13 @@ func (b *volumeBinder) preFilter(pod *corev1.Pod, c *cache) (*volumeState, strin
 		if claimFullyBound(pvc) {
 			bc := boundClaim{claim: pvc}
 			if pv, err := b.volume(pvc.Spec.VolumeName); err == nil {
-				bc.pv, bc.affinity = pv, parsePVAffinity(pv)
+				bc.pv, bc.affinity = pv, volumematch.ParseNodeAffinity(pv)
 				vs.zones = append(vs.zones, pvZones(pv)...)
 			}
 			vs.bound = append(vs.bound, bc)
 			continue
 		}
-		class := b.storageClass(claimClass(pvc))
+		class := b.storageClass(volumematch.ClaimClass(pvc))
 		if pvc.Spec.VolumeName != "" || class == nil || class.VolumeBindingMode == nil ||
 			*class.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
 			// Immediate claims (and pre-bound ones) are the PV
@@ -175,7 +177,7 @@ func (b *volumeBinder) delayed(pvc *corev1.PersistentVolumeClaim, class *storage
 		selectedNode: pvc.Annotations[annSelectedNode],
 	}
 	if d.selectedNode == "" {
-		d.candidates = candidateVolumes(pvc, b.volumesOfClass(class.Name))
+		d.candidates = volumeCandidates(pvc, b.volumesOfClass(class.Name))
 	}
 	if !hasReq || class.Provisioner == "" || class.Provisioner == notSupportedProvision {
 		return d
@@ -211,7 +213,7 @@ func (b *volumeBinder) claimCSI(pvc *corev1.PersistentVolumeClaim) (driver, hand
 		}
 		return pv.Spec.CSI.Driver, pv.Spec.CSI.VolumeHandle
 	}
-	class := b.storageClass(claimClass(pvc))
+	class := b.storageClass(volumematch.ClaimClass(pvc))
 	if class == nil || class.Provisioner == "" {
 		return "", ""
 	}

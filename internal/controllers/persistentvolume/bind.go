@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
 // bind ties pv and pvc together in upstream's order, each step a no-op
@@ -41,7 +43,7 @@ func (c *Controller) bindVolumeToClaim(ctx context.Context, pv *corev1.Persisten
 		return pv, nil
 	}
 	pv = pv.DeepCopy()
-	if ref == nil || !boundToClaim(pv, pvc) {
+	if ref == nil || !volumematch.BoundToClaim(pv, pvc) {
 		// Not pre-bound by a user, the scheduler or a provisioner.
 		metav1.SetMetaDataAnnotation(&pv.ObjectMeta, AnnBoundByController, "yes")
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
 // Upstream's event reasons and messages.
@@ -65,7 +66,7 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, pvc *corev1.Persisten
 	if err := c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil); err != nil {
 		return err
 	}
-	class := claimClass(pvc)
+	class := volumematch.ClaimClass(pvc)
 	if class == "" {
 		c.recorder.Event(pvc, corev1.EventTypeNormal, reasonFailedBinding, msgNoVolumeNoClass)
 		return controllerutil.RequeueAfter(resyncPending)
@@ -141,12 +142,12 @@ func (c *Controller) syncPreboundClaim(ctx context.Context, pvc *corev1.Persiste
 	}
 	switch {
 	case pv.Spec.ClaimRef == nil:
-		if why := mismatch(pvc, pv); why != "" {
+		if why := volumematch.Mismatch(pvc, pv); why != "" {
 			c.recorder.Event(pvc, corev1.EventTypeWarning, reasonVolumeMismatch, "Cannot bind to requested volume \""+pv.Name+"\": "+why)
 			return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
 		}
 		return c.bind(ctx, pv, pvc)
-	case boundToClaim(pv, pvc):
+	case volumematch.BoundToClaim(pv, pvc):
 		return c.bind(ctx, pv, pvc)
 	default:
 		// The volume belongs to another claim: wait, it may be released.
@@ -194,7 +195,7 @@ func (c *Controller) loseClaim(ctx context.Context, pvc *corev1.PersistentVolume
 // delayBinding reports whether the claim's class waits for the first
 // consumer. An unknown class binds immediately (and fails to provision).
 func (c *Controller) delayBinding(pvc *corev1.PersistentVolumeClaim) (bool, error) {
-	name := claimClass(pvc)
+	name := volumematch.ClaimClass(pvc)
 	if name == "" {
 		return false, nil
 	}

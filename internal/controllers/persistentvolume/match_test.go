@@ -1,6 +1,7 @@
 package persistentvolume
 
 import (
+	"context"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,12 +33,6 @@ func claimRef(ns, name, uid string) pvOpt {
 		pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: ns, Name: name, UID: types.UID(uid)}
 	}
 }
-func labelled(k, v string) pvOpt {
-	return func(pv *corev1.PersistentVolume) { pv.Labels = map[string]string{k: v} }
-}
-func block() pvOpt {
-	return func(pv *corev1.PersistentVolume) { pv.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeBlock) }
-}
 func phase(p corev1.PersistentVolumePhase) pvOpt {
 	return func(pv *corev1.PersistentVolume) { pv.Status.Phase = p }
 }
@@ -53,12 +48,10 @@ func claim(size, class string, m ...corev1.PersistentVolumeAccessMode) *corev1.P
 		}}
 }
 
+// The matching rules are tested in volumematch; these cases pin the
+// binder's own policy.
 func TestFindMatch(t *testing.T) {
 	rwo, rox, rwx := corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany
-	withSelector := claim("1Gi", "")
-	withSelector.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"disk": "ssd"}}
-	blockClaim := claim("1Gi", "")
-	blockClaim.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeBlock)
 	tests := []struct {
 		name    string
 		claim   *corev1.PersistentVolumeClaim
@@ -68,28 +61,14 @@ func TestFindMatch(t *testing.T) {
 	}{
 		{name: "smallest that fits", claim: claim("1Gi", ""),
 			volumes: []*corev1.PersistentVolume{volume("big", "10Gi", ""), volume("fit", "2Gi", ""), volume("tiny", "500Mi", "")}, want: "fit"},
-		{name: "class must match", claim: claim("1Gi", "fast"),
-			volumes: []*corev1.PersistentVolume{volume("slow", "1Gi", "slow"), volume("fast", "5Gi", "fast")}, want: "fast"},
-		{name: "no class matches only classless volumes", claim: claim("1Gi", ""),
-			volumes: []*corev1.PersistentVolume{volume("classed", "1Gi", "x")}},
-		{name: "access modes must be offered", claim: claim("1Gi", "", rwx),
-			volumes: []*corev1.PersistentVolume{volume("rwo", "1Gi", ""), volume("rwx", "9Gi", "", modes(rwo, rwx))}, want: "rwx"},
 		{name: "fewest access modes before smallest", claim: claim("1Gi", "", rwo),
 			volumes: []*corev1.PersistentVolume{volume("many", "1Gi", "", modes(rwo, rox, rwx)), volume("one", "5Gi", "")}, want: "one"},
-		{name: "selector", claim: withSelector,
-			volumes: []*corev1.PersistentVolume{volume("hdd", "1Gi", ""), volume("ssd", "3Gi", "", labelled("disk", "ssd"))}, want: "ssd"},
-		{name: "volume mode must agree", claim: blockClaim,
-			volumes: []*corev1.PersistentVolume{volume("fs", "1Gi", ""), volume("blk", "1Gi", "", block())}, want: "blk"},
-		{name: "volumes bound elsewhere are skipped", claim: claim("1Gi", ""),
-			volumes: []*corev1.PersistentVolume{volume("taken", "1Gi", "", claimRef("ns", "other", "u2"))}},
-		{name: "pre-bound to this claim wins over a smaller one, any class", claim: claim("1Gi", ""),
-			volumes: []*corev1.PersistentVolume{volume("a", "1Gi", ""), volume("mine", "5Gi", "other", claimRef("ns", "c", ""))}, want: "mine"},
-		{name: "pre-bound to an older claim of the same name is skipped", claim: claim("1Gi", ""),
-			volumes: []*corev1.PersistentVolume{volume("old", "5Gi", "", claimRef("ns", "c", "uid-old"))}},
-		{name: "pre-bound but too small", claim: claim("2Gi", ""),
-			volumes: []*corev1.PersistentVolume{volume("mine", "1Gi", "", claimRef("ns", "c", "uid-c"))}},
+		{name: "a volume not yet marked Available is taken", claim: claim("1Gi", ""),
+			volumes: []*corev1.PersistentVolume{volume("new", "1Gi", "", phase(corev1.VolumePending)), volume("old", "5Gi", "")}, want: "new"},
 		{name: "released volumes are not reused", claim: claim("1Gi", ""),
 			volumes: []*corev1.PersistentVolume{volume("rel", "1Gi", "", phase(corev1.VolumeReleased))}},
+		{name: "pre-bound to this claim wins", claim: claim("1Gi", ""),
+			volumes: []*corev1.PersistentVolume{volume("a", "1Gi", ""), volume("mine", "5Gi", "other", claimRef("ns", "c", ""))}, want: "mine"},
 		{name: "WaitForFirstConsumer takes only pre-bound volumes", claim: claim("1Gi", "local"), delay: true,
 			volumes: []*corev1.PersistentVolume{volume("free", "1Gi", "local"), volume("chosen", "1Gi", "local", claimRef("ns", "c", ""))}, want: "chosen"},
 		{name: "WaitForFirstConsumer without pre-binding", claim: claim("1Gi", "local"), delay: true,
@@ -112,20 +91,35 @@ func TestFindMatch(t *testing.T) {
 	}
 }
 
-func TestMismatch(t *testing.T) {
-	c := claim("2Gi", "x", corev1.ReadWriteMany)
-	for _, tt := range []struct {
-		pv   *corev1.PersistentVolume
-		want string
-	}{
-		{volume("small", "1Gi", "x", modes(corev1.ReadWriteMany)), "requested PV is too small"},
-		{volume("class", "2Gi", "y", modes(corev1.ReadWriteMany)), "storageClassName does not match"},
-		{volume("mode", "2Gi", "x", modes(corev1.ReadWriteMany), block()), "incompatible volumeMode"},
-		{volume("access", "2Gi", "x"), "incompatible accessMode"},
-		{volume("ok", "2Gi", "x", modes(corev1.ReadWriteMany)), ""},
-	} {
-		if got := mismatch(c, tt.pv); got != tt.want {
-			t.Errorf("%s: %q, want %q", tt.pv.Name, got, tt.want)
+func TestFindMatchInvalidSelector(t *testing.T) {
+	pvc := claim("1Gi", "")
+	pvc.Spec.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}
+	if pv, err := findMatch(pvc, []*corev1.PersistentVolume{volume("a", "1Gi", "")}, false); err == nil {
+		t.Fatalf("invalid selector matched %v", pv)
+	}
+}
+
+// A claim naming a volume that cannot hold it stays Pending with
+// upstream's VolumeMismatch event, and nothing is bound.
+func TestPreboundClaimMismatch(t *testing.T) {
+	pvc := claim("2Gi", "")
+	pvc.Spec.VolumeName = "pv1"
+	c, client, rec := newTestController(t, pvc, volume("pv1", "1Gi", ""))
+	if err := c.sync(context.Background(), claimPrefix+"ns/c"); err != nil {
+		t.Fatal(err)
+	}
+	want := `Warning VolumeMismatch Cannot bind to requested volume "pv1": requested PV is too small`
+	select {
+	case ev := <-rec.Events:
+		if ev != want {
+			t.Fatalf("event %q, want %q", ev, want)
+		}
+	default:
+		t.Fatalf("no event, want %q", want)
+	}
+	for _, w := range writes(client) {
+		if w == "update persistentvolumes" {
+			t.Fatalf("volume written: %v", writes(client))
 		}
 	}
 }
