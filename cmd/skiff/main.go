@@ -57,6 +57,8 @@ func main() {
 		err = runScheduler(os.Args[2:])
 	case "controller-manager":
 		err = runControllerManager(os.Args[2:])
+	case "sim":
+		err = runSim(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("skiff", cluster.KubernetesVersion+"+skiff")
 	case "help", "-h", "--help":
@@ -89,6 +91,7 @@ commands:
   etcd-snapshot save [--data-dir DIR] [FILE] | restore FILE --data-dir NEWDIR [--force] | ls | verify FILE
             back up, restore, list or check etcd snapshots
   killall   stop every container of a stopped node and unmount its data dir
+  sim       run simulated nodes for scale tests against a server (--kubeconfig, --nodes N)
   version   print the version
 `)
 }
