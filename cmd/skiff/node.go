@@ -61,6 +61,7 @@ func runUp(args []string) error {
 	kubeletPort := fs.Int("kubelet-port", 10250, "port of the kubelet API")
 	imagesDir := fs.String("images-dir", defaultImagesDir(), "image archives (*.tar) imported into the node's containerd at start")
 	keep := fs.Bool("keep-containers", false, "leave pods running when skiff stops")
+	storage := fs.String("storage-dir", "", "where the local-path provisioner keeps this node's volumes (default DIR/agent/storage)")
 	bridge := fs.String("cni-bridge", "skiff0", "name of the pod network bridge")
 	logDir := fs.String("pod-log-dir", "/var/log/pods", "where container logs are written")
 	dnsPort := fs.Int("dns-port", 53, "port of the node's cluster DNS server on the node IP")
@@ -93,7 +94,7 @@ func runUp(args []string) error {
 			DashboardPort:            *dashboardPort, DashboardWritable: *dashboardWritable,
 		})),
 		DataDir: *dataDir, NodeName: *nodeName, NodeIP: ip, KubeletPort: *kubeletPort,
-		ImagesDir: *imagesDir, KeepContainers: *keep, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort,
+		ImagesDir: *imagesDir, KeepContainers: *keep, StorageDir: *storage, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort,
 		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, Logger: log,
 	})
 }
@@ -117,6 +118,7 @@ func runAgent(cmd string, args []string) error {
 	imagesDir := fs.String("images-dir", defaultImagesDir(), "image archives (*.tar) imported into the agent's containerd at start")
 	logDir := fs.String("pod-log-dir", "/var/log/pods", "where container logs are written")
 	keep := fs.Bool("keep-containers", false, "leave pods running when the agent stops")
+	storage := fs.String("storage-dir", "", "where the local-path provisioner keeps this node's volumes (default DIR/storage)")
 	clusterCIDR := fs.String("cluster-cidr", "10.42.0.0/16", "pod network of the cluster (for the service proxy)")
 	noProxy := fs.Bool("disable-proxy", false, "do not run the service proxy")
 	dnsPort := fs.Int("dns-port", 53, "port of the node's cluster DNS server on the node IP")
@@ -165,7 +167,7 @@ func runAgent(cmd string, args []string) error {
 		DataDir: *dataDir, NodeName: name, Kubeconfig: kc, RuntimeEndpoint: *endpoint,
 		ImagesDir: *imagesDir, NodeIP: ip, KubeletPort: *kubeletPort, ClusterDNS: dns, CNIBridge: *bridge,
 		Servers:        splitList(*server),
-		KeepContainers: *keep, LogDir: *logDir, ClusterCIDR: *clusterCIDR, DisableProxy: *noProxy,
+		KeepContainers: *keep, StorageDir: *storage, LogDir: *logDir, ClusterCIDR: *clusterCIDR, DisableProxy: *noProxy,
 		DNSPort: *dnsPort, DisableDNS: *noDNS, KubeletTLS: kubeletTLS,
 		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, DisableIngress: *noIngress, Logger: log,
 		MetricsAddress: *metricsAddr,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
 	"github.com/skiff-dev/skiff/internal/containerd"
+	"github.com/skiff-dev/skiff/internal/controllers/localpath"
 	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/dns"
 	"github.com/skiff-dev/skiff/internal/ingress"
@@ -46,6 +47,9 @@ type AgentConfig struct {
 	ClusterDomain  string
 	CNIBridge      string
 	KeepContainers bool
+	// StorageDir is where the local-path provisioner keeps this node's
+	// volumes (default DataDir/storage), announced in a node annotation.
+	StorageDir string
 	// LogDir defaults to /var/log/pods.
 	LogDir     string
 	Registerer prometheus.Registerer
@@ -138,6 +142,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		CNIBridge:            cfg.CNIBridge,
 		Port:                 cfg.KubeletPort,
 		KeepContainersOnExit: cfg.KeepContainers,
+		Annotations:          map[string]string{localpath.DirAnnotation: storageDir(cfg)},
 		TLS:                  cfg.KubeletTLS,
 		Registerer:           cfg.Registerer,
 		Logger:               cfg.Logger,
@@ -300,4 +305,17 @@ func startIngress(ctx context.Context, client kubernetes.Interface, cfg AgentCon
 		}
 	}()
 	return done
+}
+
+// storageDir is the node's local-path volume directory: the configured one,
+// or DataDir/storage, absolute because pods' hostPath volumes name it.
+func storageDir(cfg AgentConfig) string {
+	dir := cfg.StorageDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "storage")
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }

@@ -27,9 +27,11 @@ type UpConfig struct {
 	KubeletPort    int
 	NodeIP         net.IP
 	KeepContainers bool
-	CNIBridge      string
-	LogDir         string
-	DNSPort        int
+	// StorageDir holds the node's local-path volumes (default DIR/agent/storage).
+	StorageDir string
+	CNIBridge  string
+	LogDir     string
+	DNSPort    int
 	// IngressHTTPPort and IngressHTTPSPort default to 80 and 443.
 	IngressHTTPPort, IngressHTTPSPort int
 	Logger                            *slog.Logger
@@ -111,6 +113,7 @@ func RunUp(ctx context.Context, cfg UpConfig) error {
 		KubeletPort:    cfg.KubeletPort,
 		ClusterDNS:     []string{ClusterDNSIP(cfg.Server.ServiceCIDR)},
 		KeepContainers: cfg.KeepContainers,
+		StorageDir:     cfg.StorageDir,
 		CNIBridge:      cfg.CNIBridge,
 		LogDir:         cfg.LogDir,
 		Logger:         log,

@@ -64,6 +64,9 @@ type Config struct {
 	Port int
 	// Labels are extra node labels.
 	Labels map[string]string
+	// Annotations are node annotations the agent owns, such as where the
+	// local-path provisioner keeps this node's volumes.
+	Annotations map[string]string
 	// Taints are registered with the node.
 	Taints []v1.Taint
 	// KeepContainersOnExit leaves pods running when the agent stops.

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"bufio"
 	"context"
+	"maps"
 	"os"
 	"reflect"
 	"runtime"
@@ -32,8 +33,8 @@ func startRecorder(ctx context.Context, client kubernetes.Interface, node string
 	return b.Shutdown, b.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: node})
 }
 
-// registerNode creates the Node, or brings an existing one's labels and
-// addresses up to date (a restarted agent keeps its node object).
+// registerNode creates the Node, or brings an existing one's labels,
+// annotations and addresses up to date (a restarted agent keeps its node object).
 func (k *Kubelet) registerNode(ctx context.Context) error {
 	want := k.initialNode()
 	for attempt := 0; ; attempt++ {
@@ -52,7 +53,13 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 				for key, v := range want.Labels {
 					node.Labels[key] = v
 				}
-				if !reflect.DeepEqual(node.Labels, existing.Labels) {
+				if len(want.Annotations) > 0 && node.Annotations == nil {
+					node.Annotations = map[string]string{}
+				}
+				for key, v := range want.Annotations {
+					node.Annotations[key] = v
+				}
+				if !reflect.DeepEqual(node.Labels, existing.Labels) || !reflect.DeepEqual(node.Annotations, existing.Annotations) {
 					if _, err = k.client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err == nil {
 						break
 					}
@@ -87,7 +94,7 @@ func (k *Kubelet) initialNode() *v1.Node {
 		labels[key] = v
 	}
 	return &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: labels, Annotations: maps.Clone(k.cfg.Annotations)},
 		Spec:       v1.NodeSpec{Taints: k.cfg.Taints},
 	}
 }

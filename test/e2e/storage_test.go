@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ spec:
   - name: c
     image: busybox
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", ` + "`" + cmd + "`" + `]
+    command: ["sh", "-c", ` + strconv.Quote(cmd) + `]
     volumeMounts:
     - {name: d, mountPath: /data}
   volumes:
@@ -77,7 +78,6 @@ spec:
 // pods, StatefulSet claims follow their ordinals, deleting a claim deletes
 // its data, and a claim of an unknown class leaves its pod Pending.
 func TestPersistentStorage(t *testing.T) {
-	t.Skip("needs the kubelet to mount persistentVolumeClaim volumes and the agent to announce skiff.dev/local-path-dir (issue 16, in progress)")
 	c := startNodeCluster(t)
 	k := c.kubectl()
 
