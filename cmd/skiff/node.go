@@ -73,6 +73,7 @@ func runUp(args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	saFlags := addServiceAccountFlags(fs)
 	fcFlags := addFlowControlFlags(fs)
+	snapFlags := addSnapshotFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,16 +84,19 @@ func runUp(args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	if *snapFlags.clusterReset {
+		return clusterReset(ctx, filepath.Join(*dataDir, "server"), "", *snapFlags.restorePath, log)
+	}
 	if *pprofAddr != "" {
 		go servePprof(*pprofAddr, log)
 	}
 	return cluster.RunUp(ctx, cluster.UpConfig{
-		Server: fcFlags.apply(saFlags.apply(cluster.ServerConfig{
+		Server: snapFlags.apply(fcFlags.apply(saFlags.apply(cluster.ServerConfig{
 			BindAddress: *bind, AdvertiseAddress: advertiseOr(*advertise, ip), SecurePort: *port, ServiceCIDR: *serviceCIDR, ClusterCIDR: *clusterCIDR,
 			ClusterSigningDuration:   *signingDuration,
 			EncryptionProviderConfig: *encConfig,
 			DashboardPort:            *dashboardPort, DashboardWritable: *dashboardWritable,
-		})),
+		}))),
 		DataDir: *dataDir, NodeName: *nodeName, NodeIP: ip, KubeletPort: *kubeletPort,
 		ImagesDir: *imagesDir, KeepContainers: *keep, StorageDir: *storage, CNIBridge: *bridge, LogDir: *logDir, DNSPort: *dnsPort,
 		IngressHTTPPort: *ingressHTTP, IngressHTTPSPort: *ingressHTTPS, Logger: log,

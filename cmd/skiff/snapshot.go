@@ -157,8 +157,8 @@ func hostname() string {
 	return h
 }
 
-// snapshotFlags are `skiff server`'s scheduled snapshot and cluster reset
-// flags.
+// snapshotFlags are the scheduled snapshot and cluster reset flags of `skiff
+// server` and `skiff up`.
 type snapshotFlags struct {
 	schedule, dir, restorePath *string
 	retention                  *int
@@ -170,7 +170,7 @@ func addSnapshotFlags(fs *flag.FlagSet) snapshotFlags {
 		schedule: fs.String("etcd-snapshot-schedule", snapshot.DefaultSchedule,
 			`cron schedule (minute hour day month weekday, local time) of etcd snapshots; "" takes none`),
 		retention: fs.Int("etcd-snapshot-retention", snapshot.DefaultRetention, "scheduled etcd snapshots to keep (0: all)"),
-		dir:       fs.String("etcd-snapshot-dir", "", "directory of scheduled etcd snapshots (default DIR/snapshots)"),
+		dir:       fs.String("etcd-snapshot-dir", "", "directory of scheduled etcd snapshots (default DIR/snapshots, for up DIR/server/snapshots)"),
 		clusterReset: fs.Bool("cluster-reset", false,
 			"make the embedded etcd a new single-member cluster (from --cluster-reset-restore-path if given), keeping the old data beside it, then exit"),
 		restorePath: fs.String("cluster-reset-restore-path", "", "with --cluster-reset: the snapshot to restore"),
