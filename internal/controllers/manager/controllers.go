@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
+	"github.com/skiff-dev/skiff/internal/controllers/attachdetach"
 	"github.com/skiff-dev/skiff/internal/controllers/bootstrapsigner"
 	"github.com/skiff-dev/skiff/internal/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/internal/controllers/cronjob"
@@ -127,6 +128,7 @@ var registrations = []registration{
 	{"persistentvolume-expander", "expand-controller", informerController(persistentvolume.NewExpander)},
 	{"pvc-protection", "pvc-protection-controller", informerController(volumeprotection.NewPVCProtection)},
 	{"pv-protection", "pv-protection-controller", informerController(volumeprotection.NewPVProtection)},
+	{"attachdetach", "attachdetach-controller", informerController(attachdetach.New)},
 	// Skiff's own: its role is system:controller:skiff-local-path-provisioner.
 	{"local-path-provisioner", "skiff-local-path-provisioner", informerController(localpath.New)},
 	{"root-ca-cert-publisher", "root-ca-cert-publisher", func(d deps) (Controller, error) {
