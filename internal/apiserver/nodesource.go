@@ -9,6 +9,7 @@ import (
 
 var (
 	pvcsGVR      = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
+	pvsGVR       = corev1.SchemeGroupVersion.WithResource("persistentvolumes")
 	ingressesGVR = networkingv1.SchemeGroupVersion.WithResource("ingresses")
 )
 
@@ -38,6 +39,16 @@ func (src nodeSource) GetPersistentVolumeClaim(namespace, name string) (*corev1.
 	}
 	pvc, ok := e.Obj.(*corev1.PersistentVolumeClaim)
 	return pvc, ok
+}
+
+func (src nodeSource) GetPersistentVolume(name string) (*corev1.PersistentVolume, bool) {
+	res := src.s.resources[pvsGVR]
+	e, ok := res.cache.Get(res.key("", name))
+	if !ok {
+		return nil, false
+	}
+	pv, ok := e.Obj.(*corev1.PersistentVolume)
+	return pv, ok
 }
 
 func (src nodeSource) IngressesIn(namespace string) []*networkingv1.Ingress {

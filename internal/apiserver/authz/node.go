@@ -40,6 +40,7 @@ type NodeSource interface {
 	// returns false.
 	PodsOnNode(node, namespace string, fn func(*corev1.Pod) bool)
 	GetPersistentVolumeClaim(namespace, name string) (*corev1.PersistentVolumeClaim, bool)
+	GetPersistentVolume(name string) (*corev1.PersistentVolume, bool)
 	// IngressesIn lists the Ingresses of a namespace.
 	IngressesIn(namespace string) []*networkingv1.Ingress
 }
@@ -85,7 +86,7 @@ func (n *Node) Authorize(_ context.Context, a Attributes) (Decision, string, err
 	}
 	switch {
 	case a.APIGroup == "" && a.Resource == "secrets":
-		return n.related(a, node, n.podUsesSecret, n.ingressUsesSecret)
+		return n.related(a, node, n.podUsesSecret, n.volumeUsesSecret, n.ingressUsesSecret)
 	case a.APIGroup == "" && a.Resource == "configmaps":
 		return n.related(a, node, n.podUsesConfigMap)
 	case a.APIGroup == "" && a.Resource == "persistentvolumeclaims":
@@ -193,23 +194,58 @@ func (n *Node) relatedVolume(a Attributes, node string) (Decision, string, error
 	if a.Verb != "get" || a.Name == "" {
 		return NoOpinion, "", nil
 	}
+	if n.anyVolume(node, func(name string) bool { return name == a.Name }) {
+		return Allow, "", nil
+	}
+	return NoOpinion, fmt.Sprintf("no relationship found between node '%s' and this object", node), nil
+}
+
+// volumeUsesSecret reports whether a PersistentVolume claimed by a pod on
+// node names the Secret (a CSI driver's stage, publish or expand secrets),
+// which the kubelet must read to mount it; the Secret may live in another
+// namespace than the pod.
+func (n *Node) volumeUsesSecret(a Attributes, node string) bool {
+	return n.anyVolume(node, func(name string) bool {
+		pv, ok := n.src.GetPersistentVolume(name)
+		return ok && pvSecretRefs(pv, func(ref *corev1.SecretReference) bool {
+			return ref.Namespace == a.Namespace && ref.Name == a.Name
+		})
+	})
+}
+
+// anyVolume reports whether match holds for the name of a volume bound to a
+// claim of a pod on node.
+func (n *Node) anyVolume(node string, match func(pvName string) bool) bool {
 	found := false
 	n.src.PodsOnNode(node, "", func(p *corev1.Pod) bool {
 		for _, v := range p.Spec.Volumes {
 			if v.PersistentVolumeClaim == nil {
 				continue
 			}
-			if pvc, ok := n.src.GetPersistentVolumeClaim(p.Namespace, v.PersistentVolumeClaim.ClaimName); ok && pvc.Spec.VolumeName == a.Name {
+			if pvc, ok := n.src.GetPersistentVolumeClaim(p.Namespace, v.PersistentVolumeClaim.ClaimName); ok && pvc.Spec.VolumeName != "" && match(pvc.Spec.VolumeName) {
 				found = true
 				return false
 			}
 		}
 		return true
 	})
-	if found {
-		return Allow, "", nil
+	return found
+}
+
+// pvSecretRefs reports whether match holds for one of the Secrets a
+// volume's CSI source names.
+func pvSecretRefs(pv *corev1.PersistentVolume, match func(*corev1.SecretReference) bool) bool {
+	csi := pv.Spec.CSI
+	if csi == nil {
+		return false
 	}
-	return NoOpinion, fmt.Sprintf("no relationship found between node '%s' and this object", node), nil
+	for _, ref := range []*corev1.SecretReference{csi.NodeStageSecretRef, csi.NodePublishSecretRef, csi.NodeExpandSecretRef,
+		csi.ControllerPublishSecretRef, csi.ControllerExpandSecretRef} {
+		if ref != nil && match(ref) {
+			return true
+		}
+	}
+	return false
 }
 
 // podReferences reports whether pod refers to the named object of kind

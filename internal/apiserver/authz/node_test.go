@@ -15,6 +15,7 @@ import (
 type fakeNodeSource struct {
 	pods      []*corev1.Pod
 	pvcs      map[string]*corev1.PersistentVolumeClaim
+	pvs       map[string]*corev1.PersistentVolume
 	ingresses []*networkingv1.Ingress
 }
 
@@ -29,6 +30,11 @@ func (f *fakeNodeSource) PodsOnNode(node, ns string, fn func(*corev1.Pod) bool) 
 func (f *fakeNodeSource) GetPersistentVolumeClaim(ns, name string) (*corev1.PersistentVolumeClaim, bool) {
 	pvc, ok := f.pvcs[ns+"/"+name]
 	return pvc, ok
+}
+
+func (f *fakeNodeSource) GetPersistentVolume(name string) (*corev1.PersistentVolume, bool) {
+	pv, ok := f.pvs[name]
+	return pv, ok
 }
 
 func (f *fakeNodeSource) IngressesIn(ns string) []*networkingv1.Ingress {
@@ -76,6 +82,10 @@ func TestNodeAuthorizer(t *testing.T) {
 	src := &fakeNodeSource{
 		pods: []*corev1.Pod{podA, podB},
 		pvcs: map[string]*corev1.PersistentVolumeClaim{"ns/claim-a": {Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv-a"}}},
+		pvs: map[string]*corev1.PersistentVolume{"pv-a": {Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{
+			CSI: &corev1.CSIPersistentVolumeSource{Driver: "d", VolumeHandle: "h",
+				NodeStageSecretRef:   &corev1.SecretReference{Namespace: "driver-ns", Name: "stage-secret"},
+				NodePublishSecretRef: &corev1.SecretReference{Namespace: "ns", Name: "publish-secret"}}}}}},
 		ingresses: []*networkingv1.Ingress{{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "i"},
 			Spec: networkingv1.IngressSpec{TLS: []networkingv1.IngressTLS{{SecretName: "tls"}}}}},
 	}
@@ -98,6 +108,10 @@ func TestNodeAuthorizer(t *testing.T) {
 		{"projected configmap", nodeUser("node-a"), res("get", "configmaps", "ns", "kube-root-ca.crt"), Allow},
 		{"claim of own pod", nodeUser("node-a"), res("get", "persistentvolumeclaims", "ns", "claim-a"), Allow},
 		{"volume of own pod's claim", nodeUser("node-a"), res("get", "persistentvolumes", "", "pv-a"), Allow},
+		{"CSI stage secret of own pod's volume, in the driver's namespace", nodeUser("node-a"), res("get", "secrets", "driver-ns", "stage-secret"), Allow},
+		{"CSI publish secret of own pod's volume", nodeUser("node-a"), res("get", "secrets", "ns", "publish-secret"), Allow},
+		{"CSI secret of another node's volume", nodeUser("node-b"), res("get", "secrets", "driver-ns", "stage-secret"), NoOpinion},
+		{"CSI secret name in the wrong namespace", nodeUser("node-a"), res("get", "secrets", "ns", "stage-secret"), NoOpinion},
 		{"volume of nobody", nodeUser("node-b"), res("get", "persistentvolumes", "", "pv-a"), NoOpinion},
 		{"token for own pod's service account", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "ns", Name: "sa-a"}, Allow},
 		{"token for another service account", nodeUser("node-b"), Attributes{ResourceRequest: true, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "ns", Name: "sa-a"}, NoOpinion},
