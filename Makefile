@@ -45,6 +45,7 @@ lint:
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
 	cd test/images/operator && $(GO) test -race -count=1 ./...
+	cd test/promsd && $(GO) test -race -count=1 ./...
 
 e2e: build images helm
 	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_IMAGES=$(CURDIR)/bin/images SKIFF_HELM=$(CURDIR)/bin/helm $(GO) test -count=1 -timeout 20m ./test/e2e/
@@ -82,6 +83,7 @@ bench: build images
 	$(GO) run ./bench/streams
 	$(GO) run ./bench/snapshot
 	$(GO) run ./bench/proxy
+	$(GO) run ./bench/scrape
 	$(GO) test -run XXX -bench . ./internal/dns/
 
 generate:

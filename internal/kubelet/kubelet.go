@@ -27,6 +27,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	cri "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
@@ -189,13 +190,8 @@ type Kubelet struct {
 
 // New connects to the runtime and prepares the informers; Run starts work.
 func New(ctx context.Context, cfg Config) (*Kubelet, error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := prepare(&cfg); err != nil {
 		return nil, err
-	}
-	for _, d := range []string{cfg.DataDir, cfg.LogDir, filepath.Join(cfg.DataDir, "pods")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("kubelet: %w", err)
-		}
 	}
 	rt, err := dialRuntime(cfg.RuntimeEndpoint)
 	if err != nil {
@@ -209,17 +205,44 @@ func New(ctx context.Context, cfg Config) (*Kubelet, error) {
 	return newKubelet(cfg, rt, ver, clock.RealClock{}), nil
 }
 
+// NewWithRuntime is New over runtime services given in-process (a fake
+// runtime, for benchmarks), with the real clock.
+func NewWithRuntime(cfg Config, rt cri.RuntimeService, images cri.ImageManagerService) (*Kubelet, error) {
+	if err := prepare(&cfg); err != nil {
+		return nil, err
+	}
+	ver, err := rt.Version(context.Background(), "")
+	if err != nil {
+		return nil, fmt.Errorf("kubelet: %w", err)
+	}
+	return newKubelet(cfg, &runtimeClient{runtime: rt, images: images}, ver, clock.RealClock{}), nil
+}
+
+// prepare defaults cfg and creates the kubelet's directories.
+func prepare(cfg *Config) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	for _, d := range []string{cfg.DataDir, cfg.LogDir, filepath.Join(cfg.DataDir, "pods")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("kubelet: %w", err)
+		}
+	}
+	return nil
+}
+
 // newKubelet assembles a kubelet over a connected runtime; tests hand in
 // a fake runtime and a fake clock.
 func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, clk clock.WithTicker) *Kubelet {
+	m := newMetrics(cfg.Registerer)
 	k := &Kubelet{
 		cfg:           cfg,
 		log:           cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),
 		client:        cfg.Client,
-		runtime:       rt,
+		runtime:       instrument(rt, m),
 		runtimeVer:    ver.RuntimeName + "://" + ver.RuntimeVersion,
 		backoff:       newBackoff(cfg.BackoffInitial, cfg.BackoffMax),
-		metrics:       newMetrics(cfg.Registerer),
+		metrics:       m,
 		podCIDRReady:  make(chan struct{}),
 		nodeIPs:       []string{cfg.NodeIP.String()},
 		workers:       map[types.UID]*podWorker{},
@@ -242,7 +265,7 @@ func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, 
 	k.probes = newProbeManager(k.probe, func() record.EventRecorder { return k.recorder }, k.wakePod)
 	k.clock = clk
 	k.pleg = k.newPLEG()
-	k.metrics.registerPLEG(cfg.Registerer, k.pleg)
+	k.metrics.registerPLEG(cfg.Registerer, cfg.NodeName, k.pleg)
 	return k
 }
 

@@ -19,6 +19,7 @@ func (k *Kubelet) newPLEG() *pleg.PLEG {
 		Period:         k.cfg.PLEGPeriod,
 		Changed:        k.podRuntimeChanged,
 		RelistDuration: k.metrics.relist,
+		RelistInterval: k.metrics.relistIntvl,
 		Logger:         k.log,
 	})
 }

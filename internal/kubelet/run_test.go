@@ -189,7 +189,7 @@ func TestServeLogsAndStreams(t *testing.T) {
 	if code, body := get(h.k.serveSummary, "/stats/summary", nil); code != 200 || !strings.Contains(body, `"podRef"`) {
 		t.Errorf("summary: %d %s", code, body)
 	}
-	if code, body := get(h.k.serveResourceMetrics, "/metrics/resource", nil); code != 200 || !strings.Contains(body, "container_cpu_usage_seconds_total") {
+	if code, body := get(h.k.MetricsHandler().ServeHTTP, "/metrics/resource", nil); code != 200 || !strings.Contains(body, "container_cpu_usage_seconds_total") {
 		t.Errorf("resource metrics: %d %s", code, body)
 	}
 }

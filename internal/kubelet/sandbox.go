@@ -67,7 +67,6 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32
 	if err != nil {
 		return "", err
 	}
-	k.metrics.sandboxCreate.Observe(time.Since(start).Seconds())
 	k.log.Debug("sandbox created", "pod", podKey(pod), "id", id, "took", time.Since(start))
 	return id, nil
 }

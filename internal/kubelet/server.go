@@ -46,9 +46,7 @@ func (k *Kubelet) serve(ctx context.Context, ln net.Listener) {
 	mux.HandleFunc("/portForward/{ns}/{pod}", k.servePortForward)
 	mux.HandleFunc("GET /stats/summary", k.serveSummary)
 	mux.HandleFunc("GET /stats/summary/", k.serveSummary)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(k.registry(), promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /metrics/resource", k.serveResourceMetrics)
-	mux.HandleFunc("GET /metrics/cadvisor", k.serveResourceMetrics)
+	k.handleMetrics(mux)
 	srv := &http.Server{
 		Handler:           newAPIAuth(k.client, k.cfg.NodeName, k.log).wrap(mux),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -237,11 +235,26 @@ func proxyStream(w http.ResponseWriter, r *http.Request, target string) {
 	proxy.ServeHTTP(w, r)
 }
 
-// registry holds the kubelet's own metrics for /metrics.
-func (k *Kubelet) registry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{k.metrics.podStart, k.metrics.sandboxCreate, k.metrics.relist} {
-		_ = reg.Register(c)
+// handleMetrics adds the three metrics endpoints to mux, separate as
+// upstream's: the kubelet's own series (a registry), the resource metrics
+// metrics-server reads and the cAdvisor container series (written
+// directly, exposition.go).
+func (k *Kubelet) handleMetrics(mux *http.ServeMux) {
+	serve := func(cs ...prometheus.Collector) http.Handler {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(cs...)
+		return fastGzip(promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true}))
 	}
-	return reg
+	own := append(k.metrics.collectors(), plegFailures(k.pleg), newStateCollector(k.cfg.NodeName, k.pleg))
+	mux.Handle("GET /metrics", serve(own...))
+	mux.Handle("GET /metrics/resource", serveExposition(k.writeResourceMetrics))
+	mux.Handle("GET /metrics/cadvisor", serveExposition(k.writeCadvisorMetrics))
+}
+
+// MetricsHandler serves the kubelet's metrics endpoints without the
+// kubelet API's authentication, for in-process scrapes (benchmarks).
+func (k *Kubelet) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	k.handleMetrics(mux)
+	return mux
 }

@@ -137,26 +137,14 @@ func (k *Kubelet) summary(ctx context.Context) (*Summary, error) {
 		ws, a := uint64(total-avail), uint64(avail)
 		s.Node.Memory = &MemoryStats{Time: now, WorkingSetBytes: &ws, UsageBytes: &ws, AvailableBytes: &a}
 	}
-	stats, err := k.runtime.runtime.ListContainerStats(ctx, nil)
-	if err != nil {
-		return s, fmt.Errorf("container stats: %w", err)
-	}
-	cs, err := k.runtime.runtime.ListContainers(ctx,
-		&runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
+	samples, err := k.runningContainerStats(ctx)
 	if err != nil {
 		return s, err
 	}
-	running := map[string]*runtimeapi.Container{}
-	for _, c := range cs {
-		running[c.Id] = c
-	}
 	pods := map[string]*PodStats{}
 	live := map[string]bool{}
-	for _, st := range stats {
-		c := running[st.GetAttributes().GetId()]
-		if c == nil {
-			continue
-		}
+	for _, sample := range samples {
+		c, st := sample.Container, sample.stats
 		live[c.Id] = true
 		uid := c.Labels[labelPodUID]
 		p := pods[uid]
@@ -200,6 +188,37 @@ func (k *Kubelet) summary(ctx context.Context) (*Summary, error) {
 	return s, nil
 }
 
+// containerSample is a running container with the runtime's stats of it.
+type containerSample struct {
+	*runtimeapi.Container
+	stats *runtimeapi.ContainerStats
+}
+
+// runningContainerStats joins the runtime's container stats with its
+// running containers (whose labels name the pod); two runtime calls.
+func (k *Kubelet) runningContainerStats(ctx context.Context) ([]containerSample, error) {
+	stats, err := k.runtime.runtime.ListContainerStats(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("container stats: %w", err)
+	}
+	cs, err := k.runtime.runtime.ListContainers(ctx,
+		&runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
+	if err != nil {
+		return nil, fmt.Errorf("list running containers: %w", err)
+	}
+	running := make(map[string]*runtimeapi.Container, len(cs))
+	for _, c := range cs {
+		running[c.Id] = c
+	}
+	out := make([]containerSample, 0, len(stats))
+	for _, st := range stats {
+		if c := running[st.GetAttributes().GetId()]; c != nil {
+			out = append(out, containerSample{Container: c, stats: st})
+		}
+	}
+	return out, nil
+}
+
 func (k *Kubelet) serveSummary(w http.ResponseWriter, r *http.Request) {
 	s, err := k.summary(r.Context())
 	if err != nil {
@@ -208,47 +227,6 @@ func (k *Kubelet) serveSummary(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(s)
-}
-
-// serveResourceMetrics writes the summary in the Prometheus text format of
-// upstream's /metrics/resource (which metrics-server scrapes).
-func (k *Kubelet) serveResourceMetrics(w http.ResponseWriter, r *http.Request) {
-	s, err := k.summary(r.Context())
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	var b strings.Builder
-	ms := func(t time.Time) int64 { return t.UnixMilli() }
-	b.WriteString("# TYPE node_cpu_usage_seconds_total counter\n")
-	if c := s.Node.CPU; c != nil {
-		fmt.Fprintf(&b, "node_cpu_usage_seconds_total %g %d\n", float64(*c.UsageCoreNanoSeconds)/1e9, ms(c.Time))
-	}
-	b.WriteString("# TYPE node_memory_working_set_bytes gauge\n")
-	if m := s.Node.Memory; m != nil {
-		fmt.Fprintf(&b, "node_memory_working_set_bytes %d %d\n", *m.WorkingSetBytes, ms(m.Time))
-	}
-	b.WriteString("# TYPE container_cpu_usage_seconds_total counter\n")
-	for _, p := range s.Pods {
-		for _, c := range p.Containers {
-			if c.CPU != nil {
-				fmt.Fprintf(&b, "container_cpu_usage_seconds_total{container=%q,namespace=%q,pod=%q} %g %d\n",
-					c.Name, p.PodRef.Namespace, p.PodRef.Name, float64(*c.CPU.UsageCoreNanoSeconds)/1e9, ms(c.CPU.Time))
-			}
-		}
-	}
-	b.WriteString("# TYPE container_memory_working_set_bytes gauge\n")
-	for _, p := range s.Pods {
-		for _, c := range p.Containers {
-			if c.Memory != nil {
-				fmt.Fprintf(&b, "container_memory_working_set_bytes{container=%q,namespace=%q,pod=%q} %d %d\n",
-					c.Name, p.PodRef.Namespace, p.PodRef.Name, *c.Memory.WorkingSetBytes, ms(c.Memory.Time))
-			}
-		}
-	}
-	scrapeErr := 0
-	if err != nil {
-		scrapeErr = 1
-	}
-	fmt.Fprintf(&b, "# TYPE scrape_error gauge\nscrape_error %d\n", scrapeErr)
-	_, _ = w.Write([]byte(b.String()))
 }
 
 // nodeCPUNanos is the node's busy CPU time from /proc/stat, in

@@ -24,8 +24,10 @@ const maxTerminationMessage = 4096
 // when it differs from what the API holds.
 func (k *Kubelet) writeStatus(ctx context.Context, w *podWorker, pod *v1.Pod, state *podRuntime, volumes map[string]string) {
 	status := k.podStatus(ctx, w, pod, state)
-	if status.Phase == v1.PodRunning && w.lastPhase != v1.PodRunning {
-		k.metrics.podStart.Observe(time.Since(pod.CreationTimestamp.Time).Seconds())
+	// Measured from when this kubelet first saw the pod, as upstream; a pod
+	// the API already shows Running was started before an agent restart.
+	if status.Phase == v1.PodRunning && w.lastPhase != v1.PodRunning && pod.Status.Phase != v1.PodRunning {
+		k.metrics.podStart.Observe(time.Since(w.started).Seconds())
 	}
 	w.lastPhase = status.Phase
 	for attempt := 0; attempt < 3; attempt++ {

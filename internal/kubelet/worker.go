@@ -196,14 +196,20 @@ func (k *Kubelet) runWorker(w *podWorker) {
 	defer close(w.done)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for {
+	for first := true; ; first = false {
+		byTimer := false
 		select {
 		case <-w.ctx.Done():
 			return
 		case <-w.wake:
 		case <-timer.C:
+			byTimer = true
 		}
+		start := time.Now()
+		pod, removed := w.snapshot()
+		terminating := removed || (pod != nil && pod.DeletionTimestamp != nil)
 		next, finished := k.syncPod(w.ctx, w)
+		k.metrics.podWorker.WithLabelValues(syncOperation(first, terminating, byTimer)).Observe(time.Since(start).Seconds())
 		if finished {
 			k.untrackPodObjects(w.uid)
 			k.workersMu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	cri "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -38,7 +39,17 @@ type Config struct {
 	Changed func(ctx context.Context, uid types.UID)
 	// RelistDuration, when set, observes successful relists' durations.
 	RelistDuration prometheus.Observer
+	// RelistInterval, when set, observes the time from the start of the
+	// last successful relist to the start of each new one.
+	RelistInterval prometheus.Observer
 	Logger         *slog.Logger
+}
+
+// Counts is what the last successful relist found, for the kubelet's
+// running pods and containers gauges.
+type Counts struct {
+	ReadyPods  int // pods with at least one ready sandbox
+	Containers map[runtimeapi.ContainerState]int
 }
 
 // PLEG relists the runtime and reports changes.
@@ -49,7 +60,9 @@ type PLEG struct {
 
 	mu         sync.Mutex
 	lastActive time.Time // start of the last successful relist
+	relisted   bool      // lastActive is a relist's, not New's
 	lastErr    error
+	counts     Counts
 }
 
 // New returns a generator whose health counts from now.
@@ -89,11 +102,16 @@ func (p *PLEG) Run(ctx context.Context) {
 // failure is counted and kept for Healthy and LastError.
 func (p *PLEG) Relist(ctx context.Context) error {
 	start := p.cfg.Clock.Now()
-	current, err := p.fingerprints(ctx)
+	p.mu.Lock()
+	if p.relisted && p.cfg.RelistInterval != nil {
+		p.cfg.RelistInterval.Observe(start.Sub(p.lastActive).Seconds())
+	}
+	p.mu.Unlock()
+	current, counts, err := p.fingerprints(ctx)
 	p.mu.Lock()
 	p.lastErr = err
 	if err == nil {
-		p.lastActive = start
+		p.lastActive, p.relisted, p.counts = start, true, counts
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -117,31 +135,39 @@ func (p *PLEG) Relist(ctx context.Context) error {
 	return nil
 }
 
-// fingerprints summarises each pod's sandbox and container states.
-func (p *PLEG) fingerprints(ctx context.Context) (map[types.UID]string, error) {
+// fingerprints summarises each pod's sandbox and container states, and
+// counts them.
+func (p *PLEG) fingerprints(ctx context.Context) (map[types.UID]string, Counts, error) {
+	counts := Counts{Containers: map[runtimeapi.ContainerState]int{}}
 	sbs, err := p.cfg.Runtime.ListPodSandbox(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("list sandboxes: %w", err)
+		return nil, counts, fmt.Errorf("list sandboxes: %w", err)
 	}
 	cs, err := p.cfg.Runtime.ListContainers(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return nil, counts, fmt.Errorf("list containers: %w", err)
 	}
 	parts := map[types.UID][]string{}
+	ready := map[types.UID]bool{}
 	for _, s := range sbs {
 		uid := types.UID(s.Labels[podUIDLabel])
 		parts[uid] = append(parts[uid], s.Id+"="+s.State.String())
+		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			ready[uid] = true
+		}
 	}
 	for _, c := range cs {
 		uid := types.UID(c.Labels[podUIDLabel])
 		parts[uid] = append(parts[uid], c.Id+"="+c.State.String())
+		counts.Containers[c.State]++
 	}
+	counts.ReadyPods = len(ready)
 	out := make(map[types.UID]string, len(parts))
 	for uid, list := range parts {
 		sort.Strings(list)
 		out[uid] = strings.Join(list, ",")
 	}
-	return out, nil
+	return out, counts, nil
 }
 
 // Healthy is nil while a relist succeeded within RelistThreshold, else an
@@ -161,6 +187,21 @@ func (p *PLEG) LastError() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastErr
+}
+
+// LastActive is the start of the last successful relist (or of the
+// generator, before the first).
+func (p *PLEG) LastActive() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastActive
+}
+
+// Counts is what the last successful relist found; zero before the first.
+func (p *PLEG) Counts() Counts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts
 }
 
 // Failures counts failed relists since the start.
