@@ -142,10 +142,12 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		CNIBridge:            cfg.CNIBridge,
 		Port:                 cfg.KubeletPort,
 		KeepContainersOnExit: cfg.KeepContainers,
-		Annotations:          map[string]string{localpath.DirAnnotation: storageDir(cfg)},
-		TLS:                  cfg.KubeletTLS,
-		Registerer:           cfg.Registerer,
-		Logger:               cfg.Logger,
+		// As upstream's kubelet: the attach/detach controller attaches this
+		// node's volumes.
+		Annotations: map[string]string{localpath.DirAnnotation: storageDir(cfg), "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+		TLS:         cfg.KubeletTLS,
+		Registerer:  cfg.Registerer,
+		Logger:      cfg.Logger,
 	})
 	if err != nil {
 		return err

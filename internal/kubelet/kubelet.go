@@ -31,6 +31,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff-dev/skiff/internal/kubelet/csi"
 	"github.com/skiff-dev/skiff/internal/kubelet/objcache"
 	"github.com/skiff-dev/skiff/internal/kubelet/pleg"
 )
@@ -186,6 +187,7 @@ type Kubelet struct {
 	clock         clock.WithTicker
 	pleg          *pleg.PLEG
 	trustBundles  *trustBundles // clusterTrustBundle projections (trustbundles.go)
+	csi           *csi.Manager  // CSI driver registration and volumes
 }
 
 // New connects to the runtime and prepares the informers; Run starts work.
@@ -265,6 +267,10 @@ func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, 
 	k.probes = newProbeManager(k.probe, func() record.EventRecorder { return k.recorder }, k.wakePod)
 	k.clock = clk
 	k.pleg = k.newPLEG()
+	k.csi = csi.New(csi.Config{
+		Client: cfg.Client, NodeName: cfg.NodeName, DataDir: cfg.DataDir,
+		PodsDir: filepath.Join(cfg.DataDir, "pods"), Logger: k.log,
+	})
 	k.metrics.registerPLEG(cfg.Registerer, cfg.NodeName, k.pleg)
 	return k
 }
@@ -300,6 +306,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	loop(k.runLease)
 	loop(k.runNodeStatus)
 	loop(k.runPodCIDRWatch)
+	loop(k.csi.Run) // after registerNode: the CSINode is owned by the Node
 
 	k.trustBundles = newTrustBundles(ctx.Done(), k.client, k.wakeTrustBundlePods)
 	podInformer := k.factory.Core().V1().Pods().Informer()

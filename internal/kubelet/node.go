@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -247,6 +248,10 @@ func (k *Kubelet) nodeStatus(ctx context.Context, node *v1.Node) v1.NodeStatus {
 			Architecture:            runtime.GOARCH,
 		},
 		Images: node.Status.Images,
+		// The attach/detach controller owns volumesAttached; volumesInUse
+		// tells it which of them it must not detach yet.
+		VolumesAttached: node.Status.VolumesAttached,
+		VolumesInUse:    k.csi.VolumesInUse(),
 	}
 }
 
@@ -286,7 +291,7 @@ func statusEqualIgnoringHeartbeat(a, b *v1.NodeStatus) bool {
 	x, y := strip(a), strip(b)
 	return reflect.DeepEqual(x.Conditions, y.Conditions) && reflect.DeepEqual(x.Addresses, y.Addresses) &&
 		reflect.DeepEqual(x.NodeInfo, y.NodeInfo) && x.DaemonEndpoints == y.DaemonEndpoints &&
-		quantitiesEqual(x.Capacity, y.Capacity)
+		quantitiesEqual(x.Capacity, y.Capacity) && slices.Equal(x.VolumesInUse, y.VolumesInUse)
 }
 
 func quantitiesEqual(a, b v1.ResourceList) bool {

@@ -10,18 +10,21 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-dev/skiff/internal/kubelet/csi"
 )
 
 // podVolumes resolves a pod's volumes to host paths: it writes the
 // kubelet-managed ones (emptyDir, configMap, secret, downward API,
-// projected) under the pod's directory and finds the others (hostPath,
-// claims bound to local volumes). Everything it reads is passed in, so a
+// projected) under the pod's directory, finds the others (hostPath,
+// claims bound to local volumes) and has CSI drivers mount theirs. Everything it reads is passed in, so a
 // new volume type adds a case to setupVolume and, if needed, a field here.
 type podVolumes struct {
 	podsDir      string // DataDir/pods
@@ -31,6 +34,7 @@ type podVolumes struct {
 	token        func(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountTokenProjection) (string, error)
 	trustBundles func(ctx context.Context, src *v1.ClusterTrustBundleProjection, defMode *int32) (map[string]volumeFile, error)
 	downward     func(pod *v1.Pod) *podEnv // the values downward API files show
+	csi          *csi.Manager              // CSI volumes; nil leaves them unsupported
 }
 
 // volumes is the pod volume resolver over the kubelet's current sources.
@@ -39,6 +43,7 @@ func (k *Kubelet) volumes() *podVolumes {
 		podsDir: filepath.Join(k.cfg.DataDir, "pods"), configMaps: k.configMaps, secrets: k.secrets, client: k.client,
 		token: k.tokens.token, trustBundles: k.trustBundleFiles,
 		downward: func(pod *v1.Pod) *podEnv { return &podEnv{k: k, pod: pod, podIP: pod.Status.PodIP} },
+		csi:      k.csi,
 	}
 }
 
@@ -48,7 +53,13 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *v1.Pod) (map[string]str
 }
 
 // teardownVolumes removes what setupVolumes wrote for the pod.
-func (k *Kubelet) teardownVolumes(uid types.UID) error { return k.volumes().teardownVolumes(uid) }
+// CSI drivers get a bounded time of their own: the pod's context may be
+// ending, and a volume left published would keep the pod's directory.
+func (k *Kubelet) teardownVolumes(uid types.UID) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return k.volumes().teardownVolumes(ctx, uid)
+}
 
 func (v *podVolumes) volumeDir(uid types.UID, kind, name string) string {
 	return filepath.Join(v.podsDir, string(uid), "volumes", kind, name)
@@ -115,7 +126,9 @@ func (v *podVolumes) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volum
 		_, err = writeAtomicDir(dir, files, gid)
 		return dir, err
 	case src.PersistentVolumeClaim != nil:
-		return v.claimPath(ctx, pod, src.PersistentVolumeClaim.ClaimName)
+		return v.claimPath(ctx, pod, vol.Name, src.PersistentVolumeClaim)
+	case src.CSI != nil && v.csi != nil:
+		return v.csi.SetUpEphemeral(ctx, pod, vol.Name, src.CSI)
 	}
 	return "", errors.New("volume type not supported by skiff")
 }
@@ -366,8 +379,9 @@ func (v *podVolumes) tokenFiles(ctx context.Context, pod *v1.Pod, src *v1.Servic
 }
 
 // claimPath resolves a bound claim to the host path of its hostPath or
-// local PersistentVolume.
-func (v *podVolumes) claimPath(ctx context.Context, pod *v1.Pod, claim string) (string, error) {
+// local PersistentVolume, or has the CSI driver mount a CSI one.
+func (v *podVolumes) claimPath(ctx context.Context, pod *v1.Pod, volume string, src *v1.PersistentVolumeClaimVolumeSource) (string, error) {
+	claim := src.ClaimName
 	pvc, err := v.client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("persistentvolumeclaim %q: %w", claim, err)
@@ -384,13 +398,21 @@ func (v *podVolumes) claimPath(ctx context.Context, pod *v1.Pod, claim string) (
 		return pv.Spec.HostPath.Path, checkHostPath(pv.Spec.HostPath)
 	case pv.Spec.Local != nil:
 		return pv.Spec.Local.Path, nil
+	case pv.Spec.CSI != nil && v.csi != nil:
+		return v.csi.SetUpPersistent(ctx, pod, volume, pv, src.ReadOnly)
 	}
-	return "", fmt.Errorf("persistentvolume %q: only hostPath and local volumes are supported", pv.Name)
+	return "", fmt.Errorf("persistentvolume %q: only hostPath, local and CSI volumes are supported", pv.Name)
 }
 
-// teardownVolumes unmounts memory-backed emptyDirs and removes the pod's
-// directory.
-func (v *podVolumes) teardownVolumes(uid types.UID) error {
+// teardownVolumes has CSI drivers unmount their volumes, unmounts
+// memory-backed emptyDirs and removes the pod's directory. A CSI volume
+// that stays mounted keeps the directory, so its data is never deleted.
+func (v *podVolumes) teardownVolumes(ctx context.Context, uid types.UID) error {
+	if v.csi != nil {
+		if err := v.csi.TearDownPod(ctx, uid); err != nil {
+			return err
+		}
+	}
 	podDir := filepath.Join(v.podsDir, string(uid))
 	entries, _ := os.ReadDir(filepath.Join(podDir, "volumes", "empty-dir"))
 	for _, e := range entries {

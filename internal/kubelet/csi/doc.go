@@ -1,0 +1,28 @@
+// Package csi is the node side of the Container Storage Interface in
+// Skiff's kubelet, following upstream's kubelet:
+//
+//   - Plugin registration. Driver pods (their node-driver-registrar
+//     sidecar) put a registration socket in <DataDir>/plugins_registry.
+//     The directory is polled every second; each new socket is asked for
+//     its PluginInfo (k8s.io/kubelet pluginregistration/v1). A "CSIPlugin"
+//     is recorded (driver name → CSI endpoint), its NodeGetInfo goes into
+//     the node's CSINode object (and its topology labels onto the Node),
+//     and the plugin is told the outcome. A removed socket deregisters the
+//     driver and drops its CSINode entry.
+//   - Volumes. A claim bound to a CSI PersistentVolume is, when the
+//     CSIDriver requires attachment (the default), published only once its
+//     VolumeAttachment reports attached; it is staged once per node at
+//     <DataDir>/plugins/kubernetes.io/csi/<driver>/<sha256(handle)>/globalmount
+//     when the driver can stage, then published into
+//     <pods>/<uid>/volumes/kubernetes.io~csi/<volume>/mount. Inline (ephemeral)
+//     csi volumes are only published. A vol_data.json beside each mount
+//     records what teardown, which knows only the pod UID, must undo.
+//
+// With Skiff the kubelet's DataDir is, for example,
+// /var/lib/skiff/agent/kubelet (not /var/lib/kubelet). A driver's DaemonSet
+// must therefore mount the hostPaths <DataDir>/plugins_registry (for the
+// registrar), <DataDir>/plugins/<driver> (for its CSI socket) and, with
+// mountPropagation Bidirectional, <DataDir>/pods and <DataDir>/plugins (where
+// it mounts), and pass the registrar
+// --kubelet-registration-path=<DataDir>/plugins/<driver>/csi.sock.
+package csi

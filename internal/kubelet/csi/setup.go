@@ -1,0 +1,147 @@
+package csi
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+)
+
+// callTimeout bounds one node call to a driver (upstream: 2 minutes).
+const callTimeout = 2 * time.Minute
+
+// SetUpPersistent mounts a claim's CSI PersistentVolume for the pod and
+// returns the host path to bind into its containers; readOnly is the
+// pod's claim reference flag. It is cheap once the volume is published.
+func (m *Manager) SetUpPersistent(ctx context.Context, pod *v1.Pod, volume string, pv *v1.PersistentVolume, readOnly bool) (string, error) {
+	s, err := persistentSpec(pv, readOnly)
+	if err != nil {
+		return "", err
+	}
+	return m.setUp(ctx, pod, volume, s)
+}
+
+// SetUpEphemeral mounts an inline csi volume of the pod.
+func (m *Manager) SetUpEphemeral(ctx context.Context, pod *v1.Pod, volume string, src *v1.CSIVolumeSource) (string, error) {
+	return m.setUp(ctx, pod, volume, ephemeralSpec(pod, volume, src))
+}
+
+func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volumeSpec) (string, error) {
+	dir := m.PodVolumeDir(pod.UID, volume)
+	target := targetPath(dir)
+	if r, err := readRecord(dir); err == nil && r.Published {
+		return target, nil
+	}
+	d, err := m.drivers.get(s.driver)
+	if err != nil {
+		return "", err
+	}
+	obj, err := m.csiDriver(ctx, s.driver)
+	if err != nil {
+		return "", err
+	}
+	mode := storagev1.VolumeLifecyclePersistent
+	if s.ephemeral {
+		mode = storagev1.VolumeLifecycleEphemeral
+	}
+	if !supportsMode(obj, mode) {
+		return "", fmt.Errorf("CSI driver %s does not support the %s volume lifecycle mode", s.driver, mode)
+	}
+	var publishCtx map[string]string
+	if !s.ephemeral && attachRequired(obj) {
+		if publishCtx, err = m.publishContext(ctx, s); err != nil {
+			return "", err
+		}
+	}
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	multiWriter, err := d.capable(callCtx, csipb.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER)
+	if err != nil {
+		return "", err
+	}
+	capability := s.capability(multiWriter)
+
+	unlock := m.locks.lock(s.driver + "^" + s.handle)
+	defer unlock()
+	staging := ""
+	if !s.ephemeral {
+		if staging, err = m.stage(callCtx, d, s, publishCtx, capability); err != nil {
+			return "", err
+		}
+	}
+	// Recorded before the call, so teardown unpublishes even a publish
+	// that failed half-way.
+	rec := &volumeRecord{Driver: s.driver, Handle: s.handle, Ephemeral: s.ephemeral, StagingPath: staging}
+	if err := writeRecord(dir, rec); err != nil {
+		return "", fmt.Errorf("record CSI volume: %w", err)
+	}
+	secrets, err := m.secretData(ctx, s.publishSecret)
+	if err != nil {
+		return "", err
+	}
+	_, err = d.node.NodePublishVolume(callCtx, &csipb.NodePublishVolumeRequest{
+		VolumeId:          s.handle,
+		PublishContext:    publishCtx,
+		StagingTargetPath: staging,
+		TargetPath:        target,
+		VolumeCapability:  capability,
+		Readonly:          s.readOnly,
+		Secrets:           secrets,
+		VolumeContext:     volumeContext(s, pod, podInfoOnMount(obj)),
+	})
+	if err != nil {
+		return "", fmt.Errorf("NodePublishVolume: %w", err)
+	}
+	rec.Published = true
+	if err := writeRecord(dir, rec); err != nil {
+		return "", fmt.Errorf("record CSI volume: %w", err)
+	}
+	return target, nil
+}
+
+// stage calls NodeStageVolume once per node for drivers that stage, and
+// returns the staging path ("" for drivers that do not). The caller holds
+// the volume's lock.
+func (m *Manager) stage(ctx context.Context, d *driver, s *volumeSpec, publishCtx map[string]string, capability *csipb.VolumeCapability) (string, error) {
+	stages, err := d.capable(ctx, csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME)
+	if err != nil || !stages {
+		return "", err
+	}
+	path := m.stagingPath(s.driver, s.handle)
+	recDir := filepath.Dir(path)
+	if r, err := readRecord(recDir); err == nil && r.Published {
+		return path, nil
+	}
+	if err := os.MkdirAll(path, 0o750); err != nil {
+		return "", fmt.Errorf("staging path: %w", err)
+	}
+	rec := &volumeRecord{Driver: s.driver, Handle: s.handle, StagingPath: path}
+	if err := writeRecord(recDir, rec); err != nil {
+		return "", fmt.Errorf("record staged volume: %w", err)
+	}
+	secrets, err := m.secretData(ctx, s.stageSecret)
+	if err != nil {
+		return "", err
+	}
+	_, err = d.node.NodeStageVolume(ctx, &csipb.NodeStageVolumeRequest{
+		VolumeId:          s.handle,
+		PublishContext:    publishCtx,
+		StagingTargetPath: path,
+		VolumeCapability:  capability,
+		Secrets:           secrets,
+		VolumeContext:     s.attributes,
+	})
+	if err != nil {
+		return "", fmt.Errorf("NodeStageVolume: %w", err)
+	}
+	rec.Published = true // here: staged
+	if err := writeRecord(recDir, rec); err != nil {
+		return "", fmt.Errorf("record staged volume: %w", err)
+	}
+	return path, nil
+}
