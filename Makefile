@@ -41,6 +41,7 @@ deps:
 lint:
 	@out=$$(gofmt -l cmd internal test bench hack 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)

@@ -34,10 +34,7 @@ func main() {
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the server during the last plain run to this file")
 	flag.Parse()
 	fmt.Printf("%-10s %-16s %8s %14s %22s\n", "nodes", "workload", "pods", "pods/s", "latency p50 / p99")
-	var counts []int
-	for _, f := range splitInts(*nodes) {
-		counts = append(counts, f)
-	}
+	counts := splitInts(*nodes)
 	for i, n := range counts {
 		for _, w := range []string{"plain", "spread"} {
 			prof := ""

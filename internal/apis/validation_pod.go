@@ -169,9 +169,7 @@ func validatePodSpec(s *corev1.PodSpec, podMeta *metav1.ObjectMeta, p *field.Pat
 	}
 	for i, ha := range s.HostAliases {
 		hp := p.Child("hostAliases").Index(i)
-		for _, msg := range validation.IsValidIP(hp.Child("ip"), ha.IP) {
-			errs = append(errs, msg)
-		}
+		errs = append(errs, validation.IsValidIP(hp.Child("ip"), ha.IP)...)
 		for j, h := range ha.Hostnames {
 			errs = append(errs, dns1123Subdomain(h, hp.Child("hostnames").Index(j))...)
 		}

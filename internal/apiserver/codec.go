@@ -96,7 +96,6 @@ type accept struct {
 	table     bool   // as=Table;g=meta.k8s.io;v=v1
 	partial   bool   // as=PartialObjectMetadata(List)
 	discovery bool   // as=APIGroupDiscoveryList;g=apidiscovery.k8s.io;v=v2
-	pretty    bool
 }
 
 // negotiate reads the Accept header. Unknown or wildcard types fall back to

@@ -210,10 +210,11 @@ func TestCustomResourceDefinitionServesItsKind(t *testing.T) {
 	}
 
 	// The other version reads the same object with its own apiVersion.
-	beta, err := dyn.Resource(widgetsV1.GroupVersion().WithResource("widgets")).Namespace("default").Get(ctx, "red", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	v1Obj, err := dyn.Resource(widgetsV1.GroupVersion().WithResource("widgets")).Namespace("default").Get(ctx, "red", metav1.GetOptions{})
+	if err != nil || v1Obj.GetAPIVersion() != "example.com/v1" {
+		t.Fatalf("v1 get: %v %v", v1Obj, err)
 	}
+	var beta *unstructured.Unstructured
 	betaGVR := schema.GroupVersionResource{Group: "example.com", Version: "v1beta1", Resource: "widgets"}
 	if beta, err = dyn.Resource(betaGVR).Namespace("default").Get(ctx, "red", metav1.GetOptions{}); err != nil || beta.GetAPIVersion() != "example.com/v1beta1" {
 		t.Fatalf("v1beta1 get: %v %v", beta, err)

@@ -238,7 +238,6 @@ func (q *request) createObject(obj runtime.Object, applied bool) (runtime.Object
 			q.res.Default(obj)
 		}
 		obj = q.recordUpdate(nil, obj)
-		m, _ = meta.Accessor(obj)
 	}
 	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
 		setRequestor(q.ctx, csr)
@@ -477,13 +476,10 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 			finalizers := next.(*corev1.Namespace).Spec.Finalizers
 			next = cur.DeepCopyObject()
 			next.(*corev1.Namespace).Spec.Finalizers = finalizers
-			nm, _ = meta.Accessor(next)
 		case q.info.subresource == "approval":
 			applyApproval(next.(*certificatesv1.CertificateSigningRequest), cur.(*certificatesv1.CertificateSigningRequest))
-			nm, _ = meta.Accessor(next)
 		case isPodSubresource(q.info.subresource):
 			next = preparePodSubresource(q.info.subresource, next, cur)
-			nm, _ = meta.Accessor(next)
 		case q.info.subresource == "status":
 			copyAllButStatus(next, cur)
 			keepMetaForStatus(nm, cm)
@@ -503,7 +499,6 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 				q.res.Default(next)
 			}
 			next = q.recordUpdate(cur, next)
-			nm, _ = meta.Accessor(next)
 		}
 		attrs := q.admissionAttributes(admission.Update, next, cur)
 		defer q.addWarnings(attrs)

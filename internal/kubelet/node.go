@@ -103,7 +103,7 @@ func (k *Kubelet) initialNode() *v1.Node {
 // runLease renews the node's Lease in kube-node-lease, the heartbeat the
 // node lifecycle controller watches.
 func (k *Kubelet) runLease(ctx context.Context) {
-	interval := k.cfg.LeaseDuration / 4
+	var interval time.Duration
 	for {
 		if err := k.renewLease(ctx); err != nil && ctx.Err() == nil {
 			k.log.Warn("renew node lease", "err", err)

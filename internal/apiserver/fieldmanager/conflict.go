@@ -70,15 +70,6 @@ func describeManager(id string) string {
 	return fmt.Sprintf("%s using %v at %v", s, e.APIVersion, e.Time.UTC().Format(time.RFC3339))
 }
 
-// conflictPaths is the set of paths conflicts are about.
-func conflictPaths(conflicts merge.Conflicts) *fieldpath.Set {
-	s := fieldpath.NewSet()
-	for _, c := range conflicts {
-		s.Insert(c.Path)
-	}
-	return s
-}
-
 // conflictsOutside keeps the conflicts whose path allowed does not contain.
 func conflictsOutside(conflicts merge.Conflicts, allowed *fieldpath.Set) merge.Conflicts {
 	out := merge.Conflicts{}

@@ -56,7 +56,7 @@ func TestKubeconfigAuthenticatesOverTLS(t *testing.T) {
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			http.Error(w, "no client cert", 401)
+			http.Error(w, "no client cert", http.StatusUnauthorized)
 			return
 		}
 		_, _ = io.WriteString(w, r.TLS.PeerCertificates[0].Subject.CommonName)
