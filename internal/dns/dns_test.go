@@ -182,6 +182,31 @@ func TestForwardsAndCaches(t *testing.T) {
 	}
 }
 
+// A port in use is an error returned at once, not a hang: the agent logs
+// it and goes on without cluster DNS.
+func TestStartPortInUse(t *testing.T) {
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Start(ctx, Config{Client: fake.NewSimpleClientset(), Addr: taken.LocalAddr().String(), Upstreams: []string{"127.0.0.1:1"}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Start on a port in use succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start on a port in use did not return")
+	}
+}
+
 func BenchmarkServeA(b *testing.B) {
 	client := fake.NewSimpleClientset(&v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
 		Spec: v1.ServiceSpec{ClusterIP: "10.96.0.50", ClusterIPs: []string{"10.96.0.50"}}})

@@ -91,20 +91,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.records.services = s.factory.Core().V1().Services().Lister()
 	s.records.slices = s.factory.Discovery().V1().EndpointSlices().Lister()
-	s.factory.Start(ctx.Done())
-	s.factory.WaitForCacheSync(ctx.Done())
-
+	// Listen before starting the informers: a port in use then fails fast
+	// with nothing to stop (Shutdown would wait for informers that only
+	// end with ctx).
 	pc, err := net.ListenPacket("udp", cfg.Addr)
 	if err != nil {
-		s.factory.Shutdown()
 		return nil, fmt.Errorf("dns: listen %s: %w", cfg.Addr, err)
 	}
 	ln, err := net.Listen("tcp", pc.LocalAddr().String())
 	if err != nil {
 		pc.Close()
-		s.factory.Shutdown()
 		return nil, fmt.Errorf("dns: listen %s/tcp: %w", cfg.Addr, err)
 	}
+	s.factory.Start(ctx.Done())
+	s.factory.WaitForCacheSync(ctx.Done())
 	s.addr = pc.LocalAddr()
 	handler := dns.HandlerFunc(s.serve)
 	s.udp = &dns.Server{PacketConn: pc, Handler: handler}
