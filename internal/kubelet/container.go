@@ -51,7 +51,12 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *v1.Pod,
 	sbCfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID)},
 		LogDirectory: k.podLogDir(pod),
-		Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: k.podCgroupParent(pod)},
+		// containerd checks a privileged container against this config,
+		// not the one the sandbox was created with.
+		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: k.podCgroupParent(pod),
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: namespaceOptions(pod), Privileged: podPrivileged(pod),
+			}},
 	}
 	createdID, err := k.runtime.runtime.CreateContainer(ctx, sb.Id, cfg, sbCfg)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/internal/kubelet/fakeruntime"
 )
@@ -164,6 +165,20 @@ func TestSyncPodRunsInitThenApp(t *testing.T) {
 		if !strings.HasPrefix(c, "List") && !strings.HasSuffix(c, "Status") {
 			t.Errorf("steady sync called %s", c)
 		}
+	}
+}
+
+// A privileged container starts: containerd checks privilege against the
+// sandbox config passed with CreateContainer (a CSI driver's node plugin
+// needs this).
+func TestSyncPodPrivilegedContainer(t *testing.T) {
+	h := newHarness(t)
+	pod := testPodSpec("p", "u1", v1.RestartPolicyAlways)
+	pod.Spec.Containers[0].SecurityContext = &v1.SecurityContext{Privileged: ptr.To(true)}
+	w := h.add(pod)
+	h.sync(w)
+	if !h.running(pod, "app") {
+		t.Fatalf("privileged container not running; calls %v", h.rt.Calls())
 	}
 }
 

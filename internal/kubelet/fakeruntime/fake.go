@@ -7,6 +7,7 @@ package fakeruntime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -229,11 +230,16 @@ func (r *Runtime) ListPodSandbox(_ context.Context, f *runtimeapi.PodSandboxFilt
 	return out, nil
 }
 
-func (r *Runtime) CreateContainer(_ context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, _ *runtimeapi.PodSandboxConfig) (string, error) {
+func (r *Runtime) CreateContainer(_ context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.called("CreateContainer"); err != nil {
 		return "", err
+	}
+	// As containerd: a privileged container needs the sandbox config given
+	// with this call to be privileged too.
+	if cfg.GetLinux().GetSecurityContext().GetPrivileged() && !sbCfg.GetLinux().GetSecurityContext().GetPrivileged() {
+		return "", errors.New("no privileged container allowed in sandbox")
 	}
 	if _, ok := r.Sandboxes[sandboxID]; !ok {
 		return "", fmt.Errorf("sandbox %q not found", sandboxID)
