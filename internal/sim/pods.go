@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -61,6 +62,7 @@ func (s *sim) startPods(ctx context.Context, wg *sync.WaitGroup) *podRunner {
 		if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
 			return
 		}
+		r.reserveRunning()
 		var workers sync.WaitGroup
 		for range s.cfg.PodWorkers {
 			workers.Go(func() {
@@ -71,6 +73,25 @@ func (s *sim) startPods(ctx context.Context, wg *sync.WaitGroup) *podRunner {
 		workers.Wait()
 	})
 	return r
+}
+
+// reserveRunning records the addresses of pods already running on our
+// nodes (from an earlier run) before any worker allocates, so a new pod
+// never gets the address of one that is queued behind it.
+func (r *podRunner) reserveRunning() {
+	pods, err := r.lister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, p := range pods {
+		node := r.s.nodes[p.Spec.NodeName]
+		if node == nil || p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+			r.s.ipam.reserve(p.UID, node.name, ip)
+		}
+	}
 }
 
 // stop ends the queue and the informer; the caller waits for the workers.
