@@ -20,6 +20,7 @@ type env struct {
 	t      *testing.T
 	client kubernetes.Interface
 	ctx    context.Context
+	nodes  int // created by node
 }
 
 func start(t *testing.T) *env {
@@ -42,6 +43,7 @@ func (e *env) node(name, cpu string, labels map[string]string, mutate ...func(*c
 	if _, err := e.client.CoreV1().Nodes().Create(e.ctx, n, metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
+	e.nodes++
 }
 
 func (e *env) pod(p *corev1.Pod) {
@@ -78,7 +80,10 @@ func (e *env) unschedulable(name string) string {
 				e.t.Fatalf("pod %s was scheduled to %s", name, p.Spec.NodeName)
 			}
 			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				// A verdict from before the scheduler saw every node is
+				// retried when the rest arrive; wait for the final one.
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable &&
+					strings.HasPrefix(c.Message, fmt.Sprintf("0/%d nodes", e.nodes)) {
 					return c.Message
 				}
 			}
