@@ -32,6 +32,12 @@ func (c *Collector) ownerState(ctx context.Context, namespace string, ref metav1
 			c.mu.Lock()
 			gvr, known = c.kinds[gv.WithKind(ref.Kind)]
 			c.mu.Unlock()
+			if known {
+				select {
+				case c.rediscover <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 	if perr != nil || !known {
@@ -45,6 +51,14 @@ func (c *Collector) ownerState(ctx context.Context, namespace string, ref metav1
 		return false, false, err
 	}
 	return obj.UID == ref.UID, obj.DeletionTimestamp != nil && slices.Contains(obj.Finalizers, metav1.FinalizerDeleteDependents), nil
+}
+
+// observed reports whether an informer has delivered the object.
+func (c *Collector) observed(uid types.UID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.graph[uid]
+	return ok && !n.virtual
 }
 
 // processDelete decides the fate of one object, as upstream does: an
@@ -79,6 +93,11 @@ func (c *Collector) processDelete(ctx context.Context, uid types.UID) error {
 	}
 	switch {
 	case len(solid) > 0:
+		if slices.ContainsFunc(solid, func(o metav1.OwnerReference) bool { return !c.observed(o.UID) }) {
+			// Deleting an owner no informer watches yet sends no event:
+			// look again until the owner's informer has seen it.
+			c.attemptToDelete.AddAfter(uid, unobservedRecheck)
+		}
 		if len(dangling) == 0 && len(waiting) == 0 {
 			return nil
 		}
