@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 )
 
 // expectationTimeout bounds how long a controller waits for its own
@@ -27,8 +28,9 @@ const expectationTimeout = 5 * time.Minute
 // issued but not yet observed, so that a slow informer never makes a
 // controller create (or delete) the same pods twice.
 type Expectations struct {
-	mu sync.Mutex
-	m  map[string]*expectation
+	mu    sync.Mutex
+	m     map[string]*expectation
+	clock clock.PassiveClock
 }
 
 type expectation struct {
@@ -36,14 +38,31 @@ type expectation struct {
 	at         time.Time
 }
 
-// NewExpectations returns an empty set.
-func NewExpectations() *Expectations { return &Expectations{m: map[string]*expectation{}} }
+// NewExpectations returns an empty set timed by the real clock.
+func NewExpectations() *Expectations { return NewExpectationsWithClock(clock.RealClock{}) }
+
+// NewExpectationsWithClock returns an empty set whose timeout is measured
+// on c, so tests can expire expectations with a fake clock.
+func NewExpectationsWithClock(c clock.PassiveClock) *Expectations {
+	return &Expectations{m: map[string]*expectation{}, clock: c}
+}
+
+// ClockRef is a PassiveClock that reads through *P at every call. A
+// controller hands its expectations ClockRef{&c.Clock}, so a fake clock
+// assigned to the controller's Clock field after New also times them.
+type ClockRef struct{ P *clock.PassiveClock }
+
+// Now returns the current time of the referenced clock.
+func (r ClockRef) Now() time.Time { return (*r.P).Now() }
+
+// Since returns the time elapsed since t on the referenced clock.
+func (r ClockRef) Since(t time.Time) time.Duration { return (*r.P).Since(t) }
 
 // Expect records that adds creations and dels deletions are in flight.
 func (e *Expectations) Expect(key string, adds, dels int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.m[key] = &expectation{adds: adds, dels: dels, at: time.Now()}
+	e.m[key] = &expectation{adds: adds, dels: dels, at: e.clock.Now()}
 }
 
 // Observed lowers the counts when the informer reports a change; creation
@@ -62,7 +81,7 @@ func (e *Expectations) Satisfied(key string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	x, ok := e.m[key]
-	return !ok || (x.adds <= 0 && x.dels <= 0) || time.Since(x.at) > expectationTimeout
+	return !ok || (x.adds <= 0 && x.dels <= 0) || e.clock.Since(x.at) > expectationTimeout
 }
 
 // Delete forgets a controller.

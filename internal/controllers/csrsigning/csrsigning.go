@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 )
 
 // SignerName is the signer of node client certificates.
@@ -33,6 +34,16 @@ type Config struct {
 	// (--cluster-signing-duration; default one year).
 	MaxDuration time.Duration
 	Logger      *slog.Logger
+	// Clock dates certificates and conditions; nil means the real clock.
+	// Tests pass a fake one.
+	Clock clock.PassiveClock
+}
+
+func (cfg Config) now() time.Time {
+	if cfg.Clock == nil {
+		return clock.RealClock{}.Now()
+	}
+	return cfg.Clock.Now()
 }
 
 // Run signs approved requests until ctx ends.
@@ -117,13 +128,14 @@ func reconcile(ctx context.Context, client kubernetes.Interface, csr *certificat
 			err = ValidateKubeletServing(req, csr.Spec.Usages)
 		}
 	}
+	now := cfg.now()
 	if err != nil {
 		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
 			Type: certificatesv1.CertificateFailed, Status: corev1.ConditionTrue,
-			Reason: "SignerValidationFailure", Message: err.Error(), LastUpdateTime: metav1.Now(),
+			Reason: "SignerValidationFailure", Message: err.Error(), LastUpdateTime: metav1.NewTime(now),
 		})
 	} else {
-		cert, err := cfg.CA.sign(req, csr.Spec.Usages, serving, Duration(csr, cfg.MaxDuration), time.Now())
+		cert, err := cfg.CA.sign(req, csr.Spec.Usages, serving, Duration(csr, cfg.MaxDuration), now)
 		if err != nil {
 			return fmt.Errorf("sign %s: %w", csr.Name, err)
 		}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"log/slog"
 	"sort"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 	"github.com/skiff-dev/skiff/internal/nodeaffinity"
@@ -68,6 +68,8 @@ type Controller struct {
 	recorder  record.EventRecorder
 	events    record.EventBroadcaster
 	log       *slog.Logger
+	// Clock reads the time; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // New builds the controller on factory's informers.
@@ -77,12 +79,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	pods := factory.Core().V1().Pods()
 	revs := factory.Apps().V1().ControllerRevisions()
 	c := &Controller{
-		client: client, dsLister: ds.Lister(), nodes: nodes.Lister(), pods: pods.Lister(), revisions: revs.Lister(), log: log,
+		client: client, dsLister: ds.Lister(), nodes: nodes.Lister(), pods: pods.Lister(), revisions: revs.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{ds.Informer().HasSynced, nodes.Informer().HasSynced, pods.Informer().HasSynced, revs.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("daemonset"),
-		expect: controllerutil.NewExpectations(),
 		events: record.NewBroadcaster(),
 	}
+	c.expect = controllerutil.NewExpectationsWithClock(controllerutil.ClockRef{P: &c.Clock})
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "daemonset-controller"})
 	enqueue := func(o any) {
 		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
@@ -309,7 +311,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		switch {
 		case len(updated) > 0:
 			remove = append(remove, updated[1:]...)
-			if controllerutil.IsPodAvailable(updated[0], ds.Spec.MinReadySeconds, time.Now()) {
+			if controllerutil.IsPodAvailable(updated[0], ds.Spec.MinReadySeconds, c.Clock.Now()) {
 				remove = append(remove, old...)
 			} else {
 				surge-- // this node is mid-surge
@@ -383,7 +385,7 @@ func (c *Controller) outdated(ds *appsv1.DaemonSet, hash string, owned []*corev1
 		if !wanted[nodeOf(p)] {
 			continue
 		}
-		if controllerutil.IsPodAvailable(p, ds.Spec.MinReadySeconds, time.Now()) {
+		if controllerutil.IsPodAvailable(p, ds.Spec.MinReadySeconds, c.Clock.Now()) {
 			unavailable--
 		}
 		if p.Labels[RevisionHashLabel] != hash {
@@ -456,7 +458,7 @@ func (c *Controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, has
 		if controllerutil.IsPodReady(p) {
 			st.NumberReady++
 		}
-		if controllerutil.IsPodAvailable(p, ds.Spec.MinReadySeconds, time.Now()) {
+		if controllerutil.IsPodAvailable(p, ds.Spec.MinReadySeconds, c.Clock.Now()) {
 			st.NumberAvailable++
 		}
 		if p.Labels[RevisionHashLabel] == hash {

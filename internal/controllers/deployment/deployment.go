@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
@@ -57,7 +57,8 @@ type Controller struct {
 	recorder record.EventRecorder
 	events   record.EventBroadcaster
 	log      *slog.Logger
-	now      func() time.Time
+	// Clock reads the time; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // New builds the controller on factory's informers.
@@ -65,7 +66,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	d := factory.Apps().V1().Deployments()
 	rs := factory.Apps().V1().ReplicaSets()
 	c := &Controller{
-		client: client, dLister: d.Lister(), rsLister: rs.Lister(), log: log, now: time.Now,
+		client: client, dLister: d.Lister(), rsLister: rs.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{d.Informer().HasSynced, rs.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("deployment"),
 		events: record.NewBroadcaster(),

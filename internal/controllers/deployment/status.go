@@ -48,7 +48,7 @@ func setCondition(st *appsv1.DeploymentStatus, c appsv1.DeploymentCondition) {
 }
 
 func (c *Controller) updateStatus(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, all []*appsv1.ReplicaSet, rolling bool) error {
-	now := metav1.NewTime(c.now())
+	now := metav1.NewTime(c.Clock.Now())
 	want := replicasOf(d.Spec.Replicas)
 	st := appsv1.DeploymentStatus{
 		ObservedGeneration: d.Generation,

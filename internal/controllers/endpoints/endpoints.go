@@ -23,6 +23,7 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
@@ -43,6 +44,8 @@ type Controller struct {
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
 	log       *slog.Logger
+	// Clock reads the time; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // New builds the controller on factory's informers.
@@ -50,7 +53,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	svc := factory.Core().V1().Services()
 	pods := factory.Core().V1().Pods()
 	c := &Controller{
-		client: client, svcLister: svc.Lister(), podLister: pods.Lister(), log: log,
+		client: client, svcLister: svc.Lister(), podLister: pods.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{svc.Informer().HasSynced, pods.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("endpoints"),
 	}
@@ -229,7 +232,7 @@ func (c *Controller) syncEndpoints(ctx context.Context, svc *corev1.Service, add
 	if next.Annotations == nil {
 		next.Annotations = map[string]string{}
 	}
-	next.Annotations[lastChangeTrigger] = time.Now().UTC().Format(time.RFC3339)
+	next.Annotations[lastChangeTrigger] = c.Clock.Now().UTC().Format(time.RFC3339)
 	_, err = c.client.CoreV1().Endpoints(svc.Namespace).Update(ctx, next, metav1.UpdateOptions{})
 	return err
 }

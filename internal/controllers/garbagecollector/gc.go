@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 )
 
 // ignored resources are never owners or dependents worth tracking.
@@ -64,6 +65,8 @@ type Collector struct {
 	meta      metadata.Interface
 	discovery discovery.DiscoveryInterface
 	log       *slog.Logger
+	// Clock ticks the discovery resync; tests pass a fake one.
+	Clock clock.WithTicker
 
 	mu    sync.Mutex
 	graph map[types.UID]*node
@@ -72,6 +75,9 @@ type Collector struct {
 
 	attemptToDelete workqueue.TypedRateLimitingInterface[types.UID]
 	attemptToOrphan workqueue.TypedRateLimitingInterface[types.UID]
+	// rediscover asks Run to watch newly served resources now rather than
+	// at the next periodic resync.
+	rediscover chan struct{}
 }
 
 // New builds a collector.
@@ -81,9 +87,10 @@ func New(meta metadata.Interface, disc discovery.DiscoveryInterface, log *slog.L
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: name})
 	}
 	return &Collector{
-		meta: meta, discovery: disc, log: log,
+		meta: meta, discovery: disc, log: log, Clock: clock.RealClock{},
 		graph: map[types.UID]*node{}, kinds: map[schema.GroupVersionKind]schema.GroupVersionResource{},
 		attemptToDelete: rl("gc_attempt_to_delete"), attemptToOrphan: rl("gc_attempt_to_orphan"),
+		rediscover: make(chan struct{}, 1),
 	}
 }
 
@@ -117,8 +124,17 @@ func (c *Collector) Run(ctx context.Context) {
 	}
 	go wait.UntilWithContext(ctx, func(ctx context.Context) { c.work(ctx, c.attemptToOrphan, c.processOrphan) }, time.Second)
 	// Resources appear later too (custom resources): look again
-	// periodically, as upstream's collector resyncs its monitors.
-	wait.UntilWithContext(ctx, func(context.Context) {
+	// periodically, as upstream's collector resyncs its monitors, and at
+	// once when a worker meets an owner of a kind not watched yet.
+	ticker := c.Clock.NewTicker(discoveryResync)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C():
+		case <-c.rediscover:
+		}
 		resources, err := c.resources()
 		if err != nil {
 			c.log.Warn("garbage collector: discovery", "err", err)
@@ -126,11 +142,16 @@ func (c *Collector) Run(ctx context.Context) {
 		if len(c.watch(factory, resources, watched)) > 0 {
 			factory.Start(ctx.Done())
 		}
-	}, discoveryResync)
+	}
 }
 
 // discoveryResync is how often the collector looks for new resources.
 var discoveryResync = 30 * time.Second
+
+// unobservedRecheck is how often a dependent is checked again while an
+// owner is alive but not yet seen by an informer: until then no event
+// would tell the collector that the owner went away.
+var unobservedRecheck = 5 * time.Second
 
 // watch adds informers for the resources not watched yet and returns
 // their synced functions.

@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
@@ -54,7 +55,8 @@ type Controller struct {
 	recorder     record.EventRecorder
 	events       record.EventBroadcaster
 	log          *slog.Logger
-	now          func() time.Time
+	// Clock reads the time; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // New builds the controller on factory's informers.
@@ -62,12 +64,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	jobs := factory.Batch().V1().Jobs()
 	pods := factory.Core().V1().Pods()
 	c := &Controller{
-		client: client, jobLister: jobs.Lister(), podLister: pods.Lister(), log: log, now: time.Now,
-		synced:       []cache.InformerSynced{jobs.Informer().HasSynced, pods.Informer().HasSynced},
-		expectations: controllerutil.NewExpectations(),
-		queue:        controllerutil.NewQueue("job"),
-		events:       record.NewBroadcaster(),
+		client: client, jobLister: jobs.Lister(), podLister: pods.Lister(), log: log, Clock: clock.RealClock{},
+		synced: []cache.InformerSynced{jobs.Informer().HasSynced, pods.Informer().HasSynced},
+		queue:  controllerutil.NewQueue("job"),
+		events: record.NewBroadcaster(),
 	}
+	c.expectations = controllerutil.NewExpectationsWithClock(controllerutil.ClockRef{P: &c.Clock})
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "job-controller"})
 	enqueue := func(o any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
@@ -183,7 +185,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			terminating++
 		}
 	}
-	now := c.now()
+	now := c.Clock.Now()
 	st := job.Status.DeepCopy()
 	st.Terminating = &terminating
 	if st.StartTime == nil && !ptrBool(job.Spec.Suspend) {
@@ -276,7 +278,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	if d := job.Spec.ActiveDeadlineSeconds; d != nil && st.StartTime != nil {
-		c.queue.AddAfter(key, time.Until(st.StartTime.Add(time.Duration(*d)*time.Second))+time.Second)
+		c.queue.AddAfter(key, st.StartTime.Add(time.Duration(*d)*time.Second).Sub(c.Clock.Now())+time.Second)
 	}
 	return c.writeStatus(ctx, job, st)
 }
@@ -491,7 +493,7 @@ func (c *Controller) expireFinished(ctx context.Context, job *batchv1.Job, finis
 		return nil
 	}
 	at := finished.Add(time.Duration(*ttl) * time.Second)
-	if wait := at.Sub(c.now()); wait > 0 {
+	if wait := at.Sub(c.Clock.Now()); wait > 0 {
 		c.queue.AddAfter(job.Namespace+"/"+job.Name, wait)
 		return nil
 	}

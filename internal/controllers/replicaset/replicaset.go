@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
@@ -46,6 +47,8 @@ type Controller struct {
 	recorder     record.EventRecorder
 	events       record.EventBroadcaster
 	log          *slog.Logger
+	// Clock reads the time; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // New builds the ReplicaSet controller on factory's informers.
@@ -68,12 +71,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 func newController(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger, inf cache.SharedIndexInformer, k kind) *Controller {
 	pods := factory.Core().V1().Pods()
 	c := &Controller{
-		client: client, kind: k, podLister: pods.Lister(), log: log,
-		synced:       []cache.InformerSynced{inf.HasSynced, pods.Informer().HasSynced},
-		expectations: controllerutil.NewExpectations(),
-		queue:        controllerutil.NewQueue(k.component),
-		events:       record.NewBroadcaster(),
+		client: client, kind: k, podLister: pods.Lister(), log: log, Clock: clock.RealClock{},
+		synced: []cache.InformerSynced{inf.HasSynced, pods.Informer().HasSynced},
+		queue:  controllerutil.NewQueue(k.component),
+		events: record.NewBroadcaster(),
 	}
+	c.expectations = controllerutil.NewExpectationsWithClock(controllerutil.ClockRef{P: &c.Clock})
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: k.component})
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -311,7 +314,7 @@ func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error
 }
 
 func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, pods []*corev1.Pod, manageErr error) error {
-	now := time.Now()
+	now := c.Clock.Now()
 	st := appsv1.ReplicaSetStatus{Replicas: int32(len(pods)), ObservedGeneration: rs.Generation}
 	tmplSel := labels.SelectorFromSet(rs.Spec.Template.Labels)
 	for _, p := range pods {
@@ -330,7 +333,7 @@ func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, po
 		reason := "FailedCreate"
 		st.Conditions = append(st.Conditions, appsv1.ReplicaSetCondition{
 			Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Reason: reason,
-			Message: manageErr.Error(), LastTransitionTime: metav1.Now(),
+			Message: manageErr.Error(), LastTransitionTime: metav1.NewTime(now),
 		})
 	}
 	if statusEqual(rs.Status, st) {

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 
@@ -41,7 +42,8 @@ type Controller struct {
 	synced  []cache.InformerSynced
 	queue   workqueue.TypedRateLimitingInterface[string]
 	log     *slog.Logger
-	now     func() time.Time
+	// Clock reads the time and ticks the resync; tests pass a fake one.
+	Clock clock.WithTicker
 	// dynamic counts other resources, when UseMetadata was called.
 	dynamic *dynamicCounts
 }
@@ -61,7 +63,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		listers: map[schema.GroupResource]cache.GenericLister{},
 		queue:   controllerutil.NewQueue("resourcequota"),
 		log:     log,
-		now:     time.Now,
+		Clock:   clock.RealClock{},
 	}
 	q := factory.Core().V1().ResourceQuotas()
 	c.quotas = q.Lister()
@@ -156,13 +158,13 @@ func (c *Controller) Run(ctx context.Context) {
 		return
 	}
 	go func() {
-		t := time.NewTicker(ResyncPeriod)
+		t := c.Clock.NewTicker(ResyncPeriod)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
 				c.enqueueAll()
 			}
 		}
@@ -205,7 +207,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	used, err := Used(&q.Spec, ns, c.list, c.now())
+	used, err := Used(&q.Spec, ns, c.list, c.Clock.Now())
 	if err != nil {
 		return fmt.Errorf("computing usage of %s: %w", key, err)
 	}

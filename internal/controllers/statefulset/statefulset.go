@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
@@ -53,6 +53,8 @@ type Controller struct {
 	recorder  record.EventRecorder
 	events    record.EventBroadcaster
 	log       *slog.Logger
+	// Clock reads the time; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // New builds the controller on factory's informers.
@@ -62,7 +64,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	pvcs := factory.Core().V1().PersistentVolumeClaims()
 	revs := factory.Apps().V1().ControllerRevisions()
 	c := &Controller{
-		client: client, sets: sets.Lister(), pods: pods.Lister(), claims: pvcs.Lister(), revisions: revs.Lister(), log: log,
+		client: client, sets: sets.Lister(), pods: pods.Lister(), claims: pvcs.Lister(), revisions: revs.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{sets.Informer().HasSynced, pods.Informer().HasSynced, pvcs.Informer().HasSynced, revs.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("statefulset"),
 		events: record.NewBroadcaster(),
@@ -332,7 +334,7 @@ func (c *Controller) updateStatus(ctx context.Context, set *appsv1.StatefulSet, 
 		st.Replicas++
 		if controllerutil.IsPodReady(p) {
 			st.ReadyReplicas++
-			if controllerutil.IsPodAvailable(p, set.Spec.MinReadySeconds, time.Now()) {
+			if controllerutil.IsPodAvailable(p, set.Spec.MinReadySeconds, c.Clock.Now()) {
 				st.AvailableReplicas++
 			}
 		}
