@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 )
 
 // nodeInfo is a node with what the scheduler knows is placed on it.
@@ -129,11 +130,13 @@ type cache struct {
 	podNode  map[types.UID]string
 	assumed  map[types.UID]time.Time // assumed pod -> when the bind finished (zero while binding)
 	assumeTT time.Duration
-	antiPods int // placed pods with required anti-affinity
+	clock    clock.PassiveClock // stamps finished bindings for expiry
+	antiPods int                // placed pods with required anti-affinity
 }
 
-func newCache() *cache {
+func newCache(clk clock.PassiveClock) *cache {
 	return &cache{
+		clock:    clk,
 		nodes:    map[string]*nodeInfo{},
 		podNode:  map[types.UID]string{},
 		assumed:  map[types.UID]time.Time{},
@@ -234,7 +237,7 @@ func (c *cache) finishBinding(uid types.UID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.assumed[uid]; ok {
-		c.assumed[uid] = time.Now()
+		c.assumed[uid] = c.clock.Now()
 	}
 }
 
@@ -249,9 +252,10 @@ func (c *cache) forget(uid types.UID) {
 
 // expire drops assumptions whose binding finished long ago but was never
 // confirmed (the pod was deleted meanwhile, say).
-func (c *cache) expire(now time.Time) {
+func (c *cache) expire() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.clock.Now()
 	for uid, done := range c.assumed {
 		if !done.IsZero() && now.Sub(done) > c.assumeTT {
 			c.removeLocked(uid)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 )
 
 // profile is the profile label of the attempt series: Skiff runs upstream's
@@ -13,6 +14,7 @@ const profile = SchedulerName
 // metrics are the scheduler's series, with upstream's names, labels and
 // buckets.
 type metrics struct {
+	clock       clock.PassiveClock // for attempt durations
 	registry    *prometheus.Registry
 	attempts    *prometheus.CounterVec
 	attemptTime *prometheus.HistogramVec
@@ -22,8 +24,9 @@ type metrics struct {
 	preemptions prometheus.Counter
 }
 
-func newMetrics() *metrics {
+func newMetrics(clk clock.PassiveClock) *metrics {
 	m := &metrics{
+		clock:    clk,
 		registry: prometheus.NewRegistry(),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scheduler_schedule_attempts_total",
@@ -61,6 +64,6 @@ func newMetrics() *metrics {
 func (m *metrics) attempt(result string, start time.Time) {
 	m.attempts.WithLabelValues(result, profile).Inc()
 	if !start.IsZero() {
-		m.attemptTime.WithLabelValues(result, profile).Observe(time.Since(start).Seconds())
+		m.attemptTime.WithLabelValues(result, profile).Observe(m.clock.Since(start).Seconds())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func node(name string, cpu, mem string, labels map[string]string) *corev1.Node {
@@ -165,8 +166,9 @@ func TestNumFeasibleToFind(t *testing.T) {
 }
 
 func TestQueueOrderAndBackoff(t *testing.T) {
-	q := newQueue()
-	now := metav1.Now()
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	q := newQueue(clk)
+	now := metav1.NewTime(clk.Now())
 	low, high, older := pod("low", "", ""), pod("high", "", ""), pod("older", "", "")
 	high.Spec.Priority = ptrTo[int32](10)
 	low.CreationTimestamp, high.CreationTimestamp = now, now
@@ -195,7 +197,7 @@ func TestQueueOrderAndBackoff(t *testing.T) {
 	if a, b, _ := q.lengths(); a != 0 || b != 1 {
 		t.Fatalf("moveAll during backoff: active %d backoff %d", a, b)
 	}
-	q.now = func() time.Time { return time.Now().Add(2 * time.Second) }
+	clk.SetTime(clk.Now().Add(2 * time.Second))
 	q.flush()
 	if a, _, _ := q.lengths(); a != 1 {
 		t.Fatal("backoff did not end")

@@ -130,7 +130,7 @@ func (s *Scheduler) markDisruptionTarget(ctx context.Context, victim *corev1.Pod
 		Status:             corev1.ConditionTrue,
 		Reason:             corev1.PodReasonPreemptionByScheduler,
 		Message:            SchedulerName + ": preempting to accommodate a higher priority pod",
-		LastTransitionTime: metav1.Now(),
+		LastTransitionTime: metav1.NewTime(s.clock.Now()),
 	}
 	for _, c := range victim.Status.Conditions {
 		if c.Type != cond.Type {

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 )
 
 // Backoff bounds for pods that failed to schedule, as upstream's defaults.
@@ -82,17 +83,17 @@ type queue struct {
 	// after one arrived during its attempt backs off instead of parking,
 	// since the change may be what it waited for.
 	moves uint64
-	now   func() time.Time
+	clock clock.PassiveClock
 }
 
-func newQueue() *queue {
+func newQueue(clk clock.PassiveClock) *queue {
 	return &queue{
 		wake:          make(chan struct{}, 1),
 		backoff:       map[types.UID]*queuedPod{},
 		unschedulable: map[types.UID]*queuedPod{},
 		all:           map[types.UID]*queuedPod{},
 		inFlight:      map[types.UID]*queuedPod{},
-		now:           time.Now,
+		clock:         clk,
 	}
 }
 
@@ -122,7 +123,7 @@ func (q *queue) add(pod *corev1.Pod) {
 		qp.pod = pod
 		return
 	}
-	qp := &queuedPod{pod: pod, firstSeen: q.now(), index: -1}
+	qp := &queuedPod{pod: pod, firstSeen: q.clock.Now(), index: -1}
 	q.all[pod.UID] = qp
 	q.toActiveLocked(qp)
 }
@@ -191,10 +192,10 @@ func (q *queue) requeue(qp *queuedPod, unschedulable bool) {
 	}
 	delete(q.inFlight, qp.pod.UID)
 	qp.attempts++
-	qp.readyAt = q.now().Add(backoffFor(qp.attempts))
+	qp.readyAt = q.clock.Now().Add(backoffFor(qp.attempts))
 	q.all[qp.pod.UID] = qp
 	if unschedulable && qp.moveSeq == q.moves {
-		qp.parkedAt = q.now()
+		qp.parkedAt = q.clock.Now()
 		q.unschedulable[qp.pod.UID] = qp
 		return
 	}
@@ -218,7 +219,7 @@ func (q *queue) moveMatching(match func(*corev1.Pod) bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.moves++
-	now := q.now()
+	now := q.clock.Now()
 	for uid, qp := range q.unschedulable {
 		if match != nil && !match(qp.pod) {
 			continue
@@ -237,7 +238,7 @@ func (q *queue) moveMatching(match func(*corev1.Pod) bool) {
 func (q *queue) flush() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	now := q.now()
+	now := q.clock.Now()
 	for uid, qp := range q.backoff {
 		if !now.Before(qp.readyAt) {
 			delete(q.backoff, uid)
@@ -267,7 +268,7 @@ func (q *queue) retry(qp *queuedPod) {
 		return
 	}
 	qp.attempts++
-	qp.readyAt = q.now().Add(backoffFor(qp.attempts))
+	qp.readyAt = q.clock.Now().Add(backoffFor(qp.attempts))
 	q.all[qp.pod.UID] = qp
 	q.backoff[qp.pod.UID] = qp
 }

@@ -24,6 +24,7 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/nodeaffinity"
@@ -38,12 +39,16 @@ type Config struct {
 	Logger *slog.Logger
 	// BindWorkers bounds concurrent binding calls (default 32).
 	BindWorkers int
+	// Clock is where the scheduler and its parts read time (default
+	// clock.RealClock{}); tests pass a fake to step backoffs and expiries.
+	Clock clock.WithTicker
 }
 
 // Scheduler places pods on nodes.
 type Scheduler struct {
 	client  kubernetes.Interface
 	log     *slog.Logger
+	clock   clock.WithTicker
 	cache   *cache
 	queue   *queue
 	filters []filterPlugin
@@ -73,11 +78,15 @@ func New(cfg Config) *Scheduler {
 	if cfg.BindWorkers <= 0 {
 		cfg.BindWorkers = 32
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
 	s := &Scheduler{
 		client: cfg.Client,
 		log:    cfg.Logger,
-		cache:  newCache(),
-		queue:  newQueue(),
+		clock:  cfg.Clock,
+		cache:  newCache(cfg.Clock),
+		queue:  newQueue(cfg.Clock),
 		filters: []filterPlugin{
 			nodeUnschedulable{}, nodeName{}, taintToleration{}, nodeAffinity{}, nodePorts{}, resourcesFit{},
 			podTopologySpread{}, interPodAffinity{},
@@ -86,12 +95,12 @@ func New(cfg Config) *Scheduler {
 			taintToleration{}, nodeAffinity{}, podTopologySpread{}, interPodAffinity{},
 			leastAllocated{}, balancedAllocation{}, imageLocality{},
 		},
-		metrics: newMetrics(),
+		metrics: newMetrics(cfg.Clock),
 		bindSem: make(chan struct{}, cfg.BindWorkers),
 	}
 	s.factory = informers.NewSharedInformerFactory(cfg.Client, 0)
 	s.podLister = s.factory.Core().V1().Pods().Lister()
-	s.vols = newVolumeBinder(cfg.Client, cfg.Logger, s.factory, s.podLister, s.onStorageChange)
+	s.vols = newVolumeBinder(cfg.Client, cfg.Logger, cfg.Clock, s.factory, s.podLister, s.onStorageChange)
 	s.volumeFilters = []filterPlugin{
 		nodeUnschedulable{}, nodeName{}, taintToleration{}, nodeAffinity{}, nodePorts{}, resourcesFit{},
 		volumeRestrictions{}, nodeVolumeLimits{s.vols}, volumeBinding{s.vols}, volumeZone{},
@@ -196,17 +205,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return nil
 }
 
+// housekeepingPeriod is how often housekeeping runs.
+const housekeepingPeriod = 200 * time.Millisecond
+
 // housekeeping moves backed-off pods back and expires stale assumptions.
 func (s *Scheduler) housekeeping(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
+	t := s.clock.NewTicker(housekeepingPeriod)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case <-t.C():
 			s.queue.flush()
-			s.cache.expire(now)
+			s.cache.expire()
 			a, b, u := s.queue.lengths()
 			s.metrics.pending.WithLabelValues("active").Set(float64(a))
 			s.metrics.pending.WithLabelValues("backoff").Set(float64(b))
@@ -253,7 +265,7 @@ func (s *Scheduler) scheduleOneRecovering(ctx context.Context, qp *queuedPod) {
 
 // scheduleOne runs one scheduling attempt for a pod.
 func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
-	start := time.Now()
+	start := s.clock.Now()
 	// Schedule the newest version of the pod, if it still needs it.
 	pod, err := s.podLister.Pods(qp.pod.Namespace).Get(qp.pod.Name)
 	if err != nil || pod.UID != qp.pod.UID || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil {
@@ -265,7 +277,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 	state := s.prepare(pod)
 	s.prepareVolumes(state)
 	host, diag := s.findNode(state)
-	s.metrics.algorithm.Observe(time.Since(start).Seconds())
+	s.metrics.algorithm.Observe(s.clock.Since(start).Seconds())
 	if host == "" {
 		s.metrics.attempt("unschedulable", start)
 		msg := diag.message()
@@ -417,7 +429,7 @@ func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, host string) {
 	}
 	s.cache.finishBinding(pod.UID)
 	s.metrics.attempt("scheduled", qp.attemptStart)
-	s.metrics.e2e.Observe(time.Since(qp.firstSeen).Seconds())
+	s.metrics.e2e.Observe(s.clock.Since(qp.firstSeen).Seconds())
 	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, host)
 }
 
@@ -434,7 +446,7 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, ms
 	p.Status.NominatedNodeName = nominated
 	cond := corev1.PodCondition{
 		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
-		Message: msg, LastTransitionTime: metav1.Now(),
+		Message: msg, LastTransitionTime: metav1.NewTime(s.clock.Now()),
 	}
 	replaced := false
 	for i := range p.Status.Conditions {

@@ -84,11 +84,11 @@ func (b *volumeBinder) bindVolumes(ctx context.Context, pod *corev1.Pod, r *volu
 		b.assumeClaim(pvc, true)
 		r.provision[i] = pvc
 	}
-	timeout := time.NewTimer(b.bindTimeout)
+	timeout := b.clock.NewTimer(b.bindTimeout)
 	defer timeout.Stop()
 	// Informer events wake the wait; the ticker only covers the pod's own
 	// deletion, which is not a storage event.
-	tick := time.NewTicker(time.Second)
+	tick := b.clock.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		changed := b.watch()
@@ -101,8 +101,8 @@ func (b *volumeBinder) bindVolumes(ctx context.Context, pod *corev1.Pod, r *volu
 		}
 		select {
 		case <-changed:
-		case <-tick.C:
-		case <-timeout.C:
+		case <-tick.C():
+		case <-timeout.C():
 			return fmt.Errorf("binding volumes: %w", context.DeadlineExceeded)
 		case <-ctx.Done():
 			return fmt.Errorf("binding volumes: %w", ctx.Err())

@@ -13,6 +13,7 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listersstoragev1 "k8s.io/client-go/listers/storage/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/volumematch"
 )
@@ -48,6 +49,7 @@ type volumeBinder struct {
 	pods       listerscorev1.PodLister
 
 	bindTimeout time.Duration
+	clock       clock.WithTicker // for the bind timeout and recheck ticker
 
 	mu         sync.Mutex
 	assumedPVs map[string]*assumed[*corev1.PersistentVolume]
@@ -64,7 +66,7 @@ type assumed[T any] struct {
 
 // newVolumeBinder registers the storage informers on factory. onChange is
 // called with every storage event so the caller can wake waiting pods.
-func newVolumeBinder(client kubernetes.Interface, log *slog.Logger, factory informers.SharedInformerFactory, pods listerscorev1.PodLister, onChange func(claim *corev1.PersistentVolumeClaim)) *volumeBinder {
+func newVolumeBinder(client kubernetes.Interface, log *slog.Logger, clk clock.WithTicker, factory informers.SharedInformerFactory, pods listerscorev1.PodLister, onChange func(claim *corev1.PersistentVolumeClaim)) *volumeBinder {
 	core, storage := factory.Core().V1(), factory.Storage().V1()
 	pvInf := core.PersistentVolumes().Informer()
 	_ = pvInf.AddIndexers(toolscache.Indexers{pvClassIndex: func(o any) ([]string, error) {
@@ -76,6 +78,7 @@ func newVolumeBinder(client kubernetes.Interface, log *slog.Logger, factory info
 	b := &volumeBinder{
 		client:      client,
 		log:         log,
+		clock:       clk,
 		pvcs:        core.PersistentVolumeClaims().Lister(),
 		pvs:         core.PersistentVolumes().Lister(),
 		pvIndex:     pvInf.GetIndexer(),
