@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 )
 
 // backoff tracks per-container restart and image-pull delays: the first
@@ -13,6 +14,7 @@ import (
 type backoff struct {
 	mu           sync.Mutex
 	initial, max time.Duration
+	clock        clock.PassiveClock
 	entries      map[string]*backoffEntry
 }
 
@@ -21,8 +23,8 @@ type backoffEntry struct {
 	last  time.Time // when the delay started counting
 }
 
-func newBackoff(initial, max time.Duration) *backoff {
-	return &backoff{initial: initial, max: max, entries: map[string]*backoffEntry{}}
+func newBackoff(initial, max time.Duration, clk clock.PassiveClock) *backoff {
+	return &backoff{initial: initial, max: max, clock: clk, entries: map[string]*backoffEntry{}}
 }
 
 func backoffKey(uid types.UID, name string) string { return string(uid) + "/" + name }
@@ -35,7 +37,7 @@ func (b *backoff) remaining(key string, since time.Time) time.Duration {
 	if !ok {
 		return 0
 	}
-	return max(time.Until(since.Add(e.delay)), 0)
+	return max(since.Add(e.delay).Sub(b.clock.Now()), 0)
 }
 
 // sinceLast is how long is left of the delay that began at the last retry.
@@ -46,7 +48,7 @@ func (b *backoff) sinceLast(key string) time.Duration {
 	if !ok {
 		return 0
 	}
-	return max(time.Until(e.last.Add(e.delay)), 0)
+	return max(e.last.Add(e.delay).Sub(b.clock.Now()), 0)
 }
 
 // pullWait is when to sync again after a failed pull.

@@ -23,20 +23,20 @@ const (
 // and, under disk pressure, images no container uses.
 func (k *Kubelet) runGC(ctx context.Context) {
 	lastUsed := map[string]time.Time{}
-	t := time.NewTicker(containerGCPeriod)
+	t := k.clock.NewTicker(containerGCPeriod)
 	defer t.Stop()
-	lastImageGC := time.Now()
+	lastImageGC := k.clock.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		if err := k.collectContainers(ctx); err != nil && ctx.Err() == nil {
 			k.log.Warn("container garbage collection", "err", err)
 		}
-		if time.Since(lastImageGC) >= imageGCPeriod {
-			lastImageGC = time.Now()
+		if k.clock.Since(lastImageGC) >= imageGCPeriod {
+			lastImageGC = k.clock.Now()
 			if err := k.collectImages(ctx, lastUsed); err != nil && ctx.Err() == nil {
 				k.log.Warn("image garbage collection", "err", err)
 			}
@@ -84,7 +84,9 @@ func (k *Kubelet) collectContainers(ctx context.Context) error {
 		evictable = append(evictable, kept[:remaining-len(evictable)-k.cfg.MaxTotalDead]...)
 	}
 	for _, c := range evictable {
-		if time.Since(time.Unix(0, c.CreatedAt)) < k.cfg.MinContainerAge {
+		// Zero means no minimum, whatever the runtime's and k.clock's
+		// readings of "now" (a fake runtime's may run a little ahead).
+		if k.cfg.MinContainerAge > 0 && k.clock.Since(time.Unix(0, c.CreatedAt)) < k.cfg.MinContainerAge {
 			continue
 		}
 		k.removeContainer(ctx, c.Id)
@@ -126,7 +128,7 @@ func (k *Kubelet) collectImages(ctx context.Context, lastUsed map[string]time.Ti
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := k.clock.Now()
 	for _, c := range cs {
 		lastUsed[c.ImageRef] = now
 	}

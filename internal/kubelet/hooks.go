@@ -33,8 +33,10 @@ func (k *Kubelet) runHook(ctx context.Context, pod *v1.Pod, c *v1.Container, con
 	case h.HTTPGet != nil:
 		return httpCheck(ctx, k.probeHostFor(pod), c, h.HTTPGet)
 	case h.Sleep != nil:
+		t := k.clock.NewTimer(time.Duration(h.Sleep.Seconds) * time.Second)
+		defer t.Stop()
 		select {
-		case <-time.After(time.Duration(h.Sleep.Seconds) * time.Second):
+		case <-t.C():
 		case <-ctx.Done():
 		}
 		return nil
@@ -47,6 +49,7 @@ func (k *Kubelet) runHook(ctx context.Context, pod *v1.Pod, c *v1.Container, con
 func (k *Kubelet) execSync(ctx context.Context, containerID string, cmd []string) (string, int32, error) {
 	timeout := time.Duration(0)
 	if dl, ok := ctx.Deadline(); ok {
+		// Context deadlines are on the wall clock, not k.clock.
 		timeout = max(time.Until(dl), time.Second)
 	}
 	stdout, stderr, err := k.runtime.runtime.ExecSync(ctx, containerID, cmd, timeout)

@@ -56,7 +56,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *v1.Pod, c 
 		return "", nil, fmt.Errorf("image pull backing off")
 	}
 	k.recorder.Eventf(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
-	start := time.Now()
+	start := k.clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	_, perr := k.runtime.images.PullImage(pctx, spec, nil, nil)
 	cancel()
@@ -65,7 +65,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *v1.Pod, c 
 			k.recorder.Eventf(pod, v1.EventTypeWarning, "Pulling", "Could not pull image %q (%v); using the local copy", c.Image, perr)
 			return local.Id, userOf(local), nil
 		}
-		k.backoff.next(key, time.Now())
+		k.backoff.next(key, k.clock.Now())
 		msg := fmt.Sprintf("Failed to pull image %q: %v (no registry reachable? import it with `skiff images import`)", c.Image, perr)
 		w.waiting[c.Name] = waitingReason{"ErrImagePull", msg}
 		k.recorder.Event(pod, v1.EventTypeWarning, "Failed", msg)
@@ -76,7 +76,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *v1.Pod, c 
 	if err != nil || st.GetImage() == nil {
 		return "", nil, fmt.Errorf("image %s missing after pull: %v", c.Image, err)
 	}
-	k.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %s", c.Image, time.Since(start).Round(time.Millisecond))
+	k.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %s", c.Image, k.clock.Since(start).Round(time.Millisecond))
 	return st.GetImage().Id, userOf(st.GetImage()), nil
 }
 

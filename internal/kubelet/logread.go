@@ -26,7 +26,8 @@ type logOptions struct {
 	since                        time.Time
 }
 
-func parseLogOptions(r *http.Request) (logOptions, error) {
+// parseLogOptions reads the query; sinceSeconds counts back from now.
+func parseLogOptions(r *http.Request, now time.Time) (logOptions, error) {
 	q := r.URL.Query()
 	o := logOptions{tailLines: -1, limitBytes: -1}
 	o.follow = q.Get("follow") == "true" || q.Get("follow") == "1"
@@ -46,7 +47,7 @@ func parseLogOptions(r *http.Request) (logOptions, error) {
 		if err != nil || n < 1 {
 			return o, fmt.Errorf("sinceSeconds must be a positive integer")
 		}
-		o.since = time.Now().Add(-time.Duration(n) * time.Second)
+		o.since = now.Add(-time.Duration(n) * time.Second)
 	}
 	if v := q.Get("sinceTime"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
@@ -63,7 +64,7 @@ func parseLogOptions(r *http.Request) (logOptions, error) {
 // follow, new lines until the container stops.
 func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request) {
 	ns, podName, name := r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container")
-	opts, err := parseLogOptions(r)
+	opts, err := parseLogOptions(r, k.clock.Now())
 	if err != nil {
 		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
 		return

@@ -19,13 +19,13 @@ const (
 // is renamed with a timestamp, the runtime reopens a fresh one, and only
 // LogMaxFiles files (live included) are kept.
 func (k *Kubelet) runLogRotation(ctx context.Context) {
-	t := time.NewTicker(logRotatePeriod)
+	t := k.clock.NewTicker(logRotatePeriod)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		cs, err := k.runtime.runtime.ListContainers(ctx,
 			&runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
@@ -49,7 +49,7 @@ func (k *Kubelet) rotateLog(ctx context.Context, id string) error {
 	if err != nil || info.Size() < k.cfg.LogMaxSize {
 		return nil
 	}
-	rotated := st.LogPath + "." + time.Now().UTC().Format("20060102-150405.000000")
+	rotated := st.LogPath + "." + k.clock.Now().UTC().Format("20060102-150405.000000")
 	if err := os.Rename(st.LogPath, rotated); err != nil {
 		return err
 	}

@@ -114,14 +114,14 @@ func (k *Kubelet) runLease(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval):
+		case <-k.clock.After(interval):
 		}
 	}
 }
 
 func (k *Kubelet) renewLease(ctx context.Context) error {
 	leases := k.client.CoordinationV1().Leases(v1.NamespaceNodeLease)
-	now := metav1.NewMicroTime(time.Now())
+	now := metav1.NewMicroTime(k.clock.Now())
 	lease, err := leases.Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		node, nerr := k.client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
@@ -154,16 +154,16 @@ func (k *Kubelet) renewLease(ctx context.Context) error {
 // runNodeStatus checks the node status every StatusPeriod and writes it when
 // it changed, or at least once a minute.
 func (k *Kubelet) runNodeStatus(ctx context.Context) {
-	t := time.NewTicker(k.cfg.StatusPeriod)
+	last := k.clock.Now()
+	t := k.clock.NewTicker(k.cfg.StatusPeriod)
 	defer t.Stop()
-	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
-		force := time.Since(last) >= time.Minute
+		force := k.clock.Since(last) >= time.Minute
 		if err := k.updateNodeStatus(ctx, force); err != nil {
 			if ctx.Err() == nil {
 				k.log.Warn("update node status", "err", err)
@@ -171,7 +171,7 @@ func (k *Kubelet) runNodeStatus(ctx context.Context) {
 			continue
 		}
 		if force {
-			last = time.Now()
+			last = k.clock.Now()
 		}
 	}
 }
@@ -201,7 +201,7 @@ func (k *Kubelet) nodeStatus(ctx context.Context, node *v1.Node) v1.NodeStatus {
 	if syscall.Statfs(k.cfg.DataDir, &fs) == nil {
 		capacity[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(fs.Blocks)*fs.Bsize, resource.BinarySI)
 	}
-	now := metav1.Now()
+	now := metav1.NewTime(k.clock.Now())
 	runtimeReady, networkReady, reason := k.runtimeConditions(ctx)
 	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"}
 	if !runtimeReady || !networkReady {
@@ -380,7 +380,7 @@ func (k *Kubelet) runPodCIDRWatch(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-k.clock.After(wait):
 		}
 	}
 }

@@ -40,7 +40,9 @@ func TestRunStartsAndRemovesPods(t *testing.T) {
 	k.cfg.CNIConfDir = filepath.Join(t.TempDir(), "cni")
 	k.cfg.Registerer = prometheus.NewRegistry()
 	k.clock = clock.RealClock{}
+	h.rt.SetClock(time.Now)
 	k.pleg = k.newPLEG()
+	k.backoff = newBackoff(k.cfg.BackoffInitial, k.cfg.BackoffMax, k.clock)
 	k.podLister = k.factory.Core().V1().Pods().Lister()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -24,7 +24,7 @@ func (k *Kubelet) podDir(pod *v1.Pod) string {
 }
 
 func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (string, error) {
-	start := time.Now()
+	start := k.clock.Now()
 	if err := os.MkdirAll(k.podLogDir(pod), 0o755); err != nil {
 		return "", err
 	}
@@ -67,7 +67,7 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32
 	if err != nil {
 		return "", err
 	}
-	k.log.Debug("sandbox created", "pod", podKey(pod), "id", id, "took", time.Since(start))
+	k.log.Debug("sandbox created", "pod", podKey(pod), "id", id, "took", k.clock.Since(start))
 	return id, nil
 }
 
@@ -246,15 +246,17 @@ func (k *Kubelet) stopPodContainers(ctx context.Context, pod *v1.Pod, state *pod
 // stopContainer runs the preStop hook within the grace period, then asks
 // the runtime to stop the container with what is left of it.
 func (k *Kubelet) stopContainer(ctx context.Context, pod *v1.Pod, spec *v1.Container, id string, grace int64) error {
-	deadline := time.Now().Add(time.Duration(grace) * time.Second)
+	start, budget := k.clock.Now(), time.Duration(grace)*time.Second
 	if spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
-		hctx, cancel := context.WithDeadline(ctx, deadline)
+		// The context's timeout runs on the wall clock; what is left of
+		// the grace period is counted on k.clock.
+		hctx, cancel := context.WithTimeout(ctx, budget)
 		if err := k.runHook(hctx, pod, spec, id, spec.Lifecycle.PreStop); err != nil {
 			k.recorder.Eventf(pod, v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
 		}
 		cancel()
 	}
-	left := int64(time.Until(deadline).Round(time.Second) / time.Second)
+	left := int64((budget - k.clock.Since(start)).Round(time.Second) / time.Second)
 	if left < 0 || grace == 0 {
 		left = 0
 	}

@@ -111,7 +111,7 @@ func (s *statsCache) forget(live map[string]bool) {
 
 // runStatsSampler keeps CPU rates fresh.
 func (k *Kubelet) runStatsSampler(ctx context.Context) {
-	t := time.NewTicker(statsPeriod)
+	t := k.clock.NewTicker(statsPeriod)
 	defer t.Stop()
 	for {
 		if _, err := k.summary(ctx); err != nil && ctx.Err() == nil {
@@ -120,15 +120,15 @@ func (k *Kubelet) runStatsSampler(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
 
 // summary collects node and per-container usage from /proc and the CRI.
 func (k *Kubelet) summary(ctx context.Context) (*Summary, error) {
-	now := time.Now()
-	s := &Summary{Node: NodeStats{NodeName: k.cfg.NodeName, StartTime: bootTime()}}
+	now := k.clock.Now()
+	s := &Summary{Node: NodeStats{NodeName: k.cfg.NodeName, StartTime: bootTime(now)}}
 	if busy, ok := nodeCPUNanos(); ok {
 		rate := k.stats.observe("", now, busy)
 		s.Node.CPU = &CPUStats{Time: now, UsageCoreNanoSeconds: &busy, UsageNanoCores: &rate}
@@ -274,7 +274,8 @@ func memAvailable() int64 {
 	return 0
 }
 
-func bootTime() time.Time {
+// bootTime is now less the kernel's uptime.
+func bootTime(now time.Time) time.Time {
 	data, err := os.ReadFile("/proc/uptime")
 	if err != nil {
 		return time.Time{}
@@ -284,5 +285,5 @@ func bootTime() time.Time {
 		return time.Time{}
 	}
 	up, _ := strconv.ParseFloat(f[0], 64)
-	return time.Now().Add(-time.Duration(up * float64(time.Second))).Truncate(time.Second)
+	return now.Add(-time.Duration(up * float64(time.Second))).Truncate(time.Second)
 }

@@ -27,7 +27,7 @@ func (k *Kubelet) writeStatus(ctx context.Context, w *podWorker, pod *v1.Pod, st
 	// Measured from when this kubelet first saw the pod, as upstream; a pod
 	// the API already shows Running was started before an agent restart.
 	if status.Phase == v1.PodRunning && w.lastPhase != v1.PodRunning && pod.Status.Phase != v1.PodRunning {
-		k.metrics.podStart.Observe(time.Since(w.started).Seconds())
+		k.metrics.podStart.Observe(k.clock.Since(w.started).Seconds())
 	}
 	w.lastPhase = status.Phase
 	for attempt := 0; attempt < 3; attempt++ {
@@ -74,7 +74,7 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 		NominatedNodeName: old.NominatedNodeName,
 	}
 	if s.StartTime == nil {
-		now := metav1.Now()
+		now := metav1.NewTime(k.clock.Now())
 		s.StartTime = &now
 	}
 	sb := state.readySandbox()
@@ -136,7 +136,7 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 	if old.Phase == v1.PodSucceeded || old.Phase == v1.PodFailed {
 		s.Phase = old.Phase // terminal phases never change
 	}
-	now := metav1.Now()
+	now := metav1.NewTime(k.clock.Now())
 	cond := func(t v1.PodConditionType, ok bool, reason, msg string) v1.PodCondition {
 		c := v1.PodCondition{Type: t, Status: v1.ConditionTrue, LastTransitionTime: now}
 		if !ok {

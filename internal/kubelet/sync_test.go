@@ -41,6 +41,7 @@ func newHarness(t *testing.T, objs ...any) *harness {
 	rt := fakeruntime.New()
 	rt.AddImage("busybox")
 	clk := clocktesting.NewFakeClock(time.Now())
+	rt.SetClock(clk.Now) // runtime timestamps and the kubelet's clock agree
 	cfg := Config{
 		Client: client, NodeName: "n1", RuntimeEndpoint: "fake", DataDir: filepath.Join(dir, "data"),
 		LogDir: filepath.Join(dir, "logs"), NodeIP: net.ParseIP("192.0.2.7"), ClusterDNS: []string{"10.96.0.10"},
@@ -72,7 +73,7 @@ func (h *harness) add(pod *v1.Pod) *podWorker {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.t.Cleanup(cancel)
 	w := &podWorker{uid: pod.UID, pod: pod, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), waiting: map[string]waitingReason{}, started: time.Now()}
+		done: make(chan struct{}), waiting: map[string]waitingReason{}, started: h.clock.Now()}
 	h.k.workersMu.Lock()
 	h.k.workers[pod.UID] = w
 	h.k.workersMu.Unlock()

@@ -183,7 +183,7 @@ func (k *Kubelet) worker(ctx context.Context, uid types.UID, pod *v1.Pod) *podWo
 	wctx, cancel := context.WithCancel(ctx)
 	w := &podWorker{
 		uid: uid, pod: pod, wake: make(chan struct{}, 1), ctx: wctx, cancel: cancel,
-		done: make(chan struct{}), waiting: map[string]waitingReason{}, started: time.Now(),
+		done: make(chan struct{}), waiting: map[string]waitingReason{}, started: k.clock.Now(),
 	}
 	k.workers[uid] = w
 	k.workersWG.Add(1)
@@ -194,7 +194,7 @@ func (k *Kubelet) worker(ctx context.Context, uid types.UID, pod *v1.Pod) *podWo
 func (k *Kubelet) runWorker(w *podWorker) {
 	defer k.workersWG.Done()
 	defer close(w.done)
-	timer := time.NewTimer(0)
+	timer := k.clock.NewTimer(0)
 	defer timer.Stop()
 	for first := true; ; first = false {
 		byTimer := false
@@ -202,14 +202,14 @@ func (k *Kubelet) runWorker(w *podWorker) {
 		case <-w.ctx.Done():
 			return
 		case <-w.wake:
-		case <-timer.C:
+		case <-timer.C():
 			byTimer = true
 		}
-		start := time.Now()
+		start := k.clock.Now()
 		pod, removed := w.snapshot()
 		terminating := removed || (pod != nil && pod.DeletionTimestamp != nil)
 		next, finished := k.syncPod(w.ctx, w)
-		k.metrics.podWorker.WithLabelValues(syncOperation(first, terminating, byTimer)).Observe(time.Since(start).Seconds())
+		k.metrics.podWorker.WithLabelValues(syncOperation(first, terminating, byTimer)).Observe(k.clock.Since(start).Seconds())
 		if finished {
 			k.untrackPodObjects(w.uid)
 			k.workersMu.Lock()
@@ -223,7 +223,7 @@ func (k *Kubelet) runWorker(w *podWorker) {
 		}
 		if !timer.Stop() {
 			select {
-			case <-timer.C:
+			case <-timer.C():
 			default:
 			}
 		}

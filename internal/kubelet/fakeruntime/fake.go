@@ -60,6 +60,14 @@ func New() *Runtime {
 	}
 }
 
+// SetClock makes the runtime take its times (creation, start, exit) from
+// now, such as a test's fake clock.
+func (r *Runtime) SetClock(now func() time.Time) {
+	r.mu.Lock()
+	r.now = now
+	r.mu.Unlock()
+}
+
 // InjectError makes the next call of method fail with err (queued).
 func (r *Runtime) InjectError(method string, err error) {
 	r.mu.Lock()
