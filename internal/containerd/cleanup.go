@@ -59,7 +59,7 @@ func Cleanup(dir string) error {
 		}
 		_ = syscall.Kill(shim, syscall.SIGKILL)
 	}
-	return unmountUnder(dir)
+	return UnmountAll(dir)
 }
 
 func killTree(pid int, parent map[int]int) {
@@ -89,8 +89,9 @@ func parentPID(pid int) int {
 	return pp
 }
 
-// unmountUnder detaches every mount below dir, deepest first.
-func unmountUnder(dir string) error {
+// UnmountAll detaches every mount below dir and on dir itself, deepest
+// first.
+func UnmountAll(dir string) error {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return err
@@ -100,7 +101,7 @@ func unmountUnder(dir string) error {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		fields := strings.Fields(s.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
 			points = append(points, fields[4])
 		}
 	}

@@ -188,6 +188,8 @@ type Kubelet struct {
 	pleg          *pleg.PLEG
 	trustBundles  *trustBundles // clusterTrustBundle projections (trustbundles.go)
 	csi           *csi.Manager  // CSI driver registration and volumes
+	// unshareDataDir undoes makeShared's bind mount of the data dir.
+	unshareDataDir func() error
 }
 
 // New connects to the runtime and prepares the informers; Run starts work.
@@ -204,7 +206,12 @@ func New(ctx context.Context, cfg Config) (*Kubelet, error) {
 		rt.Close()
 		return nil, fmt.Errorf("kubelet: %w", err)
 	}
-	return newKubelet(cfg, rt, ver, clock.RealClock{}), nil
+	k := newKubelet(cfg, rt, ver, clock.RealClock{})
+	// CSI drivers mount below the data dir with Bidirectional propagation.
+	if k.unshareDataDir, err = makeShared(cfg.DataDir); err != nil {
+		k.log.Warn("kubelet data dir is not a shared mount: CSI drivers' mounts will not reach pods", "err", err)
+	}
+	return k, nil
 }
 
 // NewWithRuntime is New over runtime services given in-process (a fake
@@ -343,6 +350,12 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	loops.Wait()
 	k.factory.Shutdown()
 	k.nsFactory.Shutdown()
+	if k.unshareDataDir != nil && !k.cfg.KeepContainersOnExit {
+		// The pods are gone, so nothing is mounted below any more.
+		if err := k.unshareDataDir(); err != nil {
+			k.log.Warn("unmount kubelet data dir", "err", err)
+		}
+	}
 	return nil
 }
 
