@@ -18,7 +18,7 @@ import (
 func (k *Kubelet) writeCadvisorMetrics(e *exposition) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	now := time.Now()
+	now := k.clock.Now()
 	cpu := e.family("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", "counter")
 	memWS := e.family("container_memory_working_set_bytes", "Current working set in bytes.", "gauge")
 	memUsage := e.family("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", "gauge")

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -91,8 +92,10 @@ func TestSyncPodVolumesProbesAndHooks(t *testing.T) {
 		t.Error("postStart hook did not run")
 	}
 	// The readiness probe passes, the liveness probe fails: the status
-	// turns Ready, then the container is killed and restarted.
+	// turns Ready, then the container is killed and restarted. Probes run
+	// on the kubelet's (fake) clock, so time moves on while we wait.
 	waitUntil(t, "readiness and liveness results", func() bool {
+		h.clock.Step(time.Second)
 		h.k.probes.mu.Lock()
 		defer h.k.probes.mu.Unlock()
 		r := h.k.probes.results[ctr.Id]

@@ -271,7 +271,7 @@ func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, 
 	k.configMaps, k.secrets = k.cmCache, k.secretCache
 	k.services = k.nsFactory.Core().V1().Services().Lister()
 	k.tokens = newTokenManager(cfg.Client)
-	k.probes = newProbeManager(k.probe, func() record.EventRecorder { return k.recorder }, k.wakePod)
+	k.probes = newProbeManager(k.probe, func() record.EventRecorder { return k.recorder }, k.wakePod, clk)
 	k.clock = clk
 	k.pleg = k.newPLEG()
 	k.csi = csi.New(csi.Config{

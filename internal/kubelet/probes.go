@@ -14,6 +14,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -42,6 +43,7 @@ type probeManager struct {
 	prober   func(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, p *v1.Probe) error
 	recorder func() record.EventRecorder // set once the kubelet runs
 	wake     func(uid types.UID)
+	clock    clock.Clock // times initial delays and periods
 
 	mu      sync.Mutex
 	workers map[string]map[probeKind]context.CancelFunc // by container ID
@@ -51,9 +53,9 @@ type probeManager struct {
 }
 
 func newProbeManager(prober func(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, p *v1.Probe) error,
-	recorder func() record.EventRecorder, wake func(uid types.UID)) *probeManager {
+	recorder func() record.EventRecorder, wake func(uid types.UID), clk clock.Clock) *probeManager {
 	return &probeManager{
-		prober: prober, recorder: recorder, wake: wake, workers: map[string]map[probeKind]context.CancelFunc{},
+		prober: prober, recorder: recorder, wake: wake, clock: clk, workers: map[string]map[probeKind]context.CancelFunc{},
 		results: map[string]*probeResult{}, byPod: map[types.UID]map[string]bool{},
 	}
 }
@@ -164,8 +166,8 @@ func (m *probeManager) run(ctx context.Context, pod *v1.Pod, c *v1.Container, id
 	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
 	success, failure := int(max(p.SuccessThreshold, 1)), int(max(p.FailureThreshold, 1))
-	if wait := time.Until(started.Add(time.Duration(p.InitialDelaySeconds) * time.Second)); wait > 0 {
-		if !sleepCtx(ctx, wait) {
+	if wait := started.Add(time.Duration(p.InitialDelaySeconds) * time.Second).Sub(m.clock.Now()); wait > 0 {
+		if !m.sleep(ctx, wait) {
 			return
 		}
 	}
@@ -195,7 +197,7 @@ func (m *probeManager) run(ctx context.Context, pod *v1.Pod, c *v1.Container, id
 				return // startup probes stop once passed
 			}
 		}
-		if !sleepCtx(ctx, period) {
+		if !m.sleep(ctx, period) {
 			return
 		}
 	}
@@ -234,13 +236,14 @@ func (m *probeManager) record(uid types.UID, id string, kind probeKind, passed, 
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// sleep waits d on the manager's clock; false means ctx ended first.
+func (m *probeManager) sleep(ctx context.Context, d time.Duration) bool {
+	t := m.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-t.C():
 		return true
 	}
 }

@@ -273,7 +273,7 @@ func (k *Kubelet) admitResize(pod *v1.Pod) {
 		}
 	}
 	d := decideResize(podRequestsOf(desired), others, nodeAllocatable())
-	now := metav1.Now()
+	now := metav1.NewTime(k.clock.Now())
 	if !d.accept {
 		changed := pa.pending == nil || pa.pending.Reason != d.reason || pa.pending.ObservedGeneration != pod.Generation
 		pa.pending = &v1.PodCondition{Type: v1.PodResizePending, Status: v1.ConditionTrue, Reason: d.reason, Message: d.message,
