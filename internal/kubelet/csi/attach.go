@@ -75,3 +75,12 @@ func (m *Manager) publishContext(ctx context.Context, s *volumeSpec) (map[string
 	}
 	return va.Status.AttachmentMetadata, nil
 }
+
+// fsGroupPolicy defaults to ReadWriteOnceWithFSType, also when there is
+// no CSIDriver object.
+func fsGroupPolicy(d *storagev1.CSIDriver) storagev1.FSGroupPolicy {
+	if d == nil || d.Spec.FSGroupPolicy == nil {
+		return storagev1.ReadWriteOnceWithFSTypeFSGroupPolicy
+	}
+	return *d.Spec.FSGroupPolicy
+}

@@ -17,6 +17,12 @@
 //     <pods>/<uid>/volumes/kubernetes.io~csi/<volume>/mount. Inline (ephemeral)
 //     csi volumes are only published. A vol_data.json beside each mount
 //     records what teardown, which knows only the pod UID, must undo.
+//   - fsGroup. A driver with the VOLUME_MOUNT_GROUP node capability gets
+//     the pod's fsGroup as the mount's VolumeMountGroup and applies it
+//     itself. Otherwise the kubelet gives the published tree to the
+//     fsGroup (ownership.go) as the CSIDriver's fsGroupPolicy says: File
+//     always, the default ReadWriteOnceWithFSType only for a writable
+//     volume with an fsType and ReadWriteOnce(Pod), None never.
 //
 // With Skiff the kubelet's DataDir is, for example,
 // /var/lib/skiff/agent/kubelet (not /var/lib/kubelet). A driver's DaemonSet

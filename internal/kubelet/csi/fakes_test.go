@@ -30,7 +30,11 @@ type fakeNodeService struct {
 	csipb.UnimplementedIdentityServer
 	csipb.UnimplementedNodeServer
 
-	stages bool
+	stages     bool
+	mountGroup bool // advertises VOLUME_MOUNT_GROUP
+	// onPublish, when set, runs after the target is created, as if it
+	// were the volume's contents.
+	onPublish func(target string) error
 
 	mu    sync.Mutex
 	calls []proto.Message
@@ -74,6 +78,11 @@ func (f *fakeNodeService) NodeGetCapabilities(context.Context, *csipb.NodeGetCap
 			Rpc: &csipb.NodeServiceCapability_RPC{Type: csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME},
 		}})
 	}
+	if f.mountGroup {
+		resp.Capabilities = append(resp.Capabilities, &csipb.NodeServiceCapability{Type: &csipb.NodeServiceCapability_Rpc{
+			Rpc: &csipb.NodeServiceCapability_RPC{Type: csipb.NodeServiceCapability_RPC_VOLUME_MOUNT_GROUP},
+		}})
+	}
 	return resp, nil
 }
 
@@ -89,7 +98,15 @@ func (f *fakeNodeService) NodeUnstageVolume(_ context.Context, req *csipb.NodeUn
 
 func (f *fakeNodeService) NodePublishVolume(_ context.Context, req *csipb.NodePublishVolumeRequest) (*csipb.NodePublishVolumeResponse, error) {
 	f.record(req)
-	return &csipb.NodePublishVolumeResponse{}, os.MkdirAll(req.TargetPath, 0o750)
+	if err := os.MkdirAll(req.TargetPath, 0o750); err != nil {
+		return nil, err
+	}
+	if f.onPublish != nil {
+		if err := f.onPublish(req.TargetPath); err != nil {
+			return nil, err
+		}
+	}
+	return &csipb.NodePublishVolumeResponse{}, nil
 }
 
 func (f *fakeNodeService) NodeUnpublishVolume(_ context.Context, req *csipb.NodeUnpublishVolumeRequest) (*csipb.NodeUnpublishVolumeResponse, error) {
@@ -187,11 +204,17 @@ type testEnv struct {
 // plugins_registry and returns the manager and its fakes.
 func newRegisteredEnv(t *testing.T, stages bool) *testEnv {
 	t.Helper()
+	return newEnvWithDriver(t, &fakeNodeService{stages: stages})
+}
+
+// newEnvWithDriver is newRegisteredEnv for a driver configured by the
+// test; its fields must not change once it serves.
+func newEnvWithDriver(t *testing.T, node *fakeNodeService) *testEnv {
+	t.Helper()
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode, UID: "node-uid"}})
 	dataDir := shortTempDir(t)
 	m := New(Config{Client: client, NodeName: testNode, DataDir: dataDir, PodsDir: filepath.Join(dataDir, "pods")})
 	t.Cleanup(m.drivers.closeAll)
-	node := &fakeNodeService{stages: stages}
 	reg := startRegistrar(t, m.RegistryDir(), csiPluginInfo(startDriver(t, node)))
 	m.watcher.sync(t.Context())
 	if s := <-reg.status; !s.PluginRegistered {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
@@ -65,6 +66,16 @@ func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volu
 		return "", err
 	}
 	capability := s.capability(multiWriter)
+	fsGroup, changePolicy := podFSGroup(pod)
+	delegate := false // the driver applies the fsGroup when it mounts
+	if fsGroup != nil {
+		if delegate, err = d.capable(callCtx, csipb.NodeServiceCapability_RPC_VOLUME_MOUNT_GROUP); err != nil {
+			return "", err
+		}
+	}
+	if delegate {
+		capability.GetMount().VolumeMountGroup = strconv.FormatInt(*fsGroup, 10)
+	}
 
 	unlock := m.locks.lock(s.driver + "^" + s.handle)
 	defer unlock()
@@ -96,6 +107,13 @@ func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volu
 	})
 	if err != nil {
 		return "", fmt.Errorf("NodePublishVolume: %w", err)
+	}
+	// Before the volume counts as published, so a failed walk is retried
+	// by the next sync (NodePublishVolume is idempotent).
+	if fsGroup != nil && !delegate && s.kubeletAppliesFSGroup(fsGroupPolicy(obj)) {
+		if err := setVolumeOwnership(m.log, target, *fsGroup, changePolicy); err != nil {
+			return "", err
+		}
 	}
 	rec.Published = true
 	if err := writeRecord(dir, rec); err != nil {
@@ -144,4 +162,13 @@ func (m *Manager) stage(ctx context.Context, d *driver, s *volumeSpec, publishCt
 		return "", fmt.Errorf("record staged volume: %w", err)
 	}
 	return path, nil
+}
+
+// podFSGroup is the pod's fsGroup and fsGroupChangePolicy, nil when unset.
+func podFSGroup(pod *v1.Pod) (*int64, *v1.PodFSGroupChangePolicy) {
+	sc := pod.Spec.SecurityContext
+	if sc == nil {
+		return nil, nil
+	}
+	return sc.FSGroup, sc.FSGroupChangePolicy
 }

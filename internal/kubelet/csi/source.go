@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -20,10 +22,13 @@ type volumeSpec struct {
 	readOnly       bool
 	fsType         string
 	mountOptions   []string
-	accessMode     v1.PersistentVolumeAccessMode
-	attributes     map[string]string
-	stageSecret    *v1.SecretReference
-	publishSecret  *v1.SecretReference
+	accessMode     v1.PersistentVolumeAccessMode // what the driver is told
+	// accessModes are all the PV's modes; the default fsGroupPolicy
+	// looks for ReadWriteOnce among them.
+	accessModes   []v1.PersistentVolumeAccessMode
+	attributes    map[string]string
+	stageSecret   *v1.SecretReference
+	publishSecret *v1.SecretReference
 }
 
 // persistentSpec describes a claim's CSI PersistentVolume; readOnly is the
@@ -46,6 +51,7 @@ func persistentSpec(pv *v1.PersistentVolume, readOnly bool) (*volumeSpec, error)
 		fsType:        src.FSType,
 		mountOptions:  pv.Spec.MountOptions,
 		accessMode:    mode,
+		accessModes:   pv.Spec.AccessModes,
 		attributes:    src.VolumeAttributes,
 		stageSecret:   src.NodeStageSecretRef,
 		publishSecret: src.NodePublishSecretRef,
@@ -61,7 +67,9 @@ func ephemeralSpec(pod *v1.Pod, volume string, src *v1.CSIVolumeSource) *volumeS
 		ephemeral:  true,
 		readOnly:   src.ReadOnly != nil && *src.ReadOnly,
 		accessMode: v1.ReadWriteOnce,
-		attributes: src.VolumeAttributes,
+		// inline volumes are always mounted ReadWriteOnce (upstream too)
+		accessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+		attributes:  src.VolumeAttributes,
 	}
 	if src.FSType != nil {
 		s.fsType = *src.FSType
@@ -140,4 +148,24 @@ func (m *Manager) secretData(ctx context.Context, ref *v1.SecretReference) (map[
 		out[k] = string(v)
 	}
 	return out, nil
+}
+
+// kubeletAppliesFSGroup says whether the kubelet itself gives the
+// published volume to the pod's fsGroup under the driver's policy, as
+// upstream's supportsFSGroup decides: never for read-only mounts or
+// policy None, always for File, and for the default
+// ReadWriteOnceWithFSType only when the volume has an fsType and is
+// ReadWriteOnce(Pod).
+func (s *volumeSpec) kubeletAppliesFSGroup(policy storagev1.FSGroupPolicy) bool {
+	switch {
+	case s.readOnly || policy == storagev1.NoneFSGroupPolicy:
+		return false
+	case policy == storagev1.FileFSGroupPolicy:
+		return true
+	case s.fsType == "":
+		return false
+	}
+	return slices.ContainsFunc(s.accessModes, func(m v1.PersistentVolumeAccessMode) bool {
+		return m == v1.ReadWriteOnce || m == v1.ReadWriteOncePod
+	})
 }
