@@ -277,6 +277,7 @@ func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, 
 	k.csi = csi.New(csi.Config{
 		Client: cfg.Client, NodeName: cfg.NodeName, DataDir: cfg.DataDir,
 		PodsDir: filepath.Join(cfg.DataDir, "pods"), Logger: k.log,
+		ReportInUse: k.reportVolumesInUse,
 	})
 	k.metrics.registerPLEG(cfg.Registerer, cfg.NodeName, k.pleg)
 	return k

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -174,6 +175,12 @@ func (k *Kubelet) runNodeStatus(ctx context.Context) {
 			last = k.clock.Now()
 		}
 	}
+}
+
+// reportVolumesInUse writes the node's status now if its volumesInUse (or
+// anything else) changed, retrying when the status loop wrote first.
+func (k *Kubelet) reportVolumesInUse(ctx context.Context) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error { return k.updateNodeStatus(ctx, false) })
 }
 
 func (k *Kubelet) updateNodeStatus(ctx context.Context, force bool) error {

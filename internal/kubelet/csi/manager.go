@@ -20,7 +20,11 @@ type Config struct {
 	PodsDir string
 	// PollInterval is how often plugins_registry is listed (1 s).
 	PollInterval time.Duration
-	Logger       *slog.Logger
+	// ReportInUse writes the node's status now, so that volumesInUse
+	// lists VolumesInUse; attachable volumes are staged only after it
+	// succeeds. Nil skips the report.
+	ReportInUse func(context.Context) error
+	Logger      *slog.Logger
 }
 
 // Manager registers CSI drivers and mounts their volumes for pods.

@@ -55,6 +55,9 @@ func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volu
 	}
 	var publishCtx map[string]string
 	if !s.ephemeral && attachRequired(obj) {
+		if err := m.reportInUse(ctx, dir, s); err != nil {
+			return "", err
+		}
 		if publishCtx, err = m.publishContext(ctx, s); err != nil {
 			return "", err
 		}
@@ -120,6 +123,25 @@ func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volu
 		return "", fmt.Errorf("record CSI volume: %w", err)
 	}
 	return target, nil
+}
+
+// reportInUse records that the pod wants an attachable volume and has the
+// node's status list it in volumesInUse before anything is mounted: as
+// upstream, the attach/detach controller then never detaches a volume
+// while it may be mounted.
+func (m *Manager) reportInUse(ctx context.Context, dir string, s *volumeSpec) error {
+	if _, err := readRecord(dir); err != nil {
+		if err := writeRecord(dir, &volumeRecord{Driver: s.driver, Handle: s.handle}); err != nil {
+			return fmt.Errorf("record CSI volume: %w", err)
+		}
+	}
+	if m.cfg.ReportInUse == nil {
+		return nil
+	}
+	if err := m.cfg.ReportInUse(ctx); err != nil {
+		return fmt.Errorf("report volume %s in use: %w", UniqueName(s.driver, s.handle), err)
+	}
+	return nil
 }
 
 // stage calls NodeStageVolume once per node for drivers that stage, and

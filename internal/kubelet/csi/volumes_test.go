@@ -1,6 +1,7 @@
 package csi
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -282,5 +283,56 @@ func TestSetUpNeedsRegisteredDriver(t *testing.T) {
 	}
 	if _, err := readRecord(dir); err != nil {
 		t.Errorf("record removed though the volume was not unpublished: %v", err)
+	}
+}
+
+// An attachable volume is in node.status.volumesInUse before the driver
+// is asked to mount it, so the attach/detach controller never detaches it
+// under a mount.
+func TestAttachableVolumeReportedInUseBeforeStaging(t *testing.T) {
+	env := newRegisteredEnv(t, true)
+	pv := testPV("vol-3")
+	pv.Spec.CSI.NodeStageSecretRef, pv.Spec.CSI.NodePublishSecretRef = nil, nil
+	pod := testPod("uid-3")
+	ctx := t.Context()
+	var reported [][]v1.UniqueVolumeName
+	var driverCallsAtReport []int
+	env.m.cfg.ReportInUse = func(context.Context) error {
+		reported = append(reported, env.m.VolumesInUse())
+		driverCallsAtReport = append(driverCallsAtReport,
+			len(callsOf[*csipb.NodeStageVolumeRequest](env.node))+len(callsOf[*csipb.NodePublishVolumeRequest](env.node)))
+		return nil
+	}
+	name := "csi-" + sha("vol-3"+testDriver+testNode)
+	va := &storagev1.VolumeAttachment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: storagev1.VolumeAttachmentSpec{Attacher: testDriver, NodeName: testNode,
+			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv.Name}},
+		Status: storagev1.VolumeAttachmentStatus{Attached: true},
+	}
+	if _, err := env.client.StorageV1().VolumeAttachments().Create(ctx, va, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.m.SetUpPersistent(ctx, pod, "data", pv, false); err != nil {
+		t.Fatal(err)
+	}
+	want := UniqueName(testDriver, "vol-3")
+	if len(reported) != 1 || !slices.Contains(reported[0], want) {
+		t.Fatalf("volumes reported in use = %v, want one report listing %s", reported, want)
+	}
+	if driverCallsAtReport[0] != 0 {
+		t.Errorf("the driver had %d calls before the volume was reported in use, want none", driverCallsAtReport[0])
+	}
+	if n := len(callsOf[*csipb.NodeStageVolumeRequest](env.node)); n != 1 {
+		t.Errorf("NodeStageVolume calls = %d, want 1", n)
+	}
+
+	// A failed report stops the set-up before any mount.
+	env.m.cfg.ReportInUse = func(context.Context) error { return errors.New("apiserver down") }
+	if _, err := env.m.SetUpPersistent(ctx, testPod("uid-4"), "data", pv, false); err == nil {
+		t.Fatal("set up went on after the volume could not be reported in use")
+	}
+	if n := len(callsOf[*csipb.NodePublishVolumeRequest](env.node)); n != 1 {
+		t.Errorf("NodePublishVolume calls = %d, want only the first pod's", n)
 	}
 }
