@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// publishContextKey carries the node a volume was attached to from
+// ControllerPublishVolume, through the VolumeAttachment's status, to the
+// node calls, which refuse a volume not attached to their node.
+const publishContextKey = "csi.skiff.test/attached-to"
+
+// controller is the CSI Controller service.
+type controller struct {
+	csi.UnimplementedControllerServer
+	state *state
+}
+
+func (c *controller) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	return &csi.ControllerGetCapabilitiesResponse{Capabilities: []*csi.ControllerServiceCapability{
+		controllerCapability(csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME),
+		controllerCapability(csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME),
+	}}, nil
+}
+
+func controllerCapability(t csi.ControllerServiceCapability_RPC_Type) *csi.ControllerServiceCapability {
+	return &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}}
+}
+
+// CreateVolume makes the volume's directory; the volume ID is the
+// requested name, so a retried call finds the same volume.
+func (c *controller) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	id := req.GetName()
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if len(req.GetVolumeCapabilities()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "no volume capabilities")
+	}
+	if err := mountOnly(req.GetVolumeCapabilities()...); err != nil {
+		return nil, err
+	}
+	if req.GetVolumeContentSource() != nil {
+		return nil, status.Error(codes.InvalidArgument, "volume content sources are not supported")
+	}
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	if err := os.MkdirAll(c.state.volumeDir(id), 0o777); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	// Directories have no size: report what was asked for.
+	vol := &csi.Volume{VolumeId: id, CapacityBytes: req.GetCapacityRange().GetRequiredBytes()}
+	// Accessible from the first node the scheduler preferred, when the CO
+	// gave topology; the directory exists on that node only in spirit.
+	if pref := req.GetAccessibilityRequirements().GetPreferred(); len(pref) > 0 {
+		vol.AccessibleTopology = pref[:1]
+	}
+	return &csi.CreateVolumeResponse{Volume: vol}, nil
+}
+
+// DeleteVolume removes the directory and its data; an unknown volume is
+// already deleted.
+func (c *controller) DeleteVolume(_ context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	if node, err := c.state.attachedTo(id); err != nil {
+		return nil, err
+	} else if node != "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is still attached to node %q", id, node)
+	}
+	if err := os.RemoveAll(c.state.volumeDir(id)); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// ControllerPublishVolume "attaches" the volume to a node: it records the
+// node and hands the node calls a publish context naming it.
+func (c *controller) ControllerPublishVolume(_ context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
+	id, node := req.GetVolumeId(), req.GetNodeId()
+	if node == "" {
+		return nil, status.Error(codes.InvalidArgument, "no node ID")
+	}
+	if err := mountOnly(req.GetVolumeCapability()); err != nil {
+		return nil, err
+	}
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	if err := c.state.volumeExists(id); err != nil {
+		return nil, err
+	}
+	cur, err := c.state.attachedTo(id)
+	if err != nil {
+		return nil, err
+	}
+	switch cur {
+	case node: // already attached: the call is idempotent
+	case "":
+		if err := os.WriteFile(c.state.attachmentFile(id), []byte(node), 0o644); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+	default:
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is attached to node %q", id, cur)
+	}
+	return &csi.ControllerPublishVolumeResponse{PublishContext: map[string]string{publishContextKey: node}}, nil
+}
+
+// ControllerUnpublishVolume drops the attachment record; detaching what is
+// not attached (or no longer exists) succeeds.
+func (c *controller) ControllerUnpublishVolume(_ context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	cur, err := c.state.attachedTo(id)
+	if err != nil {
+		return nil, err
+	}
+	if cur != "" && (req.GetNodeId() == "" || req.GetNodeId() == cur) {
+		if err := os.Remove(c.state.attachmentFile(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+	}
+	return &csi.ControllerUnpublishVolumeResponse{}, nil
+}
+
+func (c *controller) ValidateVolumeCapabilities(_ context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	if err := c.state.volumeExists(req.GetVolumeId()); err != nil {
+		return nil, err
+	}
+	if err := mountOnly(req.GetVolumeCapabilities()...); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
+	}
+	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
+		VolumeContext:      req.GetVolumeContext(),
+		VolumeCapabilities: req.GetVolumeCapabilities(),
+		Parameters:         req.GetParameters(),
+	}}, nil
+}
+
+// mountOnly refuses block volumes: a directory can only be mounted.
+func mountOnly(caps ...*csi.VolumeCapability) error {
+	for _, c := range caps {
+		if c == nil {
+			return status.Error(codes.InvalidArgument, "no volume capability")
+		}
+		if c.GetBlock() != nil {
+			return status.Error(codes.InvalidArgument, "block volumes are not supported")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// state is the driver's on-disk state: one directory per volume and one
+// file per attachment, naming the node. mu serialises all calls: this is
+// test tooling, not a driver under load.
+type state struct {
+	mu  sync.Mutex
+	dir string
+}
+
+func openState(dir string) (*state, error) {
+	for _, sub := range []string{"volumes", "attachments"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+	}
+	return &state{dir: dir}, nil
+}
+
+// checkID refuses IDs that are not a single path element, since they name
+// files under the state dir.
+func checkID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return status.Errorf(codes.InvalidArgument, "invalid volume ID %q", id)
+	}
+	return nil
+}
+
+func (s *state) volumeDir(id string) string { return filepath.Join(s.dir, "volumes", id) }
+
+func (s *state) attachmentFile(id string) string { return filepath.Join(s.dir, "attachments", id) }
+
+// volumeExists is NotFound for an unknown volume, as the spec asks.
+func (s *state) volumeExists(id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if _, err := os.Stat(s.volumeDir(id)); errors.Is(err, os.ErrNotExist) {
+		return status.Errorf(codes.NotFound, "volume %q does not exist", id)
+	} else if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	return nil
+}
+
+// attachedTo returns the node a volume is attached to, or "".
+func (s *state) attachedTo(id string) (string, error) {
+	b, err := os.ReadFile(s.attachmentFile(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", status.Error(codes.Internal, err.Error())
+	}
+	return string(b), nil
+}
