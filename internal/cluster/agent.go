@@ -23,6 +23,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/dns"
 	"github.com/skiff-dev/skiff/internal/ingress"
 	"github.com/skiff-dev/skiff/internal/kubelet"
+	"github.com/skiff-dev/skiff/internal/lifecycle"
 	"github.com/skiff-dev/skiff/internal/podnet"
 	"github.com/skiff-dev/skiff/internal/proxy"
 )
@@ -79,8 +80,12 @@ type AgentConfig struct {
 	Ready chan<- struct{}
 }
 
-// RunAgent runs a node until ctx ends: containerd (unless external), then
-// the kubelet. Everything it started is stopped when it returns.
+// RunAgent runs a node until ctx ends, as a lifecycle.Group started in
+// this order: containerd (unless external) and its image import, the node
+// metrics server, the service proxy, DNS, pod routes, ingress, the kubelet;
+// then Ready is closed. They stop in reverse order, so everything it
+// started is stopped when it returns, the kubelet (and its pods) first and
+// containerd last.
 func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	// A panic in one loop is logged and counted, not fatal.
 	crash.InstallClientGoHandler()
@@ -111,108 +116,144 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 
-	endpoint := cfg.RuntimeEndpoint
-	cniConfDir := ""
+	var g lifecycle.Group
+	g.Logger = cfg.Logger
+	// Set by the containerd component when Skiff runs its own.
+	endpoint, cniConfDir := cfg.RuntimeEndpoint, ""
 	if endpoint == "" {
-		ctrDir := filepath.Join(cfg.DataDir, "containerd")
-		cniConfDir = filepath.Join(ctrDir, "cni", "net.d")
-		proc, err := containerd.Start(ctx, containerd.Config{Dir: ctrDir, CNIConfDir: cniConfDir, Logger: cfg.Logger})
-		if err != nil {
-			return fmt.Errorf("agent: %w", err)
-		}
-		defer proc.Stop()
-		endpoint = proc.Endpoint()
-		if cfg.ImagesDir != "" {
-			if err := importImages(ctx, proc.Socket(), cfg.ImagesDir, cfg.Logger); err != nil {
-				return fmt.Errorf("agent: %w", err)
-			}
-		}
-	}
-	k, err := kubelet.New(ctx, kubelet.Config{
-		Client:               client,
-		NodeName:             cfg.NodeName,
-		NodeIP:               cfg.NodeIP,
-		RuntimeEndpoint:      endpoint,
-		DataDir:              filepath.Join(cfg.DataDir, "kubelet"),
-		LogDir:               cfg.LogDir,
-		ContainerLogLinkDir:  containerLogLinkDir(cfg.LogDir),
-		ClusterDNS:           cfg.ClusterDNS,
-		ClusterDomain:        cfg.ClusterDomain,
-		CNIConfDir:           cniConfDir,
-		CNIBridge:            cfg.CNIBridge,
-		Port:                 cfg.KubeletPort,
-		KeepContainersOnExit: cfg.KeepContainers,
-		// As upstream's kubelet: the attach/detach controller attaches this
-		// node's volumes.
-		Annotations: map[string]string{localpath.DirAnnotation: storageDir(cfg), "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
-		TLS:         cfg.KubeletTLS,
-		Registerer:  cfg.Registerer,
-		Logger:      cfg.Logger,
-	})
-	if err != nil {
-		return err
+		g.Add(containerdComponents(cfg, &endpoint, &cniConfDir)...)
 	}
 	if cfg.NodeMetrics == nil {
 		reg := prometheus.NewRegistry()
 		cfg.NodeMetrics = reg
 		if cfg.MetricsAddress != "" {
-			stop := serveNodeMetrics(cfg.MetricsAddress, reg, cfg.Logger)
-			defer stop()
+			var stop func()
+			g.Add(lifecycle.Component{Name: "node-metrics",
+				Start: func(context.Context) error { stop = serveNodeMetrics(cfg.MetricsAddress, reg, cfg.Logger); return nil },
+				Stop:  func() { stop() }})
 		}
 	}
-	var proxyDone chan struct{}
 	if !cfg.DisableProxy {
-		p, err := proxy.New(proxy.Config{Client: client, NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR,
-			Registerer: cfg.NodeMetrics, Logger: cfg.Logger})
-		if err != nil {
-			return err
-		}
-		proxyDone = make(chan struct{})
-		go func() {
-			defer close(proxyDone)
-			if err := p.Run(ctx); err != nil {
-				cfg.Logger.Error("service proxy stopped", "err", err)
-			}
-		}()
+		g.Add(proxyComponent(client, cfg))
 	}
 	if !cfg.DisableDNS {
-		if srv := startDNS(ctx, client, cfg); srv != nil {
-			defer srv.Wait()
-		}
+		var srv *dns.Server
+		g.Add(lifecycle.Component{Name: "dns",
+			Start: func(ctx context.Context) error { srv = startDNS(ctx, client, cfg); return nil },
+			Stop: func() {
+				if srv != nil {
+					srv.Wait()
+				}
+			}})
 	}
 	nodeIP := cfg.NodeIP
 	if nodeIP == nil {
 		nodeIP = kubelet.DefaultNodeIP()
 	}
-	routesDone := make(chan struct{})
-	go func() {
-		defer close(routesDone)
+	g.Add(lifecycle.Component{Name: "pod-routes", Run: func(ctx context.Context) error {
 		if err := podnet.Run(ctx, podnet.Config{Client: client, NodeName: cfg.NodeName, NodeIP: nodeIP, Logger: cfg.Logger}); err != nil {
 			cfg.Logger.Warn("pod routes", "err", err)
 		}
-	}()
-	defer func() { <-routesDone }()
+		return nil
+	}})
 	if !cfg.DisableIngress {
-		done := startIngress(ctx, client, cfg)
-		defer func() { <-done }()
+		g.Add(ingressComponent(client, cfg))
 	}
+	// The kubelet comes last: its pods start once the node's DNS serves,
+	// and on the way out it stops them first, while containerd, routes
+	// and DNS still work.
+	var k *kubelet.Kubelet
+	g.Add(lifecycle.Component{Name: "kubelet",
+		Start: func(ctx context.Context) error {
+			var err error
+			k, err = kubelet.New(ctx, kubelet.Config{
+				Client:               client,
+				NodeName:             cfg.NodeName,
+				NodeIP:               cfg.NodeIP,
+				RuntimeEndpoint:      endpoint,
+				DataDir:              filepath.Join(cfg.DataDir, "kubelet"),
+				LogDir:               cfg.LogDir,
+				ContainerLogLinkDir:  containerLogLinkDir(cfg.LogDir),
+				ClusterDNS:           cfg.ClusterDNS,
+				ClusterDomain:        cfg.ClusterDomain,
+				CNIConfDir:           cniConfDir,
+				CNIBridge:            cfg.CNIBridge,
+				Port:                 cfg.KubeletPort,
+				KeepContainersOnExit: cfg.KeepContainers,
+				// As upstream's kubelet: the attach/detach controller attaches this
+				// node's volumes.
+				Annotations: map[string]string{localpath.DirAnnotation: storageDir(cfg), "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+				TLS:         cfg.KubeletTLS,
+				Registerer:  cfg.Registerer,
+				Logger:      cfg.Logger,
+			})
+			return err
+		},
+		Run: func(ctx context.Context) error { return k.Run(ctx) }})
 	if cfg.Ready != nil {
-		close(cfg.Ready)
+		g.Add(lifecycle.Component{Name: "ready", Start: func(context.Context) error { close(cfg.Ready); return nil }})
 	}
-	err = k.Run(ctx)
-	if proxyDone != nil {
-		<-proxyDone
-		// The pods are gone unless kept: so must the rules that lead to
-		// them, or the next cluster on this host inherits dead routes.
-		if !cfg.KeepContainers {
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if cerr := proxy.Cleanup(cctx, nil); cerr != nil {
-				cfg.Logger.Warn("remove service rules", "err", cerr)
+	if err := g.Run(ctx); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}
+
+// containerdComponents start the node's own containerd and import the
+// image archives into it; endpoint and cniConfDir are set once started.
+func containerdComponents(cfg AgentConfig, endpoint, cniConfDir *string) []lifecycle.Component {
+	ctrDir := filepath.Join(cfg.DataDir, "containerd")
+	*cniConfDir = filepath.Join(ctrDir, "cni", "net.d")
+	var proc *containerd.Process
+	cs := []lifecycle.Component{{Name: "containerd",
+		Start: func(ctx context.Context) error {
+			var err error
+			proc, err = containerd.Start(ctx, containerd.Config{Dir: ctrDir, CNIConfDir: *cniConfDir, Logger: cfg.Logger})
+			if err != nil {
+				return err
 			}
-			cancel()
-		}
+			*endpoint = proc.Endpoint()
+			return nil
+		},
+		Stop: func() { proc.Stop() }}}
+	if cfg.ImagesDir != "" {
+		cs = append(cs, lifecycle.Component{Name: "import-images", Start: func(ctx context.Context) error {
+			return importImages(ctx, proc.Socket(), cfg.ImagesDir, cfg.Logger)
+		}})
 	}
-	return err
+	return cs
+}
+
+// proxyComponent runs the service proxy. Its failure is logged, not fatal:
+// the node runs pods without Service routing.
+func proxyComponent(client kubernetes.Interface, cfg AgentConfig) lifecycle.Component {
+	var p *proxy.Proxier
+	return lifecycle.Component{Name: "proxy",
+		Start: func(context.Context) error {
+			var err error
+			p, err = proxy.New(proxy.Config{Client: client, NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR,
+				Registerer: cfg.NodeMetrics, Logger: cfg.Logger})
+			return err
+		},
+		Run: func(ctx context.Context) error {
+			if err := p.Run(ctx); err != nil {
+				cfg.Logger.Error("service proxy stopped", "err", err)
+			}
+			return nil
+		},
+		Stop: func() {
+			// The kubelet, stopped before, took the pods with it unless
+			// kept: so must the rules that lead to them go, or the next
+			// cluster on this host inherits dead routes.
+			if cfg.KeepContainers {
+				return
+			}
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := proxy.Cleanup(cctx, nil); err != nil {
+				cfg.Logger.Warn("remove service rules", "err", err)
+			}
+		}}
 }
 
 // containerLogLinkDir puts /var/log/containers beside /var/log/pods.
@@ -278,35 +319,42 @@ func startDNS(ctx context.Context, client kubernetes.Interface, cfg AgentConfig)
 	return srv
 }
 
-// startIngress serves Ingresses on the node IP; like DNS, a failure to bind
-// is logged and the node runs on.
-func startIngress(ctx context.Context, client kubernetes.Interface, cfg AgentConfig) <-chan struct{} {
-	done := make(chan struct{})
-	ip := cfg.NodeIP
-	if ip == nil {
-		ip = kubelet.DefaultNodeIP()
-	}
-	httpPort, httpsPort := cfg.IngressHTTPPort, cfg.IngressHTTPSPort
-	if httpPort == 0 {
-		httpPort = 80
-	}
-	if httpsPort == 0 {
-		httpsPort = 443
-	}
-	c, err := ingress.New(ingress.Config{Client: client, Logger: cfg.Logger,
-		HTTPAddr:  net.JoinHostPort(ip.String(), strconv.Itoa(httpPort)),
-		HTTPSAddr: net.JoinHostPort(ip.String(), strconv.Itoa(httpsPort))})
-	if err != nil {
-		close(done)
-		return done
-	}
-	go func() {
-		defer close(done)
-		if err := c.Run(ctx); err != nil {
-			cfg.Logger.Warn("ingress controller not serving", "err", err)
-		}
-	}()
-	return done
+// ingressComponent serves Ingresses on the node IP; like DNS, a failure
+// to bind is logged and the node runs on.
+func ingressComponent(client kubernetes.Interface, cfg AgentConfig) lifecycle.Component {
+	var c *ingress.Controller
+	return lifecycle.Component{Name: "ingress",
+		Start: func(context.Context) error {
+			ip := cfg.NodeIP
+			if ip == nil {
+				ip = kubelet.DefaultNodeIP()
+			}
+			httpPort, httpsPort := cfg.IngressHTTPPort, cfg.IngressHTTPSPort
+			if httpPort == 0 {
+				httpPort = 80
+			}
+			if httpsPort == 0 {
+				httpsPort = 443
+			}
+			var err error
+			c, err = ingress.New(ingress.Config{Client: client, Logger: cfg.Logger,
+				HTTPAddr:  net.JoinHostPort(ip.String(), strconv.Itoa(httpPort)),
+				HTTPSAddr: net.JoinHostPort(ip.String(), strconv.Itoa(httpsPort))})
+			if err != nil {
+				cfg.Logger.Warn("ingress controller not started", "err", err)
+				c = nil
+			}
+			return nil
+		},
+		Run: func(ctx context.Context) error {
+			if c == nil {
+				return nil
+			}
+			if err := c.Run(ctx); err != nil {
+				cfg.Logger.Warn("ingress controller not serving", "err", err)
+			}
+			return nil
+		}}
 }
 
 // storageDir is the node's local-path volume directory: the configured one,
