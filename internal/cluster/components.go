@@ -10,13 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/internal/controllers/manager"
 	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
+	"github.com/skiff-dev/skiff/internal/metricshttp"
 	"github.com/skiff-dev/skiff/internal/proxy"
 	"github.com/skiff-dev/skiff/internal/scheduler"
 )
@@ -48,7 +48,7 @@ func RunScheduler(ctx context.Context, cfg SchedulerConfig) error {
 	}
 	sched := scheduler.New(scheduler.Config{Client: client, Logger: cfg.Logger})
 	if cfg.MetricsAddress != "" {
-		srv := &http.Server{Addr: cfg.MetricsAddress, Handler: promhttp.HandlerFor(sched.Registry(), promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Addr: cfg.MetricsAddress, Handler: metricshttp.Handler(sched.Registry()), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				cfg.Logger.Error("metrics server", "err", err)

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/skiff-dev/skiff/internal/metricshttp"
 )
 
 // metricsGatherers is what the server's /metrics serves: the process's
@@ -44,7 +45,7 @@ func (m *metricsGatherers) Gather() ([]*dto.MetricFamily, error) {
 // An address in use is logged, not fatal: a node runs without metrics.
 func serveNodeMetrics(addr string, g prometheus.Gatherer, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metricshttp.Handler(g))
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

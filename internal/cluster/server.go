@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -33,6 +32,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/kubelet"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
+	"github.com/skiff-dev/skiff/internal/metricshttp"
 	"github.com/skiff-dev/skiff/internal/scheduler"
 	"github.com/skiff-dev/skiff/internal/storage"
 	"github.com/skiff-dev/skiff/internal/storage/encryption"
@@ -293,7 +293,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		Logger:           cfg.Logger,
 		ExtraHandlers: map[string]http.Handler{
 			"/openapi/": extra,
-			"/metrics":  promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}),
+			"/metrics":  metricshttp.Handler(metrics),
 		},
 		ServiceAccountTokens: saTokens,
 		FlowControl:          cfg.FlowControl,

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skiff-dev/skiff/internal/metricshttp"
 )
 
 // exposition writes Prometheus' text format directly. /metrics/cadvisor
@@ -32,7 +34,7 @@ var expositions = sync.Pool{New: func() any { return &exposition{} }}
 // serveExposition answers with what write produces, gzipped for clients
 // that accept it.
 func serveExposition(write func(*exposition)) http.Handler {
-	return fastGzip(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	return metricshttp.FastGzip(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		e := expositions.Get().(*exposition)
 		defer expositions.Put(e)
 		e.used = 0

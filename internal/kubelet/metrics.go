@@ -1,11 +1,7 @@
 package kubelet
 
 import (
-	"compress/gzip"
-	"io"
-	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -195,49 +191,3 @@ func syncOperation(first, terminating, timer bool) string {
 	}
 	return syncUpdate
 }
-
-// gzipWriters hold fastest-level gzip writers: at promhttp's default
-// level compressing a scrape costs more CPU than producing it, and every
-// node is scraped three times per interval; the fastest level still
-// shrinks the text about fivefold.
-var gzipWriters = sync.Pool{New: func() any {
-	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-	return w
-}}
-
-// fastGzip compresses h's answers for clients that accept gzip, as
-// Prometheus does.
-func fastGzip(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !acceptsGzip(r.Header.Get("Accept-Encoding")) {
-			h.ServeHTTP(w, r)
-			return
-		}
-		gz := gzipWriters.Get().(*gzip.Writer)
-		gz.Reset(w)
-		defer func() {
-			_ = gz.Close()
-			gzipWriters.Put(gz)
-		}()
-		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Add("Vary", "Accept-Encoding")
-		h.ServeHTTP(gzipResponse{ResponseWriter: w, body: gz}, r)
-	})
-}
-
-func acceptsGzip(header string) bool {
-	for part := range strings.SplitSeq(header, ",") {
-		enc, _, _ := strings.Cut(part, ";")
-		if strings.TrimSpace(enc) == "gzip" {
-			return true
-		}
-	}
-	return false
-}
-
-type gzipResponse struct {
-	http.ResponseWriter
-	body io.Writer
-}
-
-func (g gzipResponse) Write(p []byte) (int, error) { return g.body.Write(p) }

@@ -16,10 +16,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/internal/metricshttp"
 )
 
 // ServerTLS is the kubelet API's TLS material: its serving certificate and
@@ -243,7 +244,7 @@ func (k *Kubelet) handleMetrics(mux *http.ServeMux) {
 	serve := func(cs ...prometheus.Collector) http.Handler {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(cs...)
-		return fastGzip(promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true}))
+		return metricshttp.Handler(reg)
 	}
 	own := append(k.metrics.collectors(), plegFailures(k.pleg), newStateCollector(k.cfg.NodeName, k.pleg))
 	mux.Handle("GET /metrics", serve(own...))
