@@ -38,7 +38,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -50,6 +49,8 @@ import (
 	"github.com/skiff-dev/skiff/internal/apiserver"
 	"github.com/skiff-dev/skiff/internal/kubelet"
 	"github.com/skiff-dev/skiff/internal/kubelet/fakeruntime"
+	"github.com/skiff-dev/skiff/internal/metricshttp"
+	"github.com/skiff-dev/skiff/internal/procmetrics"
 	"github.com/skiff-dev/skiff/internal/sim"
 	"github.com/skiff-dev/skiff/internal/storage"
 )
@@ -102,13 +103,13 @@ func run(nodes, perNode, apiPods, rounds int, profile string) error {
 		return err
 	}
 	agent := prometheus.NewRegistry()
-	agent.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	agent.MustRegister(collectors.NewGoCollector(), procmetrics.New())
 	var results []result
 	node := []target{
 		{"kubelet /metrics", nodes, k, "/metrics"},
 		{"kubelet /metrics/cadvisor", nodes, k, "/metrics/cadvisor"},
 		{"kubelet /metrics/resource", nodes, k, "/metrics/resource"},
-		{"agent /metrics (Go, process)", nodes, promhttp.HandlerFor(agent, promhttp.HandlerOpts{}), "/metrics"},
+		{"agent /metrics (Go, process)", nodes, metricshttp.Handler(agent), "/metrics"},
 	}
 	if results, err = measureAll(results, node, rounds); err != nil {
 		return err
@@ -245,7 +246,7 @@ func startAPIServer(ctx context.Context, dir string) (http.Handler, *rest.Config
 	s, err := apiserver.New(apiserver.Config{
 		Store: storage.NewStore(e.Client), Resources: apis.All(), GitVersion: "v1.37.2+skiff",
 		ServiceCIDR: cidr, PublicAddress: net.ParseIP("127.0.0.1"), PublicPort: 6443,
-		ExtraHandlers: map[string]http.Handler{"/metrics": promhttp.HandlerFor(&metrics, promhttp.HandlerOpts{})},
+		ExtraHandlers: map[string]http.Handler{"/metrics": metricshttp.Handler(&metrics)},
 	})
 	if err != nil {
 		cancel()

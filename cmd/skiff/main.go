@@ -28,6 +28,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/internal/cluster"
+	"github.com/skiff-dev/skiff/internal/procmetrics"
 )
 
 func main() {
@@ -35,6 +36,9 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
+	// Every /metrics endpoint serves the default registry's process
+	// series; collect them cheaply.
+	procmetrics.ReplaceDefault()
 	var err error
 	switch os.Args[1] {
 	case "server":
