@@ -24,6 +24,7 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
@@ -36,13 +37,15 @@ type Controller struct {
 	synced  cache.InformerSynced
 	queue   workqueue.TypedRateLimitingInterface[string]
 	log     *slog.Logger
+	// Clock stamps the deletion conditions; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // New builds the controller on factory's namespace informer.
 func New(client kubernetes.Interface, dyn dynamic.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
 	inf := factory.Core().V1().Namespaces()
 	c := &Controller{
-		client: client, dynamic: dyn, lister: inf.Lister(), synced: inf.Informer().HasSynced, log: log,
+		client: client, dynamic: dyn, lister: inf.Lister(), synced: inf.Informer().HasSynced, log: log, Clock: clock.RealClock{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"}),
@@ -224,7 +227,7 @@ func (c *Controller) updateConditions(ctx context.Context, name string, report *
 		}
 		return fmt.Errorf("get namespace %s: %w", name, err)
 	}
-	if !report.applyConditions(&ns.Status, metav1.Now()) {
+	if !report.applyConditions(&ns.Status, metav1.NewTime(c.Clock.Now())) {
 		return nil
 	}
 	if _, err := c.client.CoreV1().Namespaces().UpdateStatus(ctx, ns, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {

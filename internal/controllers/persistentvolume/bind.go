@@ -96,7 +96,7 @@ func (c *Controller) setVolumePhase(ctx context.Context, pv *corev1.PersistentVo
 		return nil
 	}
 	pv = pv.DeepCopy()
-	now := metav1.Now()
+	now := metav1.NewTime(c.Clock.Now())
 	pv.Status.Phase = phase
 	pv.Status.Message = msg
 	pv.Status.LastPhaseTransitionTime = &now

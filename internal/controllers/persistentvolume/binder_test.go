@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -233,4 +235,24 @@ func TestBoundClaimLosesVolume(t *testing.T) {
 	if ev := <-rec.Events; ev != "Warning ClaimLost Bound claim has lost its PersistentVolume. Data on the volume is lost!" {
 		t.Fatalf("event %q", ev)
 	}
+}
+
+// A phase change is stamped with the controller's clock.
+func TestPhaseTransitionTimeFromClock(t *testing.T) {
+	c, client, _ := newTestController(t, volume("pv", "1Gi", "", phase("")))
+	at := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	c.Clock = clocktesting.NewFakePassiveClock(at)
+	if err := c.sync(context.Background(), volumePrefix+"pv"); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range client.Actions() {
+		if u, ok := a.(k8stesting.UpdateAction); ok && u.GetSubresource() == "status" {
+			got := u.GetObject().(*corev1.PersistentVolume).Status.LastPhaseTransitionTime
+			if got == nil || !got.Time.Equal(at) {
+				t.Fatalf("lastPhaseTransitionTime %v, want %v", got, at)
+			}
+			return
+		}
+	}
+	t.Fatal("no status write for the new volume's phase")
 }

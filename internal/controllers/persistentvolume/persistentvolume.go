@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 )
@@ -53,6 +54,8 @@ type Controller struct {
 	events   record.EventBroadcaster
 	recorder record.EventRecorder
 	log      *slog.Logger
+	// Clock stamps phase transitions; tests pass a fake one.
+	Clock clock.PassiveClock
 }
 
 // Queue keys: claims and volumes share one queue, told apart by prefix.
@@ -69,7 +72,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	scInf := factory.Storage().V1().StorageClasses()
 	events, recorder := controllerutil.NewRecorder("persistentvolume-controller")
 	c := &Controller{
-		client: client, log: log, events: events, recorder: recorder,
+		client: client, log: log, events: events, recorder: recorder, Clock: clock.RealClock{},
 		claims:  pvcInf.Lister(),
 		volumes: pvInf.Lister(),
 		classes: scInf.Lister(),
