@@ -17,15 +17,21 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/csrsigning"
 )
 
 // Run approves node client certificate requests until ctx ends.
 func Run(ctx context.Context, client kubernetes.Interface, log *slog.Logger) error {
-	return csrsigning.Loop(ctx, client, log, func(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) error {
-		return reconcile(ctx, client, csr)
-	})
+	a := &approver{client: client, clock: clock.RealClock{}}
+	return csrsigning.Loop(ctx, client, log, a.reconcile)
+}
+
+// approver decides on one request at a time; its clock stamps approvals.
+type approver struct {
+	client kubernetes.Interface
+	clock  clock.PassiveClock
 }
 
 // permission is one way a requestor may be entitled to a node certificate.
@@ -39,7 +45,7 @@ var (
 	nodeClient     = permission{"nodeclient", "Auto approving kubelet client certificate after SubjectAccessReview."}
 )
 
-func reconcile(ctx context.Context, client kubernetes.Interface, csr *certificatesv1.CertificateSigningRequest) error {
+func (a *approver) reconcile(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) error {
 	if len(csr.Status.Certificate) > 0 ||
 		csrsigning.HasCondition(csr, certificatesv1.CertificateApproved) ||
 		csrsigning.HasCondition(csr, certificatesv1.CertificateDenied) ||
@@ -48,14 +54,14 @@ func reconcile(ctx context.Context, client kubernetes.Interface, csr *certificat
 	}
 	switch csr.Spec.SignerName {
 	case csrsigning.SignerName:
-		return reconcileClient(ctx, client, csr)
+		return a.reconcileClient(ctx, csr)
 	case certificatesv1.KubeletServingSignerName:
-		return reconcileServing(ctx, client, csr)
+		return a.reconcileServing(ctx, csr)
 	}
 	return nil
 }
 
-func reconcileClient(ctx context.Context, client kubernetes.Interface, csr *certificatesv1.CertificateSigningRequest) error {
+func (a *approver) reconcileClient(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) error {
 	req, err := csrsigning.ParseRequest(csr.Spec.Request)
 	if err != nil || csrsigning.ValidateKubeletClient(req, csr.Spec.Usages) != nil {
 		return nil // not a node client certificate: a human decides
@@ -65,23 +71,23 @@ func reconcileClient(ctx context.Context, client kubernetes.Interface, csr *cert
 		perms = []permission{selfNodeClient, nodeClient}
 	}
 	for _, p := range perms {
-		ok, err := allowed(ctx, client, csr, p.subresource)
+		ok, err := allowed(ctx, a.client, csr, p.subresource)
 		if err != nil {
 			return err
 		}
 		if ok {
-			return approve(ctx, client, csr, p.message)
+			return a.approve(ctx, csr, p.message)
 		}
 	}
 	return nil
 }
 
-func approve(ctx context.Context, client kubernetes.Interface, csr *certificatesv1.CertificateSigningRequest, message string) error {
+func (a *approver) approve(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, message string) error {
 	csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
 		Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue,
-		Reason: "AutoApproved", Message: message, LastUpdateTime: metav1.Now(),
+		Reason: "AutoApproved", Message: message, LastUpdateTime: metav1.NewTime(a.clock.Now()),
 	})
-	_, err := client.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{})
+	_, err := a.client.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{})
 	return err
 }
 

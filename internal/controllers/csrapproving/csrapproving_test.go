@@ -10,13 +10,16 @@ import (
 	"encoding/pem"
 	"slices"
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/skiff-dev/skiff/internal/controllers/csrsigning"
 )
@@ -89,7 +92,7 @@ func TestReconcile(t *testing.T) {
 			client := fake.NewClientset(csr)
 			var reviews []authorizationv1.SubjectAccessReviewSpec
 			client.PrependReactor("create", "subjectaccessreviews", defaultPolicy(&reviews))
-			if err := reconcile(context.Background(), client, csr.DeepCopy()); err != nil {
+			if err := testApprover(client).reconcile(context.Background(), csr.DeepCopy()); err != nil {
 				t.Fatal(err)
 			}
 			got, err := client.CertificatesV1().CertificateSigningRequests().Get(context.Background(), "csr", metav1.GetOptions{})
@@ -102,6 +105,9 @@ func TestReconcile(t *testing.T) {
 			}
 			if msg != tc.approved {
 				t.Fatalf("approval = %q, want %q", msg, tc.approved)
+			}
+			if msg != "" && !got.Status.Conditions[0].LastUpdateTime.Time.Equal(approvalTime) {
+				t.Errorf("approval time %s, want the controller clock's %s", got.Status.Conditions[0].LastUpdateTime, approvalTime)
 			}
 			for _, r := range reviews {
 				if r.User != tc.user || r.UID != "uid-1" || !slices.Equal(r.Groups, tc.groups) || len(r.Extra["k"]) != 1 {
@@ -126,11 +132,18 @@ func TestNoShortcutWithoutReview(t *testing.T) {
 		sar := action.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview)
 		return true, sar, nil // denied: the policy no longer grants nodeclient
 	})
-	if err := reconcile(context.Background(), client, csr.DeepCopy()); err != nil {
+	if err := testApprover(client).reconcile(context.Background(), csr.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := client.CertificatesV1().CertificateSigningRequests().Get(context.Background(), "csr", metav1.GetOptions{})
 	if len(got.Status.Conditions) != 0 {
 		t.Fatalf("approved without the review allowing it: %+v", got.Status.Conditions)
 	}
+}
+
+// approvalTime is the fake clock's time, far from the wall clock's.
+var approvalTime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+
+func testApprover(client kubernetes.Interface) *approver {
+	return &approver{client: client, clock: clocktesting.NewFakePassiveClock(approvalTime)}
 }

@@ -11,7 +11,6 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-dev/skiff/internal/controllers/csrsigning"
 )
@@ -25,7 +24,7 @@ const servingMessage = "Auto approving kubelet serving certificate for the node'
 // DNS names are the node's name or hostname addresses; IP addresses are
 // among the Node's addresses or, before the node has registered, claimed
 // by no other Node.
-func reconcileServing(ctx context.Context, client kubernetes.Interface, csr *certificatesv1.CertificateSigningRequest) error {
+func (a *approver) reconcileServing(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) error {
 	req, err := csrsigning.ParseRequest(csr.Spec.Request)
 	if err != nil || csrsigning.ValidateKubeletServing(req, csr.Spec.Usages) != nil {
 		return nil
@@ -34,14 +33,14 @@ func reconcileServing(ctx context.Context, client kubernetes.Interface, csr *cer
 		return nil
 	}
 	name := strings.TrimPrefix(req.Subject.CommonName, csrsigning.NodeUserPrefix)
-	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := a.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("list nodes for %s: %w", csr.Name, err)
 	}
 	if !ownNames(req, name, nodes.Items) {
 		return nil
 	}
-	return approve(ctx, client, csr, servingMessage)
+	return a.approve(ctx, csr, servingMessage)
 }
 
 // ownNames reports whether every subject alternative name of req belongs

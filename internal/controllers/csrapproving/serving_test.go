@@ -69,7 +69,7 @@ func TestReconcileServing(t *testing.T) {
 				},
 			}
 			client := fake.NewClientset(append(tc.nodes, csr)...)
-			if err := reconcile(context.Background(), client, csr.DeepCopy()); err != nil {
+			if err := testApprover(client).reconcile(context.Background(), csr.DeepCopy()); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := client.CertificatesV1().CertificateSigningRequests().Get(context.Background(), "csr", metav1.GetOptions{})
