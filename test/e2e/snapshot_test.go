@@ -14,7 +14,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -105,9 +107,13 @@ func mustInt(t *testing.T, s string) int64 {
 // taken while a writer keeps creating; the cluster restored in place (same
 // PKI, so the node keeps its credentials): every object acknowledged at
 // or before the snapshot's revision is back with the same resourceVersion,
-// none after it, and the Deployments' pods run again.
+// none after it, and the Deployments' pods run again. The node keeps its
+// containers across the restart, as a node whose server is restored would:
+// its kubelet must stop the pods the restored state no longer has, start
+// again those it has once more, and a client watching from a revision
+// after the snapshot must be told to relist (410 Gone).
 func TestEtcdSnapshotDisasterRecovery(t *testing.T) {
-	c := startNodeCluster(t)
+	c := startNodeCluster(t, "--keep-containers")
 	k := c.kubectl()
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
@@ -215,6 +221,19 @@ func TestEtcdSnapshotDisasterRecovery(t *testing.T) {
 		t.Errorf("ls: %v\n%s", err, out)
 	}
 
+	// After the snapshot: a Deployment made (its pods must stop after the
+	// restore) and one deleted (its pods must run again).
+	k.must("create", "deployment", "late", "-n", "dr", "--image=busybox", "--", "sleep", "3600")
+	waitReady(t, k, "late", 1, 120*time.Second)
+	lateUID := strings.TrimSpace(k.must("get", "pods", "-n", "dr", "-l", "app=late", "-o", "jsonpath={.items[0].metadata.uid}"))
+	k.must("delete", "deployment", "web2", "-n", "dr", "--wait=true")
+	waitNoPods(t, k, "app=web2", 60*time.Second)
+	// A client's position in the watch history, past the snapshot.
+	seen, err := cs.CoreV1().ConfigMaps("dr").List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Disaster: restore in place, then bring the cluster back.
 	c.stop()
 	out, err := exec.Command(skiffBin(t), "etcd-snapshot", "restore", file, "--data-dir", c.dataDir).CombinedOutput()
@@ -262,6 +281,74 @@ func TestEtcdSnapshotDisasterRecovery(t *testing.T) {
 	}
 	for i := range 3 {
 		waitReady(t, k, fmt.Sprintf("web%d", i), 2, 180*time.Second)
+	}
+	// The restored status of web2 says ready, from before its deletion: its
+	// pods run again only if the node has containers for them once more.
+	for _, uid := range strings.Fields(k.must("get", "pods", "-n", "dr", "-l", "app=web2", "-o", "jsonpath={.items[*].metadata.uid}")) {
+		deadline := time.Now().Add(120 * time.Second)
+		for strings.TrimSpace(c.ctr("containers", "list", "-q", `labels."io.kubernetes.pod.uid"==`+uid)) == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("pod %s of web2, deleted after the snapshot and restored, has no containers on the node", uid)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	if out, err := k.run("", "get", "deployment", "late", "-n", "dr"); err == nil {
+		t.Errorf("deployment late, made after the snapshot, came back:\n%s", out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		left := c.ctr("containers", "list", "-q", `labels."io.kubernetes.pod.uid"==`+lateUID)
+		if strings.TrimSpace(left) == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containers of pod %s, which the restored state does not have, still exist:\n%s", lateUID, left)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	expectWatchExpired(t, cs, seen.ResourceVersion)
+}
+
+// expectWatchExpired checks that a watch of ConfigMaps in namespace dr from
+// resourceVersion rv is refused with 410 Gone, either at once or as the
+// watch's first event, as upstream does for a compacted revision.
+func expectWatchExpired(t *testing.T, cs kubernetes.Interface, rv string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := cs.CoreV1().ConfigMaps("dr").Watch(ctx, metav1.ListOptions{ResourceVersion: rv})
+	if err != nil {
+		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			t.Errorf("watch from %s after the restore: %v, want 410 Gone", rv, err)
+		}
+		return
+	}
+	defer w.Stop()
+	select {
+	case ev, ok := <-w.ResultChan():
+		status, isStatus := ev.Object.(*metav1.Status)
+		if !ok || ev.Type != watch.Error || !isStatus || status.Code != 410 {
+			t.Errorf("watch from %s after the restore: first event %s %#v, want an error with code 410", rv, ev.Type, ev.Object)
+		}
+	case <-ctx.Done():
+		t.Errorf("watch from %s after the restore: no event in 30 s, want 410 Gone", rv)
+	}
+}
+
+// waitNoPods waits until namespace dr has no pods with the label selector.
+func waitNoPods(t *testing.T, k kubectl, selector string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := k.run("", "get", "pods", "-n", "dr", "-l", selector, "-o", "name")
+		if err == nil && strings.TrimSpace(out) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pods %s still there after %s (%v):\n%s", selector, timeout, err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 
