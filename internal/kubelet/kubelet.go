@@ -278,6 +278,8 @@ func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, 
 		Client: cfg.Client, NodeName: cfg.NodeName, DataDir: cfg.DataDir,
 		PodsDir: filepath.Join(cfg.DataDir, "pods"), Logger: k.log,
 		ReportInUse: k.reportVolumesInUse,
+		Tokens:      k.tokens, Clock: clk,
+		Recorder: func() record.EventRecorder { return k.recorder },
 	})
 	k.metrics.registerPLEG(cfg.Registerer, cfg.NodeName, k.pleg)
 	return k

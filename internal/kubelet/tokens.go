@@ -58,36 +58,55 @@ func newTokenManager(client kubernetes.Interface) *tokenManager {
 // token returns a token for the pod's ServiceAccount bound to the pod,
 // requesting a new one when none is cached or the cached one is due.
 func (m *tokenManager) token(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountTokenProjection) (string, error) {
+	t, err := m.fetch(ctx, pod, src.Audience, src.ExpirationSeconds)
+	if err != nil {
+		return "", err
+	}
+	return t.token, nil
+}
+
+// PodToken is token for CSI drivers' tokenRequests (csi.TokenSource):
+// the same cache, and the token's expiry too. An empty audience means
+// the API server's audiences; nil expirationSeconds the API's default.
+func (m *tokenManager) PodToken(ctx context.Context, pod *v1.Pod, audience string, expirationSeconds *int64) (authenticationv1.TokenRequestStatus, error) {
+	t, err := m.fetch(ctx, pod, audience, expirationSeconds)
+	if err != nil {
+		return authenticationv1.TokenRequestStatus{}, err
+	}
+	return authenticationv1.TokenRequestStatus{Token: t.token, ExpirationTimestamp: metav1.NewTime(t.expires)}, nil
+}
+
+func (m *tokenManager) fetch(ctx context.Context, pod *v1.Pod, audience string, expirationSeconds *int64) (*cachedToken, error) {
 	sa := pod.Spec.ServiceAccountName
 	if sa == "" {
 		sa = "default"
 	}
 	exp := int64(defaultTokenExpiration)
-	if src.ExpirationSeconds != nil {
-		exp = *src.ExpirationSeconds
+	if expirationSeconds != nil {
+		exp = *expirationSeconds
 	}
-	key := tokenKey{pod: pod.UID, serviceAccount: sa, audience: src.Audience, expiration: exp}
+	key := tokenKey{pod: pod.UID, serviceAccount: sa, audience: audience, expiration: exp}
 	now := m.now()
 	m.mu.Lock()
 	cached := m.tokens[key]
 	m.mu.Unlock()
 	if cached != nil && !cached.needsRefresh(now) {
-		return cached.token, nil
+		return cached, nil
 	}
 
 	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 		ExpirationSeconds: &exp,
 		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
 	}}
-	if src.Audience != "" {
-		req.Spec.Audiences = []string{src.Audience}
+	if audience != "" {
+		req.Spec.Audiences = []string{audience}
 	}
 	resp, err := m.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
 	if err != nil {
 		if cached != nil && now.Before(cached.expires) {
-			return cached.token, nil // still valid; try again at the next sync
+			return cached, nil // still valid; try again at the next sync
 		}
-		return "", fmt.Errorf("fetch token for service account %q: %w", sa, err)
+		return nil, fmt.Errorf("fetch token for service account %q: %w", sa, err)
 	}
 	t := &cachedToken{token: resp.Status.Token, issued: now, expires: resp.Status.ExpirationTimestamp.Time}
 	if t.expires.IsZero() || !t.expires.After(now) {
@@ -96,7 +115,7 @@ func (m *tokenManager) token(ctx context.Context, pod *v1.Pod, src *v1.ServiceAc
 	m.mu.Lock()
 	m.tokens[key] = t
 	m.mu.Unlock()
-	return t.token, nil
+	return t, nil
 }
 
 // forgetPod drops the tokens of a pod that no longer runs.

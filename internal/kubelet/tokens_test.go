@@ -146,6 +146,36 @@ func TestTokenAudienceAndDefaults(t *testing.T) {
 	}
 }
 
+// CSI tokenRequests share the cache and also get the token's expiry.
+func TestPodTokenForCSI(t *testing.T) {
+	client := fake.NewClientset()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ti := &tokenIssuer{now: start}
+	ti.install(client)
+	m := newTokenManager(client)
+	m.now = func() time.Time { return start }
+	pod := testPod()
+	exp := int64(600)
+	st, err := m.PodToken(context.Background(), pod, "", &exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Token != "token-1" || !st.ExpirationTimestamp.Time.Equal(start.Add(600*time.Second)) {
+		t.Errorf("status = %+v, want token-1 expiring after 600 s", st)
+	}
+	if req := ti.requests[0]; len(req.Spec.Audiences) != 0 || req.Spec.BoundObjectRef.UID != pod.UID {
+		t.Errorf("request = %+v, want the API server's audiences, bound to the pod", req.Spec)
+	}
+	// A projected volume with the same audience and expiry gets the cached token.
+	if tok, err := m.token(context.Background(), pod, &v1.ServiceAccountTokenProjection{ExpirationSeconds: &exp, Path: "t"}); err != nil || tok != "token-1" || ti.count() != 1 {
+		t.Errorf("projected token = %q, %v after %d requests, want the cached token-1", tok, err, ti.count())
+	}
+	ti.fail = true
+	if _, err := m.PodToken(context.Background(), pod, "other", nil); err == nil {
+		t.Error("PodToken succeeded though the TokenRequest failed")
+	}
+}
+
 func TestNeedsRefreshAfterADay(t *testing.T) {
 	issued := time.Now()
 	tok := &cachedToken{issued: issued, expires: issued.Add(365 * 24 * time.Hour)}

@@ -23,6 +23,15 @@
 //     fsGroup (ownership.go) as the CSIDriver's fsGroupPolicy says: File
 //     always, the default ReadWriteOnceWithFSType only for a writable
 //     volume with an fsType and ReadWriteOnce(Pod), None never.
+//   - Tokens and republishing. For a CSIDriver with tokenRequests the
+//     kubelet gets a ServiceAccount token bound to the pod per audience
+//     (through Config.Tokens, the kubelet's token cache) and passes them in
+//     the NodePublishVolume volume context as
+//     csi.storage.k8s.io/serviceAccount.tokens; a token that cannot be had
+//     fails the publish. A driver with requiresRepublish gets
+//     NodePublishVolume again, with fresh tokens, on the pod's syncs at most
+//     every RepublishInterval; a failed republish is logged and reported as
+//     an event, and leaves the volume mounted.
 //
 // With Skiff the kubelet's DataDir is, for example,
 // /var/lib/skiff/agent/kubelet (not /var/lib/kubelet). A driver's DaemonSet

@@ -4,10 +4,23 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 )
+
+// TokenSource fetches ServiceAccount tokens bound to a pod for CSIDriver
+// tokenRequests; the kubelet's token cache, shared with projected
+// volumes, implements it. An empty audience means the API server's
+// audiences, nil expirationSeconds the API's default.
+type TokenSource interface {
+	PodToken(ctx context.Context, pod *v1.Pod, audience string, expirationSeconds *int64) (authenticationv1.TokenRequestStatus, error)
+}
 
 // Config configures a Manager.
 type Config struct {
@@ -24,7 +37,15 @@ type Config struct {
 	// lists VolumesInUse; attachable volumes are staged only after it
 	// succeeds. Nil skips the report.
 	ReportInUse func(context.Context) error
-	Logger      *slog.Logger
+	// Tokens serves CSIDrivers' tokenRequests; without it a publish for
+	// such a driver fails.
+	Tokens TokenSource
+	// Recorder, when it returns non-nil, gets events for failed
+	// republishes, which do not fail the pod's sync.
+	Recorder func() record.EventRecorder
+	// Clock times republishes (the real clock when nil).
+	Clock  clock.PassiveClock
+	Logger *slog.Logger
 }
 
 // Manager registers CSI drivers and mounts their volumes for pods.
@@ -34,6 +55,9 @@ type Manager struct {
 	drivers *registry
 	watcher *pluginWatcher
 	locks   keyedMutex // per volume: stage, publish and teardown decisions
+
+	mu        sync.Mutex
+	published map[string]publishState // by pod volume dir
 }
 
 // New returns a Manager; Run starts the plugin watcher. Client, NodeName,
@@ -45,7 +69,11 @@ func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "csi"), drivers: newRegistry()}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "csi"), drivers: newRegistry(),
+		published: map[string]publishState{}}
 	m.watcher = newPluginWatcher(m.RegistryDir(), m, m.log)
 	return m
 }

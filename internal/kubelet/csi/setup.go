@@ -36,44 +36,74 @@ func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volu
 	dir := m.PodVolumeDir(pod.UID, volume)
 	target := targetPath(dir)
 	if r, err := readRecord(dir); err == nil && r.Published {
+		// Mounted: a failed republish leaves the volume as it is.
+		if m.republishDue(dir) {
+			if err := m.publish(ctx, pod, s, dir, true); err != nil {
+				m.republishFailed(pod, volume, err)
+			}
+		}
 		return target, nil
 	}
+	if err := m.publish(ctx, pod, s, dir, false); err != nil {
+		return "", err
+	}
+	return target, nil
+}
+
+// publish stages (when the driver stages) and publishes the volume in
+// dir. With republish the volume is published already and is published
+// again, with fresh tokens, only if its driver requires republishing.
+func (m *Manager) publish(ctx context.Context, pod *v1.Pod, s *volumeSpec, dir string, republish bool) error {
+	target := targetPath(dir)
 	d, err := m.drivers.get(s.driver)
 	if err != nil {
-		return "", err
+		return err
 	}
 	obj, err := m.csiDriver(ctx, s.driver)
 	if err != nil {
-		return "", err
+		return err
+	}
+	if republish && !requiresRepublish(obj) {
+		m.notePublished(dir, false)
+		return nil
 	}
 	mode := storagev1.VolumeLifecyclePersistent
 	if s.ephemeral {
 		mode = storagev1.VolumeLifecycleEphemeral
 	}
 	if !supportsMode(obj, mode) {
-		return "", fmt.Errorf("CSI driver %s does not support the %s volume lifecycle mode", s.driver, mode)
+		return fmt.Errorf("CSI driver %s does not support the %s volume lifecycle mode", s.driver, mode)
 	}
 	var publishCtx map[string]string
 	if !s.ephemeral && attachRequired(obj) {
-		if err := m.reportInUse(ctx, dir, s); err != nil {
-			return "", err
+		// A republished volume was reported in use before its first publish.
+		if !republish {
+			if err := m.reportInUse(ctx, dir, s); err != nil {
+				return err
+			}
 		}
 		if publishCtx, err = m.publishContext(ctx, s); err != nil {
-			return "", err
+			return err
 		}
+	}
+	// Before anything is mounted: a token that cannot be had fails the
+	// set-up cleanly.
+	volCtx, err := m.withTokens(ctx, volumeContext(s, pod, podInfoOnMount(obj)), pod, obj)
+	if err != nil {
+		return err
 	}
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	multiWriter, err := d.capable(callCtx, csipb.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER)
 	if err != nil {
-		return "", err
+		return err
 	}
 	capability := s.capability(multiWriter)
 	fsGroup, changePolicy := podFSGroup(pod)
 	delegate := false // the driver applies the fsGroup when it mounts
 	if fsGroup != nil {
 		if delegate, err = d.capable(callCtx, csipb.NodeServiceCapability_RPC_VOLUME_MOUNT_GROUP); err != nil {
-			return "", err
+			return err
 		}
 	}
 	if delegate {
@@ -85,18 +115,20 @@ func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volu
 	staging := ""
 	if !s.ephemeral {
 		if staging, err = m.stage(callCtx, d, s, publishCtx, capability); err != nil {
-			return "", err
+			return err
 		}
 	}
 	// Recorded before the call, so teardown unpublishes even a publish
 	// that failed half-way.
 	rec := &volumeRecord{Driver: s.driver, Handle: s.handle, Ephemeral: s.ephemeral, StagingPath: staging}
-	if err := writeRecord(dir, rec); err != nil {
-		return "", fmt.Errorf("record CSI volume: %w", err)
+	if !republish {
+		if err := writeRecord(dir, rec); err != nil {
+			return fmt.Errorf("record CSI volume: %w", err)
+		}
 	}
 	secrets, err := m.secretData(ctx, s.publishSecret)
 	if err != nil {
-		return "", err
+		return err
 	}
 	_, err = d.node.NodePublishVolume(callCtx, &csipb.NodePublishVolumeRequest{
 		VolumeId:          s.handle,
@@ -106,23 +138,27 @@ func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volu
 		VolumeCapability:  capability,
 		Readonly:          s.readOnly,
 		Secrets:           secrets,
-		VolumeContext:     volumeContext(s, pod, podInfoOnMount(obj)),
+		VolumeContext:     volCtx,
 	})
 	if err != nil {
-		return "", fmt.Errorf("NodePublishVolume: %w", err)
+		return fmt.Errorf("NodePublishVolume: %w", err)
 	}
 	// Before the volume counts as published, so a failed walk is retried
 	// by the next sync (NodePublishVolume is idempotent).
 	if fsGroup != nil && !delegate && s.kubeletAppliesFSGroup(fsGroupPolicy(obj)) {
 		if err := setVolumeOwnership(m.log, target, *fsGroup, changePolicy); err != nil {
-			return "", err
+			return err
 		}
+	}
+	m.notePublished(dir, requiresRepublish(obj))
+	if republish {
+		return nil
 	}
 	rec.Published = true
 	if err := writeRecord(dir, rec); err != nil {
-		return "", fmt.Errorf("record CSI volume: %w", err)
+		return fmt.Errorf("record CSI volume: %w", err)
 	}
-	return target, nil
+	return nil
 }
 
 // reportInUse records that the pod wants an attachable volume and has the

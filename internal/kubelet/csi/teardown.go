@@ -66,6 +66,7 @@ func (m *Manager) tearDown(ctx context.Context, dir string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
+	m.forgetPublished(dir)
 	if rec.StagingPath == "" || m.usedElsewhere(rec, dir) {
 		return nil
 	}
