@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,42 +17,10 @@ import (
 // keep being scheduled.
 func TestSeveralServersOneEtcdCluster(t *testing.T) {
 	t.Parallel()
-	etcdBin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Skip("etcd not installed (hack/install-deps.sh installs it)")
-	}
 	dir := t.TempDir()
-	var clients, peers []string
-	for i := 0; i < 3; i++ {
-		clients = append(clients, "http://127.0.0.1:"+strconv.Itoa(freePort(t)))
-		peers = append(peers, fmt.Sprintf("e%d=http://127.0.0.1:%d", i, freePort(t)))
-	}
-	for i := 0; i < 3; i++ {
-		peerURL := strings.SplitN(peers[i], "=", 2)[1]
-		cmd := exec.Command(etcdBin, "--data-dir", filepath.Join(dir, fmt.Sprintf("etcd%d", i)), "--name", fmt.Sprintf("e%d", i),
-			"--listen-client-urls", clients[i], "--advertise-client-urls", clients[i],
-			"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-			"--initial-cluster", strings.Join(peers, ","), "--initial-cluster-state", "new")
-		cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+goarch())
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	}
-	etcdFlag := strings.Join(clients, ",")
-
-	servers := []*server{startServer(t, filepath.Join(dir, "s0"), "--etcd-servers", etcdFlag)}
-	// The servers of one cluster share its CA and credentials.
-	for i := 1; i < 3; i++ {
-		d := filepath.Join(dir, fmt.Sprintf("s%d", i))
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command("cp", "-r", filepath.Join(dir, "s0", "pki"), filepath.Join(d, "pki")).CombinedOutput(); err != nil {
-			t.Fatalf("copy pki: %v %s", err, out)
-		}
-		servers = append(servers, startServer(t, d, "--etcd-servers", etcdFlag))
-	}
+	etcd := newEtcdCluster(t)
+	etcd.start([]string{filepath.Join(dir, "etcd0"), filepath.Join(dir, "etcd1"), filepath.Join(dir, "etcd2")})
+	servers := startServersOn(t, dir, etcd.endpoints())
 	bin := kubectlBin(t, "1.33")
 	k := func(s *server) kubectl { return kubectl{t: t, bin: bin, kubeconfig: s.kubeconfig} }
 	// Every server answers, and sees what another wrote.
