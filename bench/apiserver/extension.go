@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -30,9 +31,14 @@ func extensionCosts(ctx context.Context, cfg *rest.Config, cs []kubernetes.Inter
 	if err := createWidgetCRD(ctx, cfg); err != nil {
 		return err
 	}
-	dyns := make([]*dynamic.DynamicClient, 8)
+	// As many connections as the ConfigMap clients have: client-go would
+	// otherwise share one transport among dynamic clients of one config.
+	dyns := make([]*dynamic.DynamicClient, len(cs))
 	for i := range dyns {
-		dyns[i] = dynamic.NewForConfigOrDie(cfg)
+		c := rest.CopyConfig(cfg)
+		c.QPS, c.Burst = -1, 0
+		c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return rt }
+		dyns[i] = dynamic.NewForConfigOrDie(c)
 	}
 	var seq atomic.Int64
 	cmCreate := func(c kubernetes.Interface) error {
