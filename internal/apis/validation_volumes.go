@@ -136,6 +136,7 @@ func validateVolumeSourceDetail(s *corev1.VolumeSource, kind string, p *field.Pa
 		errs = append(errs, validateFileMode(s.DownwardAPI.DefaultMode, p.Child("defaultMode"))...)
 	case "projected":
 		errs = append(errs, validateFileMode(s.Projected.DefaultMode, p.Child("defaultMode"))...)
+		errs = append(errs, validateProjectedSources(s.Projected, p)...)
 	case "csi":
 		if s.CSI.Driver == "" {
 			errs = append(errs, field.Required(p.Child("driver"), ""))
