@@ -4,9 +4,9 @@
 // images: its in-cluster API client (test/images/inclusterclient), its
 // admission webhook (test/images/webhook) and its controller-runtime
 // operator (test/images/operator, a module of its own) and its CSI driver,
-// registrar and upstream external-attacher (test/images/csi, another module
-// of its own). Each is written as a one-layer
-// docker-archive, the format `ctr images import` and `skiff images import`
+// registrar and upstream external-attacher and external-provisioner
+// (test/images/csi, another module of its own). Each is written as a
+// one-layer docker-archive, the format `ctr images import` and `skiff images import`
 // take. The archives are deterministic: same inputs, same bytes.
 //
 //	go run ./hack/mkimages -out bin/images
@@ -114,10 +114,12 @@ var testImages = []struct{ name, dir, pkg string }{
 	// Its own module, so controller-runtime never becomes Skiff's dependency.
 	{"operator", "test/images/operator", "."},
 	// A CSI driver, a stand-in for node-driver-registrar and upstream's
-	// external-attacher (pinned in that module's tools.go).
+	// external-attacher and external-provisioner (pinned in that module's
+	// tools.go).
 	{"csi-testdriver", "test/images/csi", "./cmd/testdriver"},
 	{"csi-registrar", "test/images/csi", "./cmd/registrar"},
 	{"csi-attacher", "test/images/csi", "github.com/kubernetes-csi/external-attacher/v4/cmd/csi-attacher"},
+	{"csi-provisioner", "test/images/csi", "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner"},
 }
 
 func writeTestImages(out string) error {

@@ -15,10 +15,11 @@ import (
 const csiDriverName = "csi.skiff.test"
 
 // csiDeployment is what a user deploys for a CSI driver on Skiff: a
-// ServiceAccount with upstream external-attacher's RBAC, the CSIDriver
-// object and a DaemonSet of the driver (test/images/csi/cmd/testdriver), a
-// registrar (a stand-in for node-driver-registrar) and upstream's
-// external-attacher, built unchanged from its module. KUBELET is the
+// ServiceAccount with upstream external-attacher's and
+// external-provisioner's RBAC, the CSIDriver object and a DaemonSet of the
+// driver (test/images/csi/cmd/testdriver), a registrar (a stand-in for
+// node-driver-registrar) and upstream's external-attacher and
+// external-provisioner, built unchanged from their modules. KUBELET is the
 // node's kubelet data dir and STATE the driver's state dir on the host.
 const csiDeployment = `apiVersion: v1
 kind: Namespace
@@ -68,6 +69,47 @@ subjects:
 - {kind: ServiceAccount, name: csi-testdriver, namespace: csi-test}
 roleRef: {kind: Role, name: external-attacher-cfg, apiGroup: rbac.authorization.k8s.io}
 ---
+# upstream external-provisioner's deploy/kubernetes/rbac.yaml (no leases:
+# it runs with --leader-election=false)
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: csi-test-external-provisioner-runner}
+rules:
+- apiGroups: [""]
+  resources: ["persistentvolumes"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "update"]
+- apiGroups: ["storage.k8s.io"]
+  resources: ["storageclasses"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list", "watch", "create", "update", "patch"]
+- apiGroups: ["snapshot.storage.k8s.io"]
+  resources: ["volumesnapshots"]
+  verbs: ["get", "list", "watch", "update"]
+- apiGroups: ["snapshot.storage.k8s.io"]
+  resources: ["volumesnapshotcontents"]
+  verbs: ["get", "list"]
+- apiGroups: ["storage.k8s.io"]
+  resources: ["csinodes"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["storage.k8s.io"]
+  resources: ["volumeattachments"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: csi-test-provisioner}
+subjects:
+- {kind: ServiceAccount, name: csi-testdriver, namespace: csi-test}
+roleRef: {kind: ClusterRole, name: csi-test-external-provisioner-runner, apiGroup: rbac.authorization.k8s.io}
+---
 apiVersion: storage.k8s.io/v1
 kind: CSIDriver
 metadata: {name: csi.skiff.test}
@@ -115,6 +157,14 @@ spec:
         image: skiff.test/csi-attacher:latest
         imagePullPolicy: IfNotPresent
         args: ["--csi-address=/csi/csi.sock", "--v=4"]
+        volumeMounts:
+        - {name: socket-dir, mountPath: /csi}
+      - name: provisioner
+        image: skiff.test/csi-provisioner:latest
+        imagePullPolicy: IfNotPresent
+        # The driver reports topology (NodeGetInfo and the
+        # VOLUME_ACCESSIBILITY_CONSTRAINTS capability).
+        args: ["--csi-address=/csi/csi.sock", "--leader-election=false", "--feature-gates=Topology=true", "--v=4"]
         volumeMounts:
         - {name: socket-dir, mountPath: /csi}
       volumes:
@@ -169,12 +219,49 @@ spec:
     persistentVolumeClaim: {claimName: csi-static}
 `
 
+// csiDynamicVolume is a StorageClass of the driver, binding when a pod
+// needs it and deleting its volumes with their claims, a claim of it and
+// a pod that writes to it.
+const csiDynamicVolume = `apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: csi-dynamic}
+provisioner: csi.skiff.test
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: csi-dynamic, namespace: csi-test}
+spec:
+  storageClassName: csi-dynamic
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: csi-dynamic-writer, namespace: csi-test}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo hello-from-dynamic > /data/hello && sleep 3600"]
+    volumeMounts:
+    - {name: d, mountPath: /data}
+  volumes:
+  - name: d
+    persistentVolumeClaim: {claimName: csi-dynamic}
+`
+
 // TestCSIDriver is issue 16's proof with drivers nobody here wrote... as
 // far as the module proxy allows: a CSI driver deployed the way upstream
 // drivers are, registered through plugins_registry, its volume attached
 // by upstream's external-attacher running against Skiff's API unchanged,
 // staged and published by the kubelet for a pod, then unpublished,
-// unstaged and detached when the pod goes.
+// unstaged and detached when the pod goes; and a volume dynamically
+// provisioned by upstream's external-provisioner for a pod's claim, then
+// deleted with the claim.
 func TestCSIDriver(t *testing.T) {
 	c := startNodeCluster(t)
 	k := c.kubectl()
@@ -280,6 +367,54 @@ func TestCSIDriver(t *testing.T) {
 			return err != nil && strings.Contains(out, "NotFound")
 		})
 	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("external-provisioner creates a volume for a pod's claim and deletes it with the claim", func(t *testing.T) {
+		applyYAML(k, csiDynamicVolume)
+		waitPod(t, ns, "csi-dynamic-writer", 3*time.Minute, "Running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+		waitUntil(t, 30*time.Second, "claim Bound", func() bool {
+			return ns.must("get", "pvc", "csi-dynamic", "-o", "jsonpath={.status.phase}") == "Bound"
+		})
+		// The scheduler chose the node, the PV controller named the
+		// provisioner, external-provisioner created the PV.
+		got := ns.must("get", "pvc", "csi-dynamic", "-o",
+			`jsonpath={.metadata.annotations.volume\.kubernetes\.io/selected-node} {.metadata.annotations.volume\.kubernetes\.io/storage-provisioner}`)
+		if want := c.node + " " + csiDriverName; got != want {
+			t.Fatalf("claim annotations: got %q, want %q (selected-node storage-provisioner)", got, want)
+		}
+		pv := ns.must("get", "pvc", "csi-dynamic", "-o", "jsonpath={.spec.volumeName}")
+		got = k.must("get", "pv", pv, "-o", `jsonpath={.spec.csi.driver} {.spec.csi.volumeHandle} `+
+			`{.metadata.annotations.pv\.kubernetes\.io/provisioned-by} {.spec.persistentVolumeReclaimPolicy} {.spec.claimRef.name} `+
+			`{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}`)
+		if want := strings.Join([]string{csiDriverName, pv, csiDriverName, "Delete", "csi-dynamic", c.node}, " "); got != want {
+			t.Fatalf("provisioned PV: got %q, want %q (driver handle provisioned-by reclaim claim node)", got, want)
+		}
+		// CreateVolume ran in the driver with the claim's size, and the
+		// pod writes into that volume.
+		volDir := filepath.Join(stateDir, "volumes", pv)
+		if b, err := os.ReadFile(filepath.Join(stateDir, "capacities", pv)); err != nil || string(b) != "16777216" {
+			t.Fatalf("driver's capacity record of %s: %q, %v; want 16Mi", pv, b, err)
+		}
+		waitUntil(t, 30*time.Second, "the pod's file in the provisioned volume's directory", func() bool {
+			b, err := os.ReadFile(filepath.Join(volDir, "hello"))
+			return err == nil && string(b) == "hello-from-dynamic\n"
+		})
+
+		// Reclaim Delete: the PV controller releases the PV and leaves it
+		// to external-provisioner, which calls DeleteVolume (once the
+		// volume is detached) and deletes the PV.
+		ns.must("delete", "pod", "csi-dynamic-writer", "--wait=true")
+		ns.must("delete", "pvc", "csi-dynamic", "--wait=true")
+		waitUntil(t, 8*time.Minute, "the provisioned PV deleted by external-provisioner", func() bool {
+			out, err := k.run("", "get", "pv", pv)
+			return err != nil && strings.Contains(out, "NotFound")
+		})
+		if _, err := os.Stat(volDir); !os.IsNotExist(err) {
+			t.Fatalf("the driver's volume directory after the PV is gone: %v", err)
+		}
+	})
 }
 
 func sha256Hex(s string) string {
@@ -325,6 +460,7 @@ func dumpCSIState(t *testing.T, k kubectl) {
 		{"-n", "csi-test", "get", "pods", "-o", "wide"},
 		{"-n", "csi-test", "describe", "pods"},
 		{"get", "volumeattachments", "-o", "yaml"},
+		{"get", "pv,pvc", "-A", "-o", "yaml"},
 		{"get", "csinodes", "-o", "yaml"},
 		{"get", "events", "-A", "--sort-by=.lastTimestamp"},
 	} {

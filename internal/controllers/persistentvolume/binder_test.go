@@ -256,3 +256,87 @@ func TestPhaseTransitionTimeFromClock(t *testing.T) {
 	}
 	t.Fatal("no status write for the new volume's phase")
 }
+
+// externalCSIVolume is a PV as upstream's external-provisioner creates it
+// for claim ns/c: pre-bound with the claim's UID, provisioned-by the
+// driver, its deletion finalizer and node affinity from the topology the
+// driver returned.
+func externalCSIVolume(policy corev1.PersistentVolumeReclaimPolicy, opts ...pvOpt) *corev1.PersistentVolume {
+	pv := volume("pvc-uid-c", "1Gi", "csi", append([]pvOpt{claimRef("ns", "c", "uid-c"), phase(corev1.VolumePending)}, opts...)...)
+	pv.Annotations = map[string]string{AnnProvisionedBy: "csi.example.com"}
+	pv.Finalizers = []string{"external-provisioner.volume.kubernetes.io/finalizer"}
+	pv.Spec.PersistentVolumeReclaimPolicy = policy
+	pv.Spec.CSI = &corev1.CSIPersistentVolumeSource{Driver: "csi.example.com", VolumeHandle: "pvc-uid-c"}
+	pv.Spec.NodeAffinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+		MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "topology.example.com/node", Operator: corev1.NodeSelectorOpIn, Values: []string{"n1"}}},
+	}}}}
+	return pv
+}
+
+// The whole controller side of an external provisioner's volume: the
+// claim of a WaitForFirstConsumer class is handed to the provisioner
+// once the scheduler chose a node, the PV the provisioner creates binds
+// to it, and after the claim is gone the PV is Released and left for the
+// provisioner to delete: never deleted nor failed by this controller.
+func TestExternalProvisionerVolumeLifecycle(t *testing.T) {
+	ctx := context.Background()
+	class := wffcClass("csi", "csi.example.com")
+	class.ReclaimPolicy = ptr.To(corev1.PersistentVolumeReclaimDelete)
+	pvc := claim("1Gi", "csi")
+	pvc.Annotations = map[string]string{AnnSelectedNode: "n1"}
+
+	c, client, _ := newTestController(t, class, pvc)
+	_ = c.sync(ctx, claimPrefix+"ns/c")
+	got, _ := client.CoreV1().PersistentVolumeClaims("ns").Get(ctx, "c", metav1.GetOptions{})
+	if got.Annotations[AnnStorageProvisioner] != "csi.example.com" || got.Annotations[AnnBetaStorageProvisioner] != "csi.example.com" ||
+		got.Annotations[AnnSelectedNode] != "n1" {
+		t.Fatalf("claim annotations %v: want both storage-provisioner annotations and selected-node kept", got.Annotations)
+	}
+
+	// The provisioner created the PV: the claim's sync binds both.
+	pv := externalCSIVolume(corev1.PersistentVolumeReclaimDelete)
+	c, client, _ = newTestController(t, class, got, pv)
+	if err := c.sync(ctx, claimPrefix+"ns/c"); err != nil {
+		t.Fatal(err)
+	}
+	gotPV, _ := client.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+	gotPVC, _ := client.CoreV1().PersistentVolumeClaims("ns").Get(ctx, "c", metav1.GetOptions{})
+	if gotPV.Status.Phase != corev1.VolumeBound || gotPV.Annotations[AnnBoundByController] != "" {
+		t.Fatalf("volume phase %q annotations %v: want Bound, not bound-by-controller", gotPV.Status.Phase, gotPV.Annotations)
+	}
+	if gotPVC.Spec.VolumeName != pv.Name || gotPVC.Status.Phase != corev1.ClaimBound || gotPVC.Annotations[AnnBindCompleted] != "yes" {
+		t.Fatalf("claim %+v: want Bound to %s", gotPVC, pv.Name)
+	}
+
+	for _, tt := range []struct {
+		name string
+		pv   *corev1.PersistentVolume
+	}{
+		{"claim deleted", externalCSIVolume(corev1.PersistentVolumeReclaimDelete, phase(corev1.VolumeBound))},
+		{"claim and volume deleted", externalCSIVolume(corev1.PersistentVolumeReclaimDelete, phase(corev1.VolumeBound), func(pv *corev1.PersistentVolume) {
+			pv.DeletionTimestamp = ptr.To(metav1.Now())
+		})},
+		{"already Released", externalCSIVolume(corev1.PersistentVolumeReclaimDelete, phase(corev1.VolumeReleased))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, client, rec := newTestController(t, class, tt.pv)
+			if err := c.sync(ctx, volumePrefix+tt.pv.Name); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range client.Actions() {
+				if a.GetVerb() == "delete" {
+					t.Fatalf("the controller deleted the provisioner's volume: %v", a)
+				}
+			}
+			got, err := client.CoreV1().PersistentVolumes().Get(ctx, tt.pv.Name, metav1.GetOptions{})
+			if err != nil || got.Status.Phase != corev1.VolumeReleased {
+				t.Fatalf("volume %v, %v: want it kept and Released", got.Status, err)
+			}
+			select {
+			case ev := <-rec.Events:
+				t.Fatalf("unexpected event %q", ev)
+			default:
+			}
+		})
+	}
+}

@@ -32,8 +32,13 @@ func controllerCapability(t csi.ControllerServiceCapability_RPC_Type) *csi.Contr
 	return &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}}
 }
 
+// defaultCapacity is the size of a volume whose request names none.
+const defaultCapacity = 1 << 30
+
 // CreateVolume makes the volume's directory; the volume ID is the
-// requested name, so a retried call finds the same volume.
+// requested name, so a retried call finds the same volume. Directories
+// have no size: the capacity is recorded, so that a second request of the
+// same name with an incompatible range fails as the spec asks.
 func (c *controller) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
 	id := req.GetName()
 	if err := checkID(id); err != nil {
@@ -48,19 +53,62 @@ func (c *controller) CreateVolume(_ context.Context, req *csi.CreateVolumeReques
 	if req.GetVolumeContentSource() != nil {
 		return nil, status.Error(codes.InvalidArgument, "volume content sources are not supported")
 	}
+	want, err := capacityFor(req.GetCapacityRange())
+	if err != nil {
+		return nil, err
+	}
 	c.state.mu.Lock()
 	defer c.state.mu.Unlock()
-	if err := os.MkdirAll(c.state.volumeDir(id), 0o777); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+	size, found, err := c.state.capacity(id)
+	if err != nil {
+		return nil, err
 	}
-	// Directories have no size: report what was asked for.
-	vol := &csi.Volume{VolumeId: id, CapacityBytes: req.GetCapacityRange().GetRequiredBytes()}
-	// Accessible from the first node the scheduler preferred, when the CO
-	// gave topology; the directory exists on that node only in spirit.
-	if pref := req.GetAccessibilityRequirements().GetPreferred(); len(pref) > 0 {
+	switch {
+	case !found:
+		if err := os.MkdirAll(c.state.volumeDir(id), 0o777); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		if err := c.state.setCapacity(id, want); err != nil {
+			return nil, err
+		}
+		size = want
+	case size == 0:
+		size = want // made by hand: no size to disagree with
+	case !inRange(size, req.GetCapacityRange()):
+		return nil, status.Errorf(codes.AlreadyExists, "volume %q exists with %d bytes, outside the requested range", id, size)
+	}
+	vol := &csi.Volume{VolumeId: id, CapacityBytes: size}
+	// Accessible from the first node the scheduler preferred (or, without
+	// preferences, the first it requires), when the CO gave topology; the
+	// directory exists on that node only in spirit.
+	ar := req.GetAccessibilityRequirements()
+	if pref := ar.GetPreferred(); len(pref) > 0 {
 		vol.AccessibleTopology = pref[:1]
+	} else if reqd := ar.GetRequisite(); len(reqd) > 0 {
+		vol.AccessibleTopology = reqd[:1]
 	}
 	return &csi.CreateVolumeResponse{Volume: vol}, nil
+}
+
+// capacityFor is the size a new volume gets: the required bytes, else the
+// limit, else defaultCapacity.
+func capacityFor(r *csi.CapacityRange) (int64, error) {
+	required, limit := r.GetRequiredBytes(), r.GetLimitBytes()
+	switch {
+	case required < 0 || limit < 0:
+		return 0, status.Error(codes.InvalidArgument, "negative capacity range")
+	case limit > 0 && required > limit:
+		return 0, status.Errorf(codes.OutOfRange, "required bytes %d exceed the limit %d", required, limit)
+	case required > 0:
+		return required, nil
+	case limit > 0:
+		return min(limit, defaultCapacity), nil
+	}
+	return defaultCapacity, nil
+}
+
+func inRange(size int64, r *csi.CapacityRange) bool {
+	return size >= r.GetRequiredBytes() && (r.GetLimitBytes() == 0 || size <= r.GetLimitBytes())
 }
 
 // DeleteVolume removes the directory and its data; an unknown volume is
@@ -78,6 +126,9 @@ func (c *controller) DeleteVolume(_ context.Context, req *csi.DeleteVolumeReques
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is still attached to node %q", id, node)
 	}
 	if err := os.RemoveAll(c.state.volumeDir(id)); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	if err := os.Remove(c.state.capacityFile(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &csi.DeleteVolumeResponse{}, nil

@@ -83,6 +83,96 @@ func TestVolumeLifecycle(t *testing.T) {
 	}
 }
 
+// CreateVolume is idempotent by name: a retry with a compatible range
+// returns the recorded volume, an incompatible one is AlreadyExists; the
+// size follows the range and DeleteVolume drops the record with the
+// directory.
+func TestCreateVolumeCapacityAndIdempotency(t *testing.T) {
+	ctx := context.Background()
+	c := newController(t)
+	create := func(name string, r *csi.CapacityRange) (*csi.Volume, error) {
+		resp, err := c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: name,
+			VolumeCapabilities: []*csi.VolumeCapability{mountCap}, CapacityRange: r})
+		return resp.GetVolume(), err
+	}
+	v, err := create("pvc-a", &csi.CapacityRange{RequiredBytes: 5 << 20, LimitBytes: 8 << 20})
+	if err != nil || v.GetCapacityBytes() != 5<<20 {
+		t.Fatalf("create: %v, %v; want 5MiB", v, err)
+	}
+	// A retry whose range still holds 5MiB gets the same volume.
+	if v, err := create("pvc-a", &csi.CapacityRange{RequiredBytes: 1 << 20}); err != nil || v.GetCapacityBytes() != 5<<20 {
+		t.Fatalf("compatible retry: %v, %v; want the 5MiB volume", v, err)
+	}
+	_, err = create("pvc-a", &csi.CapacityRange{RequiredBytes: 6 << 20})
+	wantCode(t, err, codes.AlreadyExists)
+	_, err = create("pvc-a", &csi.CapacityRange{LimitBytes: 4 << 20})
+	wantCode(t, err, codes.AlreadyExists)
+
+	_, err = create("pvc-b", &csi.CapacityRange{RequiredBytes: 2 << 20, LimitBytes: 1 << 20})
+	wantCode(t, err, codes.OutOfRange)
+	if _, err := os.Stat(c.state.volumeDir("pvc-b")); !os.IsNotExist(err) {
+		t.Fatalf("refused volume has a directory: %v", err)
+	}
+	if v, err := create("pvc-c", &csi.CapacityRange{LimitBytes: 3 << 20}); err != nil || v.GetCapacityBytes() != 3<<20 {
+		t.Fatalf("limit only: %v, %v; want 3MiB", v, err)
+	}
+	if v, err := create("pvc-d", nil); err != nil || v.GetCapacityBytes() != defaultCapacity {
+		t.Fatalf("no range: %v, %v; want the default", v, err)
+	}
+	// A directory made by hand (a static volume) has no size to disagree.
+	if err := os.MkdirAll(c.state.volumeDir("static"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := create("static", &csi.CapacityRange{RequiredBytes: 9 << 20}); err != nil || v.GetCapacityBytes() != 9<<20 {
+		t.Fatalf("hand-made volume: %v, %v; want 9MiB", v, err)
+	}
+
+	for range 2 {
+		if _, err := c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: "pvc-a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(c.state.capacityFile("pvc-a")); !os.IsNotExist(err) {
+		t.Fatalf("capacity record after delete: %v", err)
+	}
+	// The name is free again: any size goes.
+	if v, err := create("pvc-a", &csi.CapacityRange{RequiredBytes: 7 << 20}); err != nil || v.GetCapacityBytes() != 7<<20 {
+		t.Fatalf("recreate: %v, %v; want 7MiB", v, err)
+	}
+}
+
+func TestCreateVolumeTopology(t *testing.T) {
+	c := newController(t)
+	seg := func(n string) *csi.Topology { return &csi.Topology{Segments: map[string]string{topologyKey: n}} }
+	for _, tt := range []struct {
+		name string
+		ar   *csi.TopologyRequirement
+		want string
+	}{
+		{"preferred first", &csi.TopologyRequirement{Requisite: []*csi.Topology{seg("n2"), seg("n1")}, Preferred: []*csi.Topology{seg("n1"), seg("n2")}}, "n1"},
+		{"requisite without preferences", &csi.TopologyRequirement{Requisite: []*csi.Topology{seg("n2")}}, "n2"},
+		{"none", nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := c.CreateVolume(context.Background(), &csi.CreateVolumeRequest{Name: "v-" + tt.want,
+				VolumeCapabilities: []*csi.VolumeCapability{mountCap}, AccessibilityRequirements: tt.ar})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := resp.GetVolume().GetAccessibleTopology()
+			if tt.want == "" {
+				if len(got) != 0 {
+					t.Fatalf("topology %v, want none", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].GetSegments()[topologyKey] != tt.want {
+				t.Fatalf("topology %v, want %s only", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	ctx := context.Background()
 	c := newController(t)

@@ -1,7 +1,8 @@
 // Command testdriver is a small but real CSI driver for Skiff's end-to-end
 // tests. Its volumes are directories on the node:
 //
-//   - Controller: CreateVolume makes <state-dir>/volumes/<id>, DeleteVolume
+//   - Controller: CreateVolume makes <state-dir>/volumes/<id> (recording
+//     the size asked for in <state-dir>/capacities/<id>), DeleteVolume
 //     removes it; ControllerPublishVolume records the attachment in
 //     <state-dir>/attachments/<id> and returns a publish context, which
 //     ControllerUnpublishVolume drops.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -12,8 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// state is the driver's on-disk state: one directory per volume and one
-// file per attachment, naming the node. mu serialises all calls: this is
+// state is the driver's on-disk state: one directory per volume, one file
+// per created volume holding its capacity and one file per attachment,
+// naming the node. mu serialises all calls: this is
 // test tooling, not a driver under load.
 type state struct {
 	mu  sync.Mutex
@@ -21,7 +23,7 @@ type state struct {
 }
 
 func openState(dir string) (*state, error) {
-	for _, sub := range []string{"volumes", "attachments"} {
+	for _, sub := range []string{"volumes", "capacities", "attachments"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
@@ -41,6 +43,38 @@ func checkID(id string) error {
 func (s *state) volumeDir(id string) string { return filepath.Join(s.dir, "volumes", id) }
 
 func (s *state) attachmentFile(id string) string { return filepath.Join(s.dir, "attachments", id) }
+
+func (s *state) capacityFile(id string) string { return filepath.Join(s.dir, "capacities", id) }
+
+// capacity returns the recorded size of a volume and whether the volume
+// exists. A volume directory made by hand (a static volume) has no record:
+// its size is 0.
+func (s *state) capacity(id string) (int64, bool, error) {
+	if _, err := os.Stat(s.volumeDir(id)); errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, status.Error(codes.Internal, err.Error())
+	}
+	b, err := os.ReadFile(s.capacityFile(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, true, nil
+	}
+	if err != nil {
+		return 0, true, status.Error(codes.Internal, err.Error())
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, true, status.Errorf(codes.Internal, "capacity record of %q: %v", id, err)
+	}
+	return n, true, nil
+}
+
+func (s *state) setCapacity(id string, bytes int64) error {
+	if err := os.WriteFile(s.capacityFile(id), []byte(strconv.FormatInt(bytes, 10)), 0o644); err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	return nil
+}
 
 // volumeExists is NotFound for an unknown volume, as the spec asks.
 func (s *state) volumeExists(id string) error {
