@@ -11,13 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -25,17 +23,12 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/apis"
 	"github.com/skiff-dev/skiff/internal/apiserver"
-	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/openapi"
 	"github.com/skiff-dev/skiff/internal/cluster/pki"
-	"github.com/skiff-dev/skiff/internal/controllers/manager"
 	"github.com/skiff-dev/skiff/internal/crash"
 	"github.com/skiff-dev/skiff/internal/kubelet"
-	"github.com/skiff-dev/skiff/internal/leaderelect"
-	"github.com/skiff-dev/skiff/internal/metricshttp"
-	"github.com/skiff-dev/skiff/internal/scheduler"
+	"github.com/skiff-dev/skiff/internal/lifecycle"
 	"github.com/skiff-dev/skiff/internal/storage"
-	"github.com/skiff-dev/skiff/internal/storage/encryption"
 )
 
 // KubernetesVersion is the version of the Kubernetes API types served; it is
@@ -112,9 +105,11 @@ type Server struct {
 	etcd        *storage.Embedded
 	client      *clientv3.Client
 	api         *apiserver.Server
-	done        chan struct{}
-	components  sync.WaitGroup // in-process clients of the API server
-	pki         *pki.Bundle
+	done        chan struct{} // closed once every component has stopped
+	// components counts the goroutines that the CSR signer, tokens
+	// controller and dashboard helpers start; they end with their ctx.
+	components sync.WaitGroup
+	pki        *pki.Bundle
 	// scheduler and controllers say whether those components still run,
 	// for componentstatuses.
 	scheduler, controllers inProcess
@@ -143,8 +138,15 @@ func (s *Server) Client() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// StartServer brings up etcd and the API server and returns once the API
-// server answers /readyz. Stop it by cancelling ctx and calling Wait.
+// StartServer runs the control plane as a lifecycle.Group started in this
+// order: the listeners, the PKI and admin kubeconfig, storage (etcd), the
+// API server, its watch caches and bootstrap objects, its endpoint and
+// Service IP loops, cluster-info, the CSR signer, the tokens controller,
+// the controller manager, the scheduler, etcd snapshots and the dashboard.
+// It returns once the API server answers /readyz, or with the error of the
+// step that failed, everything started before it stopped again. Stop it by
+// cancelling ctx and calling Wait: the steps stop in reverse order, the
+// in-process components first and storage last.
 func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	// A panic in one loop is logged and counted, not fatal.
 	crash.InstallClientGoHandler()
@@ -154,306 +156,90 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.BindAddress == "" {
 		cfg.BindAddress = "127.0.0.1"
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	start := time.Now()
-	s := &Server{cfg: cfg, done: make(chan struct{})}
-	ok := false
-	defer func() {
-		if !ok {
-			s.closeStorage()
-			if s.podListener != nil {
-				s.podListener.Close()
-			}
-		}
-	}()
-
-	// Listen first: with --secure-port 0 the kernel picks the port, and the
-	// serving certificate and kubeconfig need the final address.
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.SecurePort)))
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	s.listener = ln
-	host := cfg.BindAddress
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	s.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
-
 	if cfg.ServiceCIDR == "" {
 		cfg.ServiceCIDR = defaultServiceCIDR
 	}
-	_, serviceCIDR, err := net.ParseCIDR(cfg.ServiceCIDR)
-	if err != nil || serviceCIDR.IP.To4() == nil {
-		ln.Close()
-		return nil, fmt.Errorf("invalid service cluster IP range %q: want an IPv4 CIDR", cfg.ServiceCIDR)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	nodePorts, err := parsePortRange(cfg.NodePortRange)
+	s := &Server{cfg: cfg, done: make(chan struct{})}
+	p, err := newServerParts(s, cfg)
 	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	firstIP := apiserver.FirstServiceIP(serviceCIDR).String()
-	advertise, err := advertiseAddress(cfg.AdvertiseAddress, cfg.BindAddress)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	bundle, err := pki.Ensure(filepath.Join(cfg.DataDir, "pki"), pki.Options{Hosts: append(servingHosts(cfg.BindAddress, host, firstIP), advertise.String())})
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	// Pods reach the server through the kubernetes Service, whose endpoint
-	// is the advertise address: listen there too when bound elsewhere.
-	if extra := podListenAddress(cfg.BindAddress, advertise, port); extra != "" {
-		pln, err := net.Listen("tcp", extra)
-		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("listen on the advertise address %s for pods: %w", extra, err)
-		}
-		s.podListener = pln
-	}
-	s.pki = bundle
-	saTokens, err := serviceAccountTokens(cfg)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	s.Kubeconfig = filepath.Join(cfg.DataDir, "admin.kubeconfig")
-	if err := pki.WriteKubeconfig(s.Kubeconfig, s.URL, bundle.CAPEM, bundle.AdminCertPEM, bundle.AdminKeyPEM, "admin"); err != nil {
-		ln.Close()
 		return nil, err
 	}
 
-	var enc *encryption.Config // nil: nothing is encrypted at rest
-	if cfg.EncryptionProviderConfig != "" {
-		if enc, err = encryption.Load(cfg.EncryptionProviderConfig); err != nil {
-			ln.Close()
-			return nil, err
-		}
-	}
-	if len(cfg.EtcdServers) == 0 {
-		s.etcd, err = storage.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"))
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
-		s.client = s.etcd.Client
-	} else {
-		s.client, err = storage.ConnectExternal(cfg.EtcdServers, storage.TLSFiles{
-			CAFile: cfg.EtcdCAFile, CertFile: cfg.EtcdCertFile, KeyFile: cfg.EtcdKeyFile})
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
-	}
-	snapshots, err := snapshotScheduler(cfg, s.client)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	store := storage.NewStore(s.client, storage.WithEncryption(enc))
-	cfg.Logger.Debug("storage ready", "elapsed", time.Since(start))
-
-	resources := apis.All()
-	oapi, err := openapi.New(openapiInfo(resources), KubernetesVersion)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	metrics := newMetricsGatherers(prometheus.DefaultGatherer)
-	var sched *scheduler.Scheduler
-	extra := http.NewServeMux()
-	if err := oapi.Install(extra); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	kubeletTLS, err := kubeletClientTLS(bundle)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	s.api, err = apiserver.New(apiserver.Config{
-		KubeletTLS:       kubeletTLS,
-		BootstrapTokens:  true,
-		KubeletTransport: kubeletTransport(kubeletTLS),
-		Store:            store,
-		Resources:        resources,
-		Authenticator:    authn.NewClientCert(bundle.CAPool),
-		AccessControl:    true,
-		GitVersion:       KubernetesVersion + "+skiff",
-		ServiceCIDR:      serviceCIDR,
-		NodePorts:        nodePorts,
-		PublicAddress:    advertise,
-		PublicPort:       port,
-		Logger:           cfg.Logger,
-		ExtraHandlers: map[string]http.Handler{
-			"/openapi/": extra,
-			"/metrics":  metricshttp.Handler(metrics),
-		},
-		ServiceAccountTokens: saTokens,
-		FlowControl:          cfg.FlowControl,
-		// The OpenAPI documents follow the served custom resources.
-		CustomResourceOpenAPI: oapi,
-		Aggregation: apiserver.AggregationConfig{
-			ProxyClient: &bundle.FrontProxyClient, ProxyClientName: pki.FrontProxyClientName,
-			RequestHeaderCAPEM: bundle.FrontProxyCAPEM, ClientCAPEM: bundle.CAPEM,
-		},
-		Components: componentChecks(cfg, &s.scheduler, &s.controllers),
-	})
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	metrics.add(s.api.Metrics()) // apiserver_*, etcd_request_duration_seconds
-
-	tlsCfg := pki.ServerTLSConfig(bundle)
-	s.http = &http.Server{
-		Handler:   s.api,
-		TLSConfig: tlsCfg,
-		// As upstream's secure serving: headers within 32 s, idle
-		// keep-alive connections closed after 90 s, 1 MiB of headers.
-		ReadHeaderTimeout: 32 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
-		// Requests outlive the server's context so that those made while
-		// shutting down (components releasing their leases) complete.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		// Informers and kubectl multiplex many watches over one connection.
-		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000},
-	}
-	go func() {
-		defer close(s.done)
-		runCtx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go store.RunCompactor(runCtx, 5*time.Minute, cfg.Logger)
-		go func() {
-			<-runCtx.Done()
-			// Let the in-process components stop first: they release their
-			// leader leases through this server, so that a restarted
-			// server schedules and reconciles at once instead of waiting
-			// for the leases to expire.
-			stopped := make(chan struct{})
-			go func() { s.components.Wait(); close(stopped) }()
-			select {
-			case <-stopped:
-			case <-time.After(5 * time.Second):
+	var g lifecycle.Group
+	g.Logger = cfg.Logger
+	g.Add(p.listen(), p.credentials(), p.storage(), p.apiServer(),
+		lifecycle.Component{Name: "watch-caches", Start: func(ctx context.Context) error {
+			if err := s.api.WaitReady(ctx); err != nil {
+				return err
 			}
-			shutdownCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
-			defer c()
-			_ = s.http.Shutdown(shutdownCtx)
-		}()
-		s.api.Run(runCtx)
-	}()
-	for _, l := range []net.Listener{ln, s.podListener} {
-		if l == nil {
-			continue
-		}
-		go func() {
-			err := s.http.ServeTLS(l, "", "")
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				cfg.Logger.Error("API server stopped", "addr", l.Addr().String(), "err", err)
-			}
-		}()
-	}
-	if err := s.api.WaitReady(ctx); err != nil {
-		return nil, err
-	}
-	cfg.Logger.Debug("watch caches loaded", "elapsed", time.Since(start))
-	if err := s.api.Bootstrap(ctx); err != nil {
-		return nil, err
-	}
-	s.components.Add(1)
-	go func() {
-		defer s.components.Done()
-		s.api.RunEndpointReconciler(ctx)
-	}()
-	s.components.Add(1)
-	go func() {
-		defer s.components.Done()
-		s.api.RunServiceIPRepair(ctx)
-	}()
-	if err := s.publishClusterInfo(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.startCSRSigner(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.startTokensController(ctx, saTokens.Issuer); err != nil {
-		return nil, err
-	}
+			cfg.Logger.Debug("watch caches loaded", "elapsed", time.Since(p.begun))
+			return nil
+		}},
+		lifecycle.Component{Name: "bootstrap", Start: func(ctx context.Context) error { return s.api.Bootstrap(ctx) }},
+		loop("endpoint-reconciler", func(ctx context.Context) { s.api.RunEndpointReconciler(ctx) }),
+		loop("service-ip-repair", func(ctx context.Context) { s.api.RunServiceIPRepair(ctx) }),
+		lifecycle.Component{Name: "cluster-info", Start: s.publishClusterInfo},
+		// These helpers' goroutines end with their ctx; the API server
+		// waits for them (s.components) before it stops serving.
+		lifecycle.Component{Name: "csr-signer", Start: s.startCSRSigner},
+	)
 	if !cfg.DisableControllers {
-		// As kubeadm's: its own identity, and each controller its own
-		// ServiceAccount's.
-		rc, err := s.componentConfig(cfg.DataDir, "controller-manager.kubeconfig", controllerManagerUser)
-		if err != nil {
-			return nil, err
-		}
-		s.components.Add(1)
-		go func() {
-			defer s.components.Done()
-			s.controllers.run(func() {
-				err := manager.Run(ctx, manager.Config{RESTConfig: rc, LeaderElect: true, ClusterCIDR: cfg.ClusterCIDR,
-					RootCA: s.pki.CAPEM, UseServiceAccountCredentials: true, Logger: cfg.Logger.With("component", "controller-manager")})
-				if err != nil {
-					cfg.Logger.Error("controller manager", "err", err)
-				}
-			})
-		}()
+		g.Add(lifecycle.Component{Name: "tokens-controller", Start: func(ctx context.Context) error {
+			return s.startTokensController(ctx, p.saTokens.Issuer)
+		}}, p.controllerManager())
 	}
 	if !cfg.DisableScheduler {
-		rc, err := s.componentConfig(cfg.DataDir, "scheduler.kubeconfig", schedulerUser)
-		if err != nil {
-			return nil, err
-		}
-		client, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			return nil, err
-		}
-		sched = scheduler.New(scheduler.Config{Client: client, Logger: cfg.Logger.With("component", "scheduler")})
-		metrics.add(sched.Registry())
-		s.components.Add(1)
-		go func() {
-			defer s.components.Done()
-			s.scheduler.run(func() {
-				err := leaderelect.Run(ctx, client, "kube-scheduler", cfg.Logger, func(ctx context.Context) {
-					if err := sched.Run(ctx); err != nil {
-						cfg.Logger.Error("scheduler stopped", "err", err)
-					}
-				})
-				if err != nil {
-					cfg.Logger.Error("scheduler leader election", "err", err)
-				}
-			})
-		}()
+		g.Add(p.scheduler())
 	}
-	if snapshots != nil {
-		s.components.Add(1)
-		go func() {
-			defer s.components.Done()
-			snapshots.Run(ctx)
-		}()
+	if cfg.EtcdSnapshotSchedule != "" {
+		g.Add(loop("etcd-snapshots", func(ctx context.Context) { p.snapshots.Run(ctx) }))
 	}
 	if cfg.DashboardPort != 0 {
-		s.startDashboard(ctx, cfg)
+		g.Add(lifecycle.Component{Name: "dashboard", Start: func(ctx context.Context) error {
+			s.startDashboard(ctx, cfg)
+			return nil
+		}})
 	}
-	s.api.MarkReady()
-	ok = true
-	cfg.Logger.Info("API server ready", "url", s.URL, "kubeconfig", s.Kubeconfig, "elapsed", time.Since(start).Round(time.Millisecond))
+	ready := make(chan struct{})
+	g.Add(lifecycle.Component{Name: "ready", Start: func(context.Context) error {
+		s.api.MarkReady()
+		close(ready)
+		return nil
+	}})
+
+	failed := make(chan error, 1)
+	go func() {
+		defer close(s.done)
+		err := g.Run(ctx)
+		select {
+		case <-ready:
+			if err != nil {
+				cfg.Logger.Error("server stopped", "err", err)
+			}
+		default:
+			failed <- err
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-failed:
+		// Ended before ready: by ctx between two steps, Run returns nil.
+		if err == nil {
+			err = fmt.Errorf("server stopped before it was ready: %w", context.Cause(ctx))
+		}
+		return nil, err
+	}
+	cfg.Logger.Info("API server ready", "url", s.URL, "kubeconfig", s.Kubeconfig, "elapsed", time.Since(p.begun).Round(time.Millisecond))
 	return s, nil
 }
 
 // Wait blocks until the server has shut down after its context ended,
-// and releases etcd.
+// etcd included.
 func (s *Server) Wait() {
-	s.components.Wait()
 	<-s.done
-	s.closeStorage()
 }
 
 func (s *Server) closeStorage() {
