@@ -105,6 +105,10 @@ func (k *Kubelet) containerConfig(pod *v1.Pod, c *v1.Container, imageRef string,
 	if err != nil {
 		return nil, err
 	}
+	devices, err := containerDevices(pod, c, volumes)
+	if err != nil {
+		return nil, err
+	}
 	sc, err := containerSecurity(pod, c, imageUser)
 	if err != nil {
 		return nil, err
@@ -129,6 +133,7 @@ func (k *Kubelet) containerConfig(pod *v1.Pod, c *v1.Container, imageRef string,
 		WorkingDir: c.WorkingDir,
 		Envs:       kvs,
 		Mounts:     mounts,
+		Devices:    devices,
 		Labels:     labels,
 		Annotations: map[string]string{
 			annotationHash:            containerHash(c),

@@ -188,6 +188,9 @@ type Kubelet struct {
 	pleg          *pleg.PLEG
 	trustBundles  *trustBundles // clusterTrustBundle projections (trustbundles.go)
 	csi           *csi.Manager  // CSI driver registration and volumes
+	// blockDevice stands in for the node's block devices in tests; nil
+	// resolves the real ones (blockvolumes.go).
+	blockDevice func(path string) (string, error)
 	// unshareDataDir undoes makeShared's bind mount of the data dir.
 	unshareDataDir func() error
 }

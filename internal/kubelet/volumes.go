@@ -35,6 +35,8 @@ type podVolumes struct {
 	trustBundles func(ctx context.Context, src *v1.ClusterTrustBundleProjection, defMode *int32) (map[string]volumeFile, error)
 	downward     func(pod *v1.Pod) *podEnv // the values downward API files show
 	csi          *csi.Manager              // CSI volumes; nil leaves them unsupported
+	// blockDevice resolves a Block local volume's device; nil: localBlockDevice.
+	blockDevice func(path string) (string, error)
 }
 
 // volumes is the pod volume resolver over the kubelet's current sources.
@@ -43,7 +45,7 @@ func (k *Kubelet) volumes() *podVolumes {
 		podsDir: filepath.Join(k.cfg.DataDir, "pods"), configMaps: k.configMaps, secrets: k.secrets, client: k.client,
 		token: k.tokens.token, trustBundles: k.trustBundleFiles,
 		downward: func(pod *v1.Pod) *podEnv { return &podEnv{k: k, pod: pod, podIP: pod.Status.PodIP} },
-		csi:      k.csi,
+		csi:      k.csi, blockDevice: k.blockDevice,
 	}
 }
 
@@ -76,9 +78,17 @@ func (v *podVolumes) setupVolumes(ctx context.Context, pod *v1.Pod) (map[string]
 	}
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
-		path, err := v.setupVolume(ctx, pod, vol, gid)
+		var path string
+		var err error
+		if vol.PersistentVolumeClaim == nil {
+			// Only claims can be Block; claimPath checks theirs.
+			err = checkVolumeMode(pod, vol.Name, v1.PersistentVolumeFilesystem)
+		}
+		if err == nil {
+			path, err = v.setupVolume(ctx, pod, vol, gid)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", vol.Name, err)
+			return nil, volumeSetupError(vol.Name, err)
 		}
 		out[vol.Name] = path
 	}
@@ -379,7 +389,8 @@ func (v *podVolumes) tokenFiles(ctx context.Context, pod *v1.Pod, src *v1.Servic
 }
 
 // claimPath resolves a bound claim to the host path of its hostPath or
-// local PersistentVolume, or has the CSI driver mount a CSI one.
+// local PersistentVolume, or has the CSI driver mount a CSI one. A Block
+// volume resolves to its device (blockvolumes.go).
 func (v *podVolumes) claimPath(ctx context.Context, pod *v1.Pod, volume string, src *v1.PersistentVolumeClaimVolumeSource) (string, error) {
 	claim := src.ClaimName
 	pvc, err := v.client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
@@ -392,6 +403,13 @@ func (v *podVolumes) claimPath(ctx context.Context, pod *v1.Pod, volume string, 
 	pv, err := v.client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("persistentvolume %q: %w", pvc.Spec.VolumeName, err)
+	}
+	mode := persistentVolumeMode(pv)
+	if err := checkVolumeMode(pod, volume, mode); err != nil {
+		return "", err
+	}
+	if mode == v1.PersistentVolumeBlock {
+		return v.mapBlockVolume(pod, pv)
 	}
 	switch {
 	case pv.Spec.HostPath != nil:

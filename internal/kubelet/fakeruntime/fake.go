@@ -40,10 +40,12 @@ type Runtime struct {
 	ExecResult func(id string, cmd []string) (stdout []byte, err error)
 }
 
-// Container is a fake container: its status and sandbox.
+// Container is a fake container: its status and sandbox, and the devices
+// it was created with (which a status does not show).
 type Container struct {
 	runtimeapi.ContainerStatus
 	SandboxID string
+	Devices   []*runtimeapi.Device
 }
 
 var (
@@ -253,7 +255,7 @@ func (r *Runtime) CreateContainer(_ context.Context, sandboxID string, cfg *runt
 		return "", fmt.Errorf("sandbox %q not found", sandboxID)
 	}
 	id := fmt.Sprintf("%s-%s-%d", sandboxID, cfg.GetMetadata().GetName(), cfg.GetMetadata().GetAttempt())
-	r.Containers[id] = &Container{SandboxID: sandboxID, ContainerStatus: runtimeapi.ContainerStatus{
+	r.Containers[id] = &Container{SandboxID: sandboxID, Devices: cfg.Devices, ContainerStatus: runtimeapi.ContainerStatus{
 		Id: id, Metadata: cfg.Metadata, State: runtimeapi.ContainerState_CONTAINER_CREATED, CreatedAt: r.stamp(),
 		Image: cfg.Image, ImageRef: cfg.GetImage().GetImage(), Labels: cfg.Labels, Annotations: cfg.Annotations,
 		LogPath: filepath.Join(r.logDirs[sandboxID], cfg.LogPath), Mounts: cfg.Mounts,
