@@ -5,6 +5,7 @@ import (
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -32,6 +33,9 @@ func defaultMore(obj runtime.Object) {
 		o.Spec.MinReplicas = orDefault(o.Spec.MinReplicas, 1)
 	case *autoscalingv2.HorizontalPodAutoscaler:
 		defaultHPAv2(o)
+	case *certificatesv1.PodCertificateRequest:
+		// A day, as the pod certificate projection documents.
+		o.Spec.MaxExpirationSeconds = orDefault(o.Spec.MaxExpirationSeconds, 86400)
 	case *resourcev1.ResourceClaim:
 		defaultDeviceClaim(&o.Spec.Devices)
 	case *resourcev1.ResourceClaimTemplate:
