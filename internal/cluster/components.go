@@ -47,6 +47,7 @@ func RunScheduler(ctx context.Context, cfg SchedulerConfig) error {
 		return err
 	}
 	sched := scheduler.New(scheduler.Config{Client: client, Logger: cfg.Logger})
+	defer sched.Close()
 	if cfg.MetricsAddress != "" {
 		srv := &http.Server{Addr: cfg.MetricsAddress, Handler: metricshttp.Handler(sched.Registry()), ReadHeaderTimeout: 10 * time.Second}
 		go func() {

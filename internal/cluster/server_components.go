@@ -344,5 +344,7 @@ func (p *serverParts) scheduler() lifecycle.Component {
 				}
 			})
 			return nil
-		}}
+		},
+		Stop: func() { sched.Close() },
+	}
 }

@@ -112,6 +112,11 @@ func New(cfg Config) *Scheduler {
 	return s
 }
 
+// Close releases what New started, its event broadcaster, for a scheduler
+// that may never run (one waiting for its leader lease when the process
+// stops). Run releases it too; Close after Run is harmless.
+func (s *Scheduler) Close() { s.events.Shutdown() }
+
 // Registry exposes the scheduler's Prometheus metrics.
 func (s *Scheduler) Registry() *prometheus.Registry { return s.metrics.registry }
 

@@ -71,8 +71,11 @@ func Run(ctx context.Context, cfg Config) error {
 		defer factory.Shutdown()
 		for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 			if !ok {
-				log.Error("informer did not sync", "type", fmt.Sprint(typ))
-				return
+				// Only an ended ctx stops a sync. The controllers still
+				// run, with that ctx: each returns at once and releases
+				// the queues and broadcasters building it started.
+				log.Debug("stopped before the informers synced", "type", fmt.Sprint(typ))
+				break
 			}
 		}
 		var wg sync.WaitGroup
