@@ -15,7 +15,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -142,6 +141,10 @@ func (q *request) list() error {
 	entries, rev := q.res.cache.List(prefix, filter)
 	if a.media == mediaJSON && !a.table && !a.partial {
 		return q.writeJSONList(entries, rev)
+	}
+	// Custom resources have no protobuf form: accept() never picks it.
+	if a.media == mediaProtobuf && !a.table && !a.partial && q.res.custom == nil && streamableProtoList(q.res.NewList()) {
+		return q.writeProtobufList(entries, rev)
 	}
 	objs := make([]runtime.Object, len(entries))
 	for i, e := range entries {
@@ -351,5 +354,3 @@ func (s *Server) encodeJSON(obj runtime.Object) ([]byte, error) {
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
-
-var _ = meta.Accessor
