@@ -13,10 +13,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+	"github.com/skiff-dev/skiff/internal/apiserver/authz"
 	"github.com/skiff-dev/skiff/internal/apiserver/flowcontrol"
 	"github.com/skiff-dev/skiff/internal/storage"
 )
@@ -78,6 +80,9 @@ func (s *Server) admitFlow(w http.ResponseWriter, r *http.Request, u *authn.User
 		}
 		return flowcontrol.Ticket{}, true
 	}
+	if a.ResourceRequest && a.Verb == "list" {
+		req.Seats = s.listSeats(r, a)
+	}
 	t, cl, err := s.flow.Admit(r.Context(), &req)
 	setFlowHeaders(w, cl)
 	if err != nil {
@@ -91,6 +96,21 @@ func (s *Server) admitFlow(w http.ResponseWriter, r *http.Request, u *authn.User
 		return t, false
 	}
 	return t, true
+}
+
+// listSeats is upstream's work estimate of a LIST: its resource's object
+// count (the watch cache's), capped by limit. A LIST naming one object
+// (fieldSelector metadata.name) and one of a resource served elsewhere
+// (aggregated) take one seat, as upstream.
+func (s *Server) listSeats(r *http.Request, a authz.Attributes) int {
+	if a.Name != "" || a.Subresource != "" {
+		return 1
+	}
+	res := s.lookupResource(schema.GroupVersionResource{Group: a.APIGroup, Version: a.APIVersion, Resource: a.Resource})
+	if res == nil || res.cache == nil {
+		return 1
+	}
+	return flowcontrol.ListSeats(res.cache.Len(), r.URL.Query().Get("limit"))
 }
 
 // longRunning is upstream's default long-running check: watch and proxy
@@ -121,6 +141,10 @@ func (s *Server) runFlowControl(ctx context.Context) {
 	if s.flow == nil {
 		return
 	}
+	// Seat borrowing between levels, ending with this loop.
+	borrowing := make(chan struct{})
+	go func() { defer close(borrowing); s.flow.Run(ctx) }()
+	defer func() { <-borrowing }()
 	fsRes, plRes := s.resources[flowSchemasGVR], s.resources[priorityLevelsGVR]
 	ensure := time.NewTicker(time.Minute)
 	defer ensure.Stop()

@@ -410,6 +410,13 @@ func (c *Cache) Get(key string) (*Entry, bool) {
 	return c.items.Get(&Entry{Key: key})
 }
 
+// Len returns how many objects the cache holds (APF's LIST work estimate).
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.items.Len()
+}
+
 // WatchOptions says where a watch starts and what it sees.
 type WatchOptions struct {
 	Prefix string

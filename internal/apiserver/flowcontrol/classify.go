@@ -23,6 +23,9 @@ type Request struct {
 	Subresource string
 	Namespace   string
 	Path        string
+	// Seats is the request's work estimate (ListSeats for a LIST); less
+	// than one means one.
+	Seats int
 }
 
 // saUserPrefix starts the user name of every ServiceAccount token.

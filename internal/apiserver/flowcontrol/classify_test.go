@@ -120,9 +120,19 @@ func TestNominalLimitsSplitServerLimitByShares(t *testing.T) {
 	c := New(Options{ConcurrencyLimit: 600})
 	// Shares of the defaults: 5+0+30+40+10+40+100+20 = 245.
 	for level, want := range map[string]int{"global-default": 49, "workload-low": 245, "system": 74, "catch-all": 13, "leader-election": 25} {
-		if got := c.Limit(level); got != want {
+		if got := c.NominalLimit(level); got != want {
 			t.Errorf("%s: %d seats, want %d", level, got, want)
 		}
+	}
+	// Idle levels lend at once, but the current limits still share out
+	// exactly the nominal seats.
+	nominal, current := 0, 0
+	for name := range c.levels {
+		nominal += c.NominalLimit(name)
+		current += c.Limit(name)
+	}
+	if current != nominal || nominal < 600 {
+		t.Errorf("current limits sum to %d, nominal ones to %d", current, nominal)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/apis/apfdefaults"
 )
@@ -34,24 +35,27 @@ type Options struct {
 	ConcurrencyLimit int
 	// RequestWaitLimit bounds the time a request waits for a seat.
 	RequestWaitLimit time.Duration
+	// Clock times seat demand and borrowing (default: the real clock).
+	Clock clock.WithTicker
 }
 
 // Controller classifies and dispatches requests under the configuration
 // last given to Update. Requests read an immutable snapshot of it, so
-// classification takes no lock; each limited level has its own.
+// classification takes no lock; each limited level has its own. Run
+// makes the levels lend and borrow seats.
 type Controller struct {
 	opts Options
 	cfg  atomic.Pointer[config]
 
-	mu     sync.Mutex // serialises Update
-	levels map[string]*priorityLevel
+	mu         sync.Mutex // serialises Update and borrowing
+	levels     map[string]*priorityLevel
+	nominalSum int // the levels' nominal seats, which borrowing shares out
 }
 
 // config is one compiled configuration.
 type config struct {
 	schemas  []*schemaMatcher // matching order
 	catchAll *schemaMatcher
-	limits   map[string]int // seats per level name, for tests and metrics
 }
 
 // New returns a controller running upstream's default configuration until
@@ -62,6 +66,9 @@ func New(opts Options) *Controller {
 	}
 	if opts.RequestWaitLimit <= 0 {
 		opts.RequestWaitLimit = DefaultRequestWaitLimit
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	registerMetrics()
 	c := &Controller{opts: opts, levels: map[string]*priorityLevel{}}
@@ -78,9 +85,10 @@ func New(opts Options) *Controller {
 	return c
 }
 
-// Update installs a new configuration. Levels keep their queued and
-// executing requests across updates; schemas whose level does not exist
-// (dangling) are ignored, as upstream.
+// Update installs a new configuration and readjusts the levels' limits, as
+// upstream. Levels keep their queued and executing requests across
+// updates; schemas whose level does not exist (dangling) are ignored, as
+// upstream.
 func (c *Controller) Update(fss []*flowcontrolv1.FlowSchema, pls []*flowcontrolv1.PriorityLevelConfiguration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -90,14 +98,16 @@ func (c *Controller) Update(fss []*flowcontrolv1.FlowSchema, pls []*flowcontrolv
 		sumShares += int64(shares(pl))
 	}
 	byName := make(map[string]*flowcontrolv1.PriorityLevelConfiguration, len(pls))
-	next := &config{limits: map[string]int{}}
+	next := &config{}
 	levels := make(map[string]*priorityLevel, len(pls))
 	levelUIDs := make(map[string]types.UID, len(pls))
+	nominalSum := 0
 	for _, pl := range pls {
 		levelUIDs[pl.Name] = pl.UID
 		byName[pl.Name] = pl
-		levels[pl.Name] = c.configureLevel(pl, sumShares)
-		next.limits[pl.Name] = levels[pl.Name].limit
+		var b bounds
+		levels[pl.Name], b = c.configureLevel(pl, sumShares)
+		nominalSum += b.nominal
 	}
 	for _, fs := range fss {
 		lvl, ok := levels[fs.Spec.PriorityLevelConfiguration.Name]
@@ -115,7 +125,8 @@ func (c *Controller) Update(fss []*flowcontrolv1.FlowSchema, pls []*flowcontrolv
 	slices.SortFunc(next.schemas, func(a, b *schemaMatcher) int {
 		return cmp.Or(cmp.Compare(a.precedence, b.precedence), cmp.Compare(a.name, b.name))
 	})
-	c.levels = levels
+	c.levels, c.nominalSum = levels, nominalSum
+	c.adjustLocked()
 	c.cfg.Store(next)
 }
 
@@ -137,26 +148,44 @@ func withMandatory(fss []*flowcontrolv1.FlowSchema, pls []*flowcontrolv1.Priorit
 }
 
 // configureLevel returns the (kept or new) level for pl with its seats
-// set: ceil(limit * shares / sum of all levels' shares), as upstream's
-// nominal concurrency limits. Borrowing between levels is not done.
-func (c *Controller) configureLevel(pl *flowcontrolv1.PriorityLevelConfiguration, sumShares int64) *priorityLevel {
+// bounds set as upstream's: nominal = ceil(limit * shares / sum of all
+// levels' shares); it may lend round(nominal * lendablePercent / 100) and
+// borrow round(nominal * borrowingLimitPercent / 100), or up to the
+// server's limit when that is unset (always for exempt levels).
+func (c *Controller) configureLevel(pl *flowcontrolv1.PriorityLevelConfiguration, sumShares int64) (*priorityLevel, bounds) {
 	exempt := pl.Spec.Type == flowcontrolv1.PriorityLevelEnablementExempt
 	lvl, ok := c.levels[pl.Name]
-	if !ok || lvl.exempt != exempt {
-		lvl = newPriorityLevel(pl.Name, exempt)
+	fresh := !ok || lvl.exempt != exempt
+	if fresh {
+		lvl = newPriorityLevel(pl.Name, exempt, c.opts.Clock)
 	}
-	limit := 0
+	nominal := 0
 	if sumShares > 0 {
-		limit = int(math.Ceil(float64(c.opts.ConcurrencyLimit) * float64(shares(pl)) / float64(sumShares)))
+		nominal = int(math.Ceil(float64(c.opts.ConcurrencyLimit) * float64(shares(pl)) / float64(sumShares)))
 	}
+	lendable, borrowing := 0, c.opts.ConcurrencyLimit
+	var lendPct, borrowPct *int32
+	switch {
+	case pl.Spec.Limited != nil:
+		lendPct, borrowPct = pl.Spec.Limited.LendablePercent, pl.Spec.Limited.BorrowingLimitPercent
+	case pl.Spec.Exempt != nil:
+		lendPct = pl.Spec.Exempt.LendablePercent
+	}
+	if lendPct != nil {
+		lendable = int(math.Round(float64(nominal) * float64(*lendPct) / 100))
+	}
+	if borrowPct != nil {
+		borrowing = int(math.Round(float64(nominal) * float64(*borrowPct) / 100))
+	}
+	b := bounds{nominal: nominal, min: nominal - lendable, max: nominal + borrowing}
 	var q queuing
 	if l := pl.Spec.Limited; l != nil && l.LimitResponse.Type == flowcontrolv1.LimitResponseTypeQueue && l.LimitResponse.Queuing != nil {
 		qc := l.LimitResponse.Queuing
 		q = queuing{queues: int(qc.Queues), handSize: int(qc.HandSize), lengthLimit: int(qc.QueueLengthLimit)}
 	}
-	lvl.configure(shares(pl), limit, q)
-	nominalLimit.WithLabelValues(pl.Name).Set(float64(limit))
-	return lvl
+	lvl.configure(shares(pl), b, levelMaxSeats(nominal, q), q, fresh)
+	nominalLimit.WithLabelValues(pl.Name).Set(float64(nominal))
+	return lvl, b
 }
 
 func shares(pl *flowcontrolv1.PriorityLevelConfiguration) int32 {
@@ -191,8 +220,31 @@ func (m *schemaMatcher) classification() Classification {
 	}
 }
 
-// Limit returns the seats of the named level (0 if unknown).
-func (c *Controller) Limit(level string) int { return c.cfg.Load().limits[level] }
+// NominalLimit returns the named level's share of the server's seats
+// before lending and borrowing (0 if unknown).
+func (c *Controller) NominalLimit(level string) int {
+	c.mu.Lock()
+	lvl := c.levels[level]
+	c.mu.Unlock()
+	if lvl == nil {
+		return 0
+	}
+	lvl.mu.Lock()
+	defer lvl.mu.Unlock()
+	return lvl.bounds.nominal
+}
+
+// Limit returns the current seats of the named level, its nominal seats
+// adjusted by borrowing (0 if unknown).
+func (c *Controller) Limit(level string) int {
+	c.mu.Lock()
+	lvl := c.levels[level]
+	c.mu.Unlock()
+	if lvl == nil {
+		return 0
+	}
+	return lvl.currentLimit()
+}
 
 // Rejection is a request turned away: answer 429 with Retry-After.
 type Rejection struct {
@@ -204,30 +256,34 @@ func (r *Rejection) Error() string {
 	return fmt.Sprintf("too many requests (%s), retry after %ds", r.Reason, r.RetryAfter)
 }
 
-// Ticket is a dispatched request's seat; Done frees it.
+// Ticket is a dispatched request's seats; Done frees them.
 type Ticket struct {
 	level *priorityLevel
 	q     *fqueue
 	m     *schemaMetrics
+	seats int
 }
 
-// Done releases the seat. The zero Ticket does nothing.
+// Done releases the seats. The zero Ticket does nothing.
 func (t Ticket) Done() {
 	if t.level == nil {
 		return
 	}
 	t.m.executing.Dec()
-	t.level.release(t.q)
+	t.level.release(t.q, t.seats)
 }
 
-// Admit classifies r and waits until its level has a seat for it. It
+// Seats returns how many seats the request holds.
+func (t Ticket) Seats() int { return t.seats }
+
+// Admit classifies r and waits until its level has r.Seats seats for it. It
 // fails with a *Rejection when the flow's queue is full, the level rejects
 // instead of queuing, or the wait exceeds the limit or ctx ends.
 func (c *Controller) Admit(ctx context.Context, r *Request) (Ticket, Classification, error) {
 	m := c.cfg.Load().classify(r)
 	cl := m.classification()
 	start := time.Now()
-	q, err := m.level.acquire(ctx, flowHash(m.name, m.flowDistinguisher(r)), c.opts.RequestWaitLimit, m.metrics)
+	q, seats, err := m.level.acquire(ctx, flowHash(m.name, m.flowDistinguisher(r)), r.Seats, c.opts.RequestWaitLimit, m.metrics)
 	wait := time.Since(start).Seconds()
 	if err != nil {
 		reason := err.(*errReject).reason
@@ -238,7 +294,7 @@ func (c *Controller) Admit(ctx context.Context, r *Request) (Ticket, Classificat
 	m.metrics.waitExecuted.Observe(wait)
 	m.metrics.dispatched.Inc()
 	m.metrics.executing.Inc()
-	return Ticket{level: m.level, q: q, m: m.metrics}, cl, nil
+	return Ticket{level: m.level, q: q, m: m.metrics, seats: seats}, cl, nil
 }
 
 // DanglingCondition returns the Dangling condition fs should carry given

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Reasons for a rejection, as upstream's rejected_requests_total labels.
@@ -21,29 +23,44 @@ type queuing struct {
 	queues, handSize, lengthLimit int
 }
 
+// bounds are a level's seats from its configuration: nominal is its share
+// of the server's seats, min what remains after lending all it may, max
+// what it may reach by borrowing.
+type bounds struct {
+	nominal, min, max int
+}
+
 // priorityLevel dispatches the requests of one PriorityLevelConfiguration.
-// Exempt levels only count; limited ones run at most limit requests at once
-// and queue the rest fairly across flows: a flow is dealt a hand of queues
-// by shuffle sharding and joins the shortest; a freed seat goes to the
-// non-empty queue with the fewest requests executing, so a heavy flow can
-// hold no more seats than a light one that keeps asking.
+// Exempt levels only count; limited ones hold at most limit seats at once
+// (a request takes one or, for a LIST, more) and queue the rest fairly
+// across flows: a flow is dealt a hand of queues by shuffle sharding and
+// joins the shortest; freed seats go to the non-empty queue with the fewest
+// seats executing, so a heavy flow can hold no more seats than a light one
+// that keeps asking. The limit moves within bounds as levels borrow
+// (borrow.go).
 type priorityLevel struct {
 	name   string // immutable, as exempt: a level changing type is replaced
 	exempt bool
-	shares int32
+	clock  clock.PassiveClock
 
-	mu        sync.Mutex
-	limit     int
-	q         queuing
-	queues    []*fqueue
-	executing int
-	waiting   int
-	next      int // where the search for a fair queue starts (round robin)
-	retry     retryAfter
+	mu       sync.Mutex
+	shares   int32
+	bounds   bounds
+	limit    int // current seats
+	maxSeats int // the most seats one request may take here
+	q        queuing
+	queues   []*fqueue
+	// executing counts seats in use; waiting the queued requests and
+	// waitingSeats the seats they ask for.
+	executing, waiting, waitingSeats int
+	next                             int // where the search for a fair queue starts (round robin)
+	retry                            retryAfter
+	demand                           demandIntegrator
+	stats                            demandStats
 }
 
-// fqueue is one FIFO of waiting requests and the count of requests it has
-// dispatched that still execute.
+// fqueue is one FIFO of waiting requests and the seats of the requests it
+// has dispatched that still execute.
 type fqueue struct {
 	waiters   []*waiter
 	executing int
@@ -53,18 +70,26 @@ type waiter struct {
 	ready      chan struct{}
 	dispatched bool
 	q          *fqueue
+	seats      int
 }
 
-func newPriorityLevel(name string, exempt bool) *priorityLevel {
-	return &priorityLevel{name: name, exempt: exempt}
+func newPriorityLevel(name string, exempt bool, clk clock.PassiveClock) *priorityLevel {
+	pl := &priorityLevel{name: name, exempt: exempt, clock: clk}
+	pl.demand.start(clk.Now())
+	return pl
 }
 
-// configure sets the level's seats and queues. Requests waiting in queues
-// that disappear move to the new ones; none is dropped.
-func (pl *priorityLevel) configure(shares int32, limit int, q queuing) {
+// configure sets the level's seats and queues. A new level starts at its
+// nominal seats less half of what it may lend, as upstream; a kept one
+// keeps its current seats until the next adjustment. Requests waiting in
+// queues that disappear move to the new ones; none is dropped.
+func (pl *priorityLevel) configure(shares int32, b bounds, maxSeats int, q queuing, fresh bool) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	pl.shares, pl.limit = shares, limit
+	pl.shares, pl.bounds, pl.maxSeats = shares, b, maxSeats
+	if fresh {
+		pl.limit = b.nominal - (b.nominal-b.min)/2
+	}
 	if q != pl.q {
 		old := pl.queues
 		pl.q = q
@@ -94,38 +119,61 @@ type errReject struct{ reason string }
 
 func (e *errReject) Error() string { return "rejected: " + e.reason }
 
-// acquire waits for a seat for a request of the flow with the given hash.
-// It returns the queue to credit on release, or a rejection.
-func (pl *priorityLevel) acquire(ctx context.Context, hash uint64, waitLimit time.Duration, m *schemaMetrics) (*fqueue, error) {
+// fitsLocked reports whether a request of the given seats may start now.
+// One wider than the whole limit starts alone, as upstream, so that it
+// cannot wait forever.
+func (pl *priorityLevel) fitsLocked(seats int) bool {
+	if seats > pl.limit {
+		return pl.executing == 0
+	}
+	return pl.executing+seats <= pl.limit
+}
+
+// noteDemandLocked feeds the seats in use and asked for to the integrator
+// that borrowing reads.
+func (pl *priorityLevel) noteDemandLocked() {
+	pl.demand.set(pl.clock.Now(), float64(pl.executing+pl.waitingSeats))
+}
+
+// acquire waits for the seats of a request of the flow with the given hash.
+// It returns the queue to credit on release and the seats taken (seats
+// capped by the level's maximum), or a rejection.
+func (pl *priorityLevel) acquire(ctx context.Context, hash uint64, seats int, waitLimit time.Duration, m *schemaMetrics) (*fqueue, int, error) {
 	pl.mu.Lock()
+	seats = max(1, min(seats, pl.maxSeats))
 	if pl.exempt {
-		pl.executing++
+		pl.executing += seats
+		pl.noteDemandLocked()
 		pl.mu.Unlock()
-		return nil, nil
+		return nil, seats, nil
 	}
 	if len(pl.queues) == 0 {
-		if pl.executing < pl.limit {
-			pl.executing++
+		if pl.fitsLocked(seats) {
+			pl.executing += seats
+			pl.noteDemandLocked()
 			pl.mu.Unlock()
-			return nil, nil
+			return nil, seats, nil
 		}
 		pl.mu.Unlock()
-		return nil, &errReject{reasonConcurrencyLimit}
+		return nil, 0, &errReject{reasonConcurrencyLimit}
 	}
 	q := pl.shortestInHand(hash)
-	if pl.executing < pl.limit && pl.waiting == 0 {
-		pl.executing++
-		q.executing++
+	if pl.waiting == 0 && pl.fitsLocked(seats) {
+		pl.executing += seats
+		q.executing += seats
+		pl.noteDemandLocked()
 		pl.mu.Unlock()
-		return q, nil
+		return q, seats, nil
 	}
 	if len(q.waiters) >= pl.q.lengthLimit {
 		pl.mu.Unlock()
-		return nil, &errReject{reasonQueueFull}
+		return nil, 0, &errReject{reasonQueueFull}
 	}
-	w := &waiter{ready: make(chan struct{}), q: q}
+	w := &waiter{ready: make(chan struct{}), q: q, seats: seats}
 	q.waiters = append(q.waiters, w)
 	pl.waiting++
+	pl.waitingSeats += seats
+	pl.noteDemandLocked()
 	pl.mu.Unlock()
 	m.inQueue.Inc()
 	defer m.inQueue.Dec()
@@ -135,7 +183,7 @@ func (pl *priorityLevel) acquire(ctx context.Context, hash uint64, waitLimit tim
 	var reason string
 	select {
 	case <-w.ready:
-		return w.q, nil
+		return w.q, seats, nil
 	case <-timer.C:
 		reason = reasonTimeout
 	case <-ctx.Done():
@@ -145,7 +193,7 @@ func (pl *priorityLevel) acquire(ctx context.Context, hash uint64, waitLimit tim
 	defer pl.mu.Unlock()
 	if w.dispatched {
 		// A seat came as time ran out: take it rather than waste it.
-		return w.q, nil
+		return w.q, seats, nil
 	}
 	wq := w.q
 	for i, x := range wq.waiters {
@@ -155,26 +203,41 @@ func (pl *priorityLevel) acquire(ctx context.Context, hash uint64, waitLimit tim
 		}
 	}
 	pl.waiting--
-	return nil, &errReject{reason}
+	pl.waitingSeats -= seats
+	// The head of a queue may have been waiting for this one's seats.
+	pl.dispatchLocked()
+	pl.noteDemandLocked()
+	return nil, 0, &errReject{reason}
 }
 
-// release frees the seat of a request dispatched from q (nil for exempt
-// and rejecting levels) and gives it to the next fair waiter.
-func (pl *priorityLevel) release(q *fqueue) {
+// release frees the seats of a request dispatched from q (nil for exempt
+// and rejecting levels) and gives them to the next fair waiters.
+func (pl *priorityLevel) release(q *fqueue, seats int) {
 	pl.mu.Lock()
-	pl.executing--
+	pl.executing -= seats
 	if q != nil {
-		q.executing--
+		q.executing -= seats
 	}
+	pl.dispatchLocked()
+	pl.noteDemandLocked()
+	pl.mu.Unlock()
+}
+
+// setLimit installs a new current limit and dispatches what now fits.
+func (pl *priorityLevel) setLimit(limit int) {
+	pl.mu.Lock()
+	pl.limit = limit
 	pl.dispatchLocked()
 	pl.mu.Unlock()
 }
 
 // dispatchLocked hands free seats to waiting requests, each time to the
-// non-empty queue with the fewest executing requests, ties in round-robin
-// order.
+// non-empty queue with the fewest seats executing, ties in round-robin
+// order. When that queue's head does not fit, dispatching stops until
+// seats free up, as upstream: a wide request is not overtaken forever by
+// narrow ones, and a flow's requests start in their order.
 func (pl *priorityLevel) dispatchLocked() {
-	for pl.waiting > 0 && pl.executing < pl.limit {
+	for pl.waiting > 0 {
 		n := len(pl.queues)
 		var best *fqueue
 		bestIdx := 0
@@ -185,7 +248,7 @@ func (pl *priorityLevel) dispatchLocked() {
 				best, bestIdx = q, idx
 			}
 		}
-		if best == nil {
+		if best == nil || !pl.fitsLocked(best.waiters[0].seats) {
 			return
 		}
 		pl.next = (bestIdx + 1) % n
@@ -193,8 +256,9 @@ func (pl *priorityLevel) dispatchLocked() {
 		best.waiters[0] = nil
 		best.waiters = best.waiters[1:]
 		pl.waiting--
-		pl.executing++
-		best.executing++
+		pl.waitingSeats -= w.seats
+		pl.executing += w.seats
+		best.executing += w.seats
 		w.dispatched = true
 		close(w.ready)
 	}

@@ -29,6 +29,10 @@ var (
 		Name: "apiserver_flowcontrol_nominal_limit_seats",
 		Help: "Nominal number of execution seats configured for each priority level",
 	}, []string{"priority_level"})
+	currentLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "apiserver_flowcontrol_current_limit_seats",
+		Help: "current derived number of execution seats available to each priority level",
+	}, []string{"priority_level"})
 	waitDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "apiserver_flowcontrol_request_wait_duration_seconds",
 		Help:    "Length of time a request spent waiting in its queue",
@@ -40,7 +44,7 @@ var (
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		for _, c := range []prometheus.Collector{rejectedTotal, dispatchedTotal, inQueue, executing, nominalLimit, waitDuration} {
+		for _, c := range []prometheus.Collector{rejectedTotal, dispatchedTotal, inQueue, executing, nominalLimit, currentLimit, waitDuration} {
 			if err := prometheus.Register(c); err != nil {
 				// Another copy registered first (tests); ours still count.
 				continue

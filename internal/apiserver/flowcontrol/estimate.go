@@ -1,0 +1,48 @@
+package flowcontrol
+
+import (
+	"math"
+	"strconv"
+)
+
+// Upstream's work estimator constants for a LIST.
+const (
+	objectsPerSeat = 100
+	minSeats       = 1
+	maxSeats       = 10
+	// maxSeatsFraction of a queuing level's nominal seats bound a request's
+	// seats there (upstream's priorityLevelMaxSeatsPercent).
+	maxSeatsFraction = 0.15
+)
+
+// ListSeats is upstream's work estimate of a LIST of a resource holding
+// count objects, with the request's limit query parameter: one seat per
+// hundred objects it returns, between 1 and 10. Skiff serves every LIST
+// from the watch cache, so resourceVersion=0 or not, a LIST costs the
+// objects it returns (limit honoured). An unparsable limit costs the
+// maximum: the request will fail validation, as upstream.
+func ListSeats(count int, limit string) int {
+	n := int64(count)
+	if limit != "" {
+		l, err := strconv.ParseInt(limit, 10, 64)
+		if err != nil {
+			return maxSeats
+		}
+		if l > 0 && l < n {
+			n = l
+		}
+	}
+	seats := int(math.Ceil(float64(n) / objectsPerSeat))
+	return max(minSeats, min(seats, maxSeats))
+}
+
+// levelMaxSeats is the most seats one request may take in a level with
+// the given nominal seats: max(1, min(15% of nominal, nominal / hand
+// size)) for queuing levels, else upstream's cap of 10.
+func levelMaxSeats(nominal int, q queuing) int {
+	if q.queues == 0 || q.handSize <= 0 {
+		return maxSeats
+	}
+	s := int(math.Max(1, math.Min(math.Ceil(float64(nominal)*maxSeatsFraction), float64(nominal/q.handSize))))
+	return min(s, maxSeats)
+}
