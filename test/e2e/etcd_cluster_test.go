@@ -78,6 +78,20 @@ func (e *etcdCluster) stop() {
 	e.cmds = nil
 }
 
+// memberDirs names a data dir under dir for each member: prefix0, prefix1...
+func memberDirs(dir, prefix string) []string {
+	return []string{filepath.Join(dir, prefix+"0"), filepath.Join(dir, prefix+"1"), filepath.Join(dir, prefix+"2")}
+}
+
+// startThreeServers starts a three-member etcd cluster with its data under
+// dir and three skiff servers on it.
+func startThreeServers(t *testing.T, dir string) (*etcdCluster, []*server) {
+	t.Helper()
+	etcd := newEtcdCluster(t)
+	etcd.start(memberDirs(dir, "etcd"))
+	return etcd, startServersOn(t, dir, etcd.endpoints())
+}
+
 // startServersOn starts three skiff servers under dir on the external etcd
 // endpoints; they share the first one's PKI, as the servers of one cluster
 // must.

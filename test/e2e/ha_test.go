@@ -18,9 +18,7 @@ import (
 func TestSeveralServersOneEtcdCluster(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	etcd := newEtcdCluster(t)
-	etcd.start([]string{filepath.Join(dir, "etcd0"), filepath.Join(dir, "etcd1"), filepath.Join(dir, "etcd2")})
-	servers := startServersOn(t, dir, etcd.endpoints())
+	_, servers := startThreeServers(t, dir)
 	bin := kubectlBin(t, "1.33")
 	k := func(s *server) kubectl { return kubectl{t: t, bin: bin, kubeconfig: s.kubeconfig} }
 	// Every server answers, and sees what another wrote.

@@ -378,9 +378,7 @@ func waitReady(t *testing.T, k kubectl, name string, want int, timeout time.Dura
 func TestThreeServerDisasterRecovery(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	etcd := newEtcdCluster(t)
-	etcd.start([]string{filepath.Join(dir, "etcd0"), filepath.Join(dir, "etcd1"), filepath.Join(dir, "etcd2")})
-	servers := startServersOn(t, dir, etcd.endpoints())
+	etcd, servers := startThreeServers(t, dir)
 	bin := kubectlBin(t, "1.33")
 	k := func(s *server) kubectl { return kubectl{t: t, bin: bin, kubeconfig: s.kubeconfig} }
 	k(servers[0]).must("create", "configmap", "kept", "--from-literal=v=1")
@@ -405,19 +403,18 @@ func TestThreeServerDisasterRecovery(t *testing.T) {
 		s.stop()
 	}
 	etcd.stop()
-	var restored []string
-	for i := range 3 {
-		if err := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("etcd%d", i))); err != nil {
+	restored := memberDirs(dir, "etcd-restored")
+	for i, lost := range memberDirs(dir, "etcd") {
+		if err := os.RemoveAll(lost); err != nil {
 			t.Fatal(err)
 		}
-		d := filepath.Join(dir, fmt.Sprintf("etcd-restored%d", i))
+		d := restored[i]
 		out, err := exec.Command(skiffBin(t), "etcd-snapshot", "restore", file, "--data-dir", d, "--name", etcd.name(i),
 			"--initial-advertise-peer-urls", etcd.peers[i], "--initial-cluster", etcd.initialCluster(),
 			"--initial-cluster-token", "skiff-restored").CombinedOutput()
 		if err != nil {
 			t.Fatalf("restore member %d: %v\n%s", i, err, out)
 		}
-		restored = append(restored, d)
 	}
 	etcd.start(restored)
 	for _, s := range servers {
