@@ -3,6 +3,7 @@ package apiserver_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -573,5 +574,58 @@ func TestApplyHPAAcrossVersions(t *testing.T) {
 	r = applyYAML(t, s, v2+"?fieldManager=a", hpa(9))
 	if r.code != http.StatusConflict || r.body["message"] != `Apply failed with 1 conflict: conflict with "b" using autoscaling/v1: .spec.maxReplicas` {
 		t.Errorf("apply over a v1 change: %d %v", r.code, r.body["message"])
+	}
+}
+
+// A write through /scale takes ownership of the replicas in the parent's
+// managedFields, recorded with subresource scale as upstream does, so an
+// applier who set them conflicts with the scaler afterwards.
+func TestScaleRecordsManagedFields(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := context.Background()
+	path := "/apis/apps/v1/namespaces/default/deployments/web"
+	dep := `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: c
+        image: nginx
+`
+	if r := applyYAML(t, s, path+"?fieldManager=a", dep); r.code != http.StatusCreated {
+		t.Fatalf("apply deployment: %d %v", r.code, r.body)
+	}
+	scale, err := s.Client.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 5
+	if _, err := s.Client.AppsV1().Deployments("default").UpdateScale(ctx, "web", scale, metav1.UpdateOptions{FieldManager: "scaler"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Client.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(managers(d.ManagedFields), ","); got != "a/Apply,scaler/Update/scale" {
+		t.Fatalf("managers = %s", got)
+	}
+	if got := fieldsOf(d.ManagedFields, "scaler"); got != `{"f:spec":{"f:replicas":{}}}` {
+		t.Errorf("scaler owns %s, want spec.replicas alone", got)
+	}
+	if strings.Contains(fieldsOf(d.ManagedFields, "a"), "f:replicas") {
+		t.Errorf("the applier still owns the replicas: %s", fieldsOf(d.ManagedFields, "a"))
+	}
+	r := applyYAML(t, s, path+"?fieldManager=a", dep)
+	if r.code != http.StatusConflict || !strings.Contains(fmt.Sprint(r.body["message"]), `conflict with "scaler" with subresource "scale"`) {
+		t.Errorf("re-apply of replicas 2: %d %v, want a conflict with the scaler", r.code, r.body["message"])
 	}
 }

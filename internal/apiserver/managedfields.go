@@ -34,9 +34,6 @@ type fieldManagers struct {
 // the main resource). The scale subresource has none: its writes are not
 // recorded (upstream translates them to the main resource's fields).
 func (r *resource) fieldManager(subresource string) (*fieldmanager.Manager, error) {
-	if subresource == "scale" {
-		return nil, nil
-	}
 	r.managers.mu.Lock()
 	defer r.managers.mu.Unlock()
 	if m := r.managers.bySub[subresource]; m != nil {

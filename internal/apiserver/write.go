@@ -492,9 +492,12 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 				prepareCRDWrite(crd)
 			}
 		}
-		if q.info.subresource != "scale" && !q.isApply() {
+		if !q.isApply() {
 			// An apply recorded its own ownership; others are recorded,
-			// as upstream, for the defaulted request before admission.
+			// as upstream, for the defaulted request before admission. A
+			// /scale write changes the parent's replicas only: its entry,
+			// subresource scale, owns them, as upstream's scale handler
+			// records it in the parent.
 			if q.res.Default != nil {
 				q.res.Default(next)
 			}
