@@ -8,6 +8,7 @@ package kubelet
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,8 +187,9 @@ type Kubelet struct {
 	alloc         *allocations         // pods' resource allocations (resize.go)
 	clock         clock.WithTicker
 	pleg          *pleg.PLEG
-	trustBundles  *trustBundles // clusterTrustBundle projections (trustbundles.go)
-	csi           *csi.Manager  // CSI driver registration and volumes
+	trustBundles  *trustBundles    // clusterTrustBundle projections (trustbundles.go)
+	podCerts      *podCertificates // podCertificate projections (podcertificates.go)
+	csi           *csi.Manager     // CSI driver registration and volumes
 	// blockDevice stands in for the node's block devices in tests; nil
 	// resolves the real ones (blockvolumes.go).
 	blockDevice func(path string) (string, error)
@@ -274,6 +276,7 @@ func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, 
 	k.configMaps, k.secrets = k.cmCache, k.secretCache
 	k.services = k.nsFactory.Core().V1().Services().Lister()
 	k.tokens = newTokenManager(cfg.Client)
+	k.podCerts = newPodCertificates(cfg.Client, cfg.NodeName, clk, rand.Reader, k.log)
 	k.probes = newProbeManager(k.probe, func() record.EventRecorder { return k.recorder }, k.wakePod, clk)
 	k.clock = clk
 	k.pleg = k.newPLEG()

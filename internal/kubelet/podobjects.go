@@ -32,6 +32,9 @@ func (k *Kubelet) untrackPodObjects(uid types.UID) {
 	if k.tokens != nil {
 		k.tokens.forgetPod(uid)
 	}
+	if k.podCerts != nil {
+		k.podCerts.forgetPod(uid)
+	}
 }
 
 // podReferences lists the ConfigMap and Secret names a pod's volumes and

@@ -33,8 +33,11 @@ type podVolumes struct {
 	client       kubernetes.Interface // PersistentVolumeClaims and PersistentVolumes
 	token        func(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountTokenProjection) (string, error)
 	trustBundles func(ctx context.Context, src *v1.ClusterTrustBundleProjection, defMode *int32) (map[string]volumeFile, error)
-	downward     func(pod *v1.Pod) *podEnv // the values downward API files show
-	csi          *csi.Manager              // CSI volumes; nil leaves them unsupported
+	// podCertificates projects the source-th source of a volume, a
+	// podCertificate one; nil leaves them unsupported.
+	podCertificates func(ctx context.Context, pod *v1.Pod, volume string, source int, src *v1.PodCertificateProjection, defMode *int32) (map[string]volumeFile, error)
+	downward        func(pod *v1.Pod) *podEnv // the values downward API files show
+	csi             *csi.Manager              // CSI volumes; nil leaves them unsupported
 	// blockDevice resolves a Block local volume's device; nil: localBlockDevice.
 	blockDevice func(path string) (string, error)
 }
@@ -43,7 +46,7 @@ type podVolumes struct {
 func (k *Kubelet) volumes() *podVolumes {
 	return &podVolumes{
 		podsDir: filepath.Join(k.cfg.DataDir, "pods"), configMaps: k.configMaps, secrets: k.secrets, client: k.client,
-		token: k.tokens.token, trustBundles: k.trustBundleFiles,
+		token: k.tokens.token, trustBundles: k.trustBundleFiles, podCertificates: k.podCerts.files,
 		downward: func(pod *v1.Pod) *podEnv { return &podEnv{k: k, pod: pod, podIP: pod.Status.PodIP} },
 		csi:      k.csi, blockDevice: k.blockDevice,
 	}
@@ -128,7 +131,7 @@ func (v *podVolumes) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volum
 		_, err = writeAtomicDir(dir, files, gid)
 		return dir, err
 	case src.Projected != nil:
-		files, err := v.projectedFiles(ctx, pod, src.Projected)
+		files, err := v.projectedFiles(ctx, pod, vol.Name, src.Projected)
 		if err != nil {
 			return "", err
 		}
@@ -342,7 +345,7 @@ func (v *podVolumes) downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile
 	return out, nil
 }
 
-func (v *podVolumes) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.ProjectedVolumeSource) (map[string]volumeFile, error) {
+func (v *podVolumes) projectedFiles(ctx context.Context, pod *v1.Pod, volume string, p *v1.ProjectedVolumeSource) (map[string]volumeFile, error) {
 	out := map[string]volumeFile{}
 	merge := func(files map[string]volumeFile, err error) error {
 		if err != nil {
@@ -353,7 +356,7 @@ func (v *podVolumes) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.Proj
 		}
 		return nil
 	}
-	for _, s := range p.Sources {
+	for i, s := range p.Sources {
 		var err error
 		switch {
 		case s.ConfigMap != nil:
@@ -366,6 +369,10 @@ func (v *podVolumes) projectedFiles(ctx context.Context, pod *v1.Pod, p *v1.Proj
 			err = merge(v.tokenFiles(ctx, pod, s.ServiceAccountToken, p.DefaultMode))
 		case s.ClusterTrustBundle != nil:
 			err = merge(v.trustBundles(ctx, s.ClusterTrustBundle, p.DefaultMode))
+		case s.PodCertificate != nil && v.podCertificates != nil:
+			err = merge(v.podCertificates(ctx, pod, volume, i, s.PodCertificate, p.DefaultMode))
+		case s.PodCertificate != nil:
+			err = errNoPodCertificates
 		}
 		if err != nil {
 			return nil, err

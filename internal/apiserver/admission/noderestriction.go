@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,6 +66,8 @@ func (p *NodeRestriction) Validate(_ context.Context, a *Attributes) error {
 		}
 	case gr == schema.GroupResource{Resource: "serviceaccounts"} && a.Subresource == "token":
 		return p.token(a, node)
+	case gr == schema.GroupResource{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}:
+		return p.podCertificateRequest(a, node)
 	case gr == schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}:
 		// The Node authorizer lets a node publish its DNS server; the name
 		// of a created slice is only known here.
@@ -171,6 +174,55 @@ func (p *NodeRestriction) token(a *Attributes, node string) error {
 		return forbidden(a, fmt.Errorf("node requested token for service account %q not used by pod %s/%s", a.Name, pod.Namespace, pod.Name))
 	}
 	return nil
+}
+
+// podCertificateRequest lets a node only create requests for the
+// podCertificate volumes of its own pods, as upstream's plugin: the node
+// named is the requesting one, and the pod (by name and UID) is bound to
+// it, is not a mirror pod, runs as the ServiceAccount named and projects
+// a certificate of the signer named.
+func (p *NodeRestriction) podCertificateRequest(a *Attributes, node string) error {
+	if a.Operation != Create || a.Subresource != "" {
+		return forbidden(a, fmt.Errorf("node %q may only create PodCertificateRequests", node))
+	}
+	req, ok := a.Object.(*certificatesv1.PodCertificateRequest)
+	if !ok {
+		return forbidden(a, fmt.Errorf("unexpected type %T", a.Object))
+	}
+	spec := &req.Spec
+	if string(spec.NodeName) != node {
+		return forbidden(a, fmt.Errorf("PodCertificateRequest.Spec.NodeName=%q, which is not the requesting node %q", spec.NodeName, node))
+	}
+	podName := a.Namespace + "/" + spec.PodName
+	if p.pod == nil {
+		return forbidden(a, fmt.Errorf("cannot look up pod %s", podName))
+	}
+	pod, found := p.pod(a.Namespace, spec.PodName)
+	switch {
+	case !found:
+		return forbidden(a, fmt.Errorf("pod %q named in the PodCertificateRequest does not exist", podName))
+	case pod.UID != spec.PodUID:
+		return forbidden(a, fmt.Errorf("PodCertificateRequest for pod %q contains pod UID %q, which differs from the running pod's %q", podName, spec.PodUID, pod.UID))
+	case pod.Spec.NodeName != node:
+		return forbidden(a, fmt.Errorf("pod %q is not running on node %q named in the PodCertificateRequest", podName, node))
+	}
+	if _, mirror := pod.Annotations[mirrorPodAnnotation]; mirror {
+		return forbidden(a, fmt.Errorf("pod %q is a mirror pod", podName))
+	}
+	if spec.ServiceAccountName != pod.Spec.ServiceAccountName {
+		return forbidden(a, fmt.Errorf("PodCertificateRequest for pod %q contains serviceAccountName %q that differs from the running pod's %q", podName, spec.ServiceAccountName, pod.Spec.ServiceAccountName))
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if src.PodCertificate != nil && src.PodCertificate.SignerName == spec.SignerName {
+				return nil
+			}
+		}
+	}
+	return forbidden(a, fmt.Errorf("pod %q does not mount a podCertificate projected volume for signer %q", podName, spec.SignerName))
 }
 
 // forbidden is admission's 403 for the object of a.

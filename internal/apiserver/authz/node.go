@@ -100,6 +100,14 @@ func (n *Node) Authorize(_ context.Context, a Attributes) (Decision, string, err
 			return NoOpinion, "", nil
 		}
 		return n.related(a, node, n.podUsesServiceAccount)
+	case a.APIGroup == "" && a.Resource == "serviceaccounts" && a.Subresource == "" && a.Verb == "get":
+		// The kubelet names the UID of a pod's ServiceAccount in its
+		// PodCertificateRequests, so it reads the ServiceAccounts of its
+		// pods, as upstream's Node authorizer allows.
+		if a.Name != "" && n.podUsesServiceAccount(a, node) {
+			return Allow, "", nil
+		}
+		return NoOpinion, fmt.Sprintf("no relationship found between node '%s' and this object", node), nil
 	case a.APIGroup == "discovery.k8s.io" && a.Resource == "endpointslices" && isWrite(a.Verb):
 		if a.Namespace == "kube-system" && (a.Name == DNSSlicePrefix+node || (a.Verb == "create" && a.Name == "")) {
 			return Allow, "", nil

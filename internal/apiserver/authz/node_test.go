@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+	"github.com/skiff-dev/skiff/internal/apiserver/authz/bootstrappolicy"
 )
 
 type fakeNodeSource struct {
@@ -115,6 +116,10 @@ func TestNodeAuthorizer(t *testing.T) {
 		{"volume of nobody", nodeUser("node-b"), res("get", "persistentvolumes", "", "pv-a"), NoOpinion},
 		{"token for own pod's service account", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "ns", Name: "sa-a"}, Allow},
 		{"token for another service account", nodeUser("node-b"), Attributes{ResourceRequest: true, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "ns", Name: "sa-a"}, NoOpinion},
+		{"get own pod's service account", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "get", Resource: "serviceaccounts", Namespace: "ns", Name: "sa-a"}, Allow},
+		{"get another node's pod's service account", nodeUser("node-b"), Attributes{ResourceRequest: true, Verb: "get", Resource: "serviceaccounts", Namespace: "ns", Name: "sa-a"}, NoOpinion},
+		{"get unrelated service account", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "get", Resource: "serviceaccounts", Namespace: "ns", Name: "other"}, NoOpinion},
+		{"list service accounts", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "list", Resource: "serviceaccounts", Namespace: "ns"}, NoOpinion},
 		{"ingress TLS secret", nodeUser("node-b"), res("get", "secrets", "web", "tls"), Allow},
 		{"own DNS slice", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "update", APIGroup: "discovery.k8s.io", Resource: "endpointslices", Namespace: "kube-system", Name: "kube-dns-node-a"}, Allow},
 		{"another node's DNS slice", nodeUser("node-a"), Attributes{ResourceRequest: true, Verb: "update", APIGroup: "discovery.k8s.io", Resource: "endpointslices", Namespace: "kube-system", Name: "kube-dns-node-b"}, NoOpinion},
@@ -147,5 +152,34 @@ func TestNodeName(t *testing.T) {
 	}
 	if _, ok := NodeName(&authn.User{Name: "alice", Groups: []string{"system:nodes"}}); ok {
 		t.Error("non-node user accepted")
+	}
+}
+
+// TestNodePodCertificateRequests checks, with the real system:node rules,
+// what the kubelet does for a podCertificate projection: read its pod's
+// ServiceAccount, create a PodCertificateRequest (NodeRestriction checks
+// its content) and read it back; the status stays the signer's.
+func TestNodePodCertificateRequests(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
+		Spec: corev1.PodSpec{NodeName: "node-a", ServiceAccountName: "sa"}}
+	n := NewNode(&fakeNodeSource{pods: []*corev1.Pod{pod}}, bootstrappolicy.NodeRules())
+	pcr := func(verb, sub, name string) Attributes {
+		return Attributes{User: nodeUser("node-a"), ResourceRequest: true, Verb: verb, APIGroup: "certificates.k8s.io",
+			Resource: "podcertificaterequests", Subresource: sub, Namespace: "ns", Name: name}
+	}
+	for _, tt := range []struct {
+		name string
+		a    Attributes
+		want Decision
+	}{
+		{"get the pod's service account", Attributes{User: nodeUser("node-a"), ResourceRequest: true, Verb: "get", Resource: "serviceaccounts", Namespace: "ns", Name: "sa"}, Allow},
+		{"create a request", pcr("create", "", ""), Allow},
+		{"get a request", pcr("get", "", "p-abcde"), Allow},
+		{"write a request's status", pcr("update", "status", "p-abcde"), NoOpinion},
+	} {
+		got, reason, err := n.Authorize(context.Background(), tt.a)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: decision = %v (%s, %v), want %v", tt.name, got, reason, err, tt.want)
+		}
 	}
 }
