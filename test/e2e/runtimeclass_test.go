@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os/exec"
 	"strings"
@@ -110,51 +111,12 @@ spec:
 			logs, _ = k.run("", "logs", "rc-ok", "-c", "dbg")
 		}
 
-		// kubectl debug -i attaches to the new container. Stdin stays open
-		// until the answer is back: containerd detaches the output of a
-		// non-stdinOnce container when the attached stdin closes.
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, k.bin, "--kubeconfig", k.kubeconfig, "debug", "rc-ok", "-i", "--image=busybox",
-			"--target=app", "--container=dbg2", "--", "sh")
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
+		// kubectl debug -i attaches to the new container, with the oldest
+		// and newest kubectl the machine has.
+		for i, version := range []string{"1.27", "1.33"} {
+			kv := kubectl{t: t, bin: kubectlBin(t, version), kubeconfig: k.kubeconfig}
+			debugInteractive(t, kv, fmt.Sprintf("dbg%d", i+2))
 		}
-		pr, pw := io.Pipe()
-		cmd.Stdout, cmd.Stderr = pw, pw
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		answered := make(chan string, 1)
-		go func() {
-			var seen strings.Builder
-			sc := bufio.NewScanner(pr)
-			for sc.Scan() {
-				seen.WriteString(sc.Text() + "\n")
-				if strings.Contains(sc.Text(), "hello-from-debug") {
-					answered <- seen.String()
-					io.Copy(io.Discard, pr)
-					return
-				}
-			}
-			answered <- seen.String()
-		}()
-		io.WriteString(stdin, "echo hello-from-debug\n")
-		select {
-		case out := <-answered:
-			if !strings.Contains(out, "hello-from-debug") {
-				t.Errorf("kubectl debug -i ended without the shell's answer:\n%s", out)
-			}
-		case <-ctx.Done():
-			t.Error("kubectl debug -i: no answer from the debug shell")
-		}
-		io.WriteString(stdin, "exit\n")
-		stdin.Close()
-		if err := cmd.Wait(); err != nil && ctx.Err() == nil {
-			t.Errorf("kubectl debug -i: %v", err)
-		}
-		pw.Close()
 		if n := k.must("get", "pod", "rc-ok", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"); n != "0" {
 			t.Errorf("the target restarted (%s times) when debugged", n)
 		}
@@ -188,4 +150,54 @@ spec:
 			return out == "Infeasible"
 		}, "PodResizePending=Infeasible")
 	})
+}
+
+// debugInteractive runs `kubectl debug -i` on pod rc-ok with a shell in a
+// new ephemeral container and checks the shell answers. Stdin stays open
+// until the answer is back: containerd detaches the output of a
+// non-stdinOnce container when the attached stdin closes.
+func debugInteractive(t *testing.T, k kubectl, container string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, k.bin, "--kubeconfig", k.kubeconfig, "debug", "rc-ok", "-i", "--image=busybox",
+		"--target=app", "--container="+container, "--", "sh")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan string, 1)
+	go func() {
+		var seen strings.Builder
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			seen.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "hello-from-debug") {
+				answered <- seen.String()
+				io.Copy(io.Discard, pr)
+				return
+			}
+		}
+		answered <- seen.String()
+	}()
+	io.WriteString(stdin, "echo hello-from-debug\n")
+	select {
+	case out := <-answered:
+		if !strings.Contains(out, "hello-from-debug") {
+			t.Errorf("kubectl %s debug -i ended without the shell's answer:\n%s", k.bin, out)
+		}
+	case <-ctx.Done():
+		t.Errorf("kubectl %s debug -i: no answer from the debug shell", k.bin)
+	}
+	io.WriteString(stdin, "exit\n")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+		t.Errorf("kubectl %s debug -i: %v", k.bin, err)
+	}
+	pw.Close()
 }
