@@ -56,12 +56,23 @@ log() { printf '==> %s\n' "$*" >&2; }
 build() {
 	(cd "$ROOT" && "$GO" build -o bin/skiff ./cmd/skiff)
 	mkdir -p "$UP" "$OUT"
-	local pins="$ROOT/test/upstream/go.sum"
-	stale() { [[ ! -x $1 || $pins -nt $1 ]]; }
+	local pins="$ROOT/test/upstream/go.sum" script="$ROOT/hack/conformance.sh"
+	stale() { [[ ! -x $1 || $pins -nt $1 || $script -nt $1 ]]; }
 	cd "$ROOT/test/upstream"
+	# Built from the module, the binaries would call themselves v0.0.0: the
+	# suite derives versions from its own (Pod Security fixtures, kubectl
+	# version), so stamp the pinned release as upstream's build does.
+	local release
+	release=$("$GO" list -m -f '{{.Version}}' k8s.io/kubernetes)
+	local minor=${release#v1.}
+	minor=${minor%%.*}
+	local stamp="-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+	stamp+=" -X k8s.io/component-base/version.gitVersion=$release -X k8s.io/component-base/version.gitTreeState=clean"
+	stamp+=" -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+	stamp+=" -X k8s.io/client-go/pkg/version.gitVersion=$release -X k8s.io/client-go/pkg/version.gitTreeState=clean"
 	if stale "$UP/ginkgo" || stale "$UP/kubectl"; then
 		log "building ginkgo and kubectl"
-		"$GO" build -o "$UP/" github.com/onsi/ginkgo/v2/ginkgo k8s.io/kubernetes/cmd/kubectl
+		"$GO" build -ldflags "$stamp" -o "$UP/" github.com/onsi/ginkgo/v2/ginkgo k8s.io/kubernetes/cmd/kubectl
 	fi
 	if stale "$UP/agnhost"; then
 		log "building agnhost"
@@ -69,7 +80,7 @@ build() {
 	fi
 	if stale "$UP/e2e.test"; then
 		log "building e2e.test (several minutes the first time)"
-		"$GO" test -c -o "$UP/e2e.test" k8s.io/kubernetes/test/e2e
+		"$GO" test -c -ldflags "$stamp" -o "$UP/e2e.test" k8s.io/kubernetes/test/e2e
 	fi
 	cd "$ROOT"
 	log "writing images into $IMAGES"

@@ -37,6 +37,20 @@ func (q *request) pruneCustom(obj runtime.Object, strictErr error) error {
 	return runtime.NewStrictDecodingError(errs)
 }
 
+// normalizeMutated prunes and defaults a custom object after mutating
+// admission, as upstream decodes a webhook's or policy's patched object
+// with the resource's schema: fields the schema does not declare are
+// dropped without an error, and defaults fill what a mutation removed.
+func (r *resource) normalizeMutated(obj runtime.Object) {
+	if r.custom == nil {
+		return
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		r.custom.schema.Prune(u.Object)
+		r.custom.schema.Default(u.Object)
+	}
+}
+
 // unsupportedCustomMediaType is the 415 for a custom object sent in a
 // format custom resources are not served in (protobuf).
 func unsupportedCustomMediaType() error {

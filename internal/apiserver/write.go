@@ -247,6 +247,7 @@ func (q *request) createObject(obj runtime.Object, applied bool) (runtime.Object
 	if err := q.admission.Admit(q.ctx, attrs); err != nil {
 		return nil, err
 	}
+	q.res.normalizeMutated(obj)
 	prepareCreate(q.res, obj)
 	if q.res.Default != nil {
 		q.res.Default(obj)
@@ -510,6 +511,7 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 		}
 		nm, _ = meta.Accessor(attrs.Object)
 		next = attrs.Object
+		q.res.normalizeMutated(next)
 		if q.res.Default != nil {
 			q.res.Default(next)
 		}
