@@ -87,6 +87,9 @@ func (s *Server) connectPod(w http.ResponseWriter, r *http.Request, info request
 	if pod.Spec.NodeName == "" {
 		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name))
 	}
+	if err := s.admitConnect(r, info, sub); err != nil {
+		return err
+	}
 	base, err := s.kubeletURL(r, pod.Spec.NodeName)
 	if err != nil {
 		return err
