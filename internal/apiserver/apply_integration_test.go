@@ -421,16 +421,15 @@ func TestApplyCustomResource(t *testing.T) {
 	}
 }
 
-func TestApplyDeploymentStatus(t *testing.T) {
-	s := testserver.Start(t)
-	ctx := context.Background()
-	path := "/apis/apps/v1/namespaces/default/deployments/web"
-	dep := `apiVersion: apps/v1
+// webDeployment is the apply configuration of Deployment web, with extra
+// lines (indented under spec) before its selector.
+func webDeployment(extraSpec string) string {
+	return `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
 spec:
-  selector:
+` + extraSpec + `  selector:
     matchLabels: {app: web}
   template:
     metadata:
@@ -440,6 +439,13 @@ spec:
       - name: c
         image: nginx
 `
+}
+
+func TestApplyDeploymentStatus(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := context.Background()
+	path := "/apis/apps/v1/namespaces/default/deployments/web"
+	dep := webDeployment("")
 	if r := applyYAML(t, s, path+"?fieldManager=a", dep); r.code != http.StatusCreated {
 		t.Fatalf("apply deployment: %d %v", r.code, r.body)
 	}
@@ -584,22 +590,7 @@ func TestScaleRecordsManagedFields(t *testing.T) {
 	s := testserver.Start(t)
 	ctx := context.Background()
 	path := "/apis/apps/v1/namespaces/default/deployments/web"
-	dep := `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: c
-        image: nginx
-`
+	dep := webDeployment("  replicas: 2\n")
 	if r := applyYAML(t, s, path+"?fieldManager=a", dep); r.code != http.StatusCreated {
 		t.Fatalf("apply deployment: %d %v", r.code, r.body)
 	}
