@@ -40,7 +40,14 @@ func (ns *Selector) Matches(n *corev1.Node) bool {
 	return false
 }
 
+// Matches reports whether node n satisfies every requirement of the term.
+// An empty term matches no node, as the API documents ("A null or empty
+// node selector term matches no objects"); an empty preferred term is so
+// a no-op.
 func (t *Term) Matches(n *corev1.Node) bool {
+	if t.labels == nil && len(t.fields) == 0 {
+		return false
+	}
 	if t.labels != nil && !t.labels.Matches(labels.Set(n.Labels)) {
 		return false
 	}
