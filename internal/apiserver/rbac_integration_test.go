@@ -216,4 +216,12 @@ func mustBind(t *testing.T, c kubernetes.Interface, ns, name, kind, role, user s
 	if err := bind(c, ns, name, kind, role, user); err != nil {
 		t.Fatal(err)
 	}
+	// The authorizer reads the watch caches, which trail the write; a
+	// consistent list waits until they hold it, as an informer would.
+	if _, err := c.RbacV1().Roles(ns).List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RbacV1().RoleBindings(ns).List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
