@@ -129,11 +129,43 @@ func ControllerRef(owner metav1.Object, gvk schema.GroupVersionKind) metav1.Owne
 	}
 }
 
+// Fresh reads an owner from the API server, not from an informer.
+type Fresh func(ctx context.Context) (metav1.Object, error)
+
+// AdoptionCheck says, once, whether owner may still adopt orphans. The
+// informer's copy of the owner can trail its deletion: an owner the garbage
+// collector is orphaning from must not take its pods back, or they are
+// collected once it is gone. So before the first adoption of a sync the
+// owner is read live, as upstream's controllers do.
+func AdoptionCheck(owner metav1.Object, fresh Fresh) func(ctx context.Context) error {
+	var checked bool
+	var verdict error
+	return func(ctx context.Context) error {
+		if checked {
+			return verdict
+		}
+		checked = true
+		live, err := fresh(ctx)
+		switch {
+		case err != nil:
+			verdict = fmt.Errorf("can't recheck the deletion of %s/%s before adopting: %w", owner.GetNamespace(), owner.GetName(), err)
+		case live.GetUID() != owner.GetUID():
+			verdict = fmt.Errorf("original %s/%s is gone: got uid %s, wanted %s", owner.GetNamespace(), owner.GetName(), live.GetUID(), owner.GetUID())
+		case live.GetDeletionTimestamp() != nil:
+			verdict = fmt.Errorf("%s/%s has just been deleted at %v", owner.GetNamespace(), owner.GetName(), live.GetDeletionTimestamp())
+		}
+		return verdict
+	}
+}
+
 // ClaimPods sorts the namespace's pods into those owner controls: it
 // adopts orphans that match the selector and releases owned pods that no
-// longer match. Pods controlled by someone else are never touched.
+// longer match. Pods controlled by someone else are never touched. Before
+// the first adoption the owner is read through fresh (see AdoptionCheck);
+// if it is being deleted, ClaimPods fails so that the sync acts on nothing.
 func ClaimPods(ctx context.Context, client kubernetes.Interface, owner metav1.Object, gvk schema.GroupVersionKind,
-	selector labels.Selector, pods []*corev1.Pod) ([]*corev1.Pod, error) {
+	selector labels.Selector, pods []*corev1.Pod, fresh Fresh) ([]*corev1.Pod, error) {
+	canAdopt := AdoptionCheck(owner, fresh)
 	var claimed []*corev1.Pod
 	for _, p := range pods {
 		ref := metav1.GetControllerOf(p)
@@ -148,6 +180,9 @@ func ClaimPods(ctx context.Context, client kubernetes.Interface, owner metav1.Ob
 				return nil, err
 			}
 		case matches && owner.GetDeletionTimestamp() == nil && p.DeletionTimestamp == nil:
+			if err := canAdopt(ctx); err != nil {
+				return nil, fmt.Errorf("adopt pod %s: %w", p.Name, err)
+			}
 			cr := ControllerRef(owner, gvk)
 			if err := patchOwners(ctx, client, p, &cr, ""); err != nil {
 				if apierrors.IsNotFound(err) {

@@ -255,7 +255,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			live = append(live, p)
 		}
 	}
-	owned, err := controllerutil.ClaimPods(ctx, c.client, ds, gvk, sel, live)
+	owned, err := controllerutil.ClaimPods(ctx, c.client, ds, gvk, sel, live, func(ctx context.Context) (metav1.Object, error) {
+		return c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
+	})
 	if err != nil {
 		return err
 	}

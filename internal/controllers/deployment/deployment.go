@@ -194,6 +194,9 @@ func (c *Controller) claimReplicaSets(ctx context.Context, d *appsv1.Deployment,
 	if err != nil {
 		return nil, err
 	}
+	canAdopt := controllerutil.AdoptionCheck(d, func(ctx context.Context) (metav1.Object, error) {
+		return c.client.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
+	})
 	var out []*appsv1.ReplicaSet
 	for _, rs := range sets {
 		ref := metav1.GetControllerOf(rs)
@@ -207,6 +210,9 @@ func (c *Controller) claimReplicaSets(ctx context.Context, d *appsv1.Deployment,
 				return nil, err
 			}
 		case matches && d.DeletionTimestamp == nil && rs.DeletionTimestamp == nil:
+			if err := canAdopt(ctx); err != nil {
+				return nil, fmt.Errorf("adopt replicaset %s: %w", rs.Name, err)
+			}
 			cr := controllerutil.ControllerRef(d, deploymentKind)
 			if err := c.patchOwners(ctx, rs, &cr, ""); err != nil {
 				return nil, err

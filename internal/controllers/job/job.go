@@ -165,7 +165,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	pods, err := controllerutil.ClaimPods(ctx, c.client, job, gvk, sel, nsPods)
+	pods, err := controllerutil.ClaimPods(ctx, c.client, job, gvk, sel, nsPods, func(ctx context.Context) (metav1.Object, error) {
+		return c.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+	})
 	if err != nil {
 		return err
 	}

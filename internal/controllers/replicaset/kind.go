@@ -17,10 +17,12 @@ import (
 // kind adapts the controller to a replicated kind: ReplicaSets directly,
 // ReplicationControllers through a conversion to the ReplicaSet shape.
 type kind struct {
-	gvk         schema.GroupVersionKind
-	component   string
-	get         func(ns, name string) (*appsv1.ReplicaSet, error)
-	list        func(ns string) ([]*appsv1.ReplicaSet, error)
+	gvk       schema.GroupVersionKind
+	component string
+	get       func(ns, name string) (*appsv1.ReplicaSet, error)
+	list      func(ns string) ([]*appsv1.ReplicaSet, error)
+	// live reads one from the API server, past the informer.
+	live        func(ctx context.Context, ns, name string) (metav1.Object, error)
 	writeStatus func(ctx context.Context, rs *appsv1.ReplicaSet) error
 	// eventObject is what events are recorded against.
 	eventObject func(rs *appsv1.ReplicaSet) runtime.Object
@@ -50,6 +52,9 @@ func NewForReplicationControllers(client kubernetes.Interface, factory informers
 				out[i] = fromRC(rc)
 			}
 			return out, err
+		},
+		live: func(ctx context.Context, ns, name string) (metav1.Object, error) {
+			return client.CoreV1().ReplicationControllers(ns).Get(ctx, name, metav1.GetOptions{})
 		},
 		writeStatus: func(ctx context.Context, rs *appsv1.ReplicaSet) error {
 			rc, err := lister.ReplicationControllers(rs.Namespace).Get(rs.Name)

@@ -60,6 +60,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		component: "replicaset-controller",
 		get:       func(ns, name string) (*appsv1.ReplicaSet, error) { return lister.ReplicaSets(ns).Get(name) },
 		list:      func(ns string) ([]*appsv1.ReplicaSet, error) { return lister.ReplicaSets(ns).List(labels.Everything()) },
+		live: func(ctx context.Context, ns, name string) (metav1.Object, error) {
+			return client.AppsV1().ReplicaSets(ns).Get(ctx, name, metav1.GetOptions{})
+		},
 		writeStatus: func(ctx context.Context, rs *appsv1.ReplicaSet) error {
 			_, err := client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, rs, metav1.UpdateOptions{})
 			return err
@@ -197,7 +200,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			candidates = append(candidates, p)
 		}
 	}
-	pods, err := controllerutil.ClaimPods(ctx, c.client, rs, c.kind.gvk, sel, candidates)
+	pods, err := controllerutil.ClaimPods(ctx, c.client, rs, c.kind.gvk, sel, candidates,
+		func(ctx context.Context) (metav1.Object, error) { return c.kind.live(ctx, rs.Namespace, rs.Name) })
 	if err != nil {
 		return err
 	}

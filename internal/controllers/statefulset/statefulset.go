@@ -138,7 +138,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	owned, err := controllerutil.ClaimPods(ctx, c.client, set, gvk, sel, nsPods)
+	owned, err := controllerutil.ClaimPods(ctx, c.client, set, gvk, sel, nsPods, func(ctx context.Context) (metav1.Object, error) {
+		return c.client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
+	})
 	if err != nil {
 		return err
 	}
