@@ -37,6 +37,8 @@ func TestFieldSelectorLabelsMatchUpstream(t *testing.T) {
 		want []string // beyond metadata.name and, when namespaced, metadata.namespace
 	}{
 		{schema.GroupVersionResource{Group: "certificates.k8s.io", Version: "v1", Resource: "certificatesigningrequests"}, []string{"spec.signerName"}},
+		// The Node authorizer lets a node list its requests by spec.nodeName.
+		{schema.GroupVersionResource{Group: "certificates.k8s.io", Version: "v1", Resource: "podcertificaterequests"}, []string{"spec.signerName", "spec.podName", "spec.nodeName"}},
 		{schema.GroupVersionResource{Group: "events.k8s.io", Version: "v1", Resource: "events"}, []string{
 			"regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
 			"regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "source", "type"}},

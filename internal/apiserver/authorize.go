@@ -44,8 +44,9 @@ func hasCredentials(r *http.Request) bool {
 
 // requestAttributes describes r for the authorizers, as upstream's
 // RequestInfoFactory does: the verb from the method and the URL, the
-// namespace of namespace objects, and the name of a list or watch narrowed
-// to one object by a metadata.name field selector.
+// namespace of namespace objects, the name of a list or watch narrowed to
+// one object by a metadata.name field selector, and the field selector of a
+// list, watch or deletecollection.
 func requestAttributes(r *http.Request, u *authn.User) authz.Attributes {
 	a := authz.Attributes{User: u, Path: r.URL.Path, Verb: strings.ToLower(r.Method)}
 	path := r.URL.Path
@@ -84,6 +85,7 @@ func requestAttributes(r *http.Request, u *authn.User) authz.Attributes {
 				if name, ok := sel.RequiresExactMatch("metadata.name"); ok {
 					a.Name = name
 				}
+				a.FieldSelector = selectorTerms(sel)
 			}
 		}
 	case http.MethodPost:
@@ -95,11 +97,22 @@ func requestAttributes(r *http.Request, u *authn.User) authz.Attributes {
 	case http.MethodDelete:
 		if a.Name == "" {
 			a.Verb = "deletecollection"
+			if sel, err := fields.ParseSelector(q.Get("fieldSelector")); err == nil {
+				a.FieldSelector = selectorTerms(sel)
+			}
 		} else {
 			a.Verb = "delete"
 		}
 	}
 	return a
+}
+
+// selectorTerms are a field selector's requirements, nil for none.
+func selectorTerms(sel fields.Selector) fields.Requirements {
+	if sel.Empty() {
+		return nil
+	}
+	return sel.Requirements()
 }
 
 // authorize asks the authorizer chain about a; anything but allow is 403.

@@ -1,6 +1,10 @@
 package apiserver
 
 import (
+	"context"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -11,6 +15,7 @@ var (
 	pvcsGVR      = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
 	pvsGVR       = corev1.SchemeGroupVersion.WithResource("persistentvolumes")
 	ingressesGVR = networkingv1.SchemeGroupVersion.WithResource("ingresses")
+	pcrsGVR      = certificatesv1.SchemeGroupVersion.WithResource("podcertificaterequests")
 )
 
 // nodeSource gives the Node authorizer the pods bound to a node and the
@@ -61,4 +66,28 @@ func (src nodeSource) IngressesIn(namespace string) []*networkingv1.Ingress {
 		}
 	}
 	return out
+}
+
+// GetPodCertificateRequest catches the cache up with etcd before it
+// answers that a request is unknown: the kubelet reads a request back right
+// after creating it, and a lagging cache would refuse that read.
+func (src nodeSource) GetPodCertificateRequest(ctx context.Context, namespace, name string) (*certificatesv1.PodCertificateRequest, bool) {
+	res := src.s.resources[pcrsGVR]
+	if res == nil {
+		return nil, false
+	}
+	key := res.key(namespace, name)
+	e, ok := res.cache.Get(key)
+	if !ok {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if res.cache.WaitFresh(ctx) == nil {
+			e, ok = res.cache.Get(key)
+		}
+	}
+	if !ok {
+		return nil, false
+	}
+	pcr, ok := e.Obj.(*certificatesv1.PodCertificateRequest)
+	return pcr, ok
 }

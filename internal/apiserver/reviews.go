@@ -11,8 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-dev/skiff/internal/apis"
@@ -229,6 +231,7 @@ func (s *Server) decide(ctx context.Context, u *authn.User, ra *authorizationv1.
 		a.ResourceRequest = true
 		a.Verb, a.Namespace, a.APIGroup, a.APIVersion = ra.Verb, ra.Namespace, ra.Group, ra.Version
 		a.Resource, a.Subresource, a.Name = ra.Resource, ra.Subresource, ra.Name
+		a.FieldSelector = reviewFieldSelector(ra.FieldSelector)
 	} else {
 		a.Verb, a.Path = nra.Verb, nra.Path
 	}
@@ -241,6 +244,36 @@ func (s *Server) decide(ctx context.Context, u *authn.User, ra *authorizationv1.
 		st.EvaluationError = err.Error()
 	}
 	return st
+}
+
+// reviewFieldSelector is the field selector a review asks about, as
+// upstream reads it: the raw selector parsed, or the requirements with In
+// and NotIn of one value as = and !=. Terms it cannot read are left out:
+// authorizers allow on a term being there, so that never allows more.
+func reviewFieldSelector(fs *authorizationv1.FieldSelectorAttributes) fields.Requirements {
+	switch {
+	case fs == nil:
+		return nil
+	case fs.RawSelector != "":
+		sel, err := fields.ParseSelector(fs.RawSelector)
+		if err != nil {
+			return nil
+		}
+		return selectorTerms(sel)
+	}
+	var reqs fields.Requirements
+	for _, r := range fs.Requirements {
+		if len(r.Values) != 1 {
+			continue
+		}
+		switch r.Operator {
+		case metav1.FieldSelectorOpIn:
+			reqs = append(reqs, fields.Requirement{Field: r.Key, Operator: selection.Equals, Value: r.Values[0]})
+		case metav1.FieldSelectorOpNotIn:
+			reqs = append(reqs, fields.Requirement{Field: r.Key, Operator: selection.NotEquals, Value: r.Values[0]})
+		}
+	}
+	return reqs
 }
 
 // reviewRules lists what the caller may do in a namespace, from RBAC (as

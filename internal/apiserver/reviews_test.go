@@ -23,6 +23,12 @@ func TestAccessReviews(t *testing.T) {
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Resource: resource, Namespace: ns},
 		}}
 	}
+	// The Node authorizer judges a node's list by the review's field selector.
+	nodePCRs := func(fs *authorizationv1.FieldSelectorAttributes) *authorizationv1.SubjectAccessReview {
+		r := sar("system:node:n1", []string{"system:nodes"}, "list", "podcertificaterequests", "")
+		r.Spec.ResourceAttributes.Group, r.Spec.ResourceAttributes.FieldSelector = "certificates.k8s.io", fs
+		return r
+	}
 	for _, tc := range []struct {
 		name    string
 		review  *authorizationv1.SubjectAccessReview
@@ -32,6 +38,13 @@ func TestAccessReviews(t *testing.T) {
 		{"an ordinary user", sar("alice", []string{"system:authenticated"}, "list", "pods", "default"), false},
 		{"a node reading nodes", sar("system:node:n1", []string{"system:nodes"}, "list", "nodes", ""), true},
 		{"a node deleting namespaces", sar("system:node:n1", []string{"system:nodes"}, "delete", "namespaces", ""), false},
+		{"a node listing all pod certificate requests", nodePCRs(nil), false},
+		{"a node listing its pod certificate requests", nodePCRs(&authorizationv1.FieldSelectorAttributes{RawSelector: "spec.nodeName=n1"}), true},
+		{"a node listing another node's", nodePCRs(&authorizationv1.FieldSelectorAttributes{RawSelector: "spec.nodeName=n2"}), false},
+		{"a node listing its own, as requirements", nodePCRs(&authorizationv1.FieldSelectorAttributes{Requirements: []metav1.FieldSelectorRequirement{
+			{Key: "spec.nodeName", Operator: metav1.FieldSelectorOpIn, Values: []string{"n1"}}}}), true},
+		{"a node listing all but its own", nodePCRs(&authorizationv1.FieldSelectorAttributes{Requirements: []metav1.FieldSelectorRequirement{
+			{Key: "spec.nodeName", Operator: metav1.FieldSelectorOpNotIn, Values: []string{"n1"}}}}), false},
 	} {
 		got, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, tc.review, metav1.CreateOptions{})
 		if err != nil {

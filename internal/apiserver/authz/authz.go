@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/fields"
+
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 )
 
@@ -30,6 +32,10 @@ type Attributes struct {
 	Resource    string
 	Subresource string
 	Name        string
+	// FieldSelector is the parsed fieldSelector of a list, watch or
+	// deletecollection (nil without one, or when it does not parse): the
+	// Node authorizer lets a node list only what selects its own name.
+	FieldSelector fields.Requirements
 }
 
 // Decision is an authorizer's answer.

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"strings"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/selection"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 )
@@ -43,6 +46,9 @@ type NodeSource interface {
 	GetPersistentVolume(name string) (*corev1.PersistentVolume, bool)
 	// IngressesIn lists the Ingresses of a namespace.
 	IngressesIn(namespace string) []*networkingv1.Ingress
+	// GetPodCertificateRequest may wait (bounded by ctx) for the cache to
+	// catch up before it answers that a request is unknown.
+	GetPodCertificateRequest(ctx context.Context, namespace, name string) (*certificatesv1.PodCertificateRequest, bool)
 }
 
 // Node authorizes nodes' credentials as upstream's Node authorizer: the
@@ -76,7 +82,7 @@ var SkiffNodeRules = []rbacv1.PolicyRule{
 const DNSSlicePrefix = "kube-dns-"
 
 // Authorize implements Authorizer.
-func (n *Node) Authorize(_ context.Context, a Attributes) (Decision, string, error) {
+func (n *Node) Authorize(ctx context.Context, a Attributes) (Decision, string, error) {
 	node, ok := NodeName(a.User)
 	if !ok {
 		return NoOpinion, "", nil
@@ -108,6 +114,8 @@ func (n *Node) Authorize(_ context.Context, a Attributes) (Decision, string, err
 			return Allow, "", nil
 		}
 		return NoOpinion, fmt.Sprintf("no relationship found between node '%s' and this object", node), nil
+	case a.APIGroup == certificatesv1.GroupName && a.Resource == "podcertificaterequests":
+		return n.podCertificateRequest(ctx, a, node)
 	case a.APIGroup == "discovery.k8s.io" && a.Resource == "endpointslices" && isWrite(a.Verb):
 		if a.Namespace == "kube-system" && (a.Name == DNSSlicePrefix+node || (a.Verb == "create" && a.Name == "")) {
 			return Allow, "", nil
@@ -115,6 +123,47 @@ func (n *Node) Authorize(_ context.Context, a Attributes) (Decision, string, err
 		return NoOpinion, fmt.Sprintf("node %q may only publish the EndpointSlice %s%s", node, DNSSlicePrefix, node), nil
 	}
 	return n.byRules(a)
+}
+
+// podCertificateRequest authorizes a node's PodCertificateRequests as
+// upstream does: it creates them (NodeRestriction checks that the request
+// names this node and a pod, service account and node that match), reads
+// one whose spec.nodeName is this node, and lists or watches only with a
+// spec.nodeName=<node> field selector. Nothing else, not even through
+// system:node's rules.
+func (n *Node) podCertificateRequest(ctx context.Context, a Attributes, node string) (Decision, string, error) {
+	if a.Subresource != "" {
+		return NoOpinion, "nodes may not access the status subresource of PodCertificateRequests", nil
+	}
+	switch a.Verb {
+	case "create":
+		return Allow, "", nil
+	case "get":
+		if a.Name == "" {
+			return NoOpinion, "No Object name found", nil
+		}
+		if pcr, ok := n.src.GetPodCertificateRequest(ctx, a.Namespace, a.Name); ok && string(pcr.Spec.NodeName) == node {
+			return Allow, "", nil
+		}
+		return NoOpinion, fmt.Sprintf("no relationship found between node '%s' and this object", node), nil
+	case "list", "watch":
+		if selectsNode(a.FieldSelector, "spec.nodeName", node) {
+			return Allow, "", nil
+		}
+		return NoOpinion, "can only list/watch podcertificaterequests with nodeName field selector", nil
+	}
+	return NoOpinion, fmt.Sprintf("nodes may not %s podcertificaterequests", a.Verb), nil
+}
+
+// selectsNode reports whether a field selector requires field to equal node
+// (a selector ANDs its terms, so that one term limits the whole request).
+func selectsNode(sel fields.Requirements, field, node string) bool {
+	for _, r := range sel {
+		if r.Field == field && r.Operator == selection.Equals && r.Value == node {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) byRules(a Attributes) (Decision, string, error) {

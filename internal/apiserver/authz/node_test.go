@@ -4,10 +4,13 @@ import (
 	"context"
 	"testing"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/authz/bootstrappolicy"
@@ -18,6 +21,7 @@ type fakeNodeSource struct {
 	pvcs      map[string]*corev1.PersistentVolumeClaim
 	pvs       map[string]*corev1.PersistentVolume
 	ingresses []*networkingv1.Ingress
+	pcrs      []*certificatesv1.PodCertificateRequest
 }
 
 func (f *fakeNodeSource) PodsOnNode(node, ns string, fn func(*corev1.Pod) bool) {
@@ -46,6 +50,15 @@ func (f *fakeNodeSource) IngressesIn(ns string) []*networkingv1.Ingress {
 		}
 	}
 	return out
+}
+
+func (f *fakeNodeSource) GetPodCertificateRequest(_ context.Context, ns, name string) (*certificatesv1.PodCertificateRequest, bool) {
+	for _, r := range f.pcrs {
+		if r.Namespace == ns && r.Name == name {
+			return r, true
+		}
+	}
+	return nil, false
 }
 
 // testNodeRules is a small stand-in for system:node's rules.
@@ -156,30 +169,72 @@ func TestNodeName(t *testing.T) {
 }
 
 // TestNodePodCertificateRequests checks, with the real system:node rules,
-// what the kubelet does for a podCertificate projection: read its pod's
-// ServiceAccount, create a PodCertificateRequest (NodeRestriction checks
-// its content) and read it back; the status stays the signer's.
+// what the kubelet does for a podCertificate projection (read its pod's
+// ServiceAccount, create a PodCertificateRequest, read it back), and that a
+// node reads no other node's requests: get only of a request naming the
+// node in spec.nodeName, list and watch only with the field selector
+// spec.nodeName=<node>, as upstream's Node authorizer.
 func TestNodePodCertificateRequests(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
 		Spec: corev1.PodSpec{NodeName: "node-a", ServiceAccountName: "sa"}}
-	n := NewNode(&fakeNodeSource{pods: []*corev1.Pod{pod}}, bootstrappolicy.NodeRules())
+	podB := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "ns"},
+		Spec: corev1.PodSpec{NodeName: "node-b", ServiceAccountName: "sa"}}
+	pcrOf := func(name, pod, node string) *certificatesv1.PodCertificateRequest {
+		return &certificatesv1.PodCertificateRequest{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"},
+			Spec: certificatesv1.PodCertificateRequestSpec{PodName: pod, NodeName: types.NodeName(node), SignerName: "example.com/s"}}
+	}
+	n := NewNode(&fakeNodeSource{pods: []*corev1.Pod{pod, podB},
+		pcrs: []*certificatesv1.PodCertificateRequest{pcrOf("p-abcde", "p", "node-a"), pcrOf("q-fghij", "q", "node-b")}},
+		bootstrappolicy.NodeRules())
 	pcr := func(verb, sub, name string) Attributes {
 		return Attributes{User: nodeUser("node-a"), ResourceRequest: true, Verb: verb, APIGroup: "certificates.k8s.io",
 			Resource: "podcertificaterequests", Subresource: sub, Namespace: "ns", Name: name}
 	}
+	selecting := func(verb, ns, sel string) Attributes {
+		a := pcr(verb, "", "")
+		a.Namespace = ns
+		s, err := fields.ParseSelector(sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.FieldSelector = s.Requirements()
+		return a
+	}
+	named := func(verb, name string) Attributes {
+		// A list narrowed by metadata.name carries the name too.
+		a := selecting(verb, "ns", "metadata.name="+name)
+		a.Name = name
+		return a
+	}
 	for _, tt := range []struct {
-		name string
-		a    Attributes
-		want Decision
+		name   string
+		a      Attributes
+		want   Decision
+		reason string
 	}{
-		{"get the pod's service account", Attributes{User: nodeUser("node-a"), ResourceRequest: true, Verb: "get", Resource: "serviceaccounts", Namespace: "ns", Name: "sa"}, Allow},
-		{"create a request", pcr("create", "", ""), Allow},
-		{"get a request", pcr("get", "", "p-abcde"), Allow},
-		{"write a request's status", pcr("update", "status", "p-abcde"), NoOpinion},
+		{"get the pod's service account", Attributes{User: nodeUser("node-a"), ResourceRequest: true, Verb: "get", Resource: "serviceaccounts", Namespace: "ns", Name: "sa"}, Allow, ""},
+		{"create a request", pcr("create", "", ""), Allow, ""},
+		{"get own request", pcr("get", "", "p-abcde"), Allow, ""},
+		{"get another node's request", pcr("get", "", "q-fghij"), NoOpinion, "no relationship found between node 'node-a' and this object"},
+		{"get an unknown request", pcr("get", "", "nope"), NoOpinion, "no relationship found between node 'node-a' and this object"},
+		{"get without a name", pcr("get", "", ""), NoOpinion, "No Object name found"},
+		{"list own requests everywhere", selecting("list", "", "spec.nodeName=node-a"), Allow, ""},
+		{"watch own requests in a namespace", selecting("watch", "ns", "spec.nodeName==node-a,spec.signerName=example.com/s"), Allow, ""},
+		{"list without a selector", pcr("list", "", ""), NoOpinion, "can only list/watch podcertificaterequests with nodeName field selector"},
+		{"watch without a selector", pcr("watch", "", ""), NoOpinion, "can only list/watch podcertificaterequests with nodeName field selector"},
+		{"list another node's requests", selecting("list", "", "spec.nodeName=node-b"), NoOpinion, "can only list/watch podcertificaterequests with nodeName field selector"},
+		{"list all but own node's", selecting("list", "", "spec.nodeName!=node-a"), NoOpinion, "can only list/watch podcertificaterequests with nodeName field selector"},
+		{"list by another field", selecting("list", "", "spec.podName=p"), NoOpinion, "can only list/watch podcertificaterequests with nodeName field selector"},
+		{"list own request by name", named("list", "p-abcde"), NoOpinion, "can only list/watch podcertificaterequests with nodeName field selector"},
+		{"write a request's status", pcr("update", "status", "p-abcde"), NoOpinion, "nodes may not access the status subresource of PodCertificateRequests"},
+		{"get a request's status", pcr("get", "status", "p-abcde"), NoOpinion, "nodes may not access the status subresource of PodCertificateRequests"},
+		{"update own request", pcr("update", "", "p-abcde"), NoOpinion, "nodes may not update podcertificaterequests"},
+		{"delete own request", pcr("delete", "", "p-abcde"), NoOpinion, "nodes may not delete podcertificaterequests"},
+		{"deletecollection of own requests", selecting("deletecollection", "ns", "spec.nodeName=node-a"), NoOpinion, "nodes may not deletecollection podcertificaterequests"},
 	} {
 		got, reason, err := n.Authorize(context.Background(), tt.a)
-		if err != nil || got != tt.want {
-			t.Errorf("%s: decision = %v (%s, %v), want %v", tt.name, got, reason, err, tt.want)
+		if err != nil || got != tt.want || reason != tt.reason {
+			t.Errorf("%s: decision = %v (%q, %v), want %v (%q)", tt.name, got, reason, err, tt.want, tt.reason)
 		}
 	}
 }
