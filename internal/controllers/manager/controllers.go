@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
+	"github.com/skiff-dev/skiff/internal/controllers/admissionpolicystatus"
 	"github.com/skiff-dev/skiff/internal/controllers/attachdetach"
 	"github.com/skiff-dev/skiff/internal/controllers/bootstrapsigner"
 	"github.com/skiff-dev/skiff/internal/controllers/clusterroleaggregation"
@@ -131,6 +132,7 @@ var registrations = []registration{
 	{"attachdetach", "attachdetach-controller", informerController(attachdetach.New)},
 	// Skiff's own: its role is system:controller:skiff-local-path-provisioner.
 	{"local-path-provisioner", "skiff-local-path-provisioner", informerController(localpath.New)},
+	{"validatingadmissionpolicy-status", "validatingadmissionpolicy-status-controller", informerController(admissionpolicystatus.New)},
 	{"root-ca-cert-publisher", "root-ca-cert-publisher", func(d deps) (Controller, error) {
 		if len(d.cfg.RootCA) == 0 {
 			return nil, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -123,6 +124,23 @@ func TestControllersRunAsServiceAccounts(t *testing.T) {
 	eventually(t, "endpoint slice", func() bool {
 		list, err := admin.DiscoveryV1().EndpointSlices("team").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web"})
 		return err == nil && len(list.Items) == 1
+	})
+	// The policy status controller may apply a policy's status.
+	vap := &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "typed"}}
+	vap.Spec.MatchConstraints = &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+		RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}},
+		},
+	}}}
+	vap.Spec.Validations = []admissionregistrationv1.Validation{{Expression: "object.spec.replicaz > 0"}}
+	if _, err := admin.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, vap, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "policy type-checked", func() bool {
+		got, err := admin.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, "typed", metav1.GetOptions{})
+		return err == nil && got.Status.ObservedGeneration == 1 && got.Status.TypeChecking != nil &&
+			len(got.Status.TypeChecking.ExpressionWarnings) == 1
 	})
 	// The namespace controller empties and finalizes a deleted namespace.
 	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gone"}}, metav1.CreateOptions{}); err != nil {
