@@ -102,6 +102,9 @@ type Server struct {
 	reg       *apis.Registry
 	resources map[schema.GroupVersionResource]*resource
 	byKind    map[schema.GroupVersionKind]*resource
+	// sharedPrefixes groups the built-ins served under one storage
+	// prefix in several versions or groups, for matchPolicy Equivalent.
+	sharedPrefixes func() map[string][]*resource
 	// reviews are the create-only resources (TokenReview, the access
 	// reviews), answered by reviews.go and never stored.
 	reviews   map[schema.GroupVersionResource]*apis.Resource
@@ -212,6 +215,7 @@ func New(cfg Config) (*Server, error) {
 		s.resources[r.GVR] = res
 		s.byKind[res.gvk] = res
 	}
+	s.sharedPrefixes = sync.OnceValue(s.groupSharedPrefixes)
 	s.flow = s.newFlowControl(cfg.FlowControl)
 	s.agg = newAggregator(s)
 	if svcs := s.resources[corev1.SchemeGroupVersion.WithResource("services")]; svcs != nil {

@@ -579,6 +579,7 @@ func (q *request) admissionAttributes(op admission.Operation, obj, old runtime.O
 	a := &admission.Attributes{
 		Operation: op, Kind: q.res.gvk, Resource: q.res.GVR, Subresource: q.info.subresource,
 		Namespace: q.info.namespace, Name: q.info.name, Object: obj, OldObject: old, User: u, DryRun: q.dryRun(),
+		Equivalents: equivalents{q.Server},
 	}
 	if obj != nil && a.Name == "" {
 		if m, err := meta.Accessor(obj); err == nil {

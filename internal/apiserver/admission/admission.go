@@ -42,6 +42,28 @@ type Attributes struct {
 	// Warnings are what plugins (admission webhooks) want the client told,
 	// as Warning headers.
 	Warnings []string
+	// Equivalents finds the other versions the resource is served in, for
+	// configurations with matchPolicy Equivalent; nil when there are none.
+	Equivalents Equivalents
+}
+
+// Equivalents is what matchPolicy Equivalent needs from the server, as
+// upstream's EquivalentResourceMapper and ObjectConvertor: which served
+// resources hold the same objects, and conversion between their versions.
+type Equivalents interface {
+	// EquivalentResources lists the resources serving the objects of gvr
+	// (gvr included) with the kind each reports for subresource, in a
+	// stable order.
+	EquivalentResources(gvr schema.GroupVersionResource, subresource string) []EquivalentResource
+	// Convert returns obj, of kind from, as kind to. obj is not modified;
+	// the result carries to as its apiVersion and kind.
+	Convert(ctx context.Context, obj runtime.Object, from, to schema.GroupVersionKind) (runtime.Object, error)
+}
+
+// EquivalentResource is one form a resource is served in.
+type EquivalentResource struct {
+	Resource schema.GroupVersionResource
+	Kind     schema.GroupVersionKind
 }
 
 // Mutator may change the object of a write, or refuse it.

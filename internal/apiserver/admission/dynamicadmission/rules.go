@@ -7,20 +7,25 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
 )
 
 // RuleMatches reports whether r selects write a by scope, operation, group,
-// version and resource. Only the requested resource is compared: Skiff
-// serves each resource in one version, so matchPolicy Equivalent finds no
-// other form of it.
+// version and resource, as requested (matchPolicy Exact).
 func RuleMatches(r admissionregistrationv1.RuleWithOperations, a *admission.Attributes) bool {
+	return RuleMatchesResource(r, a, a.Resource)
+}
+
+// RuleMatchesResource is RuleMatches for write a made through gvr, an
+// equivalent of the requested resource (matchPolicy Equivalent).
+func RuleMatchesResource(r admissionregistrationv1.RuleWithOperations, a *admission.Attributes, gvr schema.GroupVersionResource) bool {
 	return scopeMatches(r.Scope, a) &&
 		operationMatches(r.Operations, a.Operation) &&
-		exactOrWildcard(r.APIGroups, a.Resource.Group) &&
-		exactOrWildcard(r.APIVersions, a.Resource.Version) &&
-		resourceMatches(r.Resources, a.Resource.Resource, a.Subresource)
+		exactOrWildcard(r.APIGroups, gvr.Group) &&
+		exactOrWildcard(r.APIVersions, gvr.Version) &&
+		resourceMatches(r.Resources, gvr.Resource, a.Subresource)
 }
 
 // scopeMatches counts the Namespace object as cluster-scoped, whatever

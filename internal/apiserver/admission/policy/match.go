@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
 	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
@@ -37,53 +39,65 @@ type matcher struct {
 	namespaces NamespaceGetter
 }
 
-// definitionMatches checks a policy's matchConstraints.
-func (m matcher) definitionMatches(ctx context.Context, a *admission.Attributes, mr *admissionregistrationv1.MatchResources) (bool, error) {
+// definitionMatches checks a policy's matchConstraints, and reports the
+// form of the request its rules selected (another version of the resource
+// under matchPolicy Equivalent): the kind CEL sees the object in.
+func (m matcher) definitionMatches(ctx context.Context, a *admission.Attributes, mr *admissionregistrationv1.MatchResources) (dynamicadmission.Match, bool, error) {
 	if mr == nil {
-		return false, errors.New("policy contained no match constraints, a required field")
+		return dynamicadmission.Match{}, false, errors.New("policy contained no match constraints, a required field")
 	}
 	return m.matches(ctx, a, mr)
 }
 
 // bindingMatches checks a binding's matchResources; none selects everything
-// the policy selects.
+// the policy selects. The policy's matched form is what CEL sees, so the
+// binding's is not reported, as upstream.
 func (m matcher) bindingMatches(ctx context.Context, a *admission.Attributes, mr *admissionregistrationv1.MatchResources) (bool, error) {
 	if mr == nil {
 		return true, nil
 	}
-	return m.matches(ctx, a, mr)
+	_, ok, err := m.matches(ctx, a, mr)
+	return ok, err
 }
 
 // matches follows upstream's order: selector errors only count when the
-// resource rules select the request.
-func (m matcher) matches(ctx context.Context, a *admission.Attributes, mr *admissionregistrationv1.MatchResources) (bool, error) {
+// resource rules select the request. matchPolicy applies to the exclude
+// rules too.
+func (m matcher) matches(ctx context.Context, a *admission.Attributes, mr *admissionregistrationv1.MatchResources) (dynamicadmission.Match, bool, error) {
+	var none dynamicadmission.Match
 	if mr.NamespaceSelector == nil {
-		return false, fmt.Errorf(errNilSelector, "namespace")
+		return none, false, fmt.Errorf(errNilSelector, "namespace")
 	}
 	if mr.ObjectSelector == nil {
-		return false, fmt.Errorf(errNilSelector, "object")
+		return none, false, fmt.Errorf(errNilSelector, "object")
 	}
 	nsMatch, nsErr := m.namespaceSelectorMatches(ctx, a, mr.NamespaceSelector)
 	if !nsMatch && nsErr == nil {
-		return false, nil
+		return none, false, nil
 	}
 	objMatch, objErr := objectSelectorMatches(a, mr.ObjectSelector)
 	if !objMatch && objErr == nil {
-		return false, nil
+		return none, false, nil
 	}
-	if rulesMatch(mr.ExcludeResourceRules, a) {
-		return false, nil
+	equivalent := dynamicadmission.Equivalent(mr.MatchPolicy)
+	if _, excluded, err := rulesMatch(mr.ExcludeResourceRules, equivalent, a); excluded || err != nil {
+		return none, false, err
 	}
-	if len(mr.ResourceRules) > 0 && !rulesMatch(mr.ResourceRules, a) {
-		return false, nil
+	match := dynamicadmission.RequestMatch(a)
+	if len(mr.ResourceRules) > 0 {
+		var ok bool
+		var err error
+		if match, ok, err = rulesMatch(mr.ResourceRules, equivalent, a); err != nil || !ok {
+			return none, false, err
+		}
 	}
 	if nsErr != nil {
-		return false, nsErr
+		return none, false, nsErr
 	}
 	if objErr != nil {
-		return false, objErr
+		return none, false, objErr
 	}
-	return true, nil
+	return match, true, nil
 }
 
 func (m matcher) namespaceSelectorMatches(ctx context.Context, a *admission.Attributes, ls *metav1.LabelSelector) (bool, error) {
@@ -138,20 +152,24 @@ func objectSelectorMatches(a *admission.Attributes, ls *metav1.LabelSelector) (b
 }
 
 // rulesMatch reports whether any rule selects the request, by resource
-// name too.
-func rulesMatch(rules []admissionregistrationv1.NamedRuleWithOperations, a *admission.Attributes) bool {
+// name too, and in which form: as requested, or when equivalent (matchPolicy
+// Equivalent) and no rule selects that, through the first other version of
+// its resource a rule (earlier rules first) selects, as upstream.
+func rulesMatch(rules []admissionregistrationv1.NamedRuleWithOperations, equivalent bool, a *admission.Attributes) (dynamicadmission.Match, bool, error) {
 	for _, r := range rules {
-		if !dynamicadmission.RuleMatches(r.RuleWithOperations, a) {
-			continue
-		}
-		if len(r.ResourceNames) == 0 {
-			return true
-		}
-		for _, name := range r.ResourceNames {
-			if name == a.Name {
-				return true
-			}
+		if dynamicadmission.RuleMatches(r.RuleWithOperations, a) && namesMatch(r.ResourceNames, a.Name) {
+			return dynamicadmission.RequestMatch(a), true, nil
 		}
 	}
-	return false
+	if !equivalent {
+		return dynamicadmission.Match{}, false, nil
+	}
+	return dynamicadmission.EquivalentMatch(a, len(rules), func(i int, gvr schema.GroupVersionResource) bool {
+		return dynamicadmission.RuleMatchesResource(rules[i].RuleWithOperations, a, gvr) && namesMatch(rules[i].ResourceNames, a.Name)
+	})
+}
+
+// namesMatch applies a rule's resourceNames; none selects every name.
+func namesMatch(names []string, name string) bool {
+	return len(names) == 0 || slices.Contains(names, name)
 }

@@ -59,6 +59,9 @@ type invocation struct {
 	binding  *mapBinding
 	param    *unstructured.Unstructured
 	compiled *compiledMutating
+	// match is the form of the request the policy matched, the version
+	// its mutations see and write.
+	match dynamicadmission.Match
 }
 
 // policyError is an error a policy's failurePolicy decides about.
@@ -146,7 +149,7 @@ func (m *Mutating) invocations(ctx context.Context, a *admission.Attributes) ([]
 			continue // upstream leaves a policy with an unparsable paramKind out
 		}
 		failOpen := p.Spec.FailurePolicy != nil && *p.Spec.FailurePolicy == admissionregistrationv1.Ignore
-		matches, err := m.matcher.definitionMatches(ctx, a, p.Spec.MatchConstraints)
+		match, matches, err := m.matcher.definitionMatches(ctx, a, p.Spec.MatchConstraints)
 		if err == nil && matches {
 			err = paramKindError(m.deps.Params, paramGVK, hasParamKind)
 		}
@@ -164,7 +167,7 @@ func (m *Mutating) invocations(ctx context.Context, a *admission.Attributes) ([]
 				var params []*unstructured.Unstructured
 				params, err = collectParams(ctx, m.deps.Params, paramGVK, hasParamKind, b.Spec.ParamRef, requestNamespace(a))
 				for _, param := range params {
-					out = append(out, invocation{policy: p, binding: b, param: param, compiled: compiled})
+					out = append(out, invocation{policy: p, binding: b, param: param, compiled: compiled, match: match})
 				}
 			}
 			if err != nil {
@@ -180,12 +183,18 @@ func (m *Mutating) invocations(ctx context.Context, a *admission.Attributes) ([]
 // StatusError (an internal failure) ends admission at once, as upstream.
 func (m *Mutating) invoke(ctx context.Context, a *admission.Attributes, ns *corev1.Namespace, inv invocation) (changed bool, errs []policyError, fatal error) {
 	c := inv.compiled
-	in := input{
-		attrs: a, object: a.Object, params: inv.param, namespace: ns, authz: m.authz,
-		matchKind: metav1.GroupVersionKind(a.Kind), matchRes: metav1.GroupVersionResource(a.Resource),
-	}
 	fail := func(err error) policyError {
 		return policyError{policy: inv.policy.Name, binding: inv.binding.Name, failOpen: c.failOpen(), err: err, reason: metav1.StatusReasonInvalid}
+	}
+	// The mutations see and change the object in the version the policy
+	// matched; a changed object is converted back, as upstream.
+	va, err := dynamicadmission.Versioned(ctx, a, inv.match)
+	if err != nil {
+		return false, []policyError{fail(err)}, nil
+	}
+	in := input{
+		attrs: va, object: va.Object, params: inv.param, namespace: ns, authz: m.authz,
+		matchKind: metav1.GroupVersionKind(inv.match.Kind), matchRes: metav1.GroupVersionResource(inv.match.Resource),
 	}
 	if c.envErr != nil {
 		return false, []policyError{fail(c.envErr)}, nil
@@ -197,16 +206,16 @@ func (m *Mutating) invoke(ctx context.Context, a *admission.Attributes, ns *core
 	if !matches {
 		return false, nil, nil
 	}
-	var before = a.Object
-	if a.Object != nil {
-		before = a.Object.DeepCopyObject()
+	var before = va.Object
+	if va.Object != nil {
+		before = va.Object.DeepCopyObject()
 	}
 	for _, mu := range c.mutations {
-		if a.Object == nil {
+		if va.Object == nil {
 			continue // nothing to patch (delete)
 		}
-		in.object = a.Object
-		if err := c.apply(ctx, mu, in, m.typeConverter(a.Kind)); err != nil {
+		in.object = va.Object
+		if err := c.apply(ctx, mu, in, m.typeConverter(inv.match.Kind)); err != nil {
 			var statusErr *apierrors.StatusError
 			if errors.As(err, &statusErr) {
 				return false, nil, statusErr
@@ -214,7 +223,13 @@ func (m *Mutating) invoke(ctx context.Context, a *admission.Attributes, ns *core
 			errs = append(errs, fail(err))
 		}
 	}
-	return !equality.Semantic.DeepEqual(before, a.Object), errs, nil
+	changed = !equality.Semantic.DeepEqual(before, va.Object)
+	if changed && va != a {
+		if err := dynamicadmission.ConvertBack(ctx, a, inv.match, va.Object); err != nil {
+			return false, nil, apierrors.NewInternalError(err)
+		}
+	}
+	return changed, errs, nil
 }
 
 // mutationError refuses the request for the errors the failure policies

@@ -82,7 +82,8 @@ func (c *compiledMutating) apply(ctx context.Context, mu compiledMutation, in in
 	if evalErr != nil {
 		return evalErr
 	}
-	current, err := objectMap(in.object, in.attrs.Kind.GroupVersion().String(), in.attrs.Kind.Kind)
+	kind := schema.GroupVersionKind(in.matchKind) // the version in.object is in
+	current, err := objectMap(in.object, kind.GroupVersion().String(), kind.Kind)
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
@@ -96,7 +97,7 @@ func (c *compiledMutating) apply(ctx context.Context, mu compiledMutation, in in
 		}
 		return nil
 	}
-	if patched, err = applyConfiguration(val, current, tc, in.attrs.Kind); err != nil {
+	if patched, err = applyConfiguration(val, current, tc, kind); err != nil {
 		return err
 	}
 	if err := replaceObject(in.object, patched); err != nil {

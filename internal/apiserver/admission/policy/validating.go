@@ -85,7 +85,7 @@ func (v *Validating) evaluatePolicy(ctx context.Context, a *admission.Attributes
 		// Upstream leaves a policy with an unparsable paramKind out.
 		return nil, nil
 	}
-	matches, err := v.matcher.definitionMatches(ctx, a, p.Spec.MatchConstraints)
+	match, matches, err := v.matcher.definitionMatches(ctx, a, p.Spec.MatchConstraints)
 	if err == nil && matches {
 		err = paramKindError(v.deps.Params, paramGVK, hasParamKind)
 	}
@@ -116,10 +116,16 @@ func (v *Validating) evaluatePolicy(ctx context.Context, a *admission.Attributes
 		if err != nil {
 			return nil, err
 		}
+		// CEL sees the objects in the version the policy matched.
+		va, err := dynamicadmission.Versioned(ctx, a, match)
+		if err != nil {
+			denials = append(denials, configDenial(p.Name, "", p.Spec.FailurePolicy, err)...)
+			continue
+		}
 		for _, param := range params {
 			in := input{
-				attrs: a, object: a.Object, params: param, namespace: ns, authz: v.authz,
-				matchKind: metav1.GroupVersionKind(a.Kind), matchRes: metav1.GroupVersionResource(a.Resource),
+				attrs: va, object: va.Object, params: param, namespace: ns, authz: v.authz,
+				matchKind: metav1.GroupVersionKind(match.Kind), matchRes: metav1.GroupVersionResource(match.Resource),
 			}
 			decisions, auditDenials := compiled.validate(ctx, in)
 			for _, d := range decisions {

@@ -92,17 +92,18 @@ func compileCondition(mc admissionregistrationv1.MatchCondition) condition {
 // conditionVars are the values of one evaluation.
 type conditionVars map[string]any
 
-// conditionVars are the variables of a match condition for write a.
-func (d *dispatcher) conditionVars(a *admission.Attributes) (conditionVars, error) {
-	obj, err := toCELValue(a.Object, a.Kind)
+// conditionVars are the variables of a match condition for write a, its
+// objects already in the version of m, the form the rules matched.
+func (d *dispatcher) conditionVars(a *admission.Attributes, m dynamicadmission.Match) (conditionVars, error) {
+	obj, err := toCELValue(a.Object, m.Kind)
 	if err != nil {
 		return nil, err
 	}
-	old, err := toCELValue(a.OldObject, a.Kind)
+	old, err := toCELValue(a.OldObject, m.Kind)
 	if err != nil {
 		return nil, err
 	}
-	req, err := newAdmissionRequest(a)
+	req, err := newAdmissionRequest(a, m)
 	if err != nil {
 		return nil, err
 	}

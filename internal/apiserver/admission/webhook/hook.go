@@ -7,6 +7,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
 
 // defaultTimeout is admissionregistration/v1's default timeoutSeconds.
@@ -22,7 +24,10 @@ type hook struct {
 	name       string
 	configName string
 
-	rules             []admissionregistrationv1.RuleWithOperations
+	rules []admissionregistrationv1.RuleWithOperations
+	// equivalent is matchPolicy Equivalent: rules also select the request
+	// through other versions of its resource.
+	equivalent        bool
 	ignoreFailures    bool
 	namespaceSelector labels.Selector
 	objectSelector    labels.Selector
@@ -39,11 +44,19 @@ type hook struct {
 	reinvoke bool
 }
 
+// invocation is a webhook to call and the form of the write its rules
+// matched.
+type invocation struct {
+	hook  *hook
+	match dynamicadmission.Match
+}
+
 // hookFields are the fields mutating and validating webhooks share.
 type hookFields struct {
 	name                    string
 	clientConfig            admissionregistrationv1.WebhookClientConfig
 	rules                   []admissionregistrationv1.RuleWithOperations
+	matchPolicy             *admissionregistrationv1.MatchPolicyType
 	failurePolicy           *admissionregistrationv1.FailurePolicyType
 	namespaceSelector       *metav1.LabelSelector
 	objectSelector          *metav1.LabelSelector
@@ -59,6 +72,7 @@ func newHook(configName string, index int, f hookFields) *hook {
 		name:           f.name,
 		configName:     configName,
 		rules:          f.rules,
+		equivalent:     dynamicadmission.Equivalent(f.matchPolicy),
 		ignoreFailures: f.failurePolicy != nil && *f.failurePolicy == admissionregistrationv1.Ignore,
 		sideEffects:    f.sideEffects,
 		timeout:        defaultTimeout,
@@ -100,7 +114,7 @@ func mutatingHooks(c *admissionregistrationv1.MutatingWebhookConfiguration) []*h
 	out := make([]*hook, 0, len(c.Webhooks))
 	for i, w := range c.Webhooks {
 		h := newHook(c.Name, i, hookFields{
-			name: w.Name, clientConfig: w.ClientConfig, rules: w.Rules, failurePolicy: w.FailurePolicy,
+			name: w.Name, clientConfig: w.ClientConfig, rules: w.Rules, matchPolicy: w.MatchPolicy, failurePolicy: w.FailurePolicy,
 			namespaceSelector: w.NamespaceSelector, objectSelector: w.ObjectSelector, sideEffects: w.SideEffects,
 			timeoutSeconds: w.TimeoutSeconds, admissionReviewVersions: w.AdmissionReviewVersions,
 			matchConditions: w.MatchConditions,
@@ -115,7 +129,7 @@ func validatingHooks(c *admissionregistrationv1.ValidatingWebhookConfiguration) 
 	out := make([]*hook, 0, len(c.Webhooks))
 	for i, w := range c.Webhooks {
 		out = append(out, newHook(c.Name, i, hookFields{
-			name: w.Name, clientConfig: w.ClientConfig, rules: w.Rules, failurePolicy: w.FailurePolicy,
+			name: w.Name, clientConfig: w.ClientConfig, rules: w.Rules, matchPolicy: w.MatchPolicy, failurePolicy: w.FailurePolicy,
 			namespaceSelector: w.NamespaceSelector, objectSelector: w.ObjectSelector, sideEffects: w.SideEffects,
 			timeoutSeconds: w.TimeoutSeconds, admissionReviewVersions: w.AdmissionReviewVersions,
 			matchConditions: w.MatchConditions,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
@@ -32,51 +31,68 @@ func exempt(a *admission.Attributes) bool {
 	return dynamicadmission.IsAdmissionConfigurationKind(a.Kind) || excludedResources[a.Resource.GroupResource()]
 }
 
-// shouldCall decides whether h applies to the write: rules and selectors
-// first (a selector error only matters when nothing else excludes the
-// write, as upstream), then match conditions. Skiff serves one version
-// per resource, so matchPolicy Equivalent matches what Exact does.
-func (d *dispatcher) shouldCall(ctx context.Context, h *hook, a *admission.Attributes) (bool, error) {
-	if !matchesRules(h.rules, a) {
-		return false, nil
+// shouldCall decides whether h applies to the write, and in which form:
+// rules and selectors first (a selector error only matters when nothing
+// else excludes the write, as upstream), then match conditions, which see
+// the write in the form the rules matched.
+func (d *dispatcher) shouldCall(ctx context.Context, h *hook, a *admission.Attributes) (dynamicadmission.Match, bool, error) {
+	var none dynamicadmission.Match
+	m, ok, err := matchRules(h, a)
+	if err != nil {
+		return none, false, apierrors.NewInternalError(err)
+	}
+	if !ok {
+		return none, false, nil
 	}
 	if h.objectSelectorErr == nil && !dynamicadmission.ObjectSelectorMatches(h.objectSelector, a) {
-		return false, nil
+		return none, false, nil
 	}
 	if h.namespaceSelectorErr != nil {
-		return false, apierrors.NewInternalError(h.namespaceSelectorErr)
+		return none, false, apierrors.NewInternalError(h.namespaceSelectorErr)
 	}
 	if ok, err := d.matchesNamespace(ctx, h.namespaceSelector, a); err != nil || !ok {
-		return false, err
+		return none, false, err
 	}
 	if h.objectSelectorErr != nil {
-		return false, apierrors.NewInternalError(h.objectSelectorErr)
+		return none, false, apierrors.NewInternalError(h.objectSelectorErr)
 	}
 	if len(h.conditions) == 0 {
-		return true, nil
+		return m, true, nil
 	}
-	vars, err := d.conditionVars(a)
+	va, err := dynamicadmission.Versioned(ctx, a, m)
 	if err != nil {
-		return false, apierrors.NewInternalError(err)
+		return none, false, apierrors.NewInternalError(err)
 	}
-	ok, err := evalConditions(ctx, h.conditions, vars)
+	vars, err := d.conditionVars(va, m)
+	if err != nil {
+		return none, false, apierrors.NewInternalError(err)
+	}
+	ok, err = evalConditions(ctx, h.conditions, vars)
 	if err != nil {
 		if h.ignoreFailures {
-			return false, nil
+			return none, false, nil
 		}
 		slog.Warn("failed evaluating match conditions, failing closed", "webhook", h.name, "err", err)
-		return false, apierrors.NewForbidden(a.Resource.GroupResource(), a.Name, err)
+		return none, false, apierrors.NewForbidden(a.Resource.GroupResource(), a.Name, err)
 	}
-	return ok, nil
+	return m, ok, nil
 }
 
-func matchesRules(rules []admissionregistrationv1.RuleWithOperations, a *admission.Attributes) bool {
-	for _, r := range rules {
+// matchRules finds the form of the write h's rules select: the write as
+// requested, or with matchPolicy Equivalent the first other version of its
+// resource a rule (earlier rules first) selects, as upstream.
+func matchRules(h *hook, a *admission.Attributes) (dynamicadmission.Match, bool, error) {
+	for _, r := range h.rules {
 		if dynamicadmission.RuleMatches(r, a) {
-			return true
+			return dynamicadmission.RequestMatch(a), true, nil
 		}
 	}
-	return false
+	if !h.equivalent {
+		return dynamicadmission.Match{}, false, nil
+	}
+	return dynamicadmission.EquivalentMatch(a, len(h.rules), func(i int, gvr schema.GroupVersionResource) bool {
+		return dynamicadmission.RuleMatchesResource(h.rules[i], a, gvr)
+	})
 }
 
 // matchesNamespace applies a namespaceSelector. Cluster-scoped objects

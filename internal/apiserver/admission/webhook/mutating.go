@@ -10,9 +10,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
 
 // Mutating is the MutatingAdmissionWebhook plugin.
@@ -79,7 +81,7 @@ func (r *reinvocation) ran(h *hook) {
 
 func (m *Mutating) round(ctx context.Context, a *admission.Attributes, hooks []*hook, r *reinvocation, reinvoking bool) error {
 	for _, h := range hooks {
-		ok, err := m.d.shouldCall(ctx, h, a)
+		match, ok, err := m.d.shouldCall(ctx, h, a)
 		if err != nil {
 			return err
 		}
@@ -88,7 +90,7 @@ func (m *Mutating) round(ctx context.Context, a *admission.Attributes, hooks []*
 		if !ok || (reinvoking && !r.pending[h.uid]) {
 			continue
 		}
-		changed, err := m.callHook(ctx, h, a)
+		changed, err := m.callHook(ctx, h, a, match)
 		if changed {
 			r.changed()
 		}
@@ -107,10 +109,16 @@ func (m *Mutating) round(ctx context.Context, a *admission.Attributes, hooks []*
 	return nil
 }
 
-// callHook calls h and applies its patch; changed reports whether the
-// object is different afterwards.
-func (m *Mutating) callHook(ctx context.Context, h *hook, a *admission.Attributes) (changed bool, err error) {
-	res, err := m.d.call(ctx, h, a, true)
+// callHook calls h with the write in the form match and applies its
+// patch; changed reports whether the object is different afterwards. A
+// patch to another version of the object is applied to the converted
+// object, which is then converted back, as upstream.
+func (m *Mutating) callHook(ctx context.Context, h *hook, a *admission.Attributes, match dynamicadmission.Match) (changed bool, err error) {
+	va, err := dynamicadmission.Versioned(ctx, a, match)
+	if err != nil {
+		return false, apierrors.NewInternalError(err)
+	}
+	res, err := m.d.call(ctx, h, a, va, match, true)
 	if err != nil || len(res.patch) == 0 {
 		return false, err
 	}
@@ -127,14 +135,21 @@ func (m *Mutating) callHook(ctx context.Context, h *hook, a *admission.Attribute
 	if res.patchType != admissionv1.PatchTypeJSONPatch {
 		return false, &callError{h.name, fmt.Errorf("unsupported patch type %q", res.patchType)}
 	}
-	return applyPatch(a, patch)
+	changed, err = applyPatch(va.Object, match.Kind, patch)
+	if err != nil || !changed || va == a {
+		return changed, err
+	}
+	if err := dynamicadmission.ConvertBack(ctx, a, match, va.Object); err != nil {
+		return false, apierrors.NewInternalError(err)
+	}
+	return true, nil
 }
 
-// applyPatch applies patch to a.Object and decodes the result into the
-// same Go type, replacing the object's content in place so that callers
-// holding the pointer see the change.
-func applyPatch(a *admission.Attributes, patch jsonpatch.Patch) (bool, error) {
-	orig, err := encodeObject(a.Object, a.Kind)
+// applyPatch applies patch to obj, of kind gvk, and decodes the result
+// into the same Go type, replacing the object's content in place so that
+// callers holding the pointer see the change.
+func applyPatch(obj runtime.Object, gvk schema.GroupVersionKind, patch jsonpatch.Patch) (bool, error) {
+	orig, err := encodeObject(obj, gvk)
 	if err != nil {
 		return false, apierrors.NewInternalError(err)
 	}
@@ -142,22 +157,22 @@ func applyPatch(a *admission.Attributes, patch jsonpatch.Patch) (bool, error) {
 	if err != nil {
 		return false, apierrors.NewInternalError(err)
 	}
-	target := reflect.ValueOf(a.Object)
+	target := reflect.ValueOf(obj)
 	if target.Kind() != reflect.Pointer || target.IsNil() {
-		return false, apierrors.NewInternalError(fmt.Errorf("cannot patch a %T", a.Object))
+		return false, apierrors.NewInternalError(fmt.Errorf("cannot patch a %T", obj))
 	}
 	next, ok := reflect.New(target.Elem().Type()).Interface().(runtime.Object)
 	if !ok {
-		return false, apierrors.NewInternalError(fmt.Errorf("cannot patch a %T", a.Object))
+		return false, apierrors.NewInternalError(fmt.Errorf("cannot patch a %T", obj))
 	}
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(patched, next); err != nil {
 		return false, apierrors.NewInternalError(err)
 	}
 	if _, unstructured := next.(runtime.Unstructured); !unstructured {
 		// Keep the type metadata as the caller had it (often empty).
-		next.GetObjectKind().SetGroupVersionKind(a.Object.GetObjectKind().GroupVersionKind())
+		next.GetObjectKind().SetGroupVersionKind(obj.GetObjectKind().GroupVersionKind())
 	}
-	changed := !equality.Semantic.DeepEqual(a.Object, next)
+	changed := !equality.Semantic.DeepEqual(obj, next)
 	target.Elem().Set(reflect.ValueOf(next).Elem())
 	return changed, nil
 }

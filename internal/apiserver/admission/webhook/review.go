@@ -36,18 +36,20 @@ func reviewVersion(accepted []string) (string, bool) {
 	return "", false
 }
 
-// newReview builds the AdmissionReview sent to a webhook. v1 and v1beta1
-// carry the same fields; only apiVersion differs on the wire.
-func newReview(version string, uid types.UID, a *admission.Attributes) (*admissionv1.AdmissionReview, error) {
-	req, err := newAdmissionRequest(a)
+// newReview builds the AdmissionReview sent to a webhook for write a, its
+// objects already in the version of m, the form the webhook's rules
+// matched. v1 and v1beta1 carry the same fields; only apiVersion differs
+// on the wire.
+func newReview(version string, uid types.UID, a *admission.Attributes, m dynamicadmission.Match) (*admissionv1.AdmissionReview, error) {
+	req, err := newAdmissionRequest(a, m)
 	if err != nil {
 		return nil, err
 	}
 	req.UID = uid
-	if req.Object.Raw, err = encodeObject(a.Object, a.Kind); err != nil {
+	if req.Object.Raw, err = encodeObject(a.Object, m.Kind); err != nil {
 		return nil, fmt.Errorf("encoding object: %w", err)
 	}
-	if req.OldObject.Raw, err = encodeObject(a.OldObject, a.Kind); err != nil {
+	if req.OldObject.Raw, err = encodeObject(a.OldObject, m.Kind); err != nil {
 		return nil, fmt.Errorf("encoding oldObject: %w", err)
 	}
 	return &admissionv1.AdmissionReview{
@@ -58,11 +60,11 @@ func newReview(version string, uid types.UID, a *admission.Attributes) (*admissi
 
 // newAdmissionRequest fills the request fields shared by the review and
 // the request variable of match conditions; object and oldObject are left
-// out. Skiff serves one version per resource, so kind and resource equal
-// requestKind and requestResource.
-func newAdmissionRequest(a *admission.Attributes) (*admissionv1.AdmissionRequest, error) {
+// out. kind and resource are the form m the rules matched, requestKind and
+// requestResource the write's own.
+func newAdmissionRequest(a *admission.Attributes, m dynamicadmission.Match) (*admissionv1.AdmissionRequest, error) {
 	req := dynamicadmission.NewAdmissionRequest(a, requestNamespace(a),
-		metav1.GroupVersionKind(a.Kind), metav1.GroupVersionResource(a.Resource))
+		metav1.GroupVersionKind(m.Kind), metav1.GroupVersionResource(m.Resource))
 	if opts := operationOptions(a); opts != nil {
 		raw, err := json.Marshal(opts)
 		if err != nil {

@@ -7,8 +7,10 @@ import (
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 )
 
 // Validating is the ValidatingAdmissionWebhook plugin.
@@ -27,15 +29,25 @@ func (v *Validating) Validate(ctx context.Context, a *admission.Attributes) erro
 		return nil
 	}
 	hooks := cachedHooks(&v.d.hooks, v.d.deps.Configs.ValidatingWebhookConfigurations(), validatingHooks)
-	var relevant []*hook
+	var relevant []invocation
+	// versions holds the write converted once per kind a webhook matched.
+	versions := map[schema.GroupVersionKind]*admission.Attributes{}
 	for _, h := range hooks {
-		ok, err := v.d.shouldCall(ctx, h, a)
+		m, ok, err := v.d.shouldCall(ctx, h, a)
 		if err != nil {
 			return err
 		}
-		if ok {
-			relevant = append(relevant, h)
+		if !ok {
+			continue
 		}
+		if versions[m.Kind] == nil {
+			va, err := dynamicadmission.Versioned(ctx, a, m)
+			if err != nil {
+				return apierrors.NewInternalError(err)
+			}
+			versions[m.Kind] = va
+		}
+		relevant = append(relevant, invocation{hook: h, match: m})
 	}
 	if len(relevant) == 0 {
 		return nil
@@ -45,8 +57,8 @@ func (v *Validating) Validate(ctx context.Context, a *admission.Attributes) erro
 	}
 	errs := make([]error, len(relevant))
 	var wg sync.WaitGroup
-	for i, h := range relevant {
-		wg.Go(func() { errs[i] = v.callHook(ctx, h, a) })
+	for i, inv := range relevant {
+		wg.Go(func() { errs[i] = v.callHook(ctx, inv, a, versions[inv.match.Kind]) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -58,7 +70,8 @@ func (v *Validating) Validate(ctx context.Context, a *admission.Attributes) erro
 }
 
 // callHook calls one webhook; a panic fails only this call.
-func (v *Validating) callHook(ctx context.Context, h *hook, a *admission.Attributes) (err error) {
+func (v *Validating) callHook(ctx context.Context, inv invocation, a, va *admission.Attributes) (err error) {
+	h := inv.hook
 	defer func() {
 		if r := recover(); r != nil {
 			slog.Error("validating webhook call panicked", "webhook", h.name, "panic", r)
@@ -68,7 +81,7 @@ func (v *Validating) callHook(ctx context.Context, h *hook, a *admission.Attribu
 			}
 		}
 	}()
-	if _, err := v.d.call(ctx, h, a, false); err != nil {
+	if _, err := v.d.call(ctx, h, a, va, inv.match, false); err != nil {
 		return failure(h, err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission"
+	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 	"github.com/skiff-dev/skiff/internal/apiserver/authz"
 )
 
@@ -67,9 +68,10 @@ func (e *callError) Error() string {
 
 func (e *callError) Unwrap() error { return e.reason }
 
-// call sends the write to h and returns its checked answer. A refusal is
-// a *apierrors.StatusError; a transport or protocol failure a *callError.
-func (d *dispatcher) call(ctx context.Context, h *hook, a *admission.Attributes, mutating bool) (*reviewResult, error) {
+// call sends write a to h, with va the write in the version of m (the form
+// h's rules matched), and returns its checked answer. A refusal is a
+// *apierrors.StatusError; a transport or protocol failure a *callError.
+func (d *dispatcher) call(ctx context.Context, h *hook, a, va *admission.Attributes, m dynamicadmission.Match, mutating bool) (*reviewResult, error) {
 	if a.DryRun {
 		if h.sideEffects == nil {
 			return nil, &callError{h.name, fmt.Errorf("Webhook SideEffects is nil")}
@@ -83,7 +85,7 @@ func (d *dispatcher) call(ctx context.Context, h *hook, a *admission.Attributes,
 		return nil, &callError{h.name, fmt.Errorf("could not create admission objects: webhook does not accept known AdmissionReview versions (v1, v1beta1)")}
 	}
 	uid := uuid.NewUUID()
-	review, err := newReview(version, uid, a)
+	review, err := newReview(version, uid, va, m)
 	if err != nil {
 		return nil, &callError{h.name, fmt.Errorf("could not create admission objects: %w", err)}
 	}
