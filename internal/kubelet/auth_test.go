@@ -126,6 +126,8 @@ func TestKubeletAPIAuth(t *testing.T) {
 			"Forbidden (user=system:serviceaccount:mon:scraper, verb=get, resource=nodes, subresource=stats)\n"},
 		{"cert without rights", "GET", "/containerLogs/ns/p/c", withCert("jane"), 403,
 			"Forbidden (user=jane, verb=get, resource=nodes, subresource=proxy)\n"},
+		{"csi controller is nodes/proxy", "POST", "/csi/d.example.com/controller/createVolume", withToken("sa-token"), 403,
+			"Forbidden (user=system:serviceaccount:mon:scraper, verb=create, resource=nodes, subresource=proxy)\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := do(h, tc.method, tc.path, tc.cred)

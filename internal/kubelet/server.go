@@ -47,6 +47,9 @@ func (k *Kubelet) serve(ctx context.Context, ln net.Listener) {
 	mux.HandleFunc("/portForward/{ns}/{pod}", k.servePortForward)
 	mux.HandleFunc("GET /stats/summary", k.serveSummary)
 	mux.HandleFunc("GET /stats/summary/", k.serveSummary)
+	// CSI drivers' controller services, for the built-in provisioner
+	// (nodes/proxy, as every path without a narrower subresource).
+	mux.HandleFunc("POST /csi/{driver}/controller/{method}", k.csi.ServeController)
 	k.handleMetrics(mux)
 	srv := &http.Server{
 		Handler:           newAPIAuth(k.client, k.cfg.NodeName, k.log).wrap(mux),

@@ -112,7 +112,10 @@ roleRef: {kind: ClusterRole, name: csi-test-external-provisioner-runner, apiGrou
 ---
 apiVersion: storage.k8s.io/v1
 kind: CSIDriver
-metadata: {name: csi.skiff.test}
+metadata:
+  name: csi.skiff.test
+  # The csi-provisioner sidecar below provisions, not Skiff's built-in one.
+  annotations: {skiff.dev/csi-provisioner: external}
 spec:
   attachRequired: true
   podInfoOnMount: false
@@ -408,6 +411,49 @@ func TestCSIDriver(t *testing.T) {
 		ns.must("delete", "pod", "csi-dynamic-writer", "--wait=true")
 		ns.must("delete", "pvc", "csi-dynamic", "--wait=true")
 		waitUntil(t, 8*time.Minute, "the provisioned PV deleted by external-provisioner", func() bool {
+			out, err := k.run("", "get", "pv", pv)
+			return err != nil && strings.Contains(out, "NotFound")
+		})
+		if _, err := os.Stat(volDir); !os.IsNotExist(err) {
+			t.Fatalf("the driver's volume directory after the PV is gone: %v", err)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	// Without the sidecar and the annotation, Skiff's own provisioner
+	// calls the driver's controller service through the kubelet.
+	t.Run("Skiff provisions and deletes a volume itself once the sidecar is gone", func(t *testing.T) {
+		ns.must("patch", "daemonset", "csi-testdriver", "--type=json", "-p",
+			`[{"op":"test","path":"/spec/template/spec/containers/3/name","value":"provisioner"},{"op":"remove","path":"/spec/template/spec/containers/3"}]`)
+		k.must("annotate", "csidriver", csiDriverName, "skiff.dev/csi-provisioner-")
+		ns.must("rollout", "status", "daemonset/csi-testdriver", "--timeout=3m")
+		applyYAML(k, strings.NewReplacer("csi-dynamic-writer", "csi-builtin-writer", "claimName: csi-dynamic", "claimName: csi-builtin",
+			"{name: csi-dynamic, namespace", "{name: csi-builtin, namespace", "hello-from-dynamic", "hello-from-builtin").Replace(csiDynamicVolume))
+		waitPod(t, ns, "csi-builtin-writer", 3*time.Minute, "Running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+		uid := ns.must("get", "pvc", "csi-builtin", "-o", "jsonpath={.metadata.uid}")
+		pv := ns.must("get", "pvc", "csi-builtin", "-o", "jsonpath={.spec.volumeName}")
+		if pv != "pvc-"+uid {
+			t.Fatalf("claim bound to %q, want the provisioned pvc-%s", pv, uid)
+		}
+		got := k.must("get", "pv", pv, "-o", `jsonpath={.spec.csi.volumeHandle} {.metadata.annotations.pv\.kubernetes\.io/provisioned-by} `+
+			`{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}`)
+		if want := strings.Join([]string{pv, csiDriverName, c.node}, " "); got != want {
+			t.Fatalf("provisioned PV: got %q, want %q (handle provisioned-by node)", got, want)
+		}
+		volDir := filepath.Join(stateDir, "volumes", pv)
+		if b, err := os.ReadFile(filepath.Join(stateDir, "capacities", pv)); err != nil || string(b) != "16777216" {
+			t.Fatalf("driver's capacity record of %s: %q, %v; want 16Mi", pv, b, err)
+		}
+		waitUntil(t, 30*time.Second, "the pod's file in the provisioned volume's directory", func() bool {
+			b, err := os.ReadFile(filepath.Join(volDir, "hello"))
+			return err == nil && string(b) == "hello-from-builtin\n"
+		})
+
+		ns.must("delete", "pod", "csi-builtin-writer", "--wait=true")
+		ns.must("delete", "pvc", "csi-builtin", "--wait=true")
+		waitUntil(t, 5*time.Minute, "the provisioned PV deleted by Skiff's provisioner", func() bool {
 			out, err := k.run("", "get", "pv", pv)
 			return err != nil && strings.Contains(out, "NotFound")
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/bootstrapsigner"
 	"github.com/skiff-dev/skiff/internal/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/internal/controllers/cronjob"
+	"github.com/skiff-dev/skiff/internal/controllers/csiprovisioner"
 	"github.com/skiff-dev/skiff/internal/controllers/daemonset"
 	"github.com/skiff-dev/skiff/internal/controllers/deployment"
 	"github.com/skiff-dev/skiff/internal/controllers/disruption"
@@ -132,6 +133,8 @@ var registrations = []registration{
 	{"attachdetach", "attachdetach-controller", informerController(attachdetach.New)},
 	// Skiff's own: its role is system:controller:skiff-local-path-provisioner.
 	{"local-path-provisioner", "skiff-local-path-provisioner", informerController(localpath.New)},
+	// Skiff's own: its role is system:controller:skiff-csi-provisioner.
+	{"csi-provisioner", "skiff-csi-provisioner", informerController(csiprovisioner.New)},
 	{"validatingadmissionpolicy-status", "validatingadmissionpolicy-status-controller", informerController(admissionpolicystatus.New)},
 	{"root-ca-cert-publisher", "root-ca-cert-publisher", func(d deps) (Controller, error) {
 		if len(d.cfg.RootCA) == 0 {

@@ -20,6 +20,9 @@ type driver struct {
 
 	capsMu sync.Mutex
 	caps   map[csipb.NodeServiceCapability_RPC_Type]bool // nil until asked
+	// pluginCaps are the identity service's plugin capabilities, nil
+	// until asked.
+	pluginCaps map[csipb.PluginCapability_Service_Type]bool
 }
 
 func dialDriver(name, endpoint, socket string) (*driver, error) {

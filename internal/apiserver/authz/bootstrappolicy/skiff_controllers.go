@@ -28,5 +28,18 @@ func skiffControllerRoles() []rbacv1.ClusterRole {
 			newRule("create", "delete", "get", "list", "watch").groups(legacyGroup).res("pods"),
 			eventsRule(),
 		),
+		// The built-in CSI provisioner creates and deletes the volumes of
+		// CSI drivers' classes; it reaches the drivers' controller
+		// services through the kubelets (nodes/proxy).
+		controllerRole("skiff-csi-provisioner",
+			newRule("create", "delete", "get", "list", "watch", "update").groups(legacyGroup).res("persistentvolumes"),
+			newRule(read...).groups(legacyGroup).res("persistentvolumeclaims"),
+			newRule(read...).groups(storageGroup).res("storageclasses", "csinodes", "csidrivers"),
+			newRule(read...).groups(legacyGroup).res("nodes"),
+			newRule("create").groups(legacyGroup).res("nodes/proxy"),
+			// The classes' provisioner secrets, for CreateVolume and DeleteVolume.
+			newRule("get").groups(legacyGroup).res("secrets"),
+			eventsRule(),
+		),
 	}
 }
