@@ -78,13 +78,19 @@ build() {
 		log "building agnhost"
 		CGO_ENABLED=0 "$GO" build -ldflags '-s -w' -o "$UP/agnhost" k8s.io/kubernetes/test/images/agnhost
 	fi
+	local porter
+	porter="$("$GO" list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter"
+	cp "$porter/localhost.crt" "$porter/localhost.key" "$UP/"
+	if stale "$UP/nonewprivs"; then
+		CGO_ENABLED=0 "$GO" build -ldflags '-s -w' -o "$UP/nonewprivs" k8s.io/kubernetes/test/images/nonewprivs
+	fi
 	if stale "$UP/e2e.test"; then
 		log "building e2e.test (several minutes the first time)"
 		"$GO" test -c -ldflags "$stamp" -o "$UP/e2e.test" k8s.io/kubernetes/test/e2e
 	fi
 	cd "$ROOT"
 	log "writing images into $IMAGES"
-	"$GO" run ./hack/mkimages -out "$IMAGES" -conformance -agnhost "$UP/agnhost"
+	"$GO" run ./hack/mkimages -out "$IMAGES" -conformance -agnhost "$UP/agnhost" -nonewprivs "$UP/nonewprivs"
 }
 
 # up starts the server on the bridge address and NODES agents in network

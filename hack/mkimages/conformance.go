@@ -22,23 +22,56 @@ const (
 	e2eAgnhostV1 = e2eRegistry + "agnhost:2.55" // AgnhostPrev: StatefulSet fixtures
 )
 
+// upstreamBinaries are the suite's own test programs, built beforehand
+// from the test-only module by hack/conformance.sh.
+type upstreamBinaries struct {
+	agnhost    string
+	nonewprivs string
+}
+
 // conformanceImages writes the suite's images into out, beside the base
 // images (whose archives already carry the suite's pause and busybox tags):
 //
 //   - agnhost: the binary built from k8s.io/kubernetes/test/images/agnhost,
 //     with busybox's applets and the host's curl, dig and nc (busybox's nc
 //     has no -u), as upstream's image has a shell, curl, dig and netcat;
-//     /agnhost-2 is the second entrypoint some specs name. Its /bin/sh is the
+//     /agnhost-2 is the second entrypoint some specs name; porter's TLS
+//     certificate and netexec's /uploads are where upstream's image has them. Its /bin/sh is the
 //     host's dash: busybox's sh runs its own applets before PATH, so `nc`
 //     in a spec's shell command would never reach /usr/bin/nc.
 //   - glibc-dns-testing: busybox and dig, the DNS specs' second prober.
 //   - nginx (Nginx, NginxNew): busybox httpd serving a page on port 80,
 //     which is all the specs ask of it.
 //   - nautilus, kitten: the update-demo images, serving /data.json on 80.
-func conformanceImages(out, agnhostPath string, bb image) error {
-	agnhost, err := os.ReadFile(agnhostPath)
+//   - nonewprivs: upstream's nnp, setuid root at /usr/local/bin/nnp.
+func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
+	agnhost, err := os.ReadFile(upstream.agnhost)
 	if err != nil {
 		return fmt.Errorf("%w (build it: go build in test/upstream, see hack/conformance.sh)", err)
+	}
+	// porter serves TLS with the certificate upstream's image carries in
+	// its working directory; conformance.sh copies it beside agnhost.
+	var porterFiles []entry
+	for _, name := range []string{"localhost.crt", "localhost.key"} {
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(upstream.agnhost), name))
+		if err != nil {
+			return fmt.Errorf("%w (agnhost's porter/%s, see hack/conformance.sh)", err, name)
+		}
+		porterFiles = append(porterFiles, entry{name: name, mode: 0o644, data: data})
+	}
+	nnp, err := os.ReadFile(upstream.nonewprivs)
+	if err != nil {
+		return fmt.Errorf("%w (build it: go build in test/upstream, see hack/conformance.sh)", err)
+	}
+	// The privilege escalation specs run it as uid 1000 and read the
+	// effective uid it prints: 0 only if its setuid bit took effect.
+	if err := write(filepath.Join(out, "nonewprivs.tar"), image{
+		tags:    []string{e2eRegistry + "nonewprivs:1.4"},
+		cmd:     []string{"nnp"},
+		env:     bb.env,
+		entries: withParents(clone(bb.entries), entry{name: "usr/local/bin/nnp", mode: 0o4755, data: nnp}),
+	}); err != nil {
+		return err
 	}
 	var tools []entry
 	for _, p := range []string{"/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc", "/bin/dash"} {
@@ -68,7 +101,8 @@ func conformanceImages(out, agnhostPath string, bb image) error {
 		entries: withParents(append(clone(bb.entries),
 			entry{name: "agnhost", mode: 0o755, data: agnhost},
 			entry{name: "agnhost-2", link: "agnhost"},
-		), append(tools, entry{name: "bin/sh", link: "dash"})...),
+			entry{name: "uploads", mode: 0o755, isDir: true},
+		), append(append(tools, porterFiles...), entry{name: "bin/sh", link: "dash"})...),
 	}
 	if err := write(filepath.Join(out, "agnhost.tar"), agn); err != nil {
 		return err

@@ -53,11 +53,20 @@ func TestConformanceImages(t *testing.T) {
 	if err := os.WriteFile(agnhost, []byte("fake agnhost"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	for _, f := range []string{"localhost.crt", "localhost.key"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("fake "+f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nnp := filepath.Join(dir, "nnp")
+	if err := os.WriteFile(nnp, []byte("fake nnp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	bb, err := busyboxImage("/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conformanceImages(dir, agnhost, bb); err != nil {
+	if err := conformanceImages(dir, upstreamBinaries{agnhost: agnhost, nonewprivs: nnp}, bb); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -68,11 +77,13 @@ func TestConformanceImages(t *testing.T) {
 	}{
 		{"agnhost.tar", []string{"registry.k8s.io/e2e-test-images/agnhost:2.66.1", "registry.k8s.io/e2e-test-images/agnhost:2.55"},
 			[]string{"agnhost", "agnhost-2", "bin/sh", "usr/bin/curl", "usr/bin/dig", "lib64/ld-linux-x86-64.so.2"},
-			map[string]string{"agnhost": "fake agnhost", "usr/bin/nc": string(mustRead(t, "/usr/bin/nc")), "bin/sh": "dash"}},
+			map[string]string{"agnhost": "fake agnhost", "localhost.crt": "fake localhost.crt", "localhost.key": "fake localhost.key", "usr/bin/nc": string(mustRead(t, "/usr/bin/nc")), "bin/sh": "dash"}},
 		{"glibc-dns-testing.tar", []string{"registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1"},
 			[]string{"bin/sh", "usr/bin/dig"}, nil},
 		{"nginx.tar", []string{"registry.k8s.io/e2e-test-images/nginx:1.27.0-2", "registry.k8s.io/e2e-test-images/nginx:1.28.0-2"},
 			[]string{"bin/sh", "www/index.html"}, nil},
+		{"nonewprivs.tar", []string{"registry.k8s.io/e2e-test-images/nonewprivs:1.4"},
+			[]string{"bin/sh"}, map[string]string{"usr/local/bin/nnp": "fake nnp"}},
 		{"nautilus.tar", []string{"registry.k8s.io/e2e-test-images/nautilus:1.8"},
 			[]string{"www/data.json"}, map[string]string{"www/data.json": `{"image": "nautilus.jpg"}` + "\n"}},
 	} {

@@ -60,14 +60,15 @@ func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "a static busybox binary (Debian: busybox-static)")
 	conformance := flag.Bool("conformance", false, "also write the conformance suite's images (needs -agnhost)")
 	agnhost := flag.String("agnhost", "bin/upstream/agnhost", "a static agnhost binary, for -conformance")
+	nonewprivs := flag.String("nonewprivs", "bin/upstream/nonewprivs", "a static nonewprivs binary (k8s.io/kubernetes/test/images/nonewprivs), for -conformance")
 	flag.Parse()
-	if err := run(*out, *busybox, *conformance, *agnhost); err != nil {
+	if err := run(*out, *busybox, *conformance, upstreamBinaries{agnhost: *agnhost, nonewprivs: *nonewprivs}); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimages:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, busyboxPath string, conformance bool, agnhostPath string) error {
+func run(out, busyboxPath string, conformance bool, upstream upstreamBinaries) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func run(out, busyboxPath string, conformance bool, agnhostPath string) error {
 	if !conformance {
 		return nil
 	}
-	return conformanceImages(out, agnhostPath, bb)
+	return conformanceImages(out, upstream, bb)
 }
 
 // testImages are the end-to-end suite's images: one static Go binary each,
