@@ -82,6 +82,14 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 				c.expectations.Delete(key)
 			}
 		}})
+	// ownerKey is the key of the Job controlling p, "" for none.
+	ownerKey := func(p *corev1.Pod) string {
+		ref := metav1.GetControllerOf(p)
+		if ref == nil || ref.Kind != gvk.Kind || ref.APIVersion != gvk.GroupVersion().String() {
+			return ""
+		}
+		return p.Namespace + "/" + ref.Name
+	}
 	podEvent := func(o any, adds, dels int) {
 		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = t.Obj
@@ -90,20 +98,50 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		if !ok {
 			return
 		}
-		ref := metav1.GetControllerOf(p)
-		if ref == nil || ref.Kind != gvk.Kind {
+		key := ownerKey(p)
+		if key == "" {
+			if dels == 0 {
+				c.enqueueMatching(p) // an orphan a Job may adopt
+			}
 			return
 		}
-		key := p.Namespace + "/" + ref.Name
 		c.expectations.Observed(key, adds, dels)
 		c.queue.Add(key)
 	}
 	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { podEvent(o, 1, 0) },
-		UpdateFunc: func(_, o any) { podEvent(o, 0, 0) },
+		AddFunc: func(o any) { podEvent(o, 1, 0) },
+		UpdateFunc: func(old, o any) {
+			// A pod released by its Job (or given to another) is news to
+			// the Job it left.
+			if prev, ok := old.(*corev1.Pod); ok {
+				if key := ownerKey(prev); key != "" && key != ownerKey(o.(*corev1.Pod)) {
+					c.queue.Add(key)
+				}
+			}
+			podEvent(o, 0, 0)
+		},
 		DeleteFunc: func(o any) { podEvent(o, 0, 1) },
 	})
 	return c
+}
+
+// enqueueMatching queues the Jobs of p's namespace whose selector matches
+// the orphan p: one of them adopts it, as upstream's getPodJobs.
+func (c *Controller) enqueueMatching(p *corev1.Pod) {
+	if p.DeletionTimestamp != nil {
+		return
+	}
+	jobs, err := c.jobLister.Jobs(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, j := range jobs {
+		sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		c.queue.Add(j.Namespace + "/" + j.Name)
+	}
 }
 
 // Run reconciles until ctx ends.
