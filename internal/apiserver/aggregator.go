@@ -21,6 +21,7 @@ import (
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
+	"github.com/skiff-dev/skiff/internal/apiserver/flowcontrol"
 )
 
 // AggregationConfig is what the server needs to proxy requests for group
@@ -249,6 +250,9 @@ func (s *Server) proxyAggregated(w http.ResponseWriter, r *http.Request) bool {
 	if remote == nil {
 		return false
 	}
+	// The extension server limits the request itself: a WATCH frees its
+	// seats here rather than hold them for its life, as upstream.
+	flowcontrol.RequestDelegated(r.Context())
 	remote.proxy.ServeHTTP(w, r)
 	return true
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
@@ -61,7 +62,10 @@ func (s *Server) newFlowControl(cfg FlowControlConfig) *flowcontrol.Controller {
 // admitFlow classifies an authenticated request and waits for its seat.
 // It answers 429 itself and returns false when the request is rejected;
 // otherwise the caller must call Done on the ticket when the request ends.
-// Long-running requests are not limited, as upstream.
+// Long-running requests other than WATCH are not limited, as upstream; a
+// WATCH's ticket frees its seats early, once the watch handler has sent its
+// initial events (flowcontrol.WatchInitialized on a context from
+// flowcontrol.WithTicket).
 func (s *Server) admitFlow(w http.ResponseWriter, r *http.Request, u *authn.User) (flowcontrol.Ticket, bool) {
 	if s.flow == nil || u == nil {
 		return flowcontrol.Ticket{}, true
@@ -71,16 +75,14 @@ func (s *Server) admitFlow(w http.ResponseWriter, r *http.Request, u *authn.User
 		User: u.Name, Groups: u.Groups, ResourceRequest: a.ResourceRequest, Verb: a.Verb, Path: a.Path,
 		APIGroup: a.APIGroup, Resource: a.Resource, Subresource: a.Subresource, Namespace: a.Namespace,
 	}
-	if a.ResourceRequest && longRunning(a.Verb, a.Subresource) {
-		if a.Verb == "watch" {
-			// Watches are classified (the headers tell clients where they
-			// went) but hold no seat: a simplification of upstream, which
-			// holds one until the initial events are sent.
-			setFlowHeaders(w, s.flow.Classify(&req))
-		}
+	watch := a.ResourceRequest && a.Verb == "watch"
+	if a.ResourceRequest && !watch && longRunning(a.Verb, a.Subresource) {
 		return flowcontrol.Ticket{}, true
 	}
-	if a.ResourceRequest && a.Verb == "list" {
+	switch {
+	case watch:
+		req.Seats = s.watchSeats(r, a)
+	case a.ResourceRequest && a.Verb == "list":
 		req.Seats = s.listSeats(r, a)
 	}
 	t, cl, err := s.flow.Admit(r.Context(), &req)
@@ -95,7 +97,29 @@ func (s *Server) admitFlow(w http.ResponseWriter, r *http.Request, u *authn.User
 		http.Error(w, tooManyRequestsMessage, http.StatusTooManyRequests)
 		return t, false
 	}
+	if watch {
+		t = t.ForWatch()
+	}
 	return t, true
+}
+
+// watchSeats is upstream's work estimate of a WATCH: a LIST of its
+// resource (the watch cache's count) when it asks for sendInitialEvents and
+// names no single object (metadata.name), else one seat. The query
+// parameter is read as upstream's conversion does: present and neither "0"
+// nor "false".
+func (s *Server) watchSeats(r *http.Request, a authz.Attributes) int {
+	v, ok := r.URL.Query()["sendInitialEvents"]
+	send := ok && (len(v) == 0 || (v[0] != "0" && !strings.EqualFold(v[0], "false")))
+	if !send || a.Name != "" || a.Subresource != "" {
+		return 1
+	}
+	res := s.lookupResource(schema.GroupVersionResource{Group: a.APIGroup, Version: a.APIVersion, Resource: a.Resource})
+	if res == nil || res.cache == nil {
+		// Aggregated: the other server does the work.
+		return 1
+	}
+	return flowcontrol.WatchSeats(res.cache.Len(), true)
 }
 
 // listSeats is upstream's work estimate of a LIST: its resource's object

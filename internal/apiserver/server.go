@@ -26,6 +26,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/apiserver/authz"
 	"github.com/skiff-dev/skiff/internal/apiserver/authz/bootstrappolicy"
+	"github.com/skiff-dev/skiff/internal/apiserver/flowcontrol"
 	"github.com/skiff-dev/skiff/internal/apiserver/satoken"
 	"github.com/skiff-dev/skiff/internal/storage"
 )
@@ -319,7 +320,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer ticket.Done()
 	if u != nil {
-		r = r.WithContext(authn.WithUser(r.Context(), u))
+		// A WATCH's ticket rides in the context so that the watch can free
+		// its seats once initialized; other tickets add nothing.
+		r = r.WithContext(authn.WithUser(flowcontrol.WithTicket(r.Context(), ticket), u))
 		if err := s.authorize(r, requestAttributes(r, u)); err != nil {
 			s.writeError(w, r, err)
 			return

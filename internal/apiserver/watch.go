@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/skiff-dev/skiff/internal/apiserver/flowcontrol"
 	"github.com/skiff-dev/skiff/internal/storage"
 )
 
@@ -124,6 +125,11 @@ func (q *request) watch() error {
 		}
 	}
 	flush()
+	// Initialized: the initial events are sent (a watch from a given
+	// resourceVersion has none; its replayed history is already queued),
+	// so the watch frees its priority and fairness seats and streams
+	// without them. Every other way out frees them when the request ends.
+	flowcontrol.WatchInitialized(ctx)
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()

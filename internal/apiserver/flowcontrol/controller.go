@@ -262,10 +262,15 @@ type Ticket struct {
 	q     *fqueue
 	m     *schemaMetrics
 	seats int
+	watch *watchSeats // a WATCH's seats (ForWatch), freed at most once
 }
 
 // Done releases the seats. The zero Ticket does nothing.
 func (t Ticket) Done() {
+	if t.watch != nil {
+		t.watch.release()
+		return
+	}
 	if t.level == nil {
 		return
 	}

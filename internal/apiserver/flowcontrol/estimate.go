@@ -46,3 +46,15 @@ func levelMaxSeats(nominal int, q queuing) int {
 	s := int(math.Max(1, math.Min(math.Ceil(float64(nominal)*maxSeatsFraction), float64(nominal/q.handSize))))
 	return min(s, maxSeats)
 }
+
+// WatchSeats is upstream's work estimate of a WATCH, which holds its seats
+// only until it has sent its initial events: with sendInitialEvents, those
+// are the resource's count objects, so it costs a LIST of them from the
+// cache (no limit applies); otherwise one seat, as upstream, which does not
+// charge the legacy initial events of an unset or "0" resourceVersion.
+func WatchSeats(count int, sendInitialEvents bool) int {
+	if !sendInitialEvents {
+		return minSeats
+	}
+	return ListSeats(count, "")
+}
