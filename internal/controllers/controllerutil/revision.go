@@ -47,7 +47,7 @@ func EnsureRevision(ctx context.Context, client kubernetes.Interface, lister lis
 	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": template, "$patch": "replace"}})
+	data, err := revisionData(template)
 	if err != nil {
 		return err
 	}
@@ -87,6 +87,23 @@ func EnsureRevision(ctx context.Context, client kubernetes.Interface, lister lis
 		return nil
 	}
 	return err
+}
+
+// revisionData is a revision's data as upstream's controllers write it: a
+// replace patch of the template, its keys sorted at every level. A patch of
+// the revision re-encodes data from a map, sorting the keys; data written
+// in struct order would then differ byte for byte and be refused as a
+// change to the immutable field.
+func revisionData(template corev1.PodTemplateSpec) ([]byte, error) {
+	raw, err := json.Marshal(template)
+	if err != nil {
+		return nil, err
+	}
+	var tmpl map[string]any
+	if err := json.Unmarshal(raw, &tmpl); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"spec": map[string]any{"template": tmpl, "$patch": "replace"}})
 }
 
 // sameJSON reports whether two JSON documents hold the same value, whatever

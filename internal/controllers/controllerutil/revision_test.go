@@ -1,13 +1,17 @@
 package controllerutil
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/kubernetes/fake"
 	listersappsv1 "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
@@ -117,5 +121,41 @@ func TestRevisionLifecycleAsConformance(t *testing.T) {
 		if r.Name == got[0].Name && r.Revision != 5 {
 			t.Errorf("rolled-back-to revision %s is %d, want 5", r.Name, r.Revision)
 		}
+	}
+}
+
+// TestRevisionDataSurvivesPatches is the conformance spec's label patch:
+// a strategic merge patch re-encodes the whole object, data included, and
+// the server refuses any byte change to the immutable data. Data written
+// in struct order failed that way.
+func TestRevisionDataSurvivesPatches(t *testing.T) {
+	tmpl := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "c", Image: "busybox", Ports: []corev1.ContainerPort{{ContainerPort: 80, Protocol: corev1.ProtocolTCP}},
+		}}},
+	}
+	data, err := revisionData(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns"}, Data: runtime.RawExtension{Raw: data}, Revision: 1}
+	orig, err := json.Marshal(rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := strategicpatch.StrategicMergePatch(orig, []byte(`{"metadata":{"labels":{"r":"patched"}}}`), appsv1.ControllerRevision{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out appsv1.ControllerRevision
+	if err := json.Unmarshal(patched, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Labels["r"] != "patched" {
+		t.Fatalf("patch not applied: %v", out.Labels)
+	}
+	if !bytes.Equal(out.Data.Raw, data) {
+		t.Errorf("a label patch changed data:\n before %s\n after  %s", data, out.Data.Raw)
 	}
 }
