@@ -13,9 +13,11 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 )
 
 // The kubelet's loops and ages run on k.clock; these tests drive them with
@@ -243,5 +245,62 @@ func TestLogsSinceSecondsOnTheClock(t *testing.T) {
 	h.k.serveLogs(rec, req)
 	if rec.Code != http.StatusOK || rec.Body.String() != "new\n" {
 		t.Errorf("sinceSeconds=5 at 00:00:10: %d %q, want only the line of 00:00:09", rec.Code, rec.Body.String())
+	}
+}
+
+// TestNodeStatusKeepsExtendedResources: a resource another party adds to
+// the node's capacity (conformance's preemption specs patch in
+// example.com/fakecpu) survives the kubelet's status writes and becomes
+// allocatable; one it removes leaves allocatable too.
+func TestNodeStatusKeepsExtendedResources(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.client.CoreV1().Nodes().Create(ctx, h.k.initialNode(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k.updateNodeStatus(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	const fake = v1.ResourceName("example.com/fakecpu")
+	setCapacity := func(q *resource.Quantity) {
+		n, err := h.client.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q == nil {
+			delete(n.Status.Capacity, fake)
+		} else {
+			n.Status.Capacity[fake] = *q
+		}
+		if _, err := h.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func() v1.NodeStatus {
+		n, err := h.client.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Status
+	}
+
+	setCapacity(ptr.To(resource.MustParse("1000")))
+	if err := h.k.updateNodeStatus(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	st := status()
+	if c, a := st.Capacity[fake], st.Allocatable[fake]; c.Value() != 1000 || a.Value() != 1000 {
+		t.Fatalf("after a status write: capacity %v, allocatable %v of %s; want 1000 and 1000", c.String(), a.String(), fake)
+	}
+	if st.Capacity.Cpu().IsZero() {
+		t.Error("the kubelet's own cpu capacity is gone")
+	}
+
+	setCapacity(nil)
+	if err := h.k.updateNodeStatus(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := status().Allocatable[fake]; ok {
+		t.Errorf("%s still allocatable after it left capacity", fake)
 	}
 }

@@ -208,6 +208,7 @@ func (k *Kubelet) nodeStatus(ctx context.Context, node *v1.Node) v1.NodeStatus {
 	if syscall.Statfs(k.cfg.DataDir, &fs) == nil {
 		capacity[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(fs.Blocks)*fs.Bsize, resource.BinarySI)
 	}
+	keepExtendedResources(capacity, node.Status.Capacity)
 	now := metav1.NewTime(k.clock.Now())
 	runtimeReady, networkReady, reason := k.runtimeConditions(ctx)
 	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"}
@@ -262,6 +263,30 @@ func (k *Kubelet) nodeStatus(ctx context.Context, node *v1.Node) v1.NodeStatus {
 	}
 }
 
+// keepExtendedResources copies into capacity the resources others
+// advertise in the node's status (e.g. `kubectl patch --subresource=status`
+// of example.com/dongle), which the kubelet does not measure: as upstream's,
+// it overwrites only what it manages, and allocatable follows capacity.
+func keepExtendedResources(capacity, current v1.ResourceList) {
+	for name, q := range current {
+		if _, measured := capacity[name]; measured || kubeletManaged(name) {
+			continue
+		}
+		capacity[name] = q.DeepCopy()
+	}
+}
+
+// kubeletManaged reports the resources only the kubelet reports: a stale
+// one of these (ephemeral storage that could not be measured this time) is
+// dropped rather than kept.
+func kubeletManaged(name v1.ResourceName) bool {
+	switch name {
+	case v1.ResourceCPU, v1.ResourceMemory, v1.ResourcePods, v1.ResourceEphemeralStorage:
+		return true
+	}
+	return strings.HasPrefix(string(name), v1.ResourceHugePagesPrefix)
+}
+
 // runtimeConditions asks the runtime whether it and the pod network are
 // ready; the network is ready once the CNI config exists.
 func (k *Kubelet) runtimeConditions(ctx context.Context) (runtimeReady, networkReady bool, reason string) {
@@ -298,7 +323,8 @@ func statusEqualIgnoringHeartbeat(a, b *v1.NodeStatus) bool {
 	x, y := strip(a), strip(b)
 	return reflect.DeepEqual(x.Conditions, y.Conditions) && reflect.DeepEqual(x.Addresses, y.Addresses) &&
 		reflect.DeepEqual(x.NodeInfo, y.NodeInfo) && x.DaemonEndpoints == y.DaemonEndpoints &&
-		quantitiesEqual(x.Capacity, y.Capacity) && slices.Equal(x.VolumesInUse, y.VolumesInUse)
+		quantitiesEqual(x.Capacity, y.Capacity) && quantitiesEqual(x.Allocatable, y.Allocatable) &&
+		slices.Equal(x.VolumesInUse, y.VolumesInUse)
 }
 
 func quantitiesEqual(a, b v1.ResourceList) bool {
