@@ -432,6 +432,12 @@ func TestCSIDriver(t *testing.T) {
 		applyYAML(k, strings.NewReplacer("csi-dynamic-writer", "csi-builtin-writer", "claimName: csi-dynamic", "claimName: csi-builtin",
 			"{name: csi-dynamic, namespace", "{name: csi-builtin, namespace", "hello-from-dynamic", "hello-from-builtin").Replace(csiDynamicVolume))
 		waitPod(t, ns, "csi-builtin-writer", 3*time.Minute, "Running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+		// Skiff's controller, not a leftover sidecar, did it.
+		waitUntil(t, 30*time.Second, "ProvisioningSucceeded from skiff-csi-provisioner", func() bool {
+			out, _ := ns.run("", "get", "events", "--field-selector", "involvedObject.name=csi-builtin,reason=ProvisioningSucceeded",
+				"-o", "jsonpath={.items[*].source.component}")
+			return out == "skiff-csi-provisioner"
+		})
 		uid := ns.must("get", "pvc", "csi-builtin", "-o", "jsonpath={.metadata.uid}")
 		pv := ns.must("get", "pvc", "csi-builtin", "-o", "jsonpath={.spec.volumeName}")
 		if pv != "pvc-"+uid {
