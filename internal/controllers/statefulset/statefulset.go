@@ -196,9 +196,21 @@ func (c *Controller) reconcilePods(ctx context.Context, set *appsv1.StatefulSet,
 			return nil // the next ordinal waits for this one
 		}
 	}
-	// Scale down from the highest ordinal.
+	// Scale down from the highest ordinal. OrderedReady halts at an
+	// unhealthy pod unless it is the lowest unhealthy one, as upstream: a
+	// scale-down never removes a pod while one below it is still broken.
 	sortByOrdinalDesc(set, condemned)
+	var firstUnhealthy *corev1.Pod
+	for i := len(condemned) - 1; i >= 0; i-- {
+		if !runningAndReady(condemned[i]) {
+			firstUnhealthy = condemned[i]
+			break
+		}
+	}
 	for _, p := range condemned {
+		if ordered && p.DeletionTimestamp == nil && !runningAndReady(p) && p != firstUnhealthy {
+			return nil
+		}
 		if p.DeletionTimestamp == nil {
 			if err := c.deletePod(ctx, set, p); err != nil {
 				return err
