@@ -45,6 +45,47 @@ type Attributes struct {
 	// Equivalents finds the other versions the resource is served in, for
 	// configurations with matchPolicy Equivalent; nil when there are none.
 	Equivalents Equivalents
+	// Reinvocation is the state of the mutating chain's reinvocation pass,
+	// set by Chain.Admit.
+	Reinvocation *Reinvocation
+}
+
+// Reinvocation is upstream's reinvocation context: a mutator that changed
+// the object while mutators with reinvocationPolicy IfNeeded had already
+// run asks for a second pass of the whole mutating chain, in which the
+// built-in plugins run again (they are idempotent) and webhooks and
+// policies run only those IfNeeded ones that saw an older object.
+type Reinvocation struct {
+	reinvoking bool
+	should     bool
+	plugins    map[string]any
+}
+
+// IsReinvoke reports whether this is the second pass.
+func (r *Reinvocation) IsReinvoke() bool { return r != nil && r.reinvoking }
+
+// SetShouldReinvoke asks for a second pass; ignored during the second.
+func (r *Reinvocation) SetShouldReinvoke() {
+	if r != nil {
+		r.should = true
+	}
+}
+
+// State returns a plugin's state across both passes, made by newState
+// on first use; nil without a reinvocation context.
+func (r *Reinvocation) State(plugin string, newState func() any) any {
+	if r == nil {
+		return nil
+	}
+	if v, ok := r.plugins[plugin]; ok {
+		return v
+	}
+	if r.plugins == nil {
+		r.plugins = map[string]any{}
+	}
+	v := newState()
+	r.plugins[plugin] = v
+	return v
 }
 
 // Equivalents is what matchPolicy Equivalent needs from the server, as
@@ -85,11 +126,26 @@ type Chain struct {
 	Validators []Validator
 }
 
-// Admit runs the mutating plugins.
+// Admit runs the mutating plugins, and all of them once more when one
+// asks for reinvocation, as upstream's reinvoker does.
 func (c *Chain) Admit(ctx context.Context, a *Attributes) error {
 	if c == nil {
 		return nil
 	}
+	if a.Reinvocation == nil {
+		a.Reinvocation = &Reinvocation{}
+	}
+	if err := c.admitOnce(ctx, a); err != nil {
+		return err
+	}
+	if !a.Reinvocation.should || a.Reinvocation.reinvoking {
+		return nil
+	}
+	a.Reinvocation.reinvoking = true
+	return c.admitOnce(ctx, a)
+}
+
+func (c *Chain) admitOnce(ctx context.Context, a *Attributes) error {
 	for _, m := range c.Mutators {
 		if err := m.Admit(ctx, a); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -81,50 +82,110 @@ func (e policyError) message() string {
 
 // Admit applies the mutations of every policy whose bindings select the
 // request, in policy name order, each seeing the result of the previous.
-// Policies with reinvocationPolicy IfNeeded run once more when a later
-// policy changed the object after them (within this plugin: Skiff's chain
-// does not re-run plugins).
+// A mutation that changes the object asks the chain for its reinvocation
+// pass (admission.Reinvocation), as upstream's; in that pass only the
+// policies with reinvocationPolicy IfNeeded that saw an older object run
+// again, the object having changed after them here or in a later plugin.
 func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 	if m.deps.Policies == nil || exempt(a) {
 		return nil
 	}
 	invocations, errs := m.invocations(ctx, a)
-	if len(invocations) > 0 {
-		ns, err := namespaceOf(ctx, m.deps.Namespaces, a)
-		if err != nil {
-			var statusErr *apierrors.StatusError
-			if errors.As(err, &statusErr) {
-				return statusErr
-			}
-			return apierrors.NewNotFound(dynamicadmission.NamespacesResource.GroupResource(), a.Namespace)
+	if len(invocations) == 0 {
+		return mutationError(a, errs)
+	}
+	ns, err := namespaceOf(ctx, m.deps.Namespaces, a)
+	if err != nil {
+		var statusErr *apierrors.StatusError
+		if errors.As(err, &statusErr) {
+			return statusErr
 		}
-		var lastChange int
-		var ranIfNeeded []int
-		for i, inv := range invocations {
+		return apierrors.NewNotFound(dynamicadmission.NamespacesResource.GroupResource(), a.Namespace)
+	}
+	r, _ := a.Reinvocation.State(m.Name(), func() any { return &reinvocation{} }).(*reinvocation)
+	alone := r == nil // called outside a chain: reinvoke within this plugin
+	if alone {
+		r = &reinvocation{}
+	}
+	reinvoking := a.Reinvocation.IsReinvoke()
+	if reinvoking && r.output != nil && !equality.Semantic.DeepEqual(r.output, a.Object) {
+		r.changed() // a later plugin changed what the IfNeeded policies saw
+	}
+	pass := func(reinvoking bool) error {
+		for _, inv := range invocations {
+			key := inv.key()
+			if reinvoking && !r.pending[key] {
+				continue
+			}
 			changed, invErrs, err := m.invoke(ctx, a, ns, inv)
 			if err != nil {
 				return err
 			}
 			errs = append(errs, invErrs...)
 			if changed {
-				lastChange = i + 1
+				r.changed()
 			}
 			if inv.policy.Spec.ReinvocationPolicy == admissionregistrationv1.IfNeededReinvocationPolicy {
-				ranIfNeeded = append(ranIfNeeded, i)
+				r.ran(key)
 			}
 		}
-		for _, i := range ranIfNeeded {
-			if i+1 >= lastChange {
-				continue // nothing changed the object after this policy ran
-			}
-			_, invErrs, err := m.invoke(ctx, a, ns, invocations[i])
-			if err != nil {
-				return err
-			}
-			errs = append(errs, invErrs...)
+		return nil
+	}
+	if err := pass(reinvoking); err != nil {
+		return err
+	}
+	switch {
+	case alone && len(r.pending) > 0:
+		if err := pass(true); err != nil {
+			return err
 		}
+	case r.modified:
+		a.Reinvocation.SetShouldReinvoke()
+	}
+	r.output = nil
+	if len(r.invoked) > 0 && a.Object != nil {
+		r.output = a.Object.DeepCopyObject()
 	}
 	return mutationError(a, errs)
+}
+
+// key names an invocation across the two passes: policy, binding, param.
+func (inv invocation) key() string {
+	k := inv.policy.Name + "/" + inv.binding.Name
+	if inv.param != nil {
+		k += "/" + inv.param.GetNamespace() + "/" + inv.param.GetName()
+	}
+	return k
+}
+
+// reinvocation tracks which IfNeeded policies ran before the object last
+// changed, and so must see it again.
+type reinvocation struct {
+	invoked  map[string]bool // IfNeeded invocations run since the last change
+	pending  map[string]bool // invocations to run again in the second pass
+	modified bool            // a mutation changed the object
+	output   runtime.Object  // the object as the IfNeeded policies left it
+}
+
+func (r *reinvocation) changed() {
+	r.modified = true
+	if len(r.invoked) == 0 {
+		return
+	}
+	if r.pending == nil {
+		r.pending = map[string]bool{}
+	}
+	for k := range r.invoked {
+		r.pending[k] = true
+	}
+	r.invoked = nil
+}
+
+func (r *reinvocation) ran(key string) {
+	if r.invoked == nil {
+		r.invoked = map[string]bool{}
+	}
+	r.invoked[key] = true
 }
 
 // invocations selects the policy, binding and param triples for the

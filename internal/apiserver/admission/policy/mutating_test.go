@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/internal/apiserver/admission"
 )
 
 func newMAP(name string, mutations ...admissionregistrationv1.Mutation) *admissionregistrationv1.MutatingAdmissionPolicy {
@@ -227,4 +229,42 @@ func TestApplyConfigurationUnknownField(t *testing.T) {
 	if want := "policy 'bad' with binding 'b' denied request: error applying patch: failed to convert patch object to typed object: .spec.nope: field not declared in schema"; se.ErrStatus.Message != want {
 		t.Errorf("message\n got %q\nwant %q", se.ErrStatus.Message, want)
 	}
+}
+
+// TestChainReinvocationAfterLaterPlugin: a plugin after the policies (the
+// webhooks, in Skiff's chain) that changes the object brings an IfNeeded
+// policy back in the chain's second pass.
+func TestChainReinvocationAfterLaterPlugin(t *testing.T) {
+	f := &fakePolicies{}
+	first := newMAP("a-copy", applyConfig(`Object{metadata: Object.metadata{labels: {"copy": "seen-" + (has(object.metadata.labels) && "late" in object.metadata.labels ? object.metadata.labels["late"] : "none")}}}`))
+	first.Spec.ReinvocationPolicy = admissionregistrationv1.IfNeededReinvocationPolicy
+	f.maps = append(f.maps, first)
+	f.mapbs = append(f.mapbs, newMAPBinding("a", "a-copy"))
+	late := lateLabel{}
+	chain := &admission.Chain{Mutators: []admission.Mutator{NewMutating(f.deps()), late}}
+	p := pod("web", nil, "web")
+	if err := chain.Admit(context.Background(), podCreate(p)); err != nil {
+		t.Fatal(err)
+	}
+	if p.Labels["copy"] != "seen-yes" {
+		t.Errorf("labels %v: the IfNeeded policy was not reinvoked after a later plugin's change", p.Labels)
+	}
+}
+
+// lateLabel sets the label "late" once, as an idempotent plugin would.
+type lateLabel struct{}
+
+func (lateLabel) Name() string { return "Late" }
+
+func (lateLabel) Admit(_ context.Context, a *admission.Attributes) error {
+	p := a.Object.(*corev1.Pod)
+	if p.Labels["late"] == "" {
+		if p.Labels == nil {
+			p.Labels = map[string]string{}
+		}
+		p.Labels["late"] = "yes"
+		// A webhook changing the object asks for the second pass.
+		a.Reinvocation.SetShouldReinvoke()
+	}
+	return nil
 }

@@ -28,9 +28,11 @@ func (*Mutating) Name() string { return "MutatingAdmissionWebhook" }
 
 // Admit calls the matching mutating webhooks one after the other (by
 // configuration name, then webhook order), applying each one's patch to
-// a.Object in place. When a webhook changed the object after webhooks with
-// reinvocationPolicy IfNeeded had run, those run once more, as upstream's
-// reinvocation round does.
+// a.Object in place. A webhook that changes the object asks the chain for
+// its reinvocation pass (admission.Reinvocation), as upstream's; in that
+// pass only the webhooks with reinvocationPolicy IfNeeded that saw an
+// older object run again, the object having changed after them in this
+// plugin or in a later one.
 func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 	if exempt(a) || m.d.deps.Configs == nil {
 		return nil
@@ -39,24 +41,41 @@ func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 	if len(hooks) == 0 {
 		return nil
 	}
-	var r reinvocation
-	if err := m.round(ctx, a, hooks, &r, false); err != nil {
-		return err
+	r, _ := a.Reinvocation.State(m.Name(), func() any { return &reinvocation{} }).(*reinvocation)
+	if r == nil {
+		// Called outside a chain: reinvoke within this plugin alone.
+		r = &reinvocation{}
+		if err := m.round(ctx, a, hooks, r, false); err != nil || len(r.pending) == 0 {
+			return err
+		}
+		return m.round(ctx, a, hooks, r, true)
 	}
-	if len(r.pending) == 0 {
-		return nil
+	reinvoking := a.Reinvocation.IsReinvoke()
+	if reinvoking && r.output != nil && !equality.Semantic.DeepEqual(r.output, a.Object) {
+		r.changed() // a later plugin changed what the IfNeeded webhooks saw
 	}
-	return m.round(ctx, a, hooks, &r, true)
+	err := m.round(ctx, a, hooks, r, reinvoking)
+	if r.modified {
+		a.Reinvocation.SetShouldReinvoke()
+	}
+	r.output = nil
+	if len(r.invoked) > 0 && a.Object != nil {
+		r.output = a.Object.DeepCopyObject()
+	}
+	return err
 }
 
 // reinvocation tracks which IfNeeded webhooks ran before the object last
 // changed, and so must see it again.
 type reinvocation struct {
-	invoked map[string]bool // IfNeeded webhooks run since the last change
-	pending map[string]bool // webhooks to run again in the second round
+	invoked  map[string]bool // IfNeeded webhooks run since the last change
+	pending  map[string]bool // webhooks to run again in the second round
+	modified bool            // a webhook changed the object
+	output   runtime.Object  // the object as the IfNeeded webhooks left it
 }
 
 func (r *reinvocation) changed() {
+	r.modified = true
 	if len(r.invoked) == 0 {
 		return
 	}

@@ -224,3 +224,64 @@ func TestMutatingDenial(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// labelMutator is a built-in-like plugin that sets a label (once: it is
+// idempotent, as upstream's in-tree plugins are) and counts its calls.
+type labelMutator struct {
+	key   string
+	calls int
+}
+
+func (*labelMutator) Name() string { return "TestLabels" }
+
+func (l *labelMutator) Admit(_ context.Context, a *admission.Attributes) error {
+	l.calls++
+	p := a.Object.(*corev1.Pod)
+	if p.Labels[l.key] == "" {
+		if p.Labels == nil {
+			p.Labels = map[string]string{}
+		}
+		p.Labels[l.key] = "set"
+	}
+	return nil
+}
+
+// TestChainReinvocation is upstream's reinvoker through the whole chain:
+// a plugin after the webhooks changing the object brings an IfNeeded
+// webhook back, and a webhook's change runs the other plugins again.
+func TestChainReinvocation(t *testing.T) {
+	var calls atomic.Int32
+	srv := newWebhookServer(t, func(r *http.Request, rev *admissionv1.AdmissionReview) *admissionv1.AdmissionResponse {
+		calls.Add(1)
+		return labelAdder("hooked", "1")(r, rev)
+	})
+	hook := mutatingFor("first.example.com", srv)
+	hook.ReinvocationPolicy = ptr(admissionregistrationv1.IfNeededReinvocationPolicy)
+	before, after := &labelMutator{key: "before"}, &labelMutator{key: "after"}
+	chain := &admission.Chain{Mutators: []admission.Mutator{before, NewMutating(Deps{Configs: mutating(hook)}), after}}
+	a := podCreate("default", nil)
+	if err := chain.Admit(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("IfNeeded webhook called %d times, want 2: a later plugin changed the object after it", got)
+	}
+	if before.calls != 2 || after.calls != 2 {
+		t.Errorf("built-in plugins ran %d and %d times, want twice each: the webhook changed the object", before.calls, after.calls)
+	}
+	labels := a.Object.(*corev1.Pod).Labels
+	if labels["before"] != "set" || labels["after"] != "set" || labels["hooked"] != "1" {
+		t.Errorf("labels = %v", labels)
+	}
+
+	// Never: one call, however the object changes after it.
+	calls.Store(0)
+	hook.ReinvocationPolicy = ptr(admissionregistrationv1.NeverReinvocationPolicy)
+	chain.Mutators[1] = NewMutating(Deps{Configs: mutating(hook)})
+	if err := chain.Admit(context.Background(), podCreate("default", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("Never webhook called %d times, want 1", got)
+	}
+}
