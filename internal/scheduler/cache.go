@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 )
@@ -132,6 +133,10 @@ type cache struct {
 	assumeTT time.Duration
 	clock    clock.PassiveClock // stamps finished bindings for expiry
 	antiPods int                // placed pods with required anti-affinity
+	// nominated are pending pods that preempted on a node, by node: their
+	// requests are held there against pods of no higher priority.
+	nominated     map[string]map[types.UID]*podInfo
+	nominatedNode map[types.UID]string
 }
 
 func newCache(clk clock.PassiveClock) *cache {
@@ -141,7 +146,100 @@ func newCache(clk clock.PassiveClock) *cache {
 		podNode:  map[types.UID]string{},
 		assumed:  map[types.UID]time.Time{},
 		assumeTT: 30 * time.Second,
+
+		nominated:     map[string]map[types.UID]*podInfo{},
+		nominatedNode: map[types.UID]string{},
 	}
+}
+
+// setNominated records where a pending pod that preempted waits (its
+// status.nominatedNodeName), or forgets it once it is placed or gone.
+func (c *cache) setNominated(pod *corev1.Pod) {
+	node := pod.Status.NominatedNodeName
+	if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil {
+		node = ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.nominatedNode[pod.UID]; ok {
+		if prev == node {
+			c.nominated[node][pod.UID] = &podInfo{pod: pod, requests: podRequests(pod)}
+			return
+		}
+		delete(c.nominated[prev], pod.UID)
+		if len(c.nominated[prev]) == 0 {
+			delete(c.nominated, prev)
+		}
+		delete(c.nominatedNode, pod.UID)
+	}
+	if node == "" {
+		return
+	}
+	if c.nominated[node] == nil {
+		c.nominated[node] = map[types.UID]*podInfo{}
+	}
+	c.nominated[node][pod.UID] = &podInfo{pod: pod, requests: podRequests(pod)}
+	c.nominatedNode[pod.UID] = node
+}
+
+// forgetNominated drops a deleted pod's nomination.
+func (c *cache) forgetNominated(pod *corev1.Pod) {
+	gone := pod.DeepCopy()
+	gone.DeletionTimestamp = &metav1.Time{}
+	c.setNominated(gone)
+}
+
+// withNominatedLocked is ni as pod must see it: with the pods nominated
+// to it whose priority is at least pod's added, as upstream's filters run
+// (they preempted for that room). ni itself when there are none.
+func (c *cache) withNominatedLocked(pod *corev1.Pod, ni *nodeInfo) *nodeInfo {
+	noms := c.nominated[ni.node.Name]
+	if len(noms) == 0 {
+		return ni
+	}
+	prio := priorityOf(pod)
+	var trial *nodeInfo
+	for uid, pi := range noms {
+		if uid == pod.UID || priorityOf(pi.pod) < prio {
+			continue
+		}
+		if trial == nil {
+			trial = newNodeInfo(ni.node)
+			for _, placed := range ni.pods {
+				trial.addPod(placed)
+			}
+		}
+		trial.addPod(pi)
+	}
+	if trial == nil {
+		return ni
+	}
+	return trial
+}
+
+// hasTerminatingLower reports, under the read lock, what
+// hasTerminatingLowerLocked does.
+func (c *cache) hasTerminatingLower(pod *corev1.Pod, node string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.hasTerminatingLowerLocked(pod, node)
+}
+
+// hasTerminatingLowerLocked reports whether a pod of lower priority than
+// pod is still terminating on the node: pod's earlier preemption there is
+// still under way.
+func (c *cache) hasTerminatingLowerLocked(pod *corev1.Pod, node string) bool {
+	ni := c.nodes[node]
+	if ni == nil {
+		return false
+	}
+	prio := priorityOf(pod)
+	for _, pi := range ni.pods {
+		if pi.pod.DeletionTimestamp != nil && priorityOf(pi.pod) < prio {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *cache) upsertNode(n *corev1.Node) {

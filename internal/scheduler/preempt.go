@@ -54,6 +54,13 @@ func (s *Scheduler) findVictims(state *cycleState) *candidate {
 				trial.addPod(pi)
 			}
 		}
+		// Room held for pods that preempted here before, of no lower
+		// priority, is not this pod's to take.
+		for uid, pi := range c.nominated[name] {
+			if uid != pod.UID && priorityOf(pi.pod) >= prio {
+				trial.addPod(pi)
+			}
+		}
 		if s.filter(state, trial) != nil {
 			continue
 		}

@@ -137,6 +137,7 @@ func (s *Scheduler) registerHandlers() {
 				}
 			}
 			s.queue.remove(pod.UID)
+			s.cache.forgetNominated(pod)
 			if pod.Spec.NodeName != "" || s.cache.isAssumed(pod.UID) {
 				s.cache.removePod(pod)
 				s.queue.moveAll() // resources freed
@@ -167,6 +168,7 @@ func (s *Scheduler) registerHandlers() {
 }
 
 func (s *Scheduler) onPod(old, pod *corev1.Pod) {
+	s.cache.setNominated(pod)
 	switch {
 	case pod.Spec.NodeName != "":
 		s.queue.remove(pod.UID)
@@ -294,8 +296,10 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 			msg += " preemption: evicting " + strconv.Itoa(len(cand.victims)) + " lower-priority pod(s) on node " + cand.node + "."
 		}
 		s.queue.requeue(qp, true)
+		// As upstream, a pod whose earlier victims are still terminating
+		// on its nominated node waits for them instead of preempting more.
 		nominated := pod.Status.NominatedNodeName
-		if cand != nil && nominated != cand.node {
+		if cand != nil && (nominated == "" || !s.cache.hasTerminatingLower(pod, nominated)) {
 			s.preempt(ctx, pod, cand)
 			nominated = cand.node
 		}
@@ -337,7 +341,7 @@ func (s *Scheduler) findNode(state *cycleState) (string, *diagnosis) {
 	processed := 0
 	for ; processed < n && len(feasible) < want; processed++ {
 		ni := c.nodes[c.order[(start+processed)%n]]
-		if reasons := s.filter(state, ni); reasons != nil {
+		if reasons := s.filter(state, c.withNominatedLocked(state.pod, ni)); reasons != nil {
 			diag.add(reasons)
 			continue
 		}
