@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/google/cel-go/cel"
-	"github.com/google/cel-go/common/types/traits"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/util/version"
 	apiservercel "k8s.io/apiserver/pkg/cel"
@@ -13,6 +12,8 @@ import (
 	"k8s.io/apiserver/pkg/cel/environment"
 	"k8s.io/apiserver/pkg/cel/library"
 	"k8s.io/apiserver/pkg/cel/mutation"
+
+	"github.com/skiff-dev/skiff/internal/apis/celcheck"
 )
 
 // The CEL environments of admission webhooks' match conditions and of
@@ -162,48 +163,10 @@ func (c *admissionCEL) compileVariable(name, expr string, v celVars, stored bool
 	ferr, out := c.compile(expr, v, stored, celAny, fld, expr)
 	if c.variables != nil {
 		c.mu.Lock()
-		c.variables.Fields[name] = apiservercel.NewDeclField(name, declTypeOf(out), true, nil, nil)
+		c.variables.Fields[name] = apiservercel.NewDeclField(name, celcheck.DeclTypeOf(out), true, nil, nil)
 		c.mu.Unlock()
 	}
 	return ferr
-}
-
-// declTypeOf maps a CEL type to the declared type of a variable field.
-func declTypeOf(t *cel.Type) *apiservercel.DeclType {
-	if t == nil {
-		return apiservercel.DynType
-	}
-	switch t {
-	case cel.AnyType:
-		return apiservercel.AnyType
-	case cel.BoolType:
-		return apiservercel.BoolType
-	case cel.BytesType:
-		return apiservercel.BytesType
-	case cel.DoubleType:
-		return apiservercel.DoubleType
-	case cel.DurationType:
-		return apiservercel.DurationType
-	case cel.IntType:
-		return apiservercel.IntType
-	case cel.NullType:
-		return apiservercel.NullType
-	case cel.StringType:
-		return apiservercel.StringType
-	case cel.TimestampType:
-		return apiservercel.TimestampType
-	case cel.UintType:
-		return apiservercel.UintType
-	}
-	if t.HasTrait(traits.ContainerType) && t.HasTrait(traits.IndexerType) {
-		switch p := t.Parameters(); len(p) {
-		case 1:
-			return apiservercel.NewListType(declTypeOf(p[0]), -1)
-		case 2:
-			return apiservercel.NewMapType(declTypeOf(p[0]), declTypeOf(p[1]), -1)
-		}
-	}
-	return apiservercel.DynType
 }
 
 func objectType(name string, fields ...*apiservercel.DeclField) *apiservercel.DeclType {

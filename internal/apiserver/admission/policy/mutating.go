@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -102,19 +101,19 @@ func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 		}
 		return apierrors.NewNotFound(dynamicadmission.NamespacesResource.GroupResource(), a.Namespace)
 	}
-	r, _ := a.Reinvocation.State(m.Name(), func() any { return &reinvocation{} }).(*reinvocation)
+	r, _ := a.Reinvocation.State(m.Name(), func() any { return &dynamicadmission.Reinvocations{} }).(*dynamicadmission.Reinvocations)
 	alone := r == nil // called outside a chain: reinvoke within this plugin
 	if alone {
-		r = &reinvocation{}
+		r = &dynamicadmission.Reinvocations{}
 	}
 	reinvoking := a.Reinvocation.IsReinvoke()
-	if reinvoking && r.output != nil && !equality.Semantic.DeepEqual(r.output, a.Object) {
-		r.changed() // a later plugin changed what the IfNeeded policies saw
+	if reinvoking {
+		r.StartPass(a.Object)
 	}
 	pass := func(reinvoking bool) error {
 		for _, inv := range invocations {
 			key := inv.key()
-			if reinvoking && !r.pending[key] {
+			if reinvoking && !r.Pending(key) {
 				continue
 			}
 			changed, invErrs, err := m.invoke(ctx, a, ns, inv)
@@ -123,10 +122,10 @@ func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 			}
 			errs = append(errs, invErrs...)
 			if changed {
-				r.changed()
+				r.Changed()
 			}
 			if inv.policy.Spec.ReinvocationPolicy == admissionregistrationv1.IfNeededReinvocationPolicy {
-				r.ran(key)
+				r.Ran(key)
 			}
 		}
 		return nil
@@ -135,17 +134,14 @@ func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 		return err
 	}
 	switch {
-	case alone && len(r.pending) > 0:
+	case alone && r.AnyPending():
 		if err := pass(true); err != nil {
 			return err
 		}
-	case r.modified:
+	case r.Modified():
 		a.Reinvocation.SetShouldReinvoke()
 	}
-	r.output = nil
-	if len(r.invoked) > 0 && a.Object != nil {
-		r.output = a.Object.DeepCopyObject()
-	}
+	r.EndPass(a.Object)
 	return mutationError(a, errs)
 }
 
@@ -156,36 +152,6 @@ func (inv invocation) key() string {
 		k += "/" + inv.param.GetNamespace() + "/" + inv.param.GetName()
 	}
 	return k
-}
-
-// reinvocation tracks which IfNeeded policies ran before the object last
-// changed, and so must see it again.
-type reinvocation struct {
-	invoked  map[string]bool // IfNeeded invocations run since the last change
-	pending  map[string]bool // invocations to run again in the second pass
-	modified bool            // a mutation changed the object
-	output   runtime.Object  // the object as the IfNeeded policies left it
-}
-
-func (r *reinvocation) changed() {
-	r.modified = true
-	if len(r.invoked) == 0 {
-		return
-	}
-	if r.pending == nil {
-		r.pending = map[string]bool{}
-	}
-	for k := range r.invoked {
-		r.pending[k] = true
-	}
-	r.invoked = nil
-}
-
-func (r *reinvocation) ran(key string) {
-	if r.invoked == nil {
-		r.invoked = map[string]bool{}
-	}
-	r.invoked[key] = true
 }
 
 // invocations selects the policy, binding and param triples for the

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/google/cel-go/cel"
-	"github.com/google/cel-go/common/types/traits"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -24,6 +23,7 @@ import (
 	"k8s.io/apiserver/pkg/cel/openapi/resolver"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/skiff-dev/skiff/internal/apis/celcheck"
 	"github.com/skiff-dev/skiff/internal/apiserver/admission/dynamicadmission"
 	"github.com/skiff-dev/skiff/internal/apiserver/openapi"
 )
@@ -223,48 +223,9 @@ func (tc *typeCheckContext) env(object *apiservercel.DeclType) (*cel.Env, error)
 		if ast, issues := env.Compile(v.Expression); issues == nil || issues.Err() == nil {
 			out = ast.OutputType()
 		}
-		varsType.Fields[v.Name] = apiservercel.NewDeclField(v.Name, declTypeOfCel(out), true, nil, nil)
+		varsType.Fields[v.Name] = apiservercel.NewDeclField(v.Name, celcheck.DeclTypeOf(out), true, nil, nil)
 	}
 	return env, nil
-}
-
-// declTypeOfCel is the declared type of a variable whose expression has
-// type t: scalars, lists and maps keep their types, anything else is dyn.
-func declTypeOfCel(t *cel.Type) *apiservercel.DeclType {
-	if t == nil {
-		return apiservercel.DynType
-	}
-	switch t {
-	case cel.AnyType:
-		return apiservercel.AnyType
-	case cel.BoolType:
-		return apiservercel.BoolType
-	case cel.BytesType:
-		return apiservercel.BytesType
-	case cel.DoubleType:
-		return apiservercel.DoubleType
-	case cel.DurationType:
-		return apiservercel.DurationType
-	case cel.IntType:
-		return apiservercel.IntType
-	case cel.NullType:
-		return apiservercel.NullType
-	case cel.StringType:
-		return apiservercel.StringType
-	case cel.TimestampType:
-		return apiservercel.TimestampType
-	case cel.UintType:
-		return apiservercel.UintType
-	}
-	if t.HasTrait(traits.ContainerType) && t.HasTrait(traits.IndexerType) {
-		switch ps := t.Parameters(); len(ps) {
-		case 1:
-			return apiservercel.NewListType(declTypeOfCel(ps[0]), -1)
-		case 2:
-			return apiservercel.NewMapType(declTypeOfCel(ps[0]), declTypeOfCel(ps[1]), -1)
-		}
-	}
-	return apiservercel.DynType
 }
 
 // typesToCheck are the kinds the policy's resource rules name with no

@@ -41,64 +41,28 @@ func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 	if len(hooks) == 0 {
 		return nil
 	}
-	r, _ := a.Reinvocation.State(m.Name(), func() any { return &reinvocation{} }).(*reinvocation)
+	r, _ := a.Reinvocation.State(m.Name(), func() any { return &dynamicadmission.Reinvocations{} }).(*dynamicadmission.Reinvocations)
 	if r == nil {
 		// Called outside a chain: reinvoke within this plugin alone.
-		r = &reinvocation{}
-		if err := m.round(ctx, a, hooks, r, false); err != nil || len(r.pending) == 0 {
+		r = &dynamicadmission.Reinvocations{}
+		if err := m.round(ctx, a, hooks, r, false); err != nil || !r.AnyPending() {
 			return err
 		}
 		return m.round(ctx, a, hooks, r, true)
 	}
 	reinvoking := a.Reinvocation.IsReinvoke()
-	if reinvoking && r.output != nil && !equality.Semantic.DeepEqual(r.output, a.Object) {
-		r.changed() // a later plugin changed what the IfNeeded webhooks saw
+	if reinvoking {
+		r.StartPass(a.Object)
 	}
 	err := m.round(ctx, a, hooks, r, reinvoking)
-	if r.modified {
+	if r.Modified() {
 		a.Reinvocation.SetShouldReinvoke()
 	}
-	r.output = nil
-	if len(r.invoked) > 0 && a.Object != nil {
-		r.output = a.Object.DeepCopyObject()
-	}
+	r.EndPass(a.Object)
 	return err
 }
 
-// reinvocation tracks which IfNeeded webhooks ran before the object last
-// changed, and so must see it again.
-type reinvocation struct {
-	invoked  map[string]bool // IfNeeded webhooks run since the last change
-	pending  map[string]bool // webhooks to run again in the second round
-	modified bool            // a webhook changed the object
-	output   runtime.Object  // the object as the IfNeeded webhooks left it
-}
-
-func (r *reinvocation) changed() {
-	r.modified = true
-	if len(r.invoked) == 0 {
-		return
-	}
-	if r.pending == nil {
-		r.pending = map[string]bool{}
-	}
-	for uid := range r.invoked {
-		r.pending[uid] = true
-	}
-	r.invoked = nil
-}
-
-func (r *reinvocation) ran(h *hook) {
-	if !h.reinvoke {
-		return
-	}
-	if r.invoked == nil {
-		r.invoked = map[string]bool{}
-	}
-	r.invoked[h.uid] = true
-}
-
-func (m *Mutating) round(ctx context.Context, a *admission.Attributes, hooks []*hook, r *reinvocation, reinvoking bool) error {
+func (m *Mutating) round(ctx context.Context, a *admission.Attributes, hooks []*hook, r *dynamicadmission.Reinvocations, reinvoking bool) error {
 	for _, h := range hooks {
 		match, ok, err := m.d.shouldCall(ctx, h, a)
 		if err != nil {
@@ -106,14 +70,16 @@ func (m *Mutating) round(ctx context.Context, a *admission.Attributes, hooks []*
 		}
 		// A webhook skipped in the first round is not called for the
 		// first time while reinvoking.
-		if !ok || (reinvoking && !r.pending[h.uid]) {
+		if !ok || (reinvoking && !r.Pending(h.uid)) {
 			continue
 		}
 		changed, err := m.callHook(ctx, h, a, match)
 		if changed {
-			r.changed()
+			r.Changed()
 		}
-		r.ran(h)
+		if h.reinvoke {
+			r.Ran(h.uid)
+		}
 		if err == nil {
 			continue
 		}
