@@ -81,11 +81,16 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		gr := gvr.GroupResource()
 		c.listers[gr] = inf.Lister()
 		c.synced = append(c.synced, inf.Informer().HasSynced)
-		// No recount on add, as upstream: admission charged the create to
+		// No recount on add, nor on an update that leaves the object's
+		// usage as it was, as upstream: admission charged the create to
 		// status.used already, and a recount racing the next create's
 		// charge could write that charge away before its object is listed.
 		_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, o any) { c.objectChanged(gr, o) },
+			UpdateFunc: func(old, o any) {
+				if c.usageChanged(gr, old, o) {
+					c.objectChanged(gr, o)
+				}
+			},
 			DeleteFunc: func(o any) { c.objectChanged(gr, o) },
 		})
 	}
@@ -126,6 +131,19 @@ func (c *Controller) quotaUpdated(old, cur any) {
 		return
 	}
 	c.enqueueQuota(cur)
+}
+
+// usageChanged reports whether an update changed what the object counts
+// for: a pod that finished, a Service of another type, a claim resized
+// (upstream's replenishment triggers, in general form).
+func (c *Controller) usageChanged(gr schema.GroupResource, old, cur any) bool {
+	o, ok1 := old.(runtime.Object)
+	n, ok2 := cur.(runtime.Object)
+	if !ok1 || !ok2 {
+		return true
+	}
+	now := c.Clock.Now()
+	return !Equal(quota.Usage(gr, o, now), quota.Usage(gr, n, now))
 }
 
 // objectChanged enqueues the namespace's quotas that track gr.
