@@ -100,8 +100,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		}
 		key := ownerKey(p)
 		if key == "" {
-			if dels == 0 {
-				c.enqueueMatching(p) // an orphan a Job may adopt
+			// Only a true orphan may be adopted: a pod of a ReplicaSet (or
+			// any other controller) costs no listing of Jobs.
+			if dels == 0 && metav1.GetControllerOf(p) == nil {
+				c.enqueueMatching(p)
 			}
 			return
 		}

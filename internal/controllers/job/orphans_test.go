@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // queued drains the controller's queue for up to a second and reports
@@ -74,5 +75,16 @@ func TestOrphanPodQueuesMatchingJob(t *testing.T) {
 	}
 	if !h.queued("default/adopter") {
 		t.Fatal("a new orphan did not queue the Job whose selector matches it")
+	}
+
+	// A pod another controller owns is not the Jobs' to adopt, even when
+	// their selector matches it.
+	owned := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "owned", Namespace: "default", UID: "owned", Labels: j.Spec.Template.Labels,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", UID: "rs", Controller: ptr.To(true)}}}}
+	if _, err := h.client.CoreV1().Pods("default").Create(h.ctx, owned, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if h.queued("default/adopter") {
+		t.Error("a pod controlled by a ReplicaSet queued a Job")
 	}
 }

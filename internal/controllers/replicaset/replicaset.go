@@ -152,6 +152,9 @@ func (c *Controller) ownerKey(p *corev1.Pod) string {
 }
 
 func (c *Controller) enqueueMatching(p *corev1.Pod) {
+	if metav1.GetControllerOf(p) != nil {
+		return // another controller's: not an orphan to adopt
+	}
 	sets, err := c.kind.list(p.Namespace)
 	if err != nil {
 		return
