@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllertest"
@@ -259,28 +258,7 @@ func newDirect(t *testing.T, objs ...runtime.Object) (*Controller, *fake.Clients
 	client := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := New(client, factory, quiet())
-	for _, o := range objs {
-		var inf cache.SharedIndexInformer
-		switch o.(type) {
-		case *corev1.PersistentVolume:
-			inf = factory.Core().V1().PersistentVolumes().Informer()
-		case *corev1.PersistentVolumeClaim:
-			inf = factory.Core().V1().PersistentVolumeClaims().Informer()
-		case *storagev1.StorageClass:
-			inf = factory.Storage().V1().StorageClasses().Informer()
-		case *corev1.Node:
-			inf = factory.Core().V1().Nodes().Informer()
-		case *storagev1.CSINode:
-			inf = factory.Storage().V1().CSINodes().Informer()
-		case *storagev1.CSIDriver:
-			inf = factory.Storage().V1().CSIDrivers().Informer()
-		default:
-			continue // read live, not cached
-		}
-		if err := inf.GetIndexer().Add(o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	f := &fakeCSI{}
 	c.csi = f
 	events := &eventLog{}

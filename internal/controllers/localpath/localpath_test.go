@@ -14,9 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/internal/controllers/controllertest"
 )
 
 func newTest(t *testing.T, objs ...runtime.Object) (*Controller, *fake.Clientset, *record.FakeRecorder) {
@@ -29,24 +30,7 @@ func newTestWithFactory(t *testing.T, objs ...runtime.Object) (*Controller, *fak
 	client := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := New(client, factory, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	for _, o := range objs {
-		var inf cache.SharedIndexInformer
-		switch o.(type) {
-		case *corev1.PersistentVolume:
-			inf = factory.Core().V1().PersistentVolumes().Informer()
-		case *corev1.PersistentVolumeClaim:
-			inf = factory.Core().V1().PersistentVolumeClaims().Informer()
-		case *storagev1.StorageClass:
-			inf = factory.Storage().V1().StorageClasses().Informer()
-		case *corev1.Node:
-			inf = factory.Core().V1().Nodes().Informer()
-		case *corev1.Pod:
-			inf = factory.Core().V1().Pods().Informer()
-		}
-		if err := inf.GetIndexer().Add(o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	rec := record.NewFakeRecorder(10)
 	c.recorder = rec
 	client.ClearActions()
