@@ -52,7 +52,7 @@ type Controller struct {
 // server serves (count/<resource>.<group> of custom resources, say), with
 // metadata informers over meta, resolving resources with disc.
 func (c *Controller) UseMetadata(meta metadata.Interface, disc discovery.DiscoveryInterface) {
-	c.dynamic = newDynamicCounts(meta, disc, c.objectChanged)
+	c.dynamic = newDynamicCounts(meta, disc, func(gr schema.GroupResource, o any) { c.objectChanged(gr, nil, o) })
 }
 
 // New builds the controller over the shared informers of the quota and
@@ -86,12 +86,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		// status.used already, and a recount racing the next create's
 		// charge could write that charge away before its object is listed.
 		_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(old, o any) {
-				if c.usageChanged(gr, old, o) {
-					c.objectChanged(gr, o)
-				}
-			},
-			DeleteFunc: func(o any) { c.objectChanged(gr, o) },
+			UpdateFunc: func(old, o any) { c.objectChanged(gr, old, o) },
+			DeleteFunc: func(o any) { c.objectChanged(gr, nil, o) },
 		})
 	}
 	return c
@@ -146,8 +142,9 @@ func (c *Controller) usageChanged(gr schema.GroupResource, old, cur any) bool {
 	return !Equal(quota.Usage(gr, o, now), quota.Usage(gr, n, now))
 }
 
-// objectChanged enqueues the namespace's quotas that track gr.
-func (c *Controller) objectChanged(gr schema.GroupResource, o any) {
+// objectChanged enqueues the namespace's quotas that track gr, for a
+// deletion (old nil) or an update that changed the object's usage.
+func (c *Controller) objectChanged(gr schema.GroupResource, old, o any) {
 	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = t.Obj
 	}
@@ -159,10 +156,20 @@ func (c *Controller) objectChanged(gr schema.GroupResource, o any) {
 	if err != nil {
 		return
 	}
+	usageChecked := old == nil
 	for _, q := range quotas {
-		if quota.Matches(gr, q.Spec.Hard) {
-			c.queue.Add(q.Namespace + "/" + q.Name)
+		if !quota.Matches(gr, q.Spec.Hard) {
+			continue
 		}
+		// Usage is worked out only where a quota tracks it: most
+		// namespaces have none, and pods are updated often.
+		if !usageChecked {
+			if !c.usageChanged(gr, old, o) {
+				return
+			}
+			usageChecked = true
+		}
+		c.queue.Add(q.Namespace + "/" + q.Name)
 	}
 }
 
