@@ -84,6 +84,8 @@ func (s *Server) admitFlow(w http.ResponseWriter, r *http.Request, u *authn.User
 		req.Seats = s.watchSeats(r, a)
 	case a.ResourceRequest && a.Verb == "list":
 		req.Seats = s.listSeats(r, a)
+	case a.ResourceRequest && flowcontrol.IsWrite(a.Verb):
+		req.Watchers = s.interestedWatchers(a)
 	}
 	t, cl, err := s.flow.Admit(r.Context(), &req)
 	setFlowHeaders(w, cl)
@@ -135,6 +137,22 @@ func (s *Server) listSeats(r *http.Request, a authz.Attributes) int {
 		return 1
 	}
 	return flowcontrol.ListSeats(res.cache.Len(), r.URL.Query().Get("limit"))
+}
+
+// interestedWatchers counts the watches a write's event will reach, for
+// upstream's mutating work estimate: those of the whole resource, of the
+// object's namespace and of the object by name (the watch cache's count).
+// A ServiceAccount token request writes nothing, and a resource served
+// elsewhere (aggregated) is not watched here: both count none, as upstream.
+func (s *Server) interestedWatchers(a authz.Attributes) int {
+	if a.Resource == "serviceaccounts" && a.Subresource == "token" {
+		return 0
+	}
+	res := s.lookupResource(schema.GroupVersionResource{Group: a.APIGroup, Version: a.APIVersion, Resource: a.Resource})
+	if res == nil || res.cache == nil {
+		return 0
+	}
+	return res.cache.InterestedWatchers(a.Namespace, a.Name)
 }
 
 // longRunning is upstream's default long-running check: watch and proxy

@@ -461,6 +461,7 @@ func (c *Cache) Watch(ctx context.Context, opts WatchOptions) (*Watcher, error) 
 		bookmarks:  opts.Bookmarks,
 		indexField: opts.IndexField,
 		indexValue: opts.IndexValue,
+		scope:      scopeOf(c.cfg.Prefix, opts.Prefix, opts.IndexField, opts.IndexValue),
 		ch:         make(chan Event, opts.Buffer),
 		done:       make(chan struct{}),
 	}
@@ -533,6 +534,7 @@ type Watcher struct {
 	bookmarks bool
 	// indexField and indexValue place the watcher in the cache's index.
 	indexField, indexValue string
+	scope                  watchScope // what it watches, for InterestedWatchers
 	minRev                 int64
 	initial                []Event
 	ch                     chan Event

@@ -10,16 +10,20 @@ type watcherIndex struct {
 	unindexed map[*Watcher]struct{}
 	// byField maps field → value → the watchers selecting that value.
 	byField map[string]map[string]map[*Watcher]struct{}
+	// scopes counts the watchers by what they watch (InterestedWatchers).
+	scopes map[watchScope]int
 }
 
 func newWatcherIndex() watcherIndex {
 	return watcherIndex{
 		unindexed: map[*Watcher]struct{}{},
 		byField:   map[string]map[string]map[*Watcher]struct{}{},
+		scopes:    map[watchScope]int{},
 	}
 }
 
 func (x *watcherIndex) add(w *Watcher) {
+	x.scopes[w.scope]++
 	if w.indexField == "" {
 		x.unindexed[w] = struct{}{}
 		return
@@ -38,6 +42,9 @@ func (x *watcherIndex) add(w *Watcher) {
 }
 
 func (x *watcherIndex) remove(w *Watcher) {
+	if x.scopes[w.scope]--; x.scopes[w.scope] <= 0 {
+		delete(x.scopes, w.scope)
+	}
 	if w.indexField == "" {
 		delete(x.unindexed, w)
 		return

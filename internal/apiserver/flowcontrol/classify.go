@@ -26,6 +26,10 @@ type Request struct {
 	// Seats is the request's work estimate (ListSeats for a LIST); less
 	// than one means one.
 	Seats int
+	// Watchers, for a write, counts the watches its event will reach: the
+	// request then holds more seats, and keeps them a little after it ends
+	// (upstream's mutating work estimate).
+	Watchers int
 }
 
 // saUserPrefix starts the user name of every ServiceAccount token.

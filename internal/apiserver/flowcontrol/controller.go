@@ -35,7 +35,8 @@ type Options struct {
 	ConcurrencyLimit int
 	// RequestWaitLimit bounds the time a request waits for a seat.
 	RequestWaitLimit time.Duration
-	// Clock times seat demand and borrowing (default: the real clock).
+	// Clock times seat demand, borrowing and the seats writes keep after
+	// they end (default: the real clock).
 	Clock clock.WithTicker
 }
 
@@ -263,6 +264,10 @@ type Ticket struct {
 	m     *schemaMetrics
 	seats int
 	watch *watchSeats // a WATCH's seats (ForWatch), freed at most once
+	// hold keeps a write's seats this long after Done, for its watch
+	// events (mutatingFinalSeats); clock times it.
+	hold  time.Duration
+	clock clock.Clock
 }
 
 // Done releases the seats. The zero Ticket does nothing.
@@ -275,20 +280,36 @@ func (t Ticket) Done() {
 		return
 	}
 	t.m.executing.Dec()
+	if t.hold > 0 {
+		// A timer and a goroutine rather than AfterFunc: a fake clock runs
+		// AfterFunc's function under its lock, which release takes too.
+		timer := t.clock.NewTimer(t.hold)
+		go func() {
+			<-timer.C()
+			t.level.release(t.q, t.seats)
+		}()
+		return
+	}
 	t.level.release(t.q, t.seats)
 }
 
 // Seats returns how many seats the request holds.
 func (t Ticket) Seats() int { return t.seats }
 
-// Admit classifies r and waits until its level has r.Seats seats for it. It
+// Admit classifies r and waits until its level has r.Seats seats for it,
+// or more for a write whose events reach many watchers (r.Watchers). It
 // fails with a *Rejection when the flow's queue is full, the level rejects
 // instead of queuing, or the wait exceeds the limit or ctx ends.
 func (c *Controller) Admit(ctx context.Context, r *Request) (Ticket, Classification, error) {
 	m := c.cfg.Load().classify(r)
 	cl := m.classification()
 	start := time.Now()
-	q, seats, err := m.level.acquire(ctx, flowHash(m.name, m.flowDistinguisher(r)), r.Seats, c.opts.RequestWaitLimit, m.metrics)
+	final := mutatingFinalSeats(r.Watchers)
+	if r.ResourceRequest && IsWrite(r.Verb) {
+		m.metrics.watchCount.Observe(float64(r.Watchers))
+	}
+	m.metrics.seats.Observe(float64(max(1, r.Seats, final)))
+	q, seats, err := m.level.acquire(ctx, flowHash(m.name, m.flowDistinguisher(r)), max(r.Seats, final), c.opts.RequestWaitLimit, m.metrics)
 	wait := time.Since(start).Seconds()
 	if err != nil {
 		reason := err.(*errReject).reason
@@ -299,7 +320,11 @@ func (c *Controller) Admit(ctx context.Context, r *Request) (Ticket, Classificat
 	m.metrics.waitExecuted.Observe(wait)
 	m.metrics.dispatched.Inc()
 	m.metrics.executing.Inc()
-	return Ticket{level: m.level, q: q, m: m.metrics, seats: seats}, cl, nil
+	t := Ticket{level: m.level, q: q, m: m.metrics, seats: seats}
+	if final > 0 && !m.level.exempt {
+		t.hold, t.clock = finalHold(final, seats), c.opts.Clock
+	}
+	return t, cl, nil
 }
 
 // DanglingCondition returns the Dangling condition fs should carry given

@@ -3,6 +3,7 @@ package flowcontrol
 import (
 	"math"
 	"strconv"
+	"time"
 )
 
 // Upstream's work estimator constants for a LIST.
@@ -57,4 +58,43 @@ func WatchSeats(count int, sendInitialEvents bool) int {
 		return minSeats
 	}
 	return ListSeats(count, "")
+}
+
+// Upstream's mutating work estimator constants: a write's watch events
+// cost a seat per ten watchers they reach, for 5 ms after the write ends.
+const (
+	watchesPerSeat          = 10
+	eventAdditionalDuration = 5 * time.Millisecond
+)
+
+// mutatingFinalSeats is upstream's estimate of the work a write leaves
+// behind, its watch events to the given number of watchers: one seat per
+// ten, held for eventAdditionalDuration once the write is done. Below ten
+// watchers a write costs nothing more, as upstream.
+func mutatingFinalSeats(watchers int) int {
+	if watchers < watchesPerSeat {
+		return 0
+	}
+	return int(math.Ceil(float64(watchers) / watchesPerSeat))
+}
+
+// finalHold is how long a write that left final seats of work keeps the
+// granted seats its level allows: upstream reshapes the work (final seats
+// for 5 ms) into a narrower, longer rectangle of the same area when the
+// level's cap on one request's seats is below final.
+func finalHold(final, granted int) time.Duration {
+	if final <= 0 || granted <= 0 {
+		return 0
+	}
+	return eventAdditionalDuration * time.Duration(final) / time.Duration(granted)
+}
+
+// IsWrite reports whether an API verb changes objects, so that the write
+// notifies watchers.
+func IsWrite(verb string) bool {
+	switch verb {
+	case "create", "update", "patch", "delete", "deletecollection":
+		return true
+	}
+	return false
 }

@@ -2,10 +2,12 @@ package flowcontrol
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/skiff-dev/skiff/internal/apis/apfdefaults"
 )
@@ -147,5 +149,57 @@ func TestWideRequestKeepsItsPlaceInTheFlow(t *testing.T) {
 	}
 	if n := executingIn(pl); n != 0 {
 		t.Fatalf("%d seats still in use", n)
+	}
+}
+
+// TestWriteHoldsSeatsForItsWatchers checks upstream's mutating work
+// estimate: a write whose event reaches ten or more watchers takes a seat
+// per ten, capped by the level, and keeps them after it ends for 5 ms, or
+// longer in proportion when the cap narrowed them.
+func TestWriteHoldsSeatsForItsWatchers(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Unix(1e9, 0))
+	// 115 seats, hand size 1: a request may take up to 10 here.
+	lvl := apfdefaults.LimitedLevel("lvl", 100, 0, &flowcontrolv1.QueuingConfiguration{Queues: 1, HandSize: 1, QueueLengthLimit: 50})
+	fs := apfdefaults.FlowSchema("users", "lvl", 500, flowcontrolv1.FlowDistinguisherMethodByUserType, apfdefaults.Everything(apfdefaults.Groups("system:authenticated")))
+	c := New(Options{ConcurrencyLimit: 120, RequestWaitLimit: time.Minute, Clock: clk})
+	c.Update([]*flowcontrolv1.FlowSchema{fs}, []*flowcontrolv1.PriorityLevelConfiguration{lvl})
+	pl := c.level("lvl")
+	write := func(watchers int) Ticket {
+		t.Helper()
+		r := req("a")
+		r.Verb, r.Watchers = "create", watchers
+		tk, _, err := c.Admit(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+
+	for _, tc := range []struct {
+		watchers, seats int
+		hold            time.Duration
+	}{
+		{watchers: 0, seats: 1},
+		{watchers: 9, seats: 1}, // below ten watchers: nothing more, as upstream
+		{watchers: 10, seats: 1, hold: 5 * time.Millisecond},
+		{watchers: 45, seats: 5, hold: 5 * time.Millisecond},
+		{watchers: 300, seats: 10, hold: 15 * time.Millisecond}, // 30 seats × 5 ms as 10 × 15 ms
+	} {
+		tk := write(tc.watchers)
+		if tk.Seats() != tc.seats || executingIn(pl) != tc.seats {
+			t.Fatalf("%d watchers: the write holds %d seats (level: %d), want %d", tc.watchers, tk.Seats(), executingIn(pl), tc.seats)
+		}
+		tk.Done()
+		if tc.hold > 0 {
+			if n := executingIn(pl); n != tc.seats {
+				t.Fatalf("%d watchers: %d seats in use right after the write, want %d until its events are sent", tc.watchers, n, tc.seats)
+			}
+			clk.Step(tc.hold - time.Millisecond)
+			if n := executingIn(pl); n != tc.seats {
+				t.Fatalf("%d watchers: %d seats in use %v after the write, want %d", tc.watchers, n, tc.hold-time.Millisecond, tc.seats)
+			}
+			clk.Step(time.Millisecond)
+		}
+		eventually(t, fmt.Sprintf("%d watchers: every seat free after %v", tc.watchers, tc.hold), func() bool { return executingIn(pl) == 0 })
 	}
 }

@@ -38,13 +38,23 @@ var (
 		Help:    "Length of time a request spent waiting in its queue",
 		Buckets: []float64{0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30},
 	}, []string{"flow_schema", "priority_level", "execute"})
+	watchCountSamples = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "apiserver_flowcontrol_watch_count_samples",
+		Help:    "count of watchers for mutating requests in API Priority and Fairness",
+		Buckets: []float64{0, 1, 10, 100, 1000, 10000},
+	}, []string{"priority_level", "flow_schema"})
+	estimatedSeats = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "apiserver_flowcontrol_work_estimated_seats",
+		Help:    "Number of estimated seats (maximum of initial and final seats) associated with requests in API Priority and Fairness",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 100},
+	}, []string{"priority_level", "flow_schema"})
 
 	registerOnce sync.Once
 )
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		for _, c := range []prometheus.Collector{rejectedTotal, dispatchedTotal, inQueue, executing, nominalLimit, currentLimit, waitDuration} {
+		for _, c := range []prometheus.Collector{rejectedTotal, dispatchedTotal, inQueue, executing, nominalLimit, currentLimit, waitDuration, watchCountSamples, estimatedSeats} {
 			if err := prometheus.Register(c); err != nil {
 				// Another copy registered first (tests); ours still count.
 				continue
@@ -59,6 +69,7 @@ type schemaMetrics struct {
 	dispatched, rejectedQueueFull, rejectedLimit, rejectedTimeout, rejectedCancelled prometheus.Counter
 	inQueue, executing                                                               prometheus.Gauge
 	waitExecuted, waitRejected                                                       prometheus.Observer
+	watchCount, seats                                                                prometheus.Observer
 }
 
 func newSchemaMetrics(schema, level string) *schemaMetrics {
@@ -72,6 +83,8 @@ func newSchemaMetrics(schema, level string) *schemaMetrics {
 		executing:         executing.WithLabelValues(schema, level),
 		waitExecuted:      waitDuration.WithLabelValues(schema, level, "true"),
 		waitRejected:      waitDuration.WithLabelValues(schema, level, "false"),
+		watchCount:        watchCountSamples.WithLabelValues(level, schema),
+		seats:             estimatedSeats.WithLabelValues(level, schema),
 	}
 }
 
