@@ -137,7 +137,7 @@ spec:
       - name: driver
         image: skiff.test/csi-testdriver:latest
         imagePullPolicy: IfNotPresent
-        args: ["-endpoint=unix:///csi/csi.sock", "-state-dir=/state", "-node-id=$(NODE_NAME)"]
+        args: ["-endpoint=unix:///csi/csi.sock", "-state-dir=/state", "-node-id=$(NODE_NAME)", "-capacity=1073741824"]
         env:
         - name: NODE_NAME
           valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
@@ -429,6 +429,20 @@ func TestCSIDriver(t *testing.T) {
 			`[{"op":"test","path":"/spec/template/spec/containers/3/name","value":"provisioner"},{"op":"remove","path":"/spec/template/spec/containers/3"}]`)
 		k.must("annotate", "csidriver", csiDriverName, "skiff.dev/csi-provisioner-")
 		ns.must("rollout", "status", "daemonset/csi-testdriver", "--timeout=3m")
+		// With capacity tracking on, the scheduler places the claim's pod
+		// only where a CSIStorageCapacity says the class fits, and Skiff
+		// publishes them from the driver's GetCapacity.
+		k.must("patch", "csidriver", csiDriverName, "-p", `{"spec":{"storageCapacity":true}}`)
+		waitUntil(t, time.Minute, "a CSIStorageCapacity of the driver's class for the node", func() bool {
+			out, _ := k.run("", "get", "csistoragecapacities", "-n", "kube-system", "-l", "csi.storage.k8s.io/drivername="+csiDriverName,
+				"-o", `jsonpath={range .items[*]}{.storageClassName} {.nodeTopology.matchLabels} {.capacity}{"\n"}{end}`)
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) == 3 && f[0] == "csi-dynamic" && strings.Contains(f[1], c.node) && f[2] != "0" {
+					return true
+				}
+			}
+			return false
+		})
 		applyYAML(k, strings.NewReplacer("csi-dynamic-writer", "csi-builtin-writer", "claimName: csi-dynamic", "claimName: csi-builtin",
 			"{name: csi-dynamic, namespace", "{name: csi-builtin, namespace", "hello-from-dynamic", "hello-from-builtin").Replace(csiDynamicVolume))
 		waitPod(t, ns, "csi-builtin-writer", 3*time.Minute, "Running", func(p podJSON) bool { return p.Status.Phase == "Running" })

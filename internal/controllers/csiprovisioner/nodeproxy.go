@@ -51,6 +51,13 @@ func (p NodeProxy) DeleteVolume(ctx context.Context, node, driver string, req *c
 	return p.call(ctx, node, driver, "deleteVolume", req, &csipb.DeleteVolumeResponse{})
 }
 
+// GetCapacity calls getCapacity on the node's kubelet, for the capacity
+// tracking of internal/controllers/csicapacity.
+func (p NodeProxy) GetCapacity(ctx context.Context, node, driver string, req *csipb.GetCapacityRequest) (*csipb.GetCapacityResponse, error) {
+	resp := &csipb.GetCapacityResponse{}
+	return resp, p.call(ctx, node, driver, "getCapacity", req, resp)
+}
+
 func (p NodeProxy) call(ctx context.Context, node, driver, method string, req, resp proto.Message) error {
 	body, err := protojson.Marshal(req)
 	if err != nil {

@@ -38,6 +38,10 @@ func TestNodeProxyCallsTheKubeletThroughTheAPIServer(t *testing.T) {
 		gotPath = r.Method + " " + r.URL.Path
 		body, _ := io.ReadAll(r.Body)
 		switch {
+		case strings.HasSuffix(r.URL.Path, "/getCapacity"):
+			w.Header().Set("Content-Type", "application/json")
+			out, _ := protojson.Marshal(&csipb.GetCapacityResponse{AvailableCapacity: 7})
+			_, _ = w.Write(out)
 		case strings.HasPrefix(r.URL.Path, "/api/v1/nodes/n1/"):
 			if err := protojson.Unmarshal(body, &gotReq); err != nil {
 				t.Errorf("body %s: %v", body, err)
@@ -83,6 +87,13 @@ func TestNodeProxyCallsTheKubeletThroughTheAPIServer(t *testing.T) {
 		t.Errorf("routing error = %v, want a non-driver error", err)
 	}
 	if gotPath != "POST /api/v1/nodes/n3/proxy/csi/d.example.com/controller/deleteVolume" {
+		t.Errorf("path = %s", gotPath)
+	}
+	capResp, err := p.GetCapacity(t.Context(), "n1", "d.example.com", &csipb.GetCapacityRequest{})
+	if err != nil || capResp.GetAvailableCapacity() != 7 {
+		t.Errorf("GetCapacity = %v, %v", capResp, err)
+	}
+	if gotPath != "POST /api/v1/nodes/n1/proxy/csi/d.example.com/controller/getCapacity" {
 		t.Errorf("path = %s", gotPath)
 	}
 }

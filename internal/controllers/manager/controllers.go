@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/controllers/bootstrapsigner"
 	"github.com/skiff-dev/skiff/internal/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/internal/controllers/cronjob"
+	"github.com/skiff-dev/skiff/internal/controllers/csicapacity"
 	"github.com/skiff-dev/skiff/internal/controllers/csiprovisioner"
 	"github.com/skiff-dev/skiff/internal/controllers/daemonset"
 	"github.com/skiff-dev/skiff/internal/controllers/deployment"
@@ -135,6 +136,9 @@ var registrations = []registration{
 	{"local-path-provisioner", "skiff-local-path-provisioner", informerController(localpath.New)},
 	// Skiff's own: its role is system:controller:skiff-csi-provisioner.
 	{"csi-provisioner", "skiff-csi-provisioner", informerController(csiprovisioner.New)},
+	// The provisioner's capacity tracking, under the same identity (one
+	// upstream sidecar does both).
+	{"csi-storage-capacity", "skiff-csi-provisioner", informerController(csicapacity.New)},
 	{"validatingadmissionpolicy-status", "validatingadmissionpolicy-status-controller", informerController(admissionpolicystatus.New)},
 	{"root-ca-cert-publisher", "root-ca-cert-publisher", func(d deps) (Controller, error) {
 		if len(d.cfg.RootCA) == 0 {

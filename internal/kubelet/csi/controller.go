@@ -43,6 +43,20 @@ var controllerMethods = map[string]func(ctx context.Context, c csipb.ControllerC
 		}
 		return c.DeleteVolume(ctx, req)
 	},
+	"getCapacity": func(ctx context.Context, c csipb.ControllerClient, body []byte) (proto.Message, error) {
+		req := &csipb.GetCapacityRequest{}
+		if err := unmarshalRequest(body, req); err != nil {
+			return nil, err
+		}
+		return c.GetCapacity(ctx, req)
+	},
+}
+
+// controllerMethodCaps are the controller capabilities a method needs
+// beyond the controller service: the spec lets a driver leave optional
+// RPCs unimplemented, and says so through ControllerGetCapabilities.
+var controllerMethodCaps = map[string]csipb.ControllerServiceCapability_RPC_Type{
+	"getCapacity": csipb.ControllerServiceCapability_RPC_GET_CAPACITY,
 }
 
 // errBadRequest marks a body that is not the request's JSON form.
@@ -73,12 +87,31 @@ func (d *driver) hasControllerService(ctx context.Context) (bool, error) {
 	return d.pluginCaps[csipb.PluginCapability_Service_CONTROLLER_SERVICE], nil
 }
 
+// hasControllerCapability asks the driver's controller service, once,
+// for its capabilities and says whether c is among them.
+func (d *driver) hasControllerCapability(ctx context.Context, c csipb.ControllerServiceCapability_RPC_Type) (bool, error) {
+	d.capsMu.Lock()
+	defer d.capsMu.Unlock()
+	if d.controllerCaps == nil {
+		resp, err := csipb.NewControllerClient(d.conn).ControllerGetCapabilities(ctx, &csipb.ControllerGetCapabilitiesRequest{})
+		if err != nil {
+			return false, fmt.Errorf("ControllerGetCapabilities: %w", err)
+		}
+		d.controllerCaps = map[csipb.ControllerServiceCapability_RPC_Type]bool{}
+		for _, c := range resp.GetCapabilities() {
+			d.controllerCaps[c.GetRpc().GetType()] = true
+		}
+	}
+	return d.controllerCaps[c], nil
+}
+
 // ServeController serves POST /csi/{driver}/controller/{method}: the
 // body is the protojson form of the CSI request (createVolume,
-// deleteVolume), passed to the driver's controller service through its
-// socket; the answer is the response's protojson, or a Status whose code
-// follows the gRPC status. Drivers not registered on this node, or
-// without a controller service, are 404s.
+// deleteVolume, getCapacity), passed to the driver's controller service
+// through its socket; the answer is the response's protojson, or a Status
+// whose code follows the gRPC status. Drivers not registered on this
+// node, without a controller service, or without the capability the
+// method needs (GET_CAPACITY) are 404s.
 func (m *Manager) ServeController(w http.ResponseWriter, r *http.Request) {
 	name, method := r.PathValue("driver"), r.PathValue("method")
 	call, ok := controllerMethods[method]
@@ -102,6 +135,18 @@ func (m *Manager) ServeController(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound,
 			fmt.Sprintf("CSI driver %s on node %s has no controller service", name, m.cfg.NodeName))
 		return
+	}
+	if c, needs := controllerMethodCaps[method]; needs {
+		ok, err := d.hasControllerCapability(ctx, c)
+		if err != nil {
+			writeStatus(w, http.StatusBadGateway, metav1.StatusReasonServiceUnavailable, fmt.Sprintf("CSI driver %s: %v", name, err))
+			return
+		}
+		if !ok {
+			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound,
+				fmt.Sprintf("CSI driver %s on node %s does not offer the %s controller capability", name, m.cfg.NodeName, c))
+			return
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControllerBody))
 	if err != nil {

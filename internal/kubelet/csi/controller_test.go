@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -28,11 +29,13 @@ type fakeControllerDriver struct {
 	csipb.UnimplementedControllerServer
 
 	controller bool // announces CONTROLLER_SERVICE
+	capacity   bool // announces GET_CAPACITY
 	createErr  error
 
-	mu      sync.Mutex
-	creates []*csipb.CreateVolumeRequest
-	deletes []*csipb.DeleteVolumeRequest
+	mu         sync.Mutex
+	creates    []*csipb.CreateVolumeRequest
+	deletes    []*csipb.DeleteVolumeRequest
+	capacities []*csipb.GetCapacityRequest
 }
 
 func (f *fakeControllerDriver) GetPluginCapabilities(context.Context, *csipb.GetPluginCapabilitiesRequest) (*csipb.GetPluginCapabilitiesResponse, error) {
@@ -64,6 +67,32 @@ func (f *fakeControllerDriver) DeleteVolume(_ context.Context, req *csipb.Delete
 	defer f.mu.Unlock()
 	f.deletes = append(f.deletes, proto.Clone(req).(*csipb.DeleteVolumeRequest))
 	return &csipb.DeleteVolumeResponse{}, nil
+}
+
+func (f *fakeControllerDriver) ControllerGetCapabilities(context.Context, *csipb.ControllerGetCapabilitiesRequest) (*csipb.ControllerGetCapabilitiesResponse, error) {
+	rpcs := []csipb.ControllerServiceCapability_RPC_Type{csipb.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME}
+	if f.capacity {
+		rpcs = append(rpcs, csipb.ControllerServiceCapability_RPC_GET_CAPACITY)
+	}
+	resp := &csipb.ControllerGetCapabilitiesResponse{}
+	for _, r := range rpcs {
+		resp.Capabilities = append(resp.Capabilities, &csipb.ControllerServiceCapability{
+			Type: &csipb.ControllerServiceCapability_Rpc{Rpc: &csipb.ControllerServiceCapability_RPC{Type: r}}})
+	}
+	return resp, nil
+}
+
+// GetCapacity answers 5 GiB in zone a, 1 GiB elsewhere, volumes of at
+// most 1 GiB.
+func (f *fakeControllerDriver) GetCapacity(_ context.Context, req *csipb.GetCapacityRequest) (*csipb.GetCapacityResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.capacities = append(f.capacities, proto.Clone(req).(*csipb.GetCapacityRequest))
+	avail := int64(1 << 30)
+	if req.GetAccessibleTopology().GetSegments()["zone"] == "a" {
+		avail = 5 << 30
+	}
+	return &csipb.GetCapacityResponse{AvailableCapacity: avail, MaximumVolumeSize: wrapperspb.Int64(1 << 30)}, nil
 }
 
 // controllerServer registers f and serves the manager's controller
@@ -186,5 +215,50 @@ func TestControllerEndpointRefusesNodeOnlyDrivers(t *testing.T) {
 	}
 	if len(f.creates) != 0 {
 		t.Errorf("driver was called: %v", f.creates)
+	}
+}
+
+func TestControllerEndpointGetsCapacity(t *testing.T) {
+	f := &fakeControllerDriver{controller: true, capacity: true}
+	srv := controllerServer(t, f)
+	req := &csipb.GetCapacityRequest{
+		AccessibleTopology: &csipb.Topology{Segments: map[string]string{"zone": "a"}},
+		Parameters:         map[string]string{"type": "fast"},
+		VolumeCapabilities: []*csipb.VolumeCapability{{
+			AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
+			AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_UNKNOWN},
+		}},
+	}
+	body, _ := protojson.Marshal(req)
+	code, out := post(t, srv.URL+"/csi/"+testDriver+"/controller/getCapacity", string(body))
+	if code != http.StatusOK {
+		t.Fatalf("getCapacity = %d %s", code, out)
+	}
+	resp := &csipb.GetCapacityResponse{}
+	if err := protojson.Unmarshal(out, resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.AvailableCapacity != 5<<30 || resp.GetMaximumVolumeSize().GetValue() != 1<<30 {
+		t.Errorf("response = %v", resp)
+	}
+	if len(f.capacities) != 1 || !proto.Equal(f.capacities[0], req) {
+		t.Errorf("driver got %v, want %v", f.capacities, req)
+	}
+}
+
+func TestControllerEndpointRefusesGetCapacityWithoutTheCapability(t *testing.T) {
+	f := &fakeControllerDriver{controller: true}
+	srv := controllerServer(t, f)
+	code, out := post(t, srv.URL+"/csi/"+testDriver+"/controller/getCapacity", `{}`)
+	if code != http.StatusNotFound || !strings.Contains(string(out), "does not offer the GET_CAPACITY controller capability") {
+		t.Errorf("getCapacity without GET_CAPACITY = %d %s, want 404", code, out)
+	}
+	if len(f.capacities) != 0 {
+		t.Errorf("driver was called: %v", f.capacities)
+	}
+	// Creating volumes needs no more than the controller service.
+	code, out = post(t, srv.URL+"/csi/"+testDriver+"/controller/createVolume", `{"name":"pvc-1"}`)
+	if code != http.StatusOK {
+		t.Errorf("createVolume = %d %s", code, out)
 	}
 }

@@ -23,6 +23,9 @@ type driver struct {
 	// pluginCaps are the identity service's plugin capabilities, nil
 	// until asked.
 	pluginCaps map[csipb.PluginCapability_Service_Type]bool
+	// controllerCaps are the controller service's capabilities, nil
+	// until asked.
+	controllerCaps map[csipb.ControllerServiceCapability_RPC_Type]bool
 }
 
 func dialDriver(name, endpoint, socket string) (*driver, error) {

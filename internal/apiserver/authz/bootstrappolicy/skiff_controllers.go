@@ -30,7 +30,8 @@ func skiffControllerRoles() []rbacv1.ClusterRole {
 		),
 		// The built-in CSI provisioner creates and deletes the volumes of
 		// CSI drivers' classes; it reaches the drivers' controller
-		// services through the kubelets (nodes/proxy).
+		// services through the kubelets (nodes/proxy). Its capacity
+		// tracking (csi-storage-capacity) publishes CSIStorageCapacities.
 		controllerRole("skiff-csi-provisioner",
 			newRule("create", "delete", "get", "list", "watch", "update").groups(legacyGroup).res("persistentvolumes"),
 			newRule(read...).groups(legacyGroup).res("persistentvolumeclaims"),
@@ -39,6 +40,7 @@ func skiffControllerRoles() []rbacv1.ClusterRole {
 			newRule("create").groups(legacyGroup).res("nodes/proxy"),
 			// The classes' provisioner secrets, for CreateVolume and DeleteVolume.
 			newRule("get").groups(legacyGroup).res("secrets"),
+			newRule("create", "delete", "get", "list", "watch", "update").groups(storageGroup).res("csistoragecapacities"),
 			eventsRule(),
 		),
 	}

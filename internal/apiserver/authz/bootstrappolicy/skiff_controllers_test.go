@@ -65,6 +65,11 @@ func TestSkiffCSIProvisionerRole(t *testing.T) {
 		{rr("get", "", "secrets", ""), true},
 		{rr("list", "", "secrets", ""), false},
 		{rr("create", "", "pods", ""), false},
+		{rr("create", "storage.k8s.io", "csistoragecapacities", ""), true},
+		{rr("update", "storage.k8s.io", "csistoragecapacities", ""), true},
+		{rr("delete", "storage.k8s.io", "csistoragecapacities", ""), true},
+		{rr("list", "storage.k8s.io", "csistoragecapacities", ""), true},
+		{rr("patch", "storage.k8s.io", "csistoragecapacities", ""), false},
 	} {
 		if got := authz.RulesAllow(tc.a, rules...); got != tc.want {
 			t.Errorf("%s %s/%s/%s: allowed %v, want %v", tc.a.Verb, tc.a.APIGroup, tc.a.Resource, tc.a.Subresource, got, tc.want)

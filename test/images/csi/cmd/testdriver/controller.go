@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"syscall"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -19,12 +20,16 @@ const publishContextKey = "csi.skiff.test/attached-to"
 type controller struct {
 	csi.UnimplementedControllerServer
 	state *state
+	// capacity is the storage GetCapacity hands out (less the volumes
+	// created); 0 reports the free space of the state dir instead.
+	capacity int64
 }
 
 func (c *controller) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
 	return &csi.ControllerGetCapabilitiesResponse{Capabilities: []*csi.ControllerServiceCapability{
 		controllerCapability(csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME),
 		controllerCapability(csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME),
+		controllerCapability(csi.ControllerServiceCapability_RPC_GET_CAPACITY),
 	}}, nil
 }
 
@@ -132,6 +137,32 @@ func (c *controller) DeleteVolume(_ context.Context, req *csi.DeleteVolumeReques
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// GetCapacity reports the storage of this driver instance's state dir,
+// whatever segment is asked for: the topology segment is the node, and
+// the CO asks through a node of the segment. With -capacity it is that
+// less the sizes of the volumes created, so a test sees it shrink;
+// without, the free space of the state dir's filesystem. Block volumes
+// have none.
+func (c *controller) GetCapacity(_ context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
+	if mountOnly(req.GetVolumeCapabilities()...) != nil {
+		return &csi.GetCapacityResponse{}, nil
+	}
+	if c.capacity <= 0 {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(c.state.dir, &st); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		return &csi.GetCapacityResponse{AvailableCapacity: int64(st.Bavail) * int64(st.Bsize)}, nil
+	}
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	used, err := c.state.allocated()
+	if err != nil {
+		return nil, err
+	}
+	return &csi.GetCapacityResponse{AvailableCapacity: max(c.capacity-used, 0)}, nil
 }
 
 // ControllerPublishVolume "attaches" the volume to a node: it records the

@@ -206,3 +206,38 @@ func TestUnescapeMountPath(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestGetCapacity(t *testing.T) {
+	ctx := context.Background()
+	c := newController(t)
+	caps, err := c.ControllerGetCapabilities(ctx, &csi.ControllerGetCapabilitiesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, cp := range caps.GetCapabilities() {
+		found = found || cp.GetRpc().GetType() == csi.ControllerServiceCapability_RPC_GET_CAPACITY
+	}
+	if !found {
+		t.Errorf("capabilities %v lack GET_CAPACITY", caps)
+	}
+	// Without -capacity: the state dir's free space.
+	resp, err := c.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: []*csi.VolumeCapability{mountCap}})
+	if err != nil || resp.GetAvailableCapacity() <= 0 {
+		t.Fatalf("free space = %v, %v", resp, err)
+	}
+	// With it: what the created volumes leave.
+	c.capacity = 10 << 20
+	if _, err := c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: []*csi.VolumeCapability{mountCap},
+		CapacityRange: &csi.CapacityRange{RequiredBytes: 4 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = c.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: []*csi.VolumeCapability{mountCap}})
+	if err != nil || resp.GetAvailableCapacity() != 6<<20 {
+		t.Fatalf("capacity = %v, %v, want 6 MiB", resp, err)
+	}
+	block := &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}}
+	if resp, err := c.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: []*csi.VolumeCapability{block}}); err != nil || resp.GetAvailableCapacity() != 0 {
+		t.Errorf("block capacity = %v, %v, want 0", resp, err)
+	}
+}

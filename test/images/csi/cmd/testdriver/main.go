@@ -9,6 +9,9 @@
 //   - Node (STAGE_UNSTAGE_VOLUME): NodeStageVolume bind-mounts the volume's
 //     directory at the staging path, NodePublishVolume bind-mounts the
 //     staging path at the target path; unpublish and unstage unmount.
+//   - GetCapacity reports -capacity less the sizes of the volumes created
+//     (or, with -capacity 0, the state dir's free space), for
+//     CSIStorageCapacity objects.
 //   - NodeGetInfo reports -node-id (NODE_NAME from the downward API) and a
 //     topology segment naming the node.
 //
@@ -44,16 +47,17 @@ func main() {
 	name := flag.String("driver-name", "csi.skiff.test", "the driver's name, as in CSIDriver objects and PersistentVolumes")
 	stateDir := flag.String("state-dir", "/var/lib/csi-testdriver", "where volume directories and attachment records live")
 	nodeID := flag.String("node-id", os.Getenv("NODE_NAME"), "this node's ID for NodeGetInfo (default $NODE_NAME)")
+	capacity := flag.Int64("capacity", 0, "bytes GetCapacity reports, less the volumes created; 0 reports the free space of -state-dir")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log, *endpoint, *name, *stateDir, *nodeID); err != nil {
+	if err := run(log, *endpoint, *name, *stateDir, *nodeID, *capacity); err != nil {
 		log.Error("testdriver failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, endpoint, name, stateDir, nodeID string) error {
+func run(log *slog.Logger, endpoint, name, stateDir, nodeID string, capacity int64) error {
 	socket := strings.TrimPrefix(endpoint, "unix://")
 	if socket == "" {
 		return errors.New("no endpoint: set -endpoint or CSI_ENDPOINT")
@@ -76,7 +80,7 @@ func run(log *slog.Logger, endpoint, name, stateDir, nodeID string) error {
 
 	srv := grpc.NewServer(grpc.UnaryInterceptor(logCalls(log)))
 	csi.RegisterIdentityServer(srv, &identity{name: name})
-	csi.RegisterControllerServer(srv, &controller{state: st})
+	csi.RegisterControllerServer(srv, &controller{state: st, capacity: capacity})
 	csi.RegisterNodeServer(srv, &node{state: st, nodeID: nodeID})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -85,7 +89,7 @@ func run(log *slog.Logger, endpoint, name, stateDir, nodeID string) error {
 		<-ctx.Done()
 		srv.GracefulStop()
 	}()
-	log.Info("serving CSI", "driver", name, "endpoint", socket, "node", nodeID, "state", stateDir)
+	log.Info("serving CSI", "driver", name, "endpoint", socket, "node", nodeID, "state", stateDir, "capacity", capacity)
 	return srv.Serve(lis)
 }
 

@@ -100,3 +100,20 @@ func (s *state) attachedTo(id string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// allocated is the sum of the recorded sizes of the created volumes.
+func (s *state) allocated() (int64, error) {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "capacities"))
+	if err != nil {
+		return 0, status.Error(codes.Internal, err.Error())
+	}
+	var sum int64
+	for _, e := range entries {
+		n, _, err := s.capacity(e.Name())
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
