@@ -193,7 +193,9 @@ type logWriter struct {
 	buffered bool
 	tail     int64
 	lines    [][]byte // buffered output lines for tailLines
-	partial  []byte   // output of a line still open (P entries)
+	partial  []byte   // buffered: the output of a line still open (P entries)
+	open     bool     // streaming: a line is open, its prefix written
+	scratch  []byte   // streaming: one entry's output
 }
 
 // copyFile writes the file's complete lines from offset and returns the
@@ -242,22 +244,35 @@ func (lw *logWriter) entry(line []byte) error {
 			return nil
 		}
 	}
-	if len(lw.partial) == 0 && lw.opts.timestamps {
-		lw.partial = append(append(lw.partial, ts...), ' ')
-	}
-	lw.partial = append(lw.partial, text...)
-	if bytes.Equal(tag, []byte("P")) {
-		return nil
-	}
-	out := append(lw.partial, '\n')
-	lw.partial = nil
+	partial := bytes.Equal(tag, []byte("P"))
 	if lw.buffered {
-		lw.lines = append(lw.lines, out)
+		if len(lw.partial) == 0 && lw.opts.timestamps {
+			lw.partial = append(append(lw.partial, ts...), ' ')
+		}
+		lw.partial = append(lw.partial, text...)
+		if partial {
+			return nil
+		}
+		lw.lines = append(lw.lines, append(lw.partial, '\n'))
+		lw.partial = nil
 		if int64(len(lw.lines)) > lw.tail {
 			lw.lines = lw.lines[1:]
 		}
 		return nil
 	}
+	// As upstream, a partial entry's text is written at once, so output
+	// that ends without a newline is shown; the timestamp prefixes a line
+	// only where it starts.
+	out := lw.scratch[:0]
+	if !lw.open && lw.opts.timestamps {
+		out = append(append(out, ts...), ' ')
+	}
+	out = append(out, text...)
+	if !partial {
+		out = append(out, '\n')
+	}
+	lw.open = partial
+	lw.scratch = out
 	_, err := lw.out.Write(out)
 	return err
 }
@@ -268,12 +283,23 @@ func (lw *logWriter) flushTail() error {
 		return nil
 	}
 	lw.buffered = false
+	open := len(lw.partial) > 0 && lw.tail > 0
+	if open && int64(len(lw.lines)) >= lw.tail {
+		lw.lines = lw.lines[1:] // the open line is one of the tail's
+	}
 	for _, l := range lw.lines {
 		if _, err := lw.out.Write(l); err != nil {
 			return err
 		}
 	}
 	lw.lines = nil
+	if open {
+		// The last line is still open: show what it has, as upstream.
+		if _, err := lw.out.Write(lw.partial); err != nil {
+			return err
+		}
+		lw.partial, lw.open = nil, true
+	}
 	if lw.flusher != nil {
 		lw.flusher.Flush()
 	}
