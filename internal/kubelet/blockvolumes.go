@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,15 +11,20 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Raw block volumes: a claim bound to a local PersistentVolume of
+// Raw block volumes: a claim bound to a local or CSI PersistentVolume of
 // volumeMode Block reaches containers through volumeDevices, as a device
 // node the runtime creates in the container (CRI ContainerConfig.Devices).
-// As upstream, only local volumes are supported here (CSI block volumes
-// are refused by package csi, hostPath has no block plugin upstream).
+// A local volume's path is the device; a CSI driver publishes the device
+// at a file (package csi, block.go), which is handed to the runtime as is.
+// As upstream, hostPath volumes have no block plugin.
 
-// localVolumePluginDir is upstream's escaped plugin name, under which the
-// pod's volumeDevices directory links each mapped local volume.
-const localVolumePluginDir = "kubernetes.io~local-volume"
+// localVolumePluginDir and csiPluginDir are upstream's escaped plugin
+// names, under which the pod's volumeDevices directory links each mapped
+// volume.
+const (
+	localVolumePluginDir = "kubernetes.io~local-volume"
+	csiPluginDir         = "kubernetes.io~csi"
+)
 
 // volumeModeError is a volume used against its mode: upstream reports it
 // as is, without a mount or map prefix.
@@ -79,15 +85,22 @@ func checkVolumeMode(pod *v1.Pod, volume string, mode v1.PersistentVolumeMode) e
 }
 
 // mapBlockVolume returns the node's device behind a Block
-// PersistentVolume and links it, as upstream, at
-// pods/<uid>/volumeDevices/kubernetes.io~local-volume/<pv>.
-func (v *podVolumes) mapBlockVolume(pod *v1.Pod, pv *v1.PersistentVolume) (string, error) {
+// PersistentVolume, having a CSI driver stage and publish a CSI one, and
+// links it, as upstream, at pods/<uid>/volumeDevices/<plugin>/<pv>.
+// readOnly is the pod's claim reference flag.
+func (v *podVolumes) mapBlockVolume(ctx context.Context, pod *v1.Pod, volume string, pv *v1.PersistentVolume, readOnly bool) (string, error) {
 	switch {
 	case pv.Spec.Local != nil:
+	case pv.Spec.CSI != nil && v.csi != nil:
+		dev, err := v.csi.MapBlock(ctx, pod, volume, pv, readOnly)
+		if err != nil {
+			return "", &blockMapError{err}
+		}
+		return dev, v.linkDevice(pod, csiPluginDir, pv.Name, dev)
 	case pv.Spec.HostPath != nil:
 		return "", &blockMapError{fmt.Errorf("persistentvolume %q: hostPath volumes do not support volumeMode Block (use a local volume)", pv.Name)}
 	default:
-		return "", &blockMapError{fmt.Errorf("persistentvolume %q: volumeMode Block is supported only for local volumes", pv.Name)}
+		return "", &blockMapError{fmt.Errorf("persistentvolume %q: volumeMode Block is supported only for local and CSI volumes", pv.Name)}
 	}
 	resolve := v.blockDevice
 	if resolve == nil {
@@ -97,11 +110,17 @@ func (v *podVolumes) mapBlockVolume(pod *v1.Pod, pv *v1.PersistentVolume) (strin
 	if err != nil {
 		return "", &blockMapError{fmt.Errorf("local volume %q: %w", pv.Name, err)}
 	}
-	link := filepath.Join(v.podsDir, string(pod.UID), "volumeDevices", localVolumePluginDir, pv.Name)
+	return dev, v.linkDevice(pod, localVolumePluginDir, pv.Name, dev)
+}
+
+// linkDevice links the pod's mapped device; the pod's directory, and the
+// link with it, goes at teardown.
+func (v *podVolumes) linkDevice(pod *v1.Pod, plugin, pv, dev string) error {
+	link := filepath.Join(v.podsDir, string(pod.UID), "volumeDevices", plugin, pv)
 	if err := ensureSymlink(dev, link); err != nil {
-		return "", &blockMapError{err}
+		return &blockMapError{err}
 	}
-	return dev, nil
+	return nil
 }
 
 // localBlockDevice resolves path (a /dev/disk/by-* link, say) to the block

@@ -53,6 +53,13 @@ func localPV(name, path string, mode v1.PersistentVolumeMode) *v1.PersistentVolu
 	}}
 }
 
+func csiPV(name string, mode *v1.PersistentVolumeMode) *v1.PersistentVolume {
+	return &v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.PersistentVolumeSpec{
+		VolumeMode:             mode,
+		PersistentVolumeSource: v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{Driver: "d.example.com", VolumeHandle: "h"}},
+	}}
+}
+
 // claimVolume is a pod volume named name on claim "c-<pv>".
 func claimVolume(name, pv string, readOnly bool) v1.Volume {
 	return v1.Volume{Name: name, VolumeSource: v1.VolumeSource{
@@ -148,6 +155,10 @@ func TestBlockVolumeErrors(t *testing.T) {
 			want: "volume d has volumeMode Filesystem, but is specified in volumeDevices"},
 		{name: "missing device", pv: localPV("pv-m", "/dev/loop9", v1.PersistentVolumeBlock),
 			want: `MapVolume.MapPodDevice failed for volume "d": local volume "pv-m": /dev/loop9: no such device`},
+		{name: "CSI block in volumeMounts", pv: csiPV("pv-cb", ptr.To(v1.PersistentVolumeBlock)), mount: true,
+			want: "volume d has volumeMode Block, but is specified in volumeMounts"},
+		{name: "CSI filesystem in volumeDevices", pv: csiPV("pv-cf", nil),
+			want: "volume d has volumeMode Filesystem, but is specified in volumeDevices"},
 		{name: "hostPath block", pv: hostPathPV,
 			want: `MapVolume.MapPodDevice failed for volume "d": persistentvolume "pv-hp": hostPath volumes do not support volumeMode Block`},
 	} {

@@ -416,7 +416,7 @@ func (v *podVolumes) claimPath(ctx context.Context, pod *v1.Pod, volume string, 
 		return "", err
 	}
 	if mode == v1.PersistentVolumeBlock {
-		return v.mapBlockVolume(pod, pv)
+		return v.mapBlockVolume(ctx, pod, volume, pv, src.ReadOnly)
 	}
 	switch {
 	case pv.Spec.HostPath != nil:

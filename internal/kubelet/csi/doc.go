@@ -17,6 +17,15 @@
 //     <pods>/<uid>/volumes/kubernetes.io~csi/<volume>/mount. Inline (ephemeral)
 //     csi volumes are only published. A vol_data.json beside each mount
 //     records what teardown, which knows only the pod UID, must undo.
+//   - Raw block volumes (block.go). A claim's CSI PersistentVolume of
+//     volumeMode Block, used through volumeDevices, is staged (Block
+//     capability) at the directory
+//     <DataDir>/plugins/kubernetes.io/csi/volumeDevices/staging/<pv> and
+//     published at the file .../volumeDevices/publish/<pv>/<pod uid>, which
+//     the driver makes a device node (a bind mount of one) and the kubelet
+//     hands to containers as a CRI device. Its record stays with the pod's
+//     CSI volumes, so teardown unpublishes it like a mount, and unstages it
+//     after the last pod.
 //   - fsGroup. A driver with the VOLUME_MOUNT_GROUP node capability gets
 //     the pod's fsGroup as the mount's VolumeMountGroup and applies it
 //     itself. Otherwise the kubelet gives the published tree to the

@@ -25,7 +25,8 @@ const (
 )
 
 // fakeNodeService is a CSI driver's identity and node services that
-// record the calls they get; publish and stage create their target.
+// record the calls they get; publish and stage create their target (a
+// file for a Block publish).
 type fakeNodeService struct {
 	csipb.UnimplementedIdentityServer
 	csipb.UnimplementedNodeServer
@@ -98,6 +99,10 @@ func (f *fakeNodeService) NodeUnstageVolume(_ context.Context, req *csipb.NodeUn
 
 func (f *fakeNodeService) NodePublishVolume(_ context.Context, req *csipb.NodePublishVolumeRequest) (*csipb.NodePublishVolumeResponse, error) {
 	f.record(req)
+	if req.VolumeCapability.GetBlock() != nil {
+		// A file in the directory the kubelet made, as the spec asks.
+		return &csipb.NodePublishVolumeResponse{}, os.WriteFile(req.TargetPath, nil, 0o600)
+	}
 	if err := os.MkdirAll(req.TargetPath, 0o750); err != nil {
 		return nil, err
 	}

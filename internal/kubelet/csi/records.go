@@ -29,6 +29,27 @@ type volumeRecord struct {
 	// Published is false while NodePublishVolume has not yet succeeded;
 	// teardown unpublishes either way.
 	Published bool `json:"published,omitempty"`
+	// Block marks a volumeMode Block volume (block.go); TargetPath is
+	// then the file it is published at, not the pod volume's "mount".
+	Block      bool   `json:"block,omitempty"`
+	TargetPath string `json:"targetPath,omitempty"`
+}
+
+// target is where the pod volume recorded in dir is published.
+func (r *volumeRecord) target(dir string) string {
+	if r.TargetPath != "" {
+		return r.TargetPath
+	}
+	return targetPath(dir)
+}
+
+// stagedDir is the directory of the staged record of the volume that r
+// (a pod volume's record) was published from.
+func (m *Manager) stagedDir(r *volumeRecord) string {
+	if r.Block {
+		return m.blockDataDir(filepath.Base(r.StagingPath))
+	}
+	return filepath.Dir(r.StagingPath)
 }
 
 func (r *volumeRecord) key() string { return r.Driver + "^" + r.Handle }
@@ -103,10 +124,14 @@ func (m *Manager) podRecords() map[string]*volumeRecord {
 	return out
 }
 
-// stagedRecords reads the records of the volumes staged on the node.
+// stagedRecords reads the records of the volumes staged on the node:
+// beside each filesystem volume's globalmount and in each Block volume's
+// data directory.
 func (m *Manager) stagedRecords() []*volumeRecord {
 	var out []*volumeRecord
 	dirs, _ := filepath.Glob(filepath.Join(m.stagingRoot(), "*", "*"))
+	blocks, _ := filepath.Glob(m.blockDataDir("*"))
+	dirs = append(dirs, blocks...)
 	for _, dir := range dirs {
 		if r, err := readRecord(dir); err == nil {
 			out = append(out, r)

@@ -20,6 +20,9 @@ const callTimeout = 2 * time.Minute
 // returns the host path to bind into its containers; readOnly is the
 // pod's claim reference flag. It is cheap once the volume is published.
 func (m *Manager) SetUpPersistent(ctx context.Context, pod *v1.Pod, volume string, pv *v1.PersistentVolume, readOnly bool) (string, error) {
+	if err := checkMode(volume, pv, v1.PersistentVolumeFilesystem); err != nil {
+		return "", err
+	}
 	s, err := persistentSpec(pv, readOnly)
 	if err != nil {
 		return "", err
@@ -34,7 +37,7 @@ func (m *Manager) SetUpEphemeral(ctx context.Context, pod *v1.Pod, volume string
 
 func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volumeSpec) (string, error) {
 	dir := m.PodVolumeDir(pod.UID, volume)
-	target := targetPath(dir)
+	target := s.target(dir)
 	if r, err := readRecord(dir); err == nil && r.Published {
 		// Mounted: a failed republish leaves the volume as it is.
 		if m.republishDue(dir) {
@@ -54,7 +57,7 @@ func (m *Manager) setUp(ctx context.Context, pod *v1.Pod, volume string, s *volu
 // dir. With republish the volume is published already and is published
 // again, with fresh tokens, only if its driver requires republishing.
 func (m *Manager) publish(ctx context.Context, pod *v1.Pod, s *volumeSpec, dir string, republish bool) error {
-	target := targetPath(dir)
+	target := s.target(dir)
 	d, err := m.drivers.get(s.driver)
 	if err != nil {
 		return err
@@ -100,6 +103,9 @@ func (m *Manager) publish(ctx context.Context, pod *v1.Pod, s *volumeSpec, dir s
 	}
 	capability := s.capability(multiWriter)
 	fsGroup, changePolicy := podFSGroup(pod)
+	if s.block {
+		fsGroup = nil // a device has no files to own (upstream: no fsGroup)
+	}
 	delegate := false // the driver applies the fsGroup when it mounts
 	if fsGroup != nil {
 		if delegate, err = d.capable(callCtx, csipb.NodeServiceCapability_RPC_VOLUME_MOUNT_GROUP); err != nil {
@@ -120,10 +126,17 @@ func (m *Manager) publish(ctx context.Context, pod *v1.Pod, s *volumeSpec, dir s
 	}
 	// Recorded before the call, so teardown unpublishes even a publish
 	// that failed half-way.
-	rec := &volumeRecord{Driver: s.driver, Handle: s.handle, Ephemeral: s.ephemeral, StagingPath: staging}
+	rec := s.record()
+	rec.StagingPath = staging
 	if !republish {
 		if err := writeRecord(dir, rec); err != nil {
 			return fmt.Errorf("record CSI volume: %w", err)
+		}
+	}
+	if s.block {
+		// The CO makes the target's directory, the driver the file.
+		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+			return fmt.Errorf("publish directory: %w", err)
 		}
 	}
 	secrets, err := m.secretData(ctx, s.publishSecret)
@@ -167,7 +180,7 @@ func (m *Manager) publish(ctx context.Context, pod *v1.Pod, s *volumeSpec, dir s
 // while it may be mounted.
 func (m *Manager) reportInUse(ctx context.Context, dir string, s *volumeSpec) error {
 	if _, err := readRecord(dir); err != nil {
-		if err := writeRecord(dir, &volumeRecord{Driver: s.driver, Handle: s.handle}); err != nil {
+		if err := writeRecord(dir, s.record()); err != nil {
 			return fmt.Errorf("record CSI volume: %w", err)
 		}
 	}
@@ -188,15 +201,14 @@ func (m *Manager) stage(ctx context.Context, d *driver, s *volumeSpec, publishCt
 	if err != nil || !stages {
 		return "", err
 	}
-	path := m.stagingPath(s.driver, s.handle)
-	recDir := filepath.Dir(path)
+	path, recDir := m.stagingPaths(s)
 	if r, err := readRecord(recDir); err == nil && r.Published {
 		return path, nil
 	}
 	if err := os.MkdirAll(path, 0o750); err != nil {
 		return "", fmt.Errorf("staging path: %w", err)
 	}
-	rec := &volumeRecord{Driver: s.driver, Handle: s.handle, StagingPath: path}
+	rec := &volumeRecord{Driver: s.driver, Handle: s.handle, Block: s.block, StagingPath: path}
 	if err := writeRecord(recDir, rec); err != nil {
 		return "", fmt.Errorf("record staged volume: %w", err)
 	}

@@ -29,6 +29,12 @@ type volumeSpec struct {
 	attributes    map[string]string
 	stageSecret   *v1.SecretReference
 	publishSecret *v1.SecretReference
+	// block is a volumeMode Block volume mapped for the pod (block.go):
+	// the driver publishes it as the file blockTarget, and its staging
+	// path is named by specName (the PersistentVolume's name), as upstream.
+	block       bool
+	specName    string
+	blockTarget string
 }
 
 // persistentSpec describes a claim's CSI PersistentVolume; readOnly is the
@@ -37,9 +43,6 @@ func persistentSpec(pv *v1.PersistentVolume, readOnly bool) (*volumeSpec, error)
 	src := pv.Spec.CSI
 	if src == nil {
 		return nil, fmt.Errorf("persistentvolume %q is not a CSI volume", pv.Name)
-	}
-	if pv.Spec.VolumeMode != nil && *pv.Spec.VolumeMode == v1.PersistentVolumeBlock {
-		return nil, fmt.Errorf("persistentvolume %q: raw block CSI volumes are not supported by skiff", pv.Name)
 	}
 	mode := v1.ReadWriteOnce
 	if len(pv.Spec.AccessModes) > 0 {
@@ -56,6 +59,25 @@ func persistentSpec(pv *v1.PersistentVolume, readOnly bool) (*volumeSpec, error)
 		stageSecret:   src.NodeStageSecretRef,
 		publishSecret: src.NodePublishSecretRef,
 	}, nil
+}
+
+// checkMode refuses, in the kubelet's (and upstream's) words, a pod
+// volume used in the other mode than its PersistentVolume's: the kubelet
+// checks first, this keeps a caller from mounting a device or mapping a
+// filesystem.
+func checkMode(volume string, pv *v1.PersistentVolume, want v1.PersistentVolumeMode) error {
+	mode := v1.PersistentVolumeFilesystem
+	if pv.Spec.VolumeMode != nil {
+		mode = *pv.Spec.VolumeMode
+	}
+	if mode == want {
+		return nil
+	}
+	use := "volumeMounts"
+	if want == v1.PersistentVolumeBlock {
+		use = "volumeDevices"
+	}
+	return fmt.Errorf("volume %s has volumeMode %s, but is specified in %s", volume, mode, use)
 }
 
 // ephemeralSpec describes an inline csi volume; its handle is derived
@@ -84,15 +106,20 @@ func ephemeralHandle(uid types.UID, volume string) string {
 	return "csi-" + sha256Hex(string(uid)+volume)
 }
 
-// capability is the CSI volume capability for the spec; multiWriter says
-// whether the driver distinguishes single-node multi-writer modes.
+// capability is the CSI volume capability for the spec;
+// multiWriter says whether the driver distinguishes single-node
+// multi-writer modes. A Block volume has no fsType or mount flags.
 func (s *volumeSpec) capability(multiWriter bool) *csipb.VolumeCapability {
-	return &csipb.VolumeCapability{
+	c := &csipb.VolumeCapability{
 		AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{
 			FsType: s.fsType, MountFlags: s.mountOptions,
 		}},
 		AccessMode: &csipb.VolumeCapability_AccessMode{Mode: accessMode(s.accessMode, multiWriter)},
 	}
+	if s.block {
+		c.AccessType = &csipb.VolumeCapability_Block{Block: &csipb.VolumeCapability_BlockVolume{}}
+	}
+	return c
 }
 
 func accessMode(m v1.PersistentVolumeAccessMode, multiWriter bool) csipb.VolumeCapability_AccessMode_Mode {

@@ -36,10 +36,9 @@ func (m *Manager) TearDownPod(ctx context.Context, uid types.UID) error {
 }
 
 func (m *Manager) tearDown(ctx context.Context, dir string) error {
-	target := targetPath(dir)
 	rec, err := readRecord(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		if isMountPoint(target) {
+		if target := targetPath(dir); isMountPoint(target) {
 			return fmt.Errorf("%s is mounted but has no record of its driver", target)
 		}
 		return os.RemoveAll(dir)
@@ -47,6 +46,7 @@ func (m *Manager) tearDown(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
+	target := rec.target(dir)
 	unlock := m.locks.lock(rec.key())
 	defer unlock()
 	d, err := m.drivers.get(rec.Driver)
@@ -62,6 +62,11 @@ func (m *Manager) tearDown(ctx context.Context, dir string) error {
 	}
 	if isMountPoint(target) {
 		return fmt.Errorf("%s is still mounted after NodeUnpublishVolume", target)
+	}
+	if rec.Block {
+		if err := cleanBlockTarget(target); err != nil {
+			return err
+		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -84,7 +89,10 @@ func (m *Manager) unstage(ctx context.Context, d *driver, rec *volumeRecord) err
 	if isMountPoint(rec.StagingPath) {
 		return fmt.Errorf("%s is still mounted after NodeUnstageVolume", rec.StagingPath)
 	}
-	return os.RemoveAll(filepath.Dir(rec.StagingPath))
+	if rec.Block {
+		return m.cleanBlockStaging(rec)
+	}
+	return os.RemoveAll(m.stagedDir(rec))
 }
 
 // isMountPoint says whether dir is a mount point in this mount namespace.
