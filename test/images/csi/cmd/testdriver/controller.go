@@ -30,6 +30,7 @@ func (c *controller) ControllerGetCapabilities(context.Context, *csi.ControllerG
 		controllerCapability(csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME),
 		controllerCapability(csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME),
 		controllerCapability(csi.ControllerServiceCapability_RPC_GET_CAPACITY),
+		controllerCapability(csi.ControllerServiceCapability_RPC_CLONE_VOLUME),
 	}}, nil
 }
 
@@ -40,7 +41,8 @@ func controllerCapability(t csi.ControllerServiceCapability_RPC_Type) *csi.Contr
 // defaultCapacity is the size of a volume whose request names none.
 const defaultCapacity = 1 << 30
 
-// CreateVolume makes the volume's directory; the volume ID is the
+// CreateVolume makes the volume's directory, a copy of the source
+// volume's for a clone (clone.go); the volume ID is the
 // requested name, so a retried call finds the same volume. Directories
 // have no size: the capacity is recorded, so that a second request of the
 // same name with an incompatible range fails as the spec asks.
@@ -52,11 +54,8 @@ func (c *controller) CreateVolume(_ context.Context, req *csi.CreateVolumeReques
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "no volume capabilities")
 	}
-	if err := mountOnly(req.GetVolumeCapabilities()...); err != nil {
+	if err := checkCapabilities(req.GetVolumeCapabilities()...); err != nil {
 		return nil, err
-	}
-	if req.GetVolumeContentSource() != nil {
-		return nil, status.Error(codes.InvalidArgument, "volume content sources are not supported")
 	}
 	want, err := capacityFor(req.GetCapacityRange())
 	if err != nil {
@@ -68,7 +67,21 @@ func (c *controller) CreateVolume(_ context.Context, req *csi.CreateVolumeReques
 	if err != nil {
 		return nil, err
 	}
+	var src string
+	if !found {
+		if src, err = c.state.checkCloneSource(req, want); err != nil {
+			return nil, err
+		}
+	}
 	switch {
+	case !found && src != "":
+		if err := c.state.cloneVolume(src, id); err != nil {
+			return nil, err
+		}
+		if err := c.state.setCapacity(id, want); err != nil {
+			return nil, err
+		}
+		size = want
 	case !found:
 		if err := os.MkdirAll(c.state.volumeDir(id), 0o777); err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
@@ -82,7 +95,7 @@ func (c *controller) CreateVolume(_ context.Context, req *csi.CreateVolumeReques
 	case !inRange(size, req.GetCapacityRange()):
 		return nil, status.Errorf(codes.AlreadyExists, "volume %q exists with %d bytes, outside the requested range", id, size)
 	}
-	vol := &csi.Volume{VolumeId: id, CapacityBytes: size}
+	vol := &csi.Volume{VolumeId: id, CapacityBytes: size, ContentSource: req.GetVolumeContentSource()}
 	// Accessible from the first node the scheduler preferred (or, without
 	// preferences, the first it requires), when the CO gave topology; the
 	// directory exists on that node only in spirit.
@@ -133,8 +146,10 @@ func (c *controller) DeleteVolume(_ context.Context, req *csi.DeleteVolumeReques
 	if err := os.RemoveAll(c.state.volumeDir(id)); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	if err := os.Remove(c.state.capacityFile(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, status.Error(codes.Internal, err.Error())
+	for _, f := range []string{c.state.capacityFile(id), c.state.blockFile(id)} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
 	}
 	return &csi.DeleteVolumeResponse{}, nil
 }
@@ -144,9 +159,9 @@ func (c *controller) DeleteVolume(_ context.Context, req *csi.DeleteVolumeReques
 // the CO asks through a node of the segment. With -capacity it is that
 // less the sizes of the volumes created, so a test sees it shrink;
 // without, the free space of the state dir's filesystem. Block volumes
-// have none.
+// (backing files in the state dir) have the same.
 func (c *controller) GetCapacity(_ context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
-	if mountOnly(req.GetVolumeCapabilities()...) != nil {
+	if checkCapabilities(req.GetVolumeCapabilities()...) != nil {
 		return &csi.GetCapacityResponse{}, nil
 	}
 	if c.capacity <= 0 {
@@ -172,7 +187,7 @@ func (c *controller) ControllerPublishVolume(_ context.Context, req *csi.Control
 	if node == "" {
 		return nil, status.Error(codes.InvalidArgument, "no node ID")
 	}
-	if err := mountOnly(req.GetVolumeCapability()); err != nil {
+	if err := checkCapabilities(req.GetVolumeCapability()); err != nil {
 		return nil, err
 	}
 	c.state.mu.Lock()
@@ -223,7 +238,7 @@ func (c *controller) ValidateVolumeCapabilities(_ context.Context, req *csi.Vali
 	if err := c.state.volumeExists(req.GetVolumeId()); err != nil {
 		return nil, err
 	}
-	if err := mountOnly(req.GetVolumeCapabilities()...); err != nil {
+	if err := checkCapabilities(req.GetVolumeCapabilities()...); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
 	}
 	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
@@ -233,14 +248,15 @@ func (c *controller) ValidateVolumeCapabilities(_ context.Context, req *csi.Vali
 	}}, nil
 }
 
-// mountOnly refuses block volumes: a directory can only be mounted.
-func mountOnly(caps ...*csi.VolumeCapability) error {
+// checkCapabilities refuses capabilities of neither access type: a volume
+// is a directory to mount or (block.go) a loop device.
+func checkCapabilities(caps ...*csi.VolumeCapability) error {
 	for _, c := range caps {
 		if c == nil {
 			return status.Error(codes.InvalidArgument, "no volume capability")
 		}
-		if c.GetBlock() != nil {
-			return status.Error(codes.InvalidArgument, "block volumes are not supported")
+		if c.GetBlock() == nil && c.GetMount() == nil {
+			return status.Error(codes.InvalidArgument, "volume capability has no access type")
 		}
 	}
 	return nil

@@ -9,6 +9,9 @@
 //   - Node (STAGE_UNSTAGE_VOLUME): NodeStageVolume bind-mounts the volume's
 //     directory at the staging path, NodePublishVolume bind-mounts the
 //     staging path at the target path; unpublish and unstage unmount.
+//     With a Block capability, staging attaches a sparse file of the
+//     volume's size (<state-dir>/devices/<id>) to a loop device and
+//     publishing bind-mounts the device's node onto the target file.
 //   - GetCapacity reports -capacity less the sizes of the volumes created
 //     (or, with -capacity 0, the state dir's free space), for
 //     CSIStorageCapacity objects.
@@ -81,7 +84,7 @@ func run(log *slog.Logger, endpoint, name, stateDir, nodeID string, capacity int
 	srv := grpc.NewServer(grpc.UnaryInterceptor(logCalls(log)))
 	csi.RegisterIdentityServer(srv, &identity{name: name})
 	csi.RegisterControllerServer(srv, &controller{state: st, capacity: capacity})
-	csi.RegisterNodeServer(srv, &node{state: st, nodeID: nodeID})
+	csi.RegisterNodeServer(srv, &node{state: st, nodeID: nodeID, devices: &blockDevices{devDir: "/dev", sysDir: "/sys"}})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -19,6 +19,11 @@ func bindMount(src, target string, readOnly bool) error {
 	if err := os.MkdirAll(target, 0o750); err != nil {
 		return err
 	}
+	return bindOnto(src, target, readOnly)
+}
+
+// bindOnto bind-mounts src onto the existing target, read-only if asked.
+func bindOnto(src, target string, readOnly bool) error {
 	if err := syscall.Mount(src, target, "", syscall.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind %s at %s: %w", src, target, err)
 	}

@@ -12,11 +12,13 @@ import (
 
 // node is the CSI Node service. Staging bind-mounts the volume directory
 // at the staging path (once per node); publishing bind-mounts the staging
-// path at each pod's target path.
+// path at each pod's target path. Block volumes are loop devices
+// (block.go).
 type node struct {
 	csi.UnimplementedNodeServer
-	state  *state
-	nodeID string
+	state   *state
+	nodeID  string
+	devices *blockDevices
 }
 
 func (n *node) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
@@ -37,13 +39,13 @@ func (n *node) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeG
 
 // NodeStageVolume checks the volume was attached to this node (the publish
 // context the kubelet copied from the VolumeAttachment) and mounts it at
-// the staging path.
+// the staging path, or attaches a Block volume's loop device.
 func (n *node) NodeStageVolume(_ context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
 	if staging == "" {
 		return nil, status.Error(codes.InvalidArgument, "no staging target path")
 	}
-	if err := mountOnly(req.GetVolumeCapability()); err != nil {
+	if err := checkCapabilities(req.GetVolumeCapability()); err != nil {
 		return nil, err
 	}
 	if got := req.GetPublishContext()[publishContextKey]; got != n.nodeID {
@@ -53,6 +55,12 @@ func (n *node) NodeStageVolume(_ context.Context, req *csi.NodeStageVolumeReques
 	defer n.state.mu.Unlock()
 	if err := n.state.volumeExists(id); err != nil {
 		return nil, err
+	}
+	if req.GetVolumeCapability().GetBlock() != nil {
+		if err := n.stageBlock(id); err != nil {
+			return nil, err
+		}
+		return &csi.NodeStageVolumeResponse{}, nil
 	}
 	if err := bindMount(n.state.volumeDir(id), staging, false); err != nil {
 		return nil, status.Errorf(codes.Internal, "stage %q: %v", id, err)
@@ -73,11 +81,16 @@ func (n *node) NodeUnstageVolume(_ context.Context, req *csi.NodeUnstageVolumeRe
 	if err := unmount(staging); err != nil {
 		return nil, status.Errorf(codes.Internal, "unstage %q: %v", req.GetVolumeId(), err)
 	}
+	// A Block volume's loop device, if it has one.
+	if err := n.devices.detach(n.state.blockFile(req.GetVolumeId())); err != nil {
+		return nil, status.Errorf(codes.Internal, "unstage %q: %v", req.GetVolumeId(), err)
+	}
 	return &csi.NodeUnstageVolumeResponse{}, nil
 }
 
 // NodePublishVolume mounts the staged volume at the pod's target path,
-// read-only when asked.
+// read-only when asked; a Block volume's device is bind-mounted onto the
+// target file.
 func (n *node) NodePublishVolume(_ context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	id, staging, target := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetTargetPath()
 	if err := checkID(id); err != nil {
@@ -89,11 +102,17 @@ func (n *node) NodePublishVolume(_ context.Context, req *csi.NodePublishVolumeRe
 	if staging == "" {
 		return nil, status.Error(codes.FailedPrecondition, "no staging path: the driver stages every volume")
 	}
-	if err := mountOnly(req.GetVolumeCapability()); err != nil {
+	if err := checkCapabilities(req.GetVolumeCapability()); err != nil {
 		return nil, err
 	}
 	n.state.mu.Lock()
 	defer n.state.mu.Unlock()
+	if req.GetVolumeCapability().GetBlock() != nil {
+		if err := n.publishBlock(id, target, req.GetReadonly()); err != nil {
+			return nil, err
+		}
+		return &csi.NodePublishVolumeResponse{}, nil
+	}
 	if mounted, err := isMountPoint(staging); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	} else if !mounted {
