@@ -8,7 +8,9 @@
 // The persistentvolume controller hands it claims (the
 // volume.kubernetes.io/storage-provisioner annotation) and binds the
 // volumes it creates; it deletes Released volumes it provisioned whose
-// reclaim policy is Delete. Drivers whose CSIDriver object is annotated
+// reclaim policy is Delete. A claim whose dataSource is another claim is
+// a clone (clone.go): CreateVolume gets the source volume as its content
+// source. Drivers whose CSIDriver object is annotated
 // skiff.dev/csi-provisioner: external are left to their own sidecar.
 package csiprovisioner
 
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,10 +80,12 @@ type Controller struct {
 	identity string
 }
 
-// Queue keys: claims to provision, volumes to delete.
+// Queue keys: claims to provision, volumes to delete, clone sources
+// whose CloneFinalizer may go.
 const (
-	claimPrefix  = "claim/"
-	volumePrefix = "volume/"
+	claimPrefix   = "claim/"
+	volumePrefix  = "volume/"
+	protectPrefix = "protect/"
 )
 
 // New builds the provisioner on the factory's informers; it calls the
@@ -110,6 +115,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	_, _ = pvcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueClaim,
 		UpdateFunc: func(_, o any) { c.enqueueClaim(o) },
+		DeleteFunc: c.enqueueClaim,
 	})
 	_, _ = pvInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueVolume,
@@ -137,10 +143,24 @@ func claimProvisioner(pvc *corev1.PersistentVolumeClaim) string {
 	return pvc.Annotations[annBetaProvisioner]
 }
 
+// enqueueClaim queues a claim to provision, and the claims whose cloning
+// protection it may end: itself, or the source it clones.
 func (c *Controller) enqueueClaim(o any) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
 	pvc, ok := o.(*corev1.PersistentVolumeClaim)
-	if ok && pvc.Spec.VolumeName == "" && claimProvisioner(pvc) != "" {
+	if !ok {
+		return
+	}
+	if pvc.Spec.VolumeName == "" && claimProvisioner(pvc) != "" {
 		c.queue.Add(claimPrefix + pvc.Namespace + "/" + pvc.Name)
+	}
+	if slices.Contains(pvc.Finalizers, CloneFinalizer) {
+		c.queue.Add(protectPrefix + pvc.Namespace + "/" + pvc.Name)
+	}
+	if from, ok := cloneSourceName(pvc); ok {
+		c.queue.Add(protectPrefix + pvc.Namespace + "/" + from)
 	}
 }
 
@@ -176,6 +196,13 @@ func (c *Controller) Run(ctx context.Context) {
 func (c *Controller) sync(ctx context.Context, key string) error {
 	if name, ok := strings.CutPrefix(key, volumePrefix); ok {
 		return c.syncVolume(ctx, name)
+	}
+	if rest, ok := strings.CutPrefix(key, protectPrefix); ok {
+		ns, name, err := cache.SplitMetaNamespaceKey(rest)
+		if err != nil {
+			return nil
+		}
+		return c.syncProtection(ctx, ns, name)
 	}
 	ns, name, err := cache.SplitMetaNamespaceKey(strings.TrimPrefix(key, claimPrefix))
 	if err != nil {

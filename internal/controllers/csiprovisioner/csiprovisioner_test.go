@@ -38,6 +38,8 @@ type fakeCSI struct {
 	creates   []call[*csipb.CreateVolumeRequest]
 	deletes   []call[*csipb.DeleteVolumeRequest]
 	createErr error
+	// blankClones answers clones without their content source.
+	blankClones bool
 	// unreachable nodes fail as a kubelet without the driver does.
 	unreachable map[string]bool
 }
@@ -59,6 +61,9 @@ func (f *fakeCSI) CreateVolume(_ context.Context, node, driver string, req *csip
 	}
 	vol := &csipb.Volume{VolumeId: "handle-" + req.Name, CapacityBytes: req.CapacityRange.GetRequiredBytes(),
 		VolumeContext: map[string]string{"pool": "p1"}}
+	if !f.blankClones {
+		vol.ContentSource = req.GetVolumeContentSource()
+	}
 	if r := req.GetAccessibilityRequirements(); r != nil {
 		vol.AccessibleTopology = r.Preferred[:1]
 	}

@@ -74,6 +74,13 @@ func (c *Controller) syncClaim(ctx context.Context, ns, name string) error {
 			fmt.Sprintf("failed to provision volume with StorageClass %q: %v", sc.Name, err))
 		return fmt.Errorf("claim %s/%s: %w", ns, name, err)
 	}
+	_, clone := cloneSourceName(pvc)
+	var source *corev1.PersistentVolume
+	if clone {
+		if source, err = c.cloneSource(pvc, driver); err != nil {
+			return fail(err)
+		}
+	}
 	candidates, topo, err := c.placement(sc, driver, nodes, selected)
 	if err != nil {
 		return fail(err)
@@ -82,12 +89,22 @@ func (c *Controller) syncClaim(ctx context.Context, ns, name string) error {
 	if err != nil {
 		return fail(err)
 	}
+	if clone {
+		req.VolumeContentSource = cloneContent(source)
+	}
 	secrets, err := resolveSecrets(sc, req.Name, pvc)
 	if err != nil {
 		return fail(err)
 	}
 	if req.Secrets, err = c.fetchSecret(ctx, secrets.provisioner); err != nil {
 		return fail(err)
+	}
+	if clone {
+		// Skiff cannot ask the driver for CLONE_VOLUME through the
+		// kubelet: a driver without it says so in CreateVolume's error.
+		if err := c.protectSource(ctx, pvc); err != nil {
+			return fail(err)
+		}
 	}
 	c.recorder.Event(pvc, corev1.EventTypeNormal, reasonProvisioning,
 		fmt.Sprintf("External provisioner is provisioning volume for claim %q", ns+"/"+name))
@@ -108,6 +125,14 @@ func (c *Controller) syncClaim(ctx context.Context, ns, name string) error {
 		}
 		return fail(fmt.Errorf("created volume capacity %d less than requested capacity %d", got, requested))
 	}
+	if clone && resp.GetVolume().GetContentSource() == nil {
+		// As upstream: without it the driver made a blank volume.
+		derr := c.csi.DeleteVolume(ctx, node, driver, &csipb.DeleteVolumeRequest{VolumeId: resp.GetVolume().GetVolumeId(), Secrets: req.Secrets})
+		if derr != nil {
+			return fail(fmt.Errorf("volume content source missing; deleting the volume failed: %v", derr))
+		}
+		return fail(fmt.Errorf("volume content source missing"))
+	}
 	pv := c.newVolume(pvc, sc, driver, req, resp.GetVolume(), got, secrets)
 	if _, err := c.client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		// The storage exists: the next try finds it again (same name).
@@ -115,14 +140,21 @@ func (c *Controller) syncClaim(ctx context.Context, ns, name string) error {
 	}
 	c.log.Info("provisioned volume", "claim", ns+"/"+name, "volume", pv.Name, "driver", driver, "node", node)
 	c.recorder.Event(pvc, corev1.EventTypeNormal, reasonProvisioningSucceeded, fmt.Sprintf("Successfully provisioned volume %s", pv.Name))
+	if clone {
+		from, _ := cloneSourceName(pvc)
+		if err := c.releaseSource(ctx, ns, from, string(pvc.UID)); err != nil {
+			// The clone's binding brings the source back to syncProtection.
+			c.log.Warn("releasing clone source", "claim", ns+"/"+from, "err", err)
+		}
+	}
 	return nil
 }
 
 // refusal explains why a claim cannot be provisioned here ("" when it can).
 func refusal(pvc *corev1.PersistentVolumeClaim) string {
-	if pvc.Spec.DataSource != nil || pvc.Spec.DataSourceRef != nil {
-		return "claims with a dataSource (clones, snapshots, populators) are not supported by Skiff's built-in CSI provisioner; " +
-			"annotate the CSIDriver " + ModeAnnotation + "=" + ModeExternal + " and deploy external-provisioner instead"
+	if _, clone := cloneSourceName(pvc); !clone && (pvc.Spec.DataSource != nil || pvc.Spec.DataSourceRef != nil) {
+		return "claims with a VolumeSnapshot, volume populator or cross-namespace dataSource are not supported by Skiff's built-in CSI provisioner " +
+			"(it clones claims only); annotate the CSIDriver " + ModeAnnotation + "=" + ModeExternal + " and deploy external-provisioner instead"
 	}
 	if pvc.Spec.Selector != nil {
 		return "claim Selector is not supported"

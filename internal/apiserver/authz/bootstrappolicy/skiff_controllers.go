@@ -34,7 +34,9 @@ func skiffControllerRoles() []rbacv1.ClusterRole {
 		// tracking (csi-storage-capacity) publishes CSIStorageCapacities.
 		controllerRole("skiff-csi-provisioner",
 			newRule("create", "delete", "get", "list", "watch", "update").groups(legacyGroup).res("persistentvolumes"),
-			newRule(read...).groups(legacyGroup).res("persistentvolumeclaims"),
+			// update: a clone's source claim carries the cloning-protection
+			// finalizer while it is copied, as upstream's RBAC allows.
+			newRule("get", "list", "watch", "update").groups(legacyGroup).res("persistentvolumeclaims"),
 			newRule(read...).groups(storageGroup).res("storageclasses", "csinodes", "csidrivers"),
 			newRule(read...).groups(legacyGroup).res("nodes"),
 			newRule("create").groups(legacyGroup).res("nodes/proxy"),

@@ -59,7 +59,8 @@ func TestSkiffCSIProvisionerRole(t *testing.T) {
 		{rr("create", "", "persistentvolumes", ""), true},
 		{rr("update", "", "persistentvolumes", ""), true},
 		{rr("delete", "", "persistentvolumes", ""), true},
-		{rr("update", "", "persistentvolumeclaims", ""), false},
+		{rr("update", "", "persistentvolumeclaims", ""), true}, // cloning protection
+		{rr("delete", "", "persistentvolumeclaims", ""), false},
 		{rr("list", "storage.k8s.io", "csinodes", ""), true},
 		{rr("watch", "storage.k8s.io", "csidrivers", ""), true},
 		{rr("get", "", "secrets", ""), true},
