@@ -257,6 +257,88 @@ spec:
     persistentVolumeClaim: {claimName: csi-dynamic}
 `
 
+// csiBlockVolume is a raw block claim of the driver's class and a pod
+// that writes a marker to the device and reads it back.
+const csiBlockVolume = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: csi-block, namespace: csi-test}
+spec:
+  storageClassName: csi-dynamic
+  volumeMode: Block
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: csi-block-user, namespace: csi-test}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "test -b /dev/xvda && echo hello-block | dd of=/dev/xvda bs=512 conv=sync,fsync 2>/dev/null && dd if=/dev/xvda bs=512 count=1 2>/dev/null | head -c 11"]
+    volumeDevices:
+    - {name: d, devicePath: /dev/xvda}
+  volumes:
+  - name: d
+    persistentVolumeClaim: {claimName: csi-block}
+`
+
+// csiCloneSource is a claim of the driver's class and a pod that writes a
+// file into it; csiClone a claim cloned from it and a pod that reads it.
+const csiCloneSource = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: csi-src, namespace: csi-test}
+spec:
+  storageClassName: csi-dynamic
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: csi-src-writer, namespace: csi-test}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo hello-clone > /data/hello"]
+    volumeMounts:
+    - {name: d, mountPath: /data}
+  volumes:
+  - name: d
+    persistentVolumeClaim: {claimName: csi-src}
+`
+
+const csiClone = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: csi-clone, namespace: csi-test}
+spec:
+  storageClassName: csi-dynamic
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 32Mi}}
+  dataSource: {kind: PersistentVolumeClaim, name: csi-src}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: csi-clone-reader, namespace: csi-test}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["cat", "/data/hello"]
+    volumeMounts:
+    - {name: d, mountPath: /data}
+  volumes:
+  - name: d
+    persistentVolumeClaim: {claimName: csi-clone}
+`
+
 // TestCSIDriver is issue 16's proof with drivers nobody here wrote... as
 // far as the module proxy allows: a CSI driver deployed the way upstream
 // drivers are, registered through plugins_registry, its volume attached
@@ -479,6 +561,57 @@ func TestCSIDriver(t *testing.T) {
 		})
 		if _, err := os.Stat(volDir); !os.IsNotExist(err) {
 			t.Fatalf("the driver's volume directory after the PV is gone: %v", err)
+		}
+	})
+
+	t.Run("a Block claim reaches the container as a device", func(t *testing.T) {
+		applyYAML(k, csiBlockVolume)
+		waitPod(t, ns, "csi-block-user", 3*time.Minute, "Succeeded", func(p podJSON) bool { return p.Status.Phase == "Succeeded" })
+		if out := ns.must("logs", "csi-block-user"); out != "hello-block" {
+			t.Fatalf("the pod read %q back from its device, want hello-block", out)
+		}
+		pv := ns.must("get", "pvc", "csi-block", "-o", "jsonpath={.spec.volumeName}")
+		publish := filepath.Join(kubeletDir, "plugins", "kubernetes.io", "csi", "volumeDevices", "publish", pv)
+		if _, err := os.Stat(publish); err != nil {
+			t.Fatalf("the volume's publish directory while its pod exists: %v", err)
+		}
+		ns.must("delete", "pod", "csi-block-user", "--wait=true")
+		waitUntil(t, time.Minute, "the block volume unpublished and unstaged", func() bool {
+			_, errPub := os.Stat(publish)
+			_, errStage := os.Stat(filepath.Join(kubeletDir, "plugins", "kubernetes.io", "csi", "volumeDevices", "staging", pv))
+			return os.IsNotExist(errPub) && os.IsNotExist(errStage)
+		})
+		ns.must("delete", "pvc", "csi-block", "--wait=true")
+		waitUntil(t, 5*time.Minute, "the block PV deleted", func() bool {
+			out, err := k.run("", "get", "pv", pv)
+			return err != nil && strings.Contains(out, "NotFound")
+		})
+	})
+
+	t.Run("a claim cloned from another starts with its data", func(t *testing.T) {
+		applyYAML(k, csiCloneSource)
+		waitPod(t, ns, "csi-src-writer", 3*time.Minute, "Succeeded", func(p podJSON) bool { return p.Status.Phase == "Succeeded" })
+		applyYAML(k, csiClone)
+		waitPod(t, ns, "csi-clone-reader", 3*time.Minute, "Succeeded", func(p podJSON) bool { return p.Status.Phase == "Succeeded" })
+		if out := strings.TrimSpace(ns.must("logs", "csi-clone-reader")); out != "hello-clone" {
+			t.Fatalf("the clone's pod read %q, want the source's hello-clone", out)
+		}
+		src := ns.must("get", "pvc", "csi-src", "-o", "jsonpath={.spec.volumeName}")
+		clone := ns.must("get", "pvc", "csi-clone", "-o", "jsonpath={.spec.volumeName}")
+		if src == clone || clone == "" {
+			t.Fatalf("clone bound to %q, source to %q: want a volume of its own", clone, src)
+		}
+		waitUntil(t, 30*time.Second, "the source's cloning protection released", func() bool {
+			out, _ := ns.run("", "get", "pvc", "csi-src", "-o", "jsonpath={.metadata.finalizers}")
+			return !strings.Contains(out, "cloning-protection")
+		})
+		ns.must("delete", "pod", "csi-src-writer", "csi-clone-reader", "--wait=true")
+		ns.must("delete", "pvc", "csi-clone", "csi-src", "--wait=true")
+		for _, pv := range []string{src, clone} {
+			waitUntil(t, 5*time.Minute, "PV "+pv+" deleted", func() bool {
+				out, err := k.run("", "get", "pv", pv)
+				return err != nil && strings.Contains(out, "NotFound")
+			})
 		}
 	})
 }
