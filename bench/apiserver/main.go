@@ -43,6 +43,10 @@ func main() {
 	fanoutWrites := flag.Int("fanout-writes", 2000, "pod creates and updates through the API in the -watchfanout run")
 	fanoutDirect := flag.Int("fanout-etcd-writes", 20000, "pod creates written straight to etcd in the -watchfanout run")
 	baseline := flag.String("baseline", "", "in the -watchfanout run, also measure this skiff binary and print both side by side")
+	flag.Func("server-flag", "an extra flag for the server, e.g. --pprof-address=127.0.0.1:6060 to profile it (repeatable)", func(v string) error {
+		serverFlags = append(serverFlags, v)
+		return nil
+	})
 	flag.Parse()
 	if !*apf {
 		serverFlags = append(serverFlags, "--enable-priority-and-fairness=false")

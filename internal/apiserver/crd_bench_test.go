@@ -44,7 +44,8 @@ func benchWidgetCRD() *apiextensionsv1.CustomResourceDefinition {
 }
 
 // BenchmarkCreate compares creating a custom object (dynamic client) with
-// creating a ConfigMap of similar size (typed client), one client, through
+// creating a ConfigMap of similar size (typed client) and a small pod, one
+// client, through
 // the whole server: HTTP, admission, storage in embedded etcd, watch cache.
 func BenchmarkCreate(b *testing.B) {
 	s := testserver.Start(b)
@@ -69,6 +70,23 @@ func BenchmarkCreate(b *testing.B) {
 				"spec":     map[string]any{"color": "blue", "size": int64(3)},
 			}}
 			if _, err := widgets.Create(ctx, w, metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Pod", func(b *testing.B) {
+		// bench/apiserver's pod: defaulting, validation and admission of
+		// the busiest built-in kind.
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		pods := s.Client.CoreV1().Pods("bench")
+		for b.Loop() {
+			seq++
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod-%08d", seq), Labels: map[string]string{"app": "bench"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1.35", Command: []string{"sleep", "3600"}}}},
+			}
+			if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}
