@@ -78,22 +78,29 @@ type watchLine struct {
 	} `json:"object"`
 }
 
-// TestWatchHoldsSeatUntilInitialized: in a level of one seat, a WATCH
-// with many initial events holds the seat while it sends them, so a
-// request of the level waits until then (and no longer); initialized
-// watches hold no seat; and a watch that ends before initialization
-// (client gone, error) frees its seat.
-func TestWatchHoldsSeatUntilInitialized(t *testing.T) {
+// startFlowServer starts a server with priority and fairness on and the
+// given --max-requests-inflight, where the bearer token "admin" is a
+// cluster admin and any other token the authenticated user of that name.
+func startFlowServer(t *testing.T, maxInflight int) *testserver.Server {
 	lookup := func(token string) (*authn.User, bool) {
 		if token == "admin" {
 			return &authn.User{Name: "admin", Groups: []string{"system:masters", "system:authenticated"}}, true
 		}
 		return &authn.User{Name: token, Groups: []string{"system:authenticated"}}, true
 	}
-	s := testserver.StartWith(t, testserver.Options{
+	return testserver.StartWith(t, testserver.Options{
 		Authenticator: authn.NewBearerToken(lookup),
-		FlowControl:   apiserver.FlowControlConfig{Enabled: true, MaxRequestsInFlight: 10, RequestWaitLimit: 15 * time.Second},
+		FlowControl:   apiserver.FlowControlConfig{Enabled: true, MaxRequestsInFlight: maxInflight, RequestWaitLimit: 15 * time.Second},
 	})
+}
+
+// TestWatchHoldsSeatUntilInitialized: in a level of one seat, a WATCH
+// with many initial events holds the seat while it sends them, so a
+// request of the level waits until then (and no longer); initialized
+// watches hold no seat; and a watch that ends before initialization
+// (client gone, error) frees its seat.
+func TestWatchHoldsSeatUntilInitialized(t *testing.T) {
+	s := startFlowServer(t, 10)
 	ctx := context.Background()
 	admin := s.ClientWithToken("admin")
 

@@ -11,8 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/skiff-dev/skiff/internal/apiserver"
-	"github.com/skiff-dev/skiff/internal/apiserver/authn"
 	"github.com/skiff-dev/skiff/internal/testserver"
 )
 
@@ -47,16 +45,7 @@ func flowHistogram(t *testing.T, name, level, schema string) (uint64, float64) {
 // metadata.name field selector) for an update; watches of another
 // namespace do not count. Twelve watchers make the create cost two seats.
 func TestWriteIsChargedForItsWatchers(t *testing.T) {
-	lookup := func(token string) (*authn.User, bool) {
-		if token == "admin" {
-			return &authn.User{Name: "admin", Groups: []string{"system:masters", "system:authenticated"}}, true
-		}
-		return &authn.User{Name: token, Groups: []string{"system:authenticated"}}, true
-	}
-	s := testserver.StartWith(t, testserver.Options{
-		Authenticator: authn.NewBearerToken(lookup),
-		FlowControl:   apiserver.FlowControlConfig{Enabled: true, MaxRequestsInFlight: 100, RequestWaitLimit: 15 * time.Second},
-	})
+	s := startFlowServer(t, 100)
 	ctx := context.Background()
 	admin := s.ClientWithToken("admin")
 	const schema, level = "watch-charged-writes", "global-default"
