@@ -143,8 +143,10 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		resp = new(dns.Msg)
 		resp.SetRcode(req, dns.RcodeServerFailure)
 	}
-	_ = w.WriteMsg(resp)
+	// Counted before the answer leaves, so a client that has its answer
+	// also sees it counted.
 	s.metrics.observe(w.RemoteAddr(), req, resp, start)
+	_ = w.WriteMsg(resp)
 }
 
 // answer resolves one query: cluster names from the records, the rest
