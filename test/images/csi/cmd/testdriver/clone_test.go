@@ -20,17 +20,7 @@ func cloneRequest(name, src string, size int64, caps ...*csi.VolumeCapability) *
 func TestCloneCopiesTheSourceVolume(t *testing.T) {
 	ctx := context.Background()
 	c := newController(t)
-	caps, err := c.ControllerGetCapabilities(ctx, &csi.ControllerGetCapabilitiesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, cp := range caps.GetCapabilities() {
-		found = found || cp.GetRpc().GetType() == csi.ControllerServiceCapability_RPC_CLONE_VOLUME
-	}
-	if !found {
-		t.Errorf("capabilities %v lack CLONE_VOLUME", caps)
-	}
+	requireControllerCap(t, c, csi.ControllerServiceCapability_RPC_CLONE_VOLUME)
 	if _, err := c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "src", VolumeCapabilities: []*csi.VolumeCapability{mountCap},
 		CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 20}}); err != nil {
 		t.Fatal(err)

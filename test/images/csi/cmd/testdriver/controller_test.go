@@ -210,17 +210,7 @@ func TestUnescapeMountPath(t *testing.T) {
 func TestGetCapacity(t *testing.T) {
 	ctx := context.Background()
 	c := newController(t)
-	caps, err := c.ControllerGetCapabilities(ctx, &csi.ControllerGetCapabilitiesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, cp := range caps.GetCapabilities() {
-		found = found || cp.GetRpc().GetType() == csi.ControllerServiceCapability_RPC_GET_CAPACITY
-	}
-	if !found {
-		t.Errorf("capabilities %v lack GET_CAPACITY", caps)
-	}
+	requireControllerCap(t, c, csi.ControllerServiceCapability_RPC_GET_CAPACITY)
 	// Without -capacity: the state dir's free space.
 	resp, err := c.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: []*csi.VolumeCapability{mountCap}})
 	if err != nil || resp.GetAvailableCapacity() <= 0 {
@@ -240,4 +230,19 @@ func TestGetCapacity(t *testing.T) {
 	if resp, err := c.GetCapacity(ctx, &csi.GetCapacityRequest{VolumeCapabilities: []*csi.VolumeCapability{blockCap}}); err != nil || resp.GetAvailableCapacity() != 6<<20 {
 		t.Errorf("block capacity = %v, %v, want 6 MiB", resp, err)
 	}
+}
+
+// requireControllerCap fails the test unless the controller advertises rpc.
+func requireControllerCap(t *testing.T, c *controller, rpc csi.ControllerServiceCapability_RPC_Type) {
+	t.Helper()
+	caps, err := c.ControllerGetCapabilities(context.Background(), &csi.ControllerGetCapabilitiesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cp := range caps.GetCapabilities() {
+		if cp.GetRpc().GetType() == rpc {
+			return
+		}
+	}
+	t.Errorf("capabilities %v lack %v", caps, rpc)
 }
