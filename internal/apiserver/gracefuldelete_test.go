@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-dev/skiff/internal/testserver"
@@ -76,5 +77,79 @@ func TestDeleteStatusCodes(t *testing.T) {
 	p, err := pods.Get(ctx, "graceful", metav1.GetOptions{})
 	if err != nil || p.DeletionTimestamp == nil {
 		t.Errorf("pod after graceful delete: %v, deletionTimestamp %v", err, p.GetDeletionTimestamp())
+	}
+}
+
+// TestUpdateDuringGracePeriodKeepsPod pins upstream's rule for updates to
+// an object marked for deletion: the update completes the deletion only
+// when no finalizer is left and no grace period runs. A kubelet writes a
+// terminating pod's status many times before its final delete; none of
+// those writes may remove the pod early.
+func TestUpdateDuringGracePeriodKeepsPod(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := context.Background()
+	pods := s.Client.CoreV1().Pods("default")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "terminating", Finalizers: []string{"example.com/hold"}},
+		Spec:       corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	grace := int64(30)
+	if err := pods.Delete(ctx, "terminating", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A status write and the removal of the last finalizer, both within
+	// the grace period: the pod stays.
+	p, err := pods.Get(ctx, "terminating", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodRunning
+	if p, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("status update during the grace period: %v", err)
+	}
+	p.Finalizers = nil
+	if _, err := pods.Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("finalizer removal during the grace period: %v", err)
+	}
+	p, err = pods.Get(ctx, "terminating", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("pod gone during its grace period: %v", err)
+	}
+	if p.DeletionTimestamp == nil {
+		t.Fatal("pod lost its deletionTimestamp")
+	}
+
+	// The kubelet's final delete ends it.
+	zero := int64(0)
+	if err := pods.Delete(ctx, "terminating", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pods.Get(ctx, "terminating", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("after the final delete: %v, want NotFound", err)
+	}
+
+	// Without a grace period, removing the last finalizer completes the
+	// deletion.
+	cms := s.Client.CoreV1().ConfigMaps("default")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{"example.com/hold"}}}
+	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, "held", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if cm, err = cms.Get(ctx, "held", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cm.Finalizers = nil
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Get(ctx, "held", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("configmap after its last finalizer went: %v, want NotFound", err)
 	}
 }

@@ -532,7 +532,7 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 		if err := q.checkRBACUpdate(next, cur); err != nil {
 			return nil, err
 		}
-		if nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 && !q.dryRun() {
+		if finishesDeletion(cm, nm) && !q.dryRun() {
 			if ns, ok := next.(*corev1.Namespace); !ok || len(ns.Spec.Finalizers) == 0 {
 				return next, errDeleteInstead
 			}
@@ -556,6 +556,18 @@ func (q *request) applyUpdate(mutate updateFunc) (runtime.Object, error) {
 }
 
 var errDryRun = errors.New("dry run")
+
+// finishesDeletion tells whether an update completes a pending deletion:
+// the object is marked for deletion, its last finalizer is gone, and no
+// grace period is running. A pod in its grace period stays until its
+// kubelet deletes it, however often its status is written meanwhile.
+func finishesDeletion(cur, next metav1.Object) bool {
+	if cur.GetDeletionTimestamp() == nil || len(next.GetFinalizers()) > 0 {
+		return false
+	}
+	g := cur.GetDeletionGracePeriodSeconds()
+	return g == nil || *g == 0
+}
 
 // keepMetaForStatus keeps everything but labels, annotations, finalizers
 // and owner references of the current metadata on a status update.
