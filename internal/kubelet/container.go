@@ -48,15 +48,9 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *v1.Pod,
 		return retrySoon, err
 	}
 	adjustEphemeralConfig(pod, cfg, state, sb.Id)
-	sbCfg := &runtimeapi.PodSandboxConfig{
-		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID)},
-		LogDirectory: k.podLogDir(pod),
-		// containerd checks a privileged container against this config,
-		// not the one the sandbox was created with.
-		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: k.podCgroupParent(pod),
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: namespaceOptions(pod), Privileged: podPrivileged(pod),
-			}},
+	sbCfg, err := k.sandboxConfig(pod, sb.GetMetadata().GetAttempt())
+	if err != nil {
+		return retrySoon, err
 	}
 	createdID, err := k.runtime.runtime.CreateContainer(ctx, sb.Id, cfg, sbCfg)
 	if err != nil {

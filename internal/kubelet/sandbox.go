@@ -28,9 +28,29 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32
 	if err := os.MkdirAll(k.podLogDir(pod), 0o755); err != nil {
 		return "", err
 	}
-	dns, err := k.dnsConfig(pod)
+	cfg, err := k.sandboxConfig(pod, attempt)
 	if err != nil {
 		return "", err
+	}
+	handler, err := k.runtimeHandler(ctx, pod)
+	if err != nil {
+		return "", err
+	}
+	id, err := k.runtime.runtime.RunPodSandbox(ctx, cfg, handler)
+	if err != nil {
+		return "", err
+	}
+	k.log.Debug("sandbox created", "pod", podKey(pod), "id", id, "took", k.clock.Since(start))
+	return id, nil
+}
+
+// sandboxConfig is the pod's sandbox as the runtime is asked to create it.
+// Container creation is given the same config: containerd takes the
+// container's HOSTNAME and its privilege checks from it.
+func (k *Kubelet) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+	dns, err := k.dnsConfig(pod)
+	if err != nil {
+		return nil, err
 	}
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{
@@ -59,16 +79,7 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32
 		cfg.Hostname = "" // the node's own
 	}
 	cfg.Linux.Overhead = sandboxOverhead(pod)
-	handler, err := k.runtimeHandler(ctx, pod)
-	if err != nil {
-		return "", err
-	}
-	id, err := k.runtime.runtime.RunPodSandbox(ctx, cfg, handler)
-	if err != nil {
-		return "", err
-	}
-	k.log.Debug("sandbox created", "pod", podKey(pod), "id", id, "took", k.clock.Since(start))
-	return id, nil
+	return cfg, nil
 }
 
 // sandboxIP is the pod's IP: the sandbox's network address, or the node's

@@ -183,6 +183,33 @@ func TestSyncPodPrivilegedContainer(t *testing.T) {
 	}
 }
 
+// Containers are created with the pod's sandbox config, from which
+// containerd sets HOSTNAME: the pod's hostname, or the node's for
+// hostNetwork pods.
+func TestSyncPodContainerHostname(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct {
+		name, hostname string
+		hostNetwork    bool
+		want           string
+	}{
+		{name: "plain", want: "plain"},
+		{name: "named", hostname: "custom", want: "custom"},
+		{name: "hostnet", hostNetwork: true, want: ""},
+	} {
+		pod := testPodSpec(tc.name, types.UID("uid-"+tc.name), v1.RestartPolicyAlways)
+		pod.Spec.Hostname, pod.Spec.HostNetwork = tc.hostname, tc.hostNetwork
+		h.sync(h.add(pod))
+		c := h.container(pod, "app")
+		if c == nil {
+			t.Fatalf("%s: no app container; calls %v", tc.name, h.rt.Calls())
+		}
+		if got := h.rt.Containers[c.Id].Hostname; got != tc.want {
+			t.Errorf("%s: container created with sandbox hostname %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestSyncPodCrashLoop(t *testing.T) {
 	h := newHarness(t)
 	pod := testPodSpec("p", "u1", v1.RestartPolicyAlways)

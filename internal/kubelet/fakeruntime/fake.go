@@ -46,6 +46,9 @@ type Container struct {
 	runtimeapi.ContainerStatus
 	SandboxID string
 	Devices   []*runtimeapi.Device
+	// Hostname is the sandbox hostname given with CreateContainer, which
+	// containerd sets as the container's HOSTNAME ("" means the node's).
+	Hostname string
 }
 
 var (
@@ -255,7 +258,7 @@ func (r *Runtime) CreateContainer(_ context.Context, sandboxID string, cfg *runt
 		return "", fmt.Errorf("sandbox %q not found", sandboxID)
 	}
 	id := fmt.Sprintf("%s-%s-%d", sandboxID, cfg.GetMetadata().GetName(), cfg.GetMetadata().GetAttempt())
-	r.Containers[id] = &Container{SandboxID: sandboxID, Devices: cfg.Devices, ContainerStatus: runtimeapi.ContainerStatus{
+	r.Containers[id] = &Container{SandboxID: sandboxID, Devices: cfg.Devices, Hostname: sbCfg.GetHostname(), ContainerStatus: runtimeapi.ContainerStatus{
 		Id: id, Metadata: cfg.Metadata, State: runtimeapi.ContainerState_CONTAINER_CREATED, CreatedAt: r.stamp(),
 		Image: cfg.Image, ImageRef: cfg.GetImage().GetImage(), Labels: cfg.Labels, Annotations: cfg.Annotations,
 		LogPath: filepath.Join(r.logDirs[sandboxID], cfg.LogPath), Mounts: cfg.Mounts,
