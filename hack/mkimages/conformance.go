@@ -30,8 +30,13 @@ type upstreamBinaries struct {
 }
 
 // conformanceImages writes the suite's images into out, beside the base
-// images (whose archives already carry the suite's pause and busybox tags):
+// images (whose pause archive already carries the suite's pause tag):
 //
+//   - busybox: Skiff's busybox with the host's bash as /bin/sh. Upstream's
+//     busybox 1.37 shell passes environment variables whose names are not
+//     identifiers (a ConfigMap key "data-1") on to the commands it runs,
+//     and the env specs look for them; Debian's 1.35 drops them, bash
+//     keeps them.
 //   - agnhost: the binary built from k8s.io/kubernetes/test/images/agnhost,
 //     with busybox's applets and the host's curl, dig and nc (busybox's nc
 //     has no -u), as upstream's image has a shell, curl, dig and netcat;
@@ -80,6 +85,18 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 			return fmt.Errorf("%w (install curl, bind9-dnsutils and netcat-openbsd)", err)
 		}
 		tools = append(tools, files...)
+	}
+	bash, err := hostBinary("/bin/bash")
+	if err != nil {
+		return err
+	}
+	if err := write(filepath.Join(out, "e2e-busybox.tar"), image{
+		tags:    []string{e2eBusybox},
+		cmd:     []string{"sh"},
+		env:     bb.env,
+		entries: withParents(clone(bb.entries), append(bash, entry{name: "bin/sh", link: "bash"})...),
+	}); err != nil {
+		return err
 	}
 	dig, err := hostBinary("/usr/bin/dig")
 	if err != nil {

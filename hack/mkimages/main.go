@@ -91,9 +91,6 @@ func run(out, busyboxPath string, conformance bool, upstream upstreamBinaries) e
 	if err != nil {
 		return err
 	}
-	if conformance {
-		bb.tags = append(bb.tags, e2eBusybox)
-	}
 	if err := write(filepath.Join(out, "busybox.tar"), bb); err != nil {
 		return err
 	}
