@@ -186,14 +186,21 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 			return cur, http.StatusOK, true, nil
 		}
 		code := pendingCode(opts)
-		if m.GetDeletionTimestamp() != nil && !added {
-			// Already being deleted; a shorter grace period may still apply.
-			return cur, code, false, nil
-		}
-		if m.GetDeletionTimestamp() == nil {
+		if m.GetDeletionTimestamp() != nil {
+			// Already being deleted: only a shorter grace period (or a
+			// new finalizer) changes anything.
+			if !shortenGrace(m, grace, opts, time.Now()) && !added {
+				return cur, code, false, nil
+			}
+		} else {
 			now := metav1.NewTime(time.Now().Add(time.Duration(grace) * time.Second))
 			m.SetDeletionTimestamp(&now)
 			m.SetDeletionGracePeriodSeconds(&grace)
+			// Its controllers must see that it is going: as upstream, the
+			// first mark moves the generation on.
+			if g := m.GetGeneration(); g > 0 {
+				m.SetGeneration(g + 1)
+			}
 		}
 		if dry {
 			return cur, code, false, nil
@@ -212,6 +219,29 @@ func (q *request) deleteOne(ns, name string, opts *metav1.DeleteOptions) (runtim
 		m.SetResourceVersion(strconv.FormatInt(newRev, 10))
 		return cur, code, false, nil
 	}
+}
+
+// shortenGrace applies a delete's grace period to an object already in
+// its grace period when the new one is shorter, as upstream: the deletion
+// timestamp moves back by the difference, never into the past, and a
+// graceful request whose time has already run out keeps one second so the
+// kubelet still does the final delete. It reports whether m changed.
+func shortenGrace(m metav1.Object, grace int64, opts *metav1.DeleteOptions, now time.Time) bool {
+	old := m.GetDeletionGracePeriodSeconds()
+	if opts.GracePeriodSeconds == nil || old == nil || *old == 0 || grace >= *old {
+		return false
+	}
+	ts := m.GetDeletionTimestamp().Add(time.Duration(grace-*old) * time.Second)
+	if ts.Before(now) {
+		ts = now
+		if grace != 0 {
+			grace = 1
+		}
+	}
+	at := metav1.NewTime(ts)
+	m.SetDeletionTimestamp(&at)
+	m.SetDeletionGracePeriodSeconds(&grace)
+	return true
 }
 
 // pendingCode is the status of a delete that leaves the object in place

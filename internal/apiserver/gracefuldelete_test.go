@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -151,5 +153,81 @@ func TestUpdateDuringGracePeriodKeepsPod(t *testing.T) {
 	}
 	if _, err := cms.Get(ctx, "held", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("configmap after its last finalizer went: %v, want NotFound", err)
+	}
+}
+
+// TestGracefulDeleteGenerationAndShortening pins upstream's bookkeeping of
+// a graceful delete: the first mark moves the generation on (for objects
+// that keep one), a later delete with a shorter grace period moves the
+// deletion timestamp back by the difference, and a longer one changes
+// nothing.
+func TestGracefulDeleteGenerationAndShortening(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := context.Background()
+	pods := s.Client.CoreV1().Pods("default")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "slow"},
+		Spec:       corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	created, err := pods.Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Generation != 1 {
+		t.Fatalf("new pod generation %d, want 1", created.Generation)
+	}
+	del := func(grace int64) *corev1.Pod {
+		t.Helper()
+		if err := pods.Delete(ctx, "slow", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := pods.Get(ctx, "slow", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := del(60)
+	if first.Generation != 2 || *first.DeletionGracePeriodSeconds != 60 {
+		t.Fatalf("after a 60 s delete: generation %d, grace %d; want 2 and 60", first.Generation, *first.DeletionGracePeriodSeconds)
+	}
+	longer := del(90)
+	if longer.Generation != 2 || *longer.DeletionGracePeriodSeconds != 60 || !longer.DeletionTimestamp.Equal(first.DeletionTimestamp) {
+		t.Fatalf("a longer grace period changed the pod: generation %d, grace %d, timestamp %v (was %v)",
+			longer.Generation, *longer.DeletionGracePeriodSeconds, longer.DeletionTimestamp, first.DeletionTimestamp)
+	}
+	shorter := del(20)
+	if *shorter.DeletionGracePeriodSeconds != 20 || shorter.Generation != 2 {
+		t.Fatalf("after a 20 s delete: grace %d, generation %d; want 20 and 2", *shorter.DeletionGracePeriodSeconds, shorter.Generation)
+	}
+	if moved := first.DeletionTimestamp.Sub(shorter.DeletionTimestamp.Time); moved < 39*time.Second || moved > 41*time.Second {
+		t.Errorf("deletion timestamp moved back %s, want 40 s", moved)
+	}
+
+	// An object without a grace period, held by a finalizer, gets the
+	// generation bump too.
+	deps := s.Client.AppsV1().Deployments("default")
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{"example.com/hold"}},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "held"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "held"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+	if _, err := deps.Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := deps.Delete(ctx, "held", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := deps.Get(ctx, "held", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DeletionTimestamp == nil || got.Generation != 2 {
+		t.Errorf("finalized deployment after delete: deletionTimestamp %v, generation %d; want set and 2", got.DeletionTimestamp, got.Generation)
 	}
 }

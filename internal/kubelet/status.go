@@ -72,6 +72,9 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 		QOSClass:          qosClass(pod),
 		StartTime:         old.StartTime,
 		NominatedNodeName: old.NominatedNodeName,
+		// The spec this status reflects: clients wait for it after an
+		// update (upstream's PodObservedGenerationTracking).
+		ObservedGeneration: pod.Generation,
 	}
 	if s.StartTime == nil {
 		now := metav1.NewTime(k.clock.Now())
@@ -138,7 +141,7 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 	}
 	now := metav1.NewTime(k.clock.Now())
 	cond := func(t v1.PodConditionType, ok bool, reason, msg string) v1.PodCondition {
-		c := v1.PodCondition{Type: t, Status: v1.ConditionTrue, LastTransitionTime: now}
+		c := v1.PodCondition{Type: t, Status: v1.ConditionTrue, LastTransitionTime: now, ObservedGeneration: pod.Generation}
 		if !ok {
 			c.Status, c.Reason, c.Message = v1.ConditionFalse, reason, msg
 		}

@@ -210,6 +210,38 @@ func TestSyncPodContainerHostname(t *testing.T) {
 	}
 }
 
+// The status names the generation of the spec it reflects, and so do the
+// kubelet's conditions; a spec update is observed on the next sync.
+func TestSyncPodObservedGeneration(t *testing.T) {
+	h := newHarness(t)
+	pod := testPodSpec("p", "u1", v1.RestartPolicyAlways)
+	pod.Generation = 1
+	w := h.add(pod)
+	h.sync(w)
+	check := func(want int64) {
+		t.Helper()
+		got := h.apiPod(pod)
+		if got.Status.ObservedGeneration != want {
+			t.Errorf("status.observedGeneration = %d, want %d", got.Status.ObservedGeneration, want)
+		}
+		for _, c := range got.Status.Conditions {
+			if c.ObservedGeneration != want {
+				t.Errorf("condition %s observedGeneration = %d, want %d", c.Type, c.ObservedGeneration, want)
+			}
+		}
+	}
+	check(1)
+
+	updated := h.apiPod(pod)
+	updated.Generation = 2
+	updated.Spec.ActiveDeadlineSeconds = ptr.To[int64](5000)
+	w.mu.Lock()
+	w.pod = updated
+	w.mu.Unlock()
+	h.sync(w)
+	check(2)
+}
+
 func TestSyncPodCrashLoop(t *testing.T) {
 	h := newHarness(t)
 	pod := testPodSpec("p", "u1", v1.RestartPolicyAlways)
