@@ -136,6 +136,9 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 	}
 
 	s.Phase = podPhase(pod, s.ContainerStatuses, initDone, initFailed)
+	if f := w.failure; f != nil {
+		s.Phase, s.Reason, s.Message = v1.PodFailed, f.reason, f.message
+	}
 	if old.Phase == v1.PodSucceeded || old.Phase == v1.PodFailed {
 		s.Phase = old.Phase // terminal phases never change
 	}

@@ -48,6 +48,15 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (next time.Duration
 	if !k.admit(ctx, w, pod, state) {
 		return 0, false // rejected: Failed, waiting for its controller to delete it
 	}
+	exceeded, deadline := planner.ActiveDeadline(pod, k.clock.Now())
+	if exceeded {
+		return k.failPod(ctx, w, pod, reasonDeadlineExceeded, messageDeadlineExceeded)
+	}
+	defer func() {
+		if deadline > 0 && (next == 0 || deadline < next) {
+			next = deadline // wake up to end the pod on time
+		}
+	}()
 
 	k.trackPodObjects(pod)
 	volumes, err := k.setupVolumes(ctx, pod)
@@ -248,6 +257,33 @@ func specContainer(pod *v1.Pod, name string) *v1.Container {
 		return (*v1.Container)(&ec.EphemeralContainerCommon)
 	}
 	return nil
+}
+
+// Upstream's status for a pod that ran past its activeDeadlineSeconds.
+const (
+	reasonDeadlineExceeded  = "DeadlineExceeded"
+	messageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
+)
+
+// failPod ends a pod that must not run any longer: its containers stop
+// within the pod's grace period and its status turns Failed with the
+// reason, which then keeps it from starting again.
+func (k *Kubelet) failPod(ctx context.Context, w *podWorker, pod *v1.Pod, reason, message string) (time.Duration, bool) {
+	if w.failure == nil {
+		k.recorder.Eventf(pod, v1.EventTypeWarning, reason, "%s", message)
+		w.failure = &waitingReason{reason, message}
+	}
+	if err := k.killPod(ctx, pod, gracePeriod(pod), false); err != nil {
+		k.log.Warn("kill pod", "pod", podKey(pod), "reason", reason, "err", err)
+		return retrySoon, false
+	}
+	state, err := k.runtime.podState(ctx, pod.UID)
+	if err != nil {
+		return retrySoon, false
+	}
+	k.probes.removePod(pod.UID)
+	k.writeStatus(ctx, w, pod, state, nil)
+	return 0, false
 }
 
 // terminatePod stops a pod being deleted: preStop hooks, SIGTERM, the grace

@@ -242,6 +242,48 @@ func TestSyncPodObservedGeneration(t *testing.T) {
 	check(2)
 }
 
+// A pod past its activeDeadlineSeconds is stopped and Failed with reason
+// DeadlineExceeded; before that the worker is due back by the deadline.
+func TestSyncPodActiveDeadline(t *testing.T) {
+	h := newHarness(t)
+	pod := testPodSpec("p", "u1", v1.RestartPolicyAlways)
+	pod.Spec.ActiveDeadlineSeconds = ptr.To[int64](5)
+	w := h.add(pod)
+	h.sync(w)
+	if !h.running(pod, "app") {
+		t.Fatalf("app not running; calls %v", h.rt.Calls())
+	}
+	w.mu.Lock()
+	w.pod = h.apiPod(pod) // with the start time the kubelet wrote
+	w.mu.Unlock()
+	h.clock.Step(2 * time.Second)
+	next, _ := h.sync(w)
+	if next <= 0 || next > 3*time.Second {
+		t.Errorf("sync before the deadline asked to come back in %s, want within the 3 s left", next)
+	}
+	if got := h.apiPod(pod).Status.Phase; got != v1.PodRunning {
+		t.Fatalf("phase before the deadline = %s, want Running", got)
+	}
+
+	h.clock.Step(4 * time.Second)
+	h.sync(w)
+	if h.running(pod, "app") {
+		t.Error("app still running past the deadline")
+	}
+	got := h.apiPod(pod).Status
+	if got.Phase != v1.PodFailed || got.Reason != "DeadlineExceeded" {
+		t.Fatalf("status past the deadline: phase %s, reason %q; want Failed, DeadlineExceeded", got.Phase, got.Reason)
+	}
+	w.mu.Lock()
+	w.pod = h.apiPod(pod)
+	w.mu.Unlock()
+	before := h.rt.Count("CreateContainer")
+	h.sync(w)
+	if h.rt.Count("CreateContainer") != before || h.running(pod, "app") {
+		t.Error("a Failed pod started a container again")
+	}
+}
+
 func TestSyncPodCrashLoop(t *testing.T) {
 	h := newHarness(t)
 	pod := testPodSpec("p", "u1", v1.RestartPolicyAlways)

@@ -30,6 +30,7 @@ type podWorker struct {
 
 	// Owned by the worker goroutine.
 	waiting   map[string]waitingReason // why a container is not running
+	failure   *waitingReason           // why the kubelet ended the pod (Failed), if it did
 	started   time.Time                // when the worker first saw the pod
 	lastPhase v1.PodPhase
 }

@@ -348,3 +348,18 @@ func Lifecycle(pod *v1.Pod, removed bool) Action {
 	}
 	return Run
 }
+
+// ActiveDeadline reports whether the pod has been active on the node
+// longer than its activeDeadlineSeconds, counted from its status's start
+// time as upstream; otherwise left is how long it has (0: no deadline).
+func ActiveDeadline(pod *v1.Pod, now time.Time) (exceeded bool, left time.Duration) {
+	d := pod.Spec.ActiveDeadlineSeconds
+	if d == nil || pod.Status.StartTime == nil {
+		return false, 0
+	}
+	left = pod.Status.StartTime.Add(time.Duration(*d) * time.Second).Sub(now)
+	if left <= 0 {
+		return true, 0
+	}
+	return false, left
+}

@@ -267,3 +267,33 @@ func TestPlanHelpers(t *testing.T) {
 		t.Error("Type helpers are wrong")
 	}
 }
+
+func TestActiveDeadline(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	pod := func(deadline *int64, started bool) *v1.Pod {
+		p := &v1.Pod{Spec: v1.PodSpec{ActiveDeadlineSeconds: deadline}}
+		if started {
+			p.Status.StartTime = &metav1.Time{Time: start}
+		}
+		return p
+	}
+	five := int64(5)
+	for _, tc := range []struct {
+		name     string
+		pod      *v1.Pod
+		now      time.Time
+		exceeded bool
+		left     time.Duration
+	}{
+		{"no deadline", pod(nil, true), start.Add(time.Hour), false, 0},
+		{"not started", pod(&five, false), start.Add(time.Hour), false, 0},
+		{"within", pod(&five, true), start.Add(2 * time.Second), false, 3 * time.Second},
+		{"at the deadline", pod(&five, true), start.Add(5 * time.Second), true, 0},
+		{"past it", pod(&five, true), start.Add(time.Minute), true, 0},
+	} {
+		exceeded, left := ActiveDeadline(tc.pod, tc.now)
+		if exceeded != tc.exceeded || left != tc.left {
+			t.Errorf("%s: ActiveDeadline = %v, %s; want %v, %s", tc.name, exceeded, left, tc.exceeded, tc.left)
+		}
+	}
+}
