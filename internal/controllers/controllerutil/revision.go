@@ -89,6 +89,30 @@ func EnsureRevision(ctx context.Context, client kubernetes.Interface, lister lis
 	return err
 }
 
+// RevisionTemplate is the pod template stored in owner's revision with the
+// given hash, or nil if there is none.
+func RevisionTemplate(lister listersappsv1.ControllerRevisionLister, owner metav1.Object, hash string) (*corev1.PodTemplateSpec, error) {
+	rev, err := lister.ControllerRevisions(owner.GetNamespace()).Get(owner.GetName() + "-" + hash)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ref := metav1.GetControllerOf(rev); ref == nil || ref.UID != owner.GetUID() {
+		return nil, nil
+	}
+	var data struct {
+		Spec struct {
+			Template corev1.PodTemplateSpec `json:"template"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(rev.Data.Raw, &data); err != nil {
+		return nil, fmt.Errorf("revision %s/%s: %w", rev.Namespace, rev.Name, err)
+	}
+	return &data.Spec.Template, nil
+}
+
 // revisionData is a revision's data as upstream's controllers write it: a
 // replace patch of the template, its keys sorted at every level. A patch of
 // the revision re-encodes data from a map, sorting the keys; data written

@@ -224,11 +224,7 @@ func (c *Controller) reconcilePods(ctx context.Context, set *appsv1.StatefulSet,
 	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		return nil
 	}
-	partition := 0
-	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
-		partition = int(*ru.Partition)
-	}
-	for i := replicas - 1; i >= partition; i-- {
+	for i := replicas - 1; i >= partitionOf(set); i-- {
 		p := byOrdinal[i]
 		if p == nil || p.DeletionTimestamp != nil {
 			return nil
@@ -243,6 +239,18 @@ func (c *Controller) reconcilePods(ctx context.Context, set *appsv1.StatefulSet,
 	return nil
 }
 
+// partitionOf is the ordinal below which a rolling update keeps pods at
+// the current revision (0 for other strategies).
+func partitionOf(set *appsv1.StatefulSet) int {
+	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		return 0
+	}
+	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+		return int(*ru.Partition)
+	}
+	return 0
+}
+
 func sortByOrdinalDesc(set *appsv1.StatefulSet, pods []*corev1.Pod) {
 	for i := 1; i < len(pods); i++ {
 		for j := i; j > 0; j-- {
@@ -255,8 +263,21 @@ func sortByOrdinalDesc(set *appsv1.StatefulSet, pods []*corev1.Pod) {
 	}
 }
 
+// createPod creates the pod of an ordinal at the revision it belongs to:
+// below a rolling update's partition that is the current revision, as
+// upstream, so a pod deleted there comes back as it was; elsewhere the
+// update revision rev.
 func (c *Controller) createPod(ctx context.Context, set *appsv1.StatefulSet, rev string, ordinal int) error {
 	t := set.Spec.Template.DeepCopy()
+	if cur := set.Status.CurrentRevision; cur != "" && cur != rev && ordinal < partitionOf(set) {
+		tmpl, err := controllerutil.RevisionTemplate(c.revisions, set, cur)
+		if err != nil {
+			return err
+		}
+		if tmpl != nil {
+			t, rev = tmpl, cur
+		}
+	}
 	name := fmt.Sprintf("%s-%d", set.Name, ordinal)
 	lbls := map[string]string{PodNameLabel: name, PodIndexLabel: strconv.Itoa(ordinal), RevisionLabel: rev}
 	for k, v := range t.Labels {
