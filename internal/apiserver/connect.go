@@ -109,9 +109,12 @@ func (s *Server) connectPod(w http.ResponseWriter, r *http.Request, info request
 		base.Path = fmt.Sprintf("/portForward/%s/%s", pod.Namespace, pod.Name)
 	}
 	base.RawQuery = r.URL.RawQuery
-	if sub == "log" {
+	switch {
+	case sub == "log" && isWebSocket(r):
+		s.logOverWebSocket(w, r, base)
+	case sub == "log":
 		s.proxy(w, r, base, true)
-	} else {
+	default:
 		s.serveStream(w, r, sub, base)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +33,9 @@ import (
 const (
 	channelV5       = "v5.channel.k8s.io"
 	channelV4       = "v4.channel.k8s.io"
+	channelV4Base64 = "v4.base64.channel.k8s.io"
+	channelV1       = "channel.k8s.io"
+	channelV1Base64 = "base64.channel.k8s.io"
 	spdyTunnelProto = "SPDY/3.1+portforward.k8s.io"
 
 	chanStdin  = 0
@@ -45,9 +50,15 @@ func isWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
-func offers(r *http.Request, proto string) bool {
+// remoteCommandProtocols are the WebSocket subprotocols of exec and
+// attach, preferred first. v4 and later carry a JSON Status on the error
+// channel, earlier ones the error's text; base64 variants send text frames
+// whose first character is the channel's digit.
+var remoteCommandProtocols = []string{channelV5, channelV4, channelV4Base64, channelV1, channelV1Base64}
+
+func offers(r *http.Request, protos ...string) bool {
 	for _, p := range websocket.Subprotocols(r) {
-		if p == proto {
+		if slices.Contains(protos, p) {
 			return true
 		}
 	}
@@ -62,7 +73,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, sub string,
 		s.proxy(w, r, target, true)
 	case sub == "portforward" && offers(r, spdyTunnelProto):
 		s.tunnelPortForward(w, r, target)
-	case sub != "portforward" && (offers(r, channelV5) || offers(r, channelV4)):
+	case sub != "portforward" && offers(r, remoteCommandProtocols...):
 		s.translateRemoteCommand(w, r, target)
 	default:
 		// A WebSocket protocol we do not translate: let the client fall
@@ -80,17 +91,39 @@ var upgrader = websocket.Upgrader{
 // wsChannels writes channel-prefixed messages to a WebSocket; gorilla
 // allows one writer at a time.
 type wsChannels struct {
-	mu sync.Mutex
-	ws *websocket.Conn
+	mu     sync.Mutex
+	ws     *websocket.Conn
+	base64 bool // text frames: the channel as a digit, then base64
 }
 
 func (c *wsChannels) send(ch byte, p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.base64 {
+		msg := make([]byte, 1+base64.StdEncoding.EncodedLen(len(p)))
+		msg[0] = '0' + ch
+		base64.StdEncoding.Encode(msg[1:], p)
+		return c.ws.WriteMessage(websocket.TextMessage, msg)
+	}
 	msg := make([]byte, len(p)+1)
 	msg[0] = ch
 	copy(msg[1:], p)
 	return c.ws.WriteMessage(websocket.BinaryMessage, msg)
+}
+
+// decode splits a client's message into its channel and payload.
+func (c *wsChannels) decode(msg []byte) (byte, []byte, bool) {
+	if len(msg) == 0 {
+		return 0, nil, false
+	}
+	if !c.base64 {
+		return msg[0], msg[1:], true
+	}
+	data, err := base64.StdEncoding.DecodeString(string(msg[1:]))
+	if err != nil || msg[0] < '0' {
+		return 0, nil, false
+	}
+	return msg[0] - '0', data, true
 }
 
 type channelWriter struct {
@@ -124,7 +157,7 @@ func (q sizeQueue) Next() *remotecommand.TerminalSize {
 // on behalf of a WebSocket client.
 func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, target *url.URL) {
 	up := upgrader
-	up.Subprotocols = []string{channelV5, channelV4}
+	up.Subprotocols = remoteCommandProtocols
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
@@ -135,7 +168,8 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 	q := r.URL.Query()
 	flag := func(name string) bool { return q.Get(name) == "true" || q.Get(name) == "1" }
 	tty := flag("tty")
-	out := &wsChannels{ws: ws}
+	proto := ws.Subprotocol()
+	out := &wsChannels{ws: ws, base64: strings.Contains(proto, "base64")}
 	opts := remotecommand.StreamOptions{Tty: tty}
 	if flag("stdout") {
 		opts.Stdout = channelWriter{out, chanStdout}
@@ -163,24 +197,25 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 				}
 				return
 			}
-			if len(msg) == 0 {
+			ch, data, ok := out.decode(msg)
+			if !ok {
 				continue
 			}
-			switch msg[0] {
+			switch ch {
 			case chanStdin:
 				if stdinW != nil {
-					_, _ = stdinW.Write(msg[1:])
+					_, _ = stdinW.Write(data)
 				}
 			case chanResize:
 				var size remotecommand.TerminalSize
-				if json.Unmarshal(msg[1:], &size) == nil {
+				if json.Unmarshal(data, &size) == nil {
 					select {
 					case sizes.sizes <- size:
 					default:
 					}
 				}
 			case chanClose:
-				if len(msg) > 1 && msg[1] == chanStdin && stdinW != nil {
+				if len(data) > 0 && data[0] == chanStdin && stdinW != nil {
 					stdinW.Close()
 				}
 			}
@@ -194,11 +229,88 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 			err = ex.StreamWithContext(ctx, opts)
 		}
 	}
-	status, _ := json.Marshal(commandStatus(err))
-	_ = out.send(chanError, status)
+	st := commandStatus(err)
+	switch {
+	case proto == channelV5 || strings.HasPrefix(proto, "v4."):
+		status, _ := json.Marshal(st)
+		_ = out.send(chanError, status)
+	case st.Status != metav1.StatusSuccess:
+		_ = out.send(chanError, []byte(st.Message)) // v1: the error's text, nothing on success
+	}
 	out.mu.Lock()
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	out.mu.Unlock()
+}
+
+// The WebSocket subprotocols of a log stream: the log's bytes as binary
+// frames, or as base64 in text frames.
+const (
+	binaryProto       = "binary.k8s.io"
+	base64BinaryProto = "base64.binary.k8s.io"
+)
+
+// logOverWebSocket streams a container's log from the kubelet to a client
+// that asked for it over WebSocket, as upstream's API server serves it
+// (binary frames unless the client chose base64). The kubelet's refusals
+// are answered as plain HTTP, before any upgrade.
+func (s *Server) logOverWebSocket(w http.ResponseWriter, r *http.Request, target *url.URL) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	if err != nil {
+		s.writeError(w, r, apierrors.NewInternalError(err))
+		return
+	}
+	resp, err := s.cfg.KubeletTransport.RoundTrip(req)
+	if err != nil {
+		s.writeError(w, r, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusBadGateway,
+			Reason: metav1.StatusReasonServiceUnavailable, Message: "error dialing kubelet: " + err.Error()}})
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		if ct := resp.Header.Get("Content-Type"); ct != "" {
+			w.Header().Set("Content-Type", ct)
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+		return
+	}
+	up := upgrader
+	up.Subprotocols = []string{binaryProto, base64BinaryProto}
+	ws, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	go func() {
+		// Reading answers the client's control frames and notices it
+		// leave, which ends the kubelet request.
+		defer cancel()
+		for {
+			if _, _, err := ws.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	b64 := ws.Subprotocol() == base64BinaryProto
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			kind, msg := websocket.BinaryMessage, buf[:n]
+			if b64 {
+				kind, msg = websocket.TextMessage, []byte(base64.StdEncoding.EncodeToString(buf[:n]))
+			}
+			if werr := ws.WriteMessage(kind, msg); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 }
 
 // commandStatus is what the error channel carries at the end: Success, or

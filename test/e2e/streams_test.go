@@ -92,6 +92,10 @@ spec:
 		})
 	}
 
+	t.Run("websocket subprotocols", func(t *testing.T) {
+		testWebSocketProtocols(t, c.kubeconfig, "talker", "quiet", "quiet-start")
+	})
+
 	t.Run("logs --previous", func(t *testing.T) {
 		waitPod(t, k, "crasher", 60*time.Second, "a restart", func(p podJSON) bool {
 			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
