@@ -235,17 +235,33 @@ func defaultContainer(c *corev1.Container) {
 		if p.FailureThreshold == 0 {
 			p.FailureThreshold = 3
 		}
-		if p.HTTPGet != nil && p.HTTPGet.Scheme == "" {
-			p.HTTPGet.Scheme = corev1.URISchemeHTTP
-		}
-		if p.HTTPGet != nil && p.HTTPGet.Path == "" {
-			p.HTTPGet.Path = "/"
+		defaultHTTPGet(p.HTTPGet)
+	}
+	if l := c.Lifecycle; l != nil {
+		for _, h := range []*corev1.LifecycleHandler{l.PostStart, l.PreStop} {
+			if h != nil {
+				defaultHTTPGet(h.HTTPGet)
+			}
 		}
 	}
 	for i := range c.Env {
 		if f := c.Env[i].ValueFrom; f != nil && f.FieldRef != nil && f.FieldRef.APIVersion == "" {
 			f.FieldRef.APIVersion = "v1"
 		}
+	}
+}
+
+// defaultHTTPGet defaults an HTTP probe or hook as upstream defaults every
+// HTTPGetAction: path "/" over HTTP.
+func defaultHTTPGet(g *corev1.HTTPGetAction) {
+	if g == nil {
+		return
+	}
+	if g.Scheme == "" {
+		g.Scheme = corev1.URISchemeHTTP
+	}
+	if g.Path == "" {
+		g.Path = "/"
 	}
 }
 
@@ -389,6 +405,10 @@ func defaultService(s *corev1.Service) {
 	}
 	if sp.SessionAffinity == "" {
 		sp.SessionAffinity = corev1.ServiceAffinityNone
+	}
+	if sp.SessionAffinity == corev1.ServiceAffinityNone {
+		// As upstream: switching affinity off drops its configuration.
+		sp.SessionAffinityConfig = nil
 	}
 	if sp.SessionAffinity == corev1.ServiceAffinityClientIP {
 		c := sp.SessionAffinityConfig

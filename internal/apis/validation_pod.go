@@ -3,6 +3,7 @@ package apis
 import (
 	"fmt"
 	"math"
+	"regexp"
 
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -625,6 +626,32 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) fi
 	}
 	if sc.FSGroupChangePolicy != nil && !oneOf(string(*sc.FSGroupChangePolicy), fsGroupChangePolices) {
 		errs = append(errs, field.NotSupported(p.Child("fsGroupChangePolicy"), sc.FSGroupChangePolicy, fsGroupChangePolices))
+	}
+	errs = append(errs, validateSysctls(sc.Sysctls, p.Child("sysctls"))...)
+	return errs
+}
+
+// sysctlName is upstream's rule for sysctl names: dot- or slash-separated
+// segments of lower-case letters, digits, '-' and '_'.
+var sysctlName = regexp.MustCompile(`^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$`)
+
+const sysctlMaxLength = 253
+
+func validateSysctls(sysctls []corev1.Sysctl, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := make(map[string]bool, len(sysctls))
+	for i, s := range sysctls {
+		name := p.Index(i).Child("name")
+		switch {
+		case s.Name == "":
+			errs = append(errs, field.Required(name, ""))
+		case len(s.Name) > sysctlMaxLength || !sysctlName.MatchString(s.Name):
+			errs = append(errs, field.Invalid(name, s.Name,
+				fmt.Sprintf("must have at most %d characters and match regex %s", sysctlMaxLength, sysctlName)))
+		case seen[s.Name]:
+			errs = append(errs, field.Duplicate(name, s.Name))
+		}
+		seen[s.Name] = true
 	}
 	return errs
 }

@@ -121,6 +121,12 @@ func TestValidateAsUpstream(t *testing.T) {
 		{"valid cronjob", vCronJob(nil), nil},
 		{"valid pod", vPod(nil), nil},
 		{"valid service", vService(nil), nil},
+		// The conformance spec switching session affinity off: defaulting
+		// drops the ClientIP configuration left behind.
+		{"affinity None with a leftover config", vService(func(s *corev1.Service) {
+			s.Spec.SessionAffinity = corev1.ServiceAffinityNone
+			s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](10)}}
+		}), nil},
 		{"valid node", vNode(func(n *corev1.Node) { n.Spec.PodCIDR = "10.0.1.0/24" }), nil},
 		{"valid pdb", vPDB(func(p *policyv1.PodDisruptionBudget) { p.Spec.MinAvailable = intOrStr("50%") }), nil},
 
@@ -205,6 +211,25 @@ func TestValidateAsUpstream(t *testing.T) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{
 				EmptyDir: &corev1.EmptyDirVolumeSource{}, ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}}}}}
 		}), []cause{{"spec.volumes[0].configMap", field.ErrorTypeForbidden}}},
+		// The conformance spec "Sysctls should reject invalid sysctls".
+		{"invalid sysctl names", vPod(func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{
+				{Name: "foo-", Value: "bar"}, {Name: "kernel.shmmax", Value: "1"},
+				{Name: "safe-and-unsafe", Value: "1"}, {Name: "bar..", Value: "42"}, {Name: "kernel.shmmax", Value: "2"},
+			}}
+		}), []cause{
+			{"spec.securityContext.sysctls[0].name", field.ErrorTypeInvalid},
+			{"spec.securityContext.sysctls[3].name", field.ErrorTypeInvalid},
+			{"spec.securityContext.sysctls[4].name", field.ErrorTypeDuplicate},
+		}},
+		{"slash-separated sysctl", vPod(func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net/ipv4/ip_local_port_range", Value: "1024 65535"}}}
+		}), nil},
+		// Every HTTPGetAction is defaulted, hooks' as well as probes'.
+		{"postStart httpGet without scheme", vPod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{
+				HTTPGet: &corev1.HTTPGetAction{Path: "/echo", Port: intstr.FromInt32(8080)}}}
+		}), nil},
 		{"dnsPolicy bogus", vPod(func(p *corev1.Pod) { p.Spec.DNSPolicy = "Bogus" }),
 			[]cause{{"spec.dnsPolicy", field.ErrorTypeNotSupported}}},
 		{"env var name", vPod(func(p *corev1.Pod) { p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A=B"}} }),
