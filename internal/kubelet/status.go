@@ -98,13 +98,13 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := k.containerStatus(ctx, w, pod, c, state, sandboxID)
-		s.InitContainerStatuses = append(s.InitContainerStatuses, cs)
 		switch {
 		case isSidecar(c):
 			if cs.State.Running == nil {
 				initDone = false
 			}
 		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
+			cs.Ready = true // as upstream: an init container that succeeded is ready
 		default:
 			initDone = false
 			if t := cs.State.Terminated; t != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
@@ -114,6 +114,7 @@ func (k *Kubelet) podStatus(ctx context.Context, w *podWorker, pod *v1.Pod, stat
 				initFailed = true
 			}
 		}
+		s.InitContainerStatuses = append(s.InitContainerStatuses, cs)
 	}
 	allReady := true
 	var notReady []string

@@ -159,6 +159,13 @@ func TestSyncPodRunsInitThenApp(t *testing.T) {
 	if st.Phase != v1.PodRunning || st.PodIP != "10.88.0.5" || len(st.ContainerStatuses) != 1 || st.ContainerStatuses[0].State.Running == nil {
 		t.Fatalf("status = %+v", st)
 	}
+	// The init container that succeeded reports ready, as upstream (the
+	// InitContainer conformance specs check it).
+	for _, cs := range st.InitContainerStatuses {
+		if cs.Name == "init" && !cs.Ready {
+			t.Errorf("init container completed with 0 but not ready: %+v", cs)
+		}
+	}
 	// A settled pod costs no more runtime writes.
 	before := len(h.rt.Calls())
 	h.sync(w)
