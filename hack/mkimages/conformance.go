@@ -44,7 +44,9 @@ type upstreamBinaries struct {
 //     certificate and netexec's /uploads are where upstream's image has them. Its /bin/sh is the
 //     host's dash: busybox's sh runs its own applets before PATH, so `nc`
 //     in a spec's shell command would never reach /usr/bin/nc.
-//   - glibc-dns-testing: busybox and dig, the DNS specs' second prober.
+//   - glibc-dns-testing: busybox, dig and getent, the DNS specs' second
+//     prober. agnhost carries getent too: the specs check /etc/hosts names
+//     with it (busybox has none).
 //   - nginx (Nginx, NginxNew): busybox httpd serving a page on port 80,
 //     which is all the specs ask of it.
 //   - nautilus, kitten: the update-demo images, serving /data.json on 80.
@@ -79,7 +81,7 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 		return err
 	}
 	var tools []entry
-	for _, p := range []string{"/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc", "/bin/dash"} {
+	for _, p := range []string{"/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc", "/bin/dash", "/usr/bin/getent"} {
 		files, err := hostBinary(p)
 		if err != nil {
 			return fmt.Errorf("%w (install curl, bind9-dnsutils and netcat-openbsd)", err)
@@ -98,15 +100,20 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 	}); err != nil {
 		return err
 	}
-	dig, err := hostBinary("/usr/bin/dig")
-	if err != nil {
-		return err
+	var resolvers []entry
+	for _, p := range []string{"/usr/bin/dig", "/usr/bin/getent"} {
+		files, err := hostBinary(p)
+		if err != nil {
+			return err
+		}
+		resolvers = append(resolvers, files...)
 	}
+	tools = append(tools, nsswitch)
 	if err := write(filepath.Join(out, "glibc-dns-testing.tar"), image{
 		tags:    []string{e2eRegistry + "glibc-dns-testing:2.1.1"},
 		cmd:     []string{"sh"},
 		env:     bb.env,
-		entries: withParents(clone(bb.entries), dig...),
+		entries: withParents(clone(bb.entries), append(resolvers, nsswitch)...),
 	}); err != nil {
 		return err
 	}
@@ -148,6 +155,11 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 	}
 	return nil
 }
+
+// nsswitch makes glibc's getent read /etc/hosts before DNS: without the
+// file glibc asks DNS first and stops at its "not found", and the DNS specs
+// look up the pod's own name, which the kubelet writes into /etc/hosts.
+var nsswitch = entry{name: "etc/nsswitch.conf", mode: 0o644, data: []byte("hosts: files dns\n")}
 
 // hostBinary returns a dynamically linked host binary with the shared
 // libraries ldd names and the loader, at the paths it looks for them.
