@@ -32,11 +32,10 @@ type upstreamBinaries struct {
 // conformanceImages writes the suite's images into out, beside the base
 // images (whose pause archive already carries the suite's pause tag):
 //
-//   - busybox: Skiff's busybox with the host's bash as /bin/sh. Upstream's
-//     busybox 1.37 shell passes environment variables whose names are not
-//     identifiers (a ConfigMap key "data-1") on to the commands it runs,
-//     and the env specs look for them; Debian's 1.35 drops them, bash
-//     keeps them.
+//   - busybox: Skiff's busybox with hack/e2esh as /bin/sh, which runs
+//     `sh -c env` itself (Debian's busybox 1.35 shell drops variables
+//     whose names are not identifiers, upstream's 1.37 passes them on and
+//     the env specs look for them) and everything else with busybox's sh.
 //   - agnhost: the binary built from k8s.io/kubernetes/test/images/agnhost,
 //     with busybox's applets and the host's curl, dig and nc (busybox's nc
 //     has no -u), as upstream's image has a shell, curl, dig and netcat;
@@ -88,7 +87,7 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 		}
 		tools = append(tools, files...)
 	}
-	bash, err := hostBinary("/bin/bash")
+	sh, err := buildStatic("./hack/e2esh")
 	if err != nil {
 		return err
 	}
@@ -96,7 +95,7 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 		tags:    []string{e2eBusybox},
 		cmd:     []string{"sh"},
 		env:     bb.env,
-		entries: withParents(clone(bb.entries), append(bash, entry{name: "bin/sh", link: "bash"})...),
+		entries: withParents(clone(bb.entries), entry{name: "bin/sh", mode: 0o755, data: sh}),
 	}); err != nil {
 		return err
 	}
