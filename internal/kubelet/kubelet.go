@@ -278,6 +278,7 @@ func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, 
 	k.tokens = newTokenManager(cfg.Client)
 	k.podCerts = newPodCertificates(cfg.Client, cfg.NodeName, clk, rand.Reader, k.log)
 	k.probes = newProbeManager(k.probe, func() record.EventRecorder { return k.recorder }, k.wakePod, clk)
+	k.probes.startedAt = k.containerStartedAt
 	k.clock = clk
 	k.pleg = k.newPLEG()
 	k.csi = csi.New(csi.Config{

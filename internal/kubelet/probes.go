@@ -44,6 +44,9 @@ type probeManager struct {
 	recorder func() record.EventRecorder // set once the kubelet runs
 	wake     func(uid types.UID)
 	clock    clock.Clock // times initial delays and periods
+	// startedAt, when set, reads when a container started: initial delays
+	// count from then, as upstream, not from its creation.
+	startedAt func(ctx context.Context, id string) (time.Time, bool)
 
 	mu      sync.Mutex
 	workers map[string]map[probeKind]context.CancelFunc // by container ID
@@ -166,6 +169,11 @@ func (m *probeManager) run(ctx context.Context, pod *v1.Pod, c *v1.Container, id
 	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
 	success, failure := int(max(p.SuccessThreshold, 1)), int(max(p.FailureThreshold, 1))
+	if m.startedAt != nil {
+		if t, ok := m.startedAt(ctx, id); ok {
+			started = t
+		}
+	}
 	if wait := started.Add(time.Duration(p.InitialDelaySeconds) * time.Second).Sub(m.clock.Now()); wait > 0 {
 		if !m.sleep(ctx, wait) {
 			return
@@ -249,6 +257,15 @@ func (m *probeManager) sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // probe runs one check of any kind: exec, httpGet, tcpSocket or grpc.
+// containerStartedAt is when the runtime started a container.
+func (k *Kubelet) containerStartedAt(ctx context.Context, id string) (time.Time, bool) {
+	resp, err := k.runtime.runtime.ContainerStatus(ctx, id, false)
+	if err != nil || resp.GetStatus().GetStartedAt() == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, resp.GetStatus().GetStartedAt()), true
+}
+
 func (k *Kubelet) probe(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, p *v1.Probe) error {
 	host := k.probeHostFor(pod)
 	switch {

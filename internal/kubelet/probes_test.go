@@ -77,3 +77,50 @@ func TestProbeDelayAndPeriodOnTheClock(t *testing.T) {
 	clk.Step(time.Second)
 	eventually("the second probe one period later", func() bool { return probes.Load() == 2 })
 }
+
+// The initial delay counts from the container's start, not its creation:
+// the conformance spec compares the Ready transition with StartedAt.
+func TestProbeDelayCountsFromStart(t *testing.T) {
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(created.Add(3 * time.Second))
+	var probes atomic.Int32
+	m := newProbeManager(func(context.Context, *v1.Pod, *v1.Container, string, *v1.Probe) error {
+		probes.Add(1)
+		return nil
+	}, func() record.EventRecorder { return record.NewFakeRecorder(10) }, func(types.UID) {}, clk)
+	m.startedAt = func(context.Context, string) (time.Time, bool) { return created.Add(3 * time.Second), true }
+	t.Cleanup(m.stopAll)
+
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "p1"}, Spec: v1.PodSpec{Containers: []v1.Container{{
+		Name:           "app",
+		ReadinessProbe: &v1.Probe{InitialDelaySeconds: 10, PeriodSeconds: 5},
+	}}}}
+	m.sync(pod, &podRuntime{containers: []*runtimeapi.Container{{
+		Id: "c1", Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
+		State: runtimeapi.ContainerState_CONTAINER_RUNNING, CreatedAt: created.UnixNano(),
+	}}})
+	waitSleeping := func() {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !clk.HasWaiters() {
+			if time.Now().After(deadline) {
+				t.Fatal("the probe worker never waited on the clock")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitSleeping()
+	clk.Step(9 * time.Second) // 12 s after creation, 9 s after start
+	waitSleeping()
+	if n := probes.Load(); n != 0 {
+		t.Fatalf("%d probes 9 s after the start, want none before the 10 s initial delay", n)
+	}
+	clk.Step(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for probes.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no probe 10 s after the start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
