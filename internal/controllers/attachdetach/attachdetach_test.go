@@ -452,3 +452,23 @@ func TestUniqueVolumeNameRoundTrip(t *testing.T) {
 		t.Error("parsed a non-CSI name")
 	}
 }
+
+// An attachment another client made under a name of its own (the
+// conformance VolumeAttachment specs create "va-e2e-..." ones) is not the
+// controller's to delete, though no pod wants its volume.
+func TestForeignAttachmentLeftAlone(t *testing.T) {
+	pv := "pv-foreign"
+	va := &storagev1.VolumeAttachment{
+		ObjectMeta: metav1.ObjectMeta{Name: "va-e2e-x5zn9"},
+		Spec: storagev1.VolumeAttachmentSpec{Attacher: "e2e-test.storage.k8s.io", NodeName: "n1",
+			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv}},
+	}
+	e := newEnv(t, node("n1"), va)
+	e.mustSync("n1")
+	if _, err := e.client.StorageV1().VolumeAttachments().Get(context.Background(), va.Name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("foreign attachment: %v, want it kept", err)
+	}
+	if !isAttachmentName(AttachmentName(handle, "driver", "n1")) || isAttachmentName("csi-xyz") {
+		t.Error("isAttachmentName disagrees with AttachmentName")
+	}
+}

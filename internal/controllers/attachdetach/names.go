@@ -21,6 +21,22 @@ func AttachmentName(handle, driver, node string) string {
 	return fmt.Sprintf("csi-%x", sha256.Sum256([]byte(handle+driver+node)))
 }
 
+// isAttachmentName reports whether name has AttachmentName's form. Only
+// such attachments are this controller's to delete: as upstream's, it
+// leaves alone those other clients create under names of their own.
+func isAttachmentName(name string) bool {
+	hash, ok := strings.CutPrefix(name, "csi-")
+	if !ok || len(hash) != 2*sha256.Size {
+		return false
+	}
+	for _, r := range hash {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // UniqueVolumeName is a CSI volume's name in node status:
 // "kubernetes.io/csi/<driver>^<handle>".
 func UniqueVolumeName(driver, handle string) corev1.UniqueVolumeName {

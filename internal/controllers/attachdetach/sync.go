@@ -58,8 +58,8 @@ func (c *Controller) sync(ctx context.Context, nodeName string) error {
 			c.forgetDetach(va.Name)
 			continue
 		}
-		if va.Spec.Source.PersistentVolumeName == nil || va.DeletionTimestamp != nil {
-			continue
+		if va.Spec.Source.PersistentVolumeName == nil || va.DeletionTimestamp != nil || !isAttachmentName(va.Name) {
+			continue // not one this controller makes: others own it
 		}
 		if wait := c.detachHeldFor(node, va); wait > 0 {
 			retryIn = minPositive(retryIn, wait)
