@@ -301,7 +301,13 @@ func (k *Kubelet) containerStatus(ctx context.Context, w *podWorker, pod *v1.Pod
 	inst := state.instances(c.Name, "")
 	waiting, hasWaiting := w.waiting[c.Name]
 	if len(inst) == 0 {
+		// As upstream: a container not created yet waits with
+		// ContainerCreating, or PodInitializing in a pod with init
+		// containers (init containers included).
 		reason := "ContainerCreating"
+		if len(pod.Spec.InitContainers) > 0 {
+			reason = "PodInitializing"
+		}
 		msg := ""
 		if hasWaiting {
 			reason, msg = waiting.reason, waiting.message

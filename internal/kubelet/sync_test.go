@@ -291,6 +291,34 @@ func TestSyncPodActiveDeadline(t *testing.T) {
 	}
 }
 
+// While the first init container fails, the containers after it wait with
+// reason PodInitializing, as upstream reports them (the InitContainer
+// conformance specs check the second init container's reason).
+func TestSyncPodWaitingReasonsDuringInit(t *testing.T) {
+	h := newHarness(t)
+	pod := testPodSpec("p", "u1", v1.RestartPolicyAlways)
+	pod.Spec.InitContainers = []v1.Container{{Name: "init1", Image: "busybox"}, {Name: "init2", Image: "busybox"}}
+	w := h.add(pod)
+	h.sync(w)
+	h.rt.Exit(h.container(pod, "init1").Id, 1)
+	h.sync(w)
+	st := h.apiPod(pod).Status
+	reason := func(statuses []v1.ContainerStatus, name string) string {
+		for _, cs := range statuses {
+			if cs.Name == name && cs.State.Waiting != nil {
+				return cs.State.Waiting.Reason
+			}
+		}
+		return ""
+	}
+	if got := reason(st.InitContainerStatuses, "init2"); got != "PodInitializing" {
+		t.Errorf("init2 waiting reason %q, want PodInitializing", got)
+	}
+	if got := reason(st.ContainerStatuses, "app"); got != "PodInitializing" {
+		t.Errorf("app waiting reason %q, want PodInitializing", got)
+	}
+}
+
 func TestSyncPodCrashLoop(t *testing.T) {
 	h := newHarness(t)
 	pod := testPodSpec("p", "u1", v1.RestartPolicyAlways)
