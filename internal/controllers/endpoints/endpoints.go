@@ -1,5 +1,5 @@
 // Package endpoints maintains, for every Service with a selector, the
-// Endpoints object and the EndpointSlice that list the addresses of its
+// Endpoints object and the EndpointSlices that list the addresses of its
 // pods: ready and not-ready addresses, named target ports resolved per
 // pod, headless services, and hostnames for pods with a subdomain.
 package endpoints
@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	listersdiscoveryv1 "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -41,6 +42,7 @@ type Controller struct {
 	client    kubernetes.Interface
 	svcLister listerscorev1.ServiceLister
 	podLister listerscorev1.PodLister
+	slices    listersdiscoveryv1.EndpointSliceLister
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
 	log       *slog.Logger
@@ -52,9 +54,10 @@ type Controller struct {
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
 	svc := factory.Core().V1().Services()
 	pods := factory.Core().V1().Pods()
+	slices := factory.Discovery().V1().EndpointSlices()
 	c := &Controller{
-		client: client, svcLister: svc.Lister(), podLister: pods.Lister(), log: log, Clock: clock.RealClock{},
-		synced: []cache.InformerSynced{svc.Informer().HasSynced, pods.Informer().HasSynced},
+		client: client, svcLister: svc.Lister(), podLister: pods.Lister(), slices: slices.Lister(), log: log, Clock: clock.RealClock{},
+		synced: []cache.InformerSynced{svc.Informer().HasSynced, pods.Informer().HasSynced, slices.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("endpoints"),
 	}
 	enqueue := func(o any) {
@@ -140,7 +143,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err := c.syncEndpoints(ctx, svc, addrs); err != nil {
 		return err
 	}
-	return c.syncSlice(ctx, svc, addrs)
+	return c.syncSlices(ctx, svc, addrs)
 }
 
 func isReady(p *corev1.Pod) bool {
@@ -177,17 +180,15 @@ func (c *Controller) syncEndpoints(ctx context.Context, svc *corev1.Service, add
 	subsets := map[subsetKey]*corev1.EndpointSubset{}
 	var order []subsetKey
 	for _, a := range addrs {
+		// A port that does not resolve on this pod is left out of its
+		// subset, as upstream; a pod on which none resolves is left out.
 		var ports []corev1.EndpointPort
-		ok := true
 		for _, sp := range svc.Spec.Ports {
-			port, found := targetPort(sp, a.pod)
-			if !found {
-				ok = false
-				break
+			if port, found := targetPort(sp, a.pod); found {
+				ports = append(ports, corev1.EndpointPort{Name: sp.Name, Port: port, Protocol: sp.Protocol, AppProtocol: sp.AppProtocol})
 			}
-			ports = append(ports, corev1.EndpointPort{Name: sp.Name, Port: port, Protocol: sp.Protocol, AppProtocol: sp.AppProtocol})
 		}
-		if !ok {
+		if len(ports) == 0 && len(svc.Spec.Ports) > 0 {
 			continue
 		}
 		k := subsetKey(fmt.Sprint(ports))
@@ -234,67 +235,6 @@ func (c *Controller) syncEndpoints(ctx context.Context, svc *corev1.Service, add
 	}
 	next.Annotations[lastChangeTrigger] = c.Clock.Now().UTC().Format(time.RFC3339)
 	_, err = c.client.CoreV1().Endpoints(svc.Namespace).Update(ctx, next, metav1.UpdateOptions{})
-	return err
-}
-
-func (c *Controller) syncSlice(ctx context.Context, svc *corev1.Service, addrs []address) error {
-	name := svc.Name + "-skiff"
-	yes := true
-	want := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: svc.Namespace,
-			Labels: map[string]string{ServiceNameLabel: svc.Name, ManagedByLabel: managedByValue},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID, Controller: &yes, BlockOwnerDeletion: &yes,
-			}},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-	}
-	for _, sp := range svc.Spec.Ports {
-		port := sp.TargetPort.IntVal
-		if sp.TargetPort.Type == intstr.String {
-			// Named ports resolve per pod; use the first pod's value.
-			port = 0
-			if len(addrs) > 0 {
-				port, _ = targetPort(sp, addrs[0].pod)
-			}
-		} else if port == 0 {
-			port = sp.Port
-		}
-		want.Ports = append(want.Ports, discoveryv1.EndpointPort{
-			Name: strPtr(sp.Name), Port: &port, Protocol: protoPtr(sp.Protocol), AppProtocol: sp.AppProtocol,
-		})
-	}
-	for _, a := range addrs {
-		ready := a.ready
-		serving := isReady(a.pod)
-		terminating := false
-		ep := discoveryv1.Endpoint{
-			Addresses:  []string{a.pod.Status.PodIP},
-			Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &serving, Terminating: &terminating},
-			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: a.pod.Namespace, Name: a.pod.Name, UID: a.pod.UID},
-			NodeName:   strPtr(a.pod.Spec.NodeName),
-		}
-		if a.pod.Spec.Hostname != "" && a.pod.Spec.Subdomain == svc.Name {
-			ep.Hostname = &a.pod.Spec.Hostname
-		}
-		want.Endpoints = append(want.Endpoints, ep)
-	}
-	slices := c.client.DiscoveryV1().EndpointSlices(svc.Namespace)
-	cur, err := slices.Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = slices.Create(ctx, want, metav1.CreateOptions{})
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	if equality.Semantic.DeepEqual(cur.Endpoints, want.Endpoints) && equality.Semantic.DeepEqual(cur.Ports, want.Ports) {
-		return nil
-	}
-	next := cur.DeepCopy()
-	next.Endpoints, next.Ports, next.Labels = want.Endpoints, want.Ports, want.Labels
-	_, err = slices.Update(ctx, next, metav1.UpdateOptions{})
 	return err
 }
 

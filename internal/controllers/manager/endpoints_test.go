@@ -59,18 +59,28 @@ func TestEndpointsFollowPods(t *testing.T) {
 			len(s8080.NotReadyAddresses) == 1 && s8080.NotReadyAddresses[0].IP == "10.0.0.2" &&
 			len(s9090.Addresses) == 1 && s9090.Addresses[0].IP == "10.0.0.3"
 	})
-	eventually(t, "endpoint slice", func() bool {
+	// As upstream, one slice per resolution of the named port: a and b on
+	// 8080, c on 9090.
+	eventually(t, "endpoint slices", func() bool {
 		l, err := c.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})
-		if err != nil || len(l.Items) != 1 {
+		if err != nil || len(l.Items) != 2 {
 			return false
 		}
-		ready := 0
-		for _, e := range l.Items[0].Endpoints {
-			if e.Conditions.Ready != nil && *e.Conditions.Ready {
-				ready++
+		ready := map[int32]int{}
+		total := map[int32]int{}
+		for _, sl := range l.Items {
+			if len(sl.Ports) != 1 {
+				return false
+			}
+			port := *sl.Ports[0].Port
+			for _, e := range sl.Endpoints {
+				total[port]++
+				if e.Conditions.Ready != nil && *e.Conditions.Ready {
+					ready[port]++
+				}
 			}
 		}
-		return len(l.Items[0].Endpoints) == 3 && ready == 2
+		return total[8080] == 2 && ready[8080] == 1 && total[9090] == 1 && ready[9090] == 1
 	})
 	// A pod that leaves the selector leaves the endpoints.
 	p, _ := c.CoreV1().Pods("default").Get(ctx, "a", metav1.GetOptions{})
