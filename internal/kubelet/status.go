@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -405,15 +406,43 @@ func (k *Kubelet) containerState(pod *v1.Pod, c *v1.Container, st *runtimeapi.Co
 	return v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}
 }
 
+// Upstream's bounds on a termination message taken from the log.
+const (
+	maxTerminationLogLines = 80
+	maxTerminationLogBytes = 2048
+)
+
 // terminationMessage reads what the container wrote to its termination
-// message path.
+// message path; with policy FallbackToLogsOnError, a failed container
+// that wrote nothing there gets the tail of its log instead, as upstream.
 func (k *Kubelet) terminationMessage(pod *v1.Pod, c *v1.Container, st *runtimeapi.ContainerStatus) string {
 	data, err := os.ReadFile(k.terminationFile(pod.UID, c.Name, st.GetMetadata().GetAttempt()))
-	if err != nil || len(data) == 0 {
+	if err == nil && len(data) > 0 {
+		if len(data) > maxTerminationMessage {
+			data = data[:maxTerminationMessage]
+		}
+		return string(data)
+	}
+	if c.TerminationMessagePolicy != v1.TerminationMessageFallbackToLogsOnError || st.ExitCode == 0 || st.LogPath == "" {
 		return ""
 	}
-	if len(data) > maxTerminationMessage {
-		data = data[:maxTerminationMessage]
+	return logTail(st.LogPath)
+}
+
+// logTail is the last lines of a CRI log file's text, bounded as upstream
+// bounds a termination message taken from the log.
+func logTail(path string) string {
+	var out bytes.Buffer
+	lw := &logWriter{out: &out, buffered: true, tail: maxTerminationLogLines}
+	if _, err := lw.copyFile(path, 0); err != nil {
+		return ""
 	}
-	return string(data)
+	if err := lw.flushTail(); err != nil {
+		return ""
+	}
+	b := out.Bytes()
+	if len(b) > maxTerminationLogBytes {
+		b = b[len(b)-maxTerminationLogBytes:]
+	}
+	return string(b)
 }
