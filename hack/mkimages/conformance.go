@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -95,7 +96,7 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 		tags:    []string{e2eBusybox},
 		cmd:     []string{"sh"},
 		env:     bb.env,
-		entries: withParents(clone(bb.entries), entry{name: "bin/sh", mode: 0o755, data: sh}),
+		entries: withParents(clone(bb.entries), append(binLinks(bb.entries), entry{name: "bin/sh", mode: 0o755, data: sh})...),
 	}); err != nil {
 		return err
 	}
@@ -153,6 +154,28 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 		}
 	}
 	return nil
+}
+
+// binLinks links every busybox applet installed outside /bin into /bin
+// as well: upstream's busybox image has them all there, and specs run
+// e.g. /bin/sysctl, which Debian installs in /sbin.
+func binLinks(entries []entry) []entry {
+	have := map[string]bool{}
+	for _, e := range entries {
+		have[e.name] = true
+	}
+	var out []entry
+	for _, e := range entries {
+		if e.link != "/bin/busybox" || path.Dir(e.name) == "bin" {
+			continue
+		}
+		name := "bin/" + path.Base(e.name)
+		if !have[name] {
+			have[name] = true
+			out = append(out, entry{name: name, link: "/bin/busybox"})
+		}
+	}
+	return out
 }
 
 // nsswitch makes glibc's getent read /etc/hosts before DNS: without the

@@ -80,7 +80,7 @@ func TestConformanceImages(t *testing.T) {
 			[]string{"agnhost", "agnhost-2", "bin/sh", "usr/bin/curl", "usr/bin/dig", "usr/bin/getent", "etc/nsswitch.conf", "lib64/ld-linux-x86-64.so.2"},
 			map[string]string{"agnhost": "fake agnhost", "localhost.crt": "fake localhost.crt", "localhost.key": "fake localhost.key", "usr/bin/nc": string(mustRead(t, "/usr/bin/nc")), "bin/sh": "dash"}},
 		{"e2e-busybox.tar", []string{"registry.k8s.io/e2e-test-images/busybox:1.37.0-2"},
-			[]string{"bin/busybox", "usr/bin/env", "bin/sh"}, nil},
+			[]string{"bin/busybox", "usr/bin/env", "bin/env", "bin/sysctl", "bin/sh"}, nil},
 		{"glibc-dns-testing.tar", []string{"registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1"},
 			[]string{"bin/sh", "usr/bin/dig", "usr/bin/getent"}, map[string]string{"etc/nsswitch.conf": "hosts: files dns\n"}},
 		{"nginx.tar", []string{"registry.k8s.io/e2e-test-images/nginx:1.27.0-2", "registry.k8s.io/e2e-test-images/nginx:1.28.0-2"},
