@@ -25,26 +25,7 @@ func TestProbeDelayAndPeriodOnTheClock(t *testing.T) {
 		return nil
 	}, func() record.EventRecorder { return record.NewFakeRecorder(10) }, func(types.UID) { wakes.Add(1) }, clk)
 	t.Cleanup(m.stopAll)
-
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "p1"}, Spec: v1.PodSpec{Containers: []v1.Container{{
-		Name:           "app",
-		ReadinessProbe: &v1.Probe{InitialDelaySeconds: 10, PeriodSeconds: 5},
-	}}}}
-	m.sync(pod, &podRuntime{containers: []*runtimeapi.Container{{
-		Id: "c1", Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
-		State: runtimeapi.ContainerState_CONTAINER_RUNNING, CreatedAt: created.UnixNano(),
-	}}})
-
-	waitSleeping := func() {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !clk.HasWaiters() {
-			if time.Now().After(deadline) {
-				t.Fatal("the probe worker never waited on the clock")
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	readinessProbed(t, m, created, 10)
 	eventually := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -56,9 +37,9 @@ func TestProbeDelayAndPeriodOnTheClock(t *testing.T) {
 		}
 	}
 
-	waitSleeping()
+	waitSleeping(t, clk)
 	clk.Step(9 * time.Second)
-	waitSleeping()
+	waitSleeping(t, clk)
 	if n := probes.Load(); n != 0 {
 		t.Fatalf("%d probes 9s after creation, want none before the 10s initial delay", n)
 	}
@@ -68,9 +49,9 @@ func TestProbeDelayAndPeriodOnTheClock(t *testing.T) {
 	if wakes.Load() == 0 {
 		t.Error("the pod's worker was not woken when the container became ready")
 	}
-	waitSleeping()
+	waitSleeping(t, clk)
 	clk.Step(4 * time.Second)
-	waitSleeping()
+	waitSleeping(t, clk)
 	if n := probes.Load(); n != 1 {
 		t.Fatalf("%d probes 4s into a 5s period, want 1", n)
 	}
@@ -90,28 +71,10 @@ func TestProbeDelayCountsFromStart(t *testing.T) {
 	}, func() record.EventRecorder { return record.NewFakeRecorder(10) }, func(types.UID) {}, clk)
 	m.startedAt = func(context.Context, string) (time.Time, bool) { return created.Add(3 * time.Second), true }
 	t.Cleanup(m.stopAll)
-
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "p1"}, Spec: v1.PodSpec{Containers: []v1.Container{{
-		Name:           "app",
-		ReadinessProbe: &v1.Probe{InitialDelaySeconds: 10, PeriodSeconds: 5},
-	}}}}
-	m.sync(pod, &podRuntime{containers: []*runtimeapi.Container{{
-		Id: "c1", Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
-		State: runtimeapi.ContainerState_CONTAINER_RUNNING, CreatedAt: created.UnixNano(),
-	}}})
-	waitSleeping := func() {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !clk.HasWaiters() {
-			if time.Now().After(deadline) {
-				t.Fatal("the probe worker never waited on the clock")
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	waitSleeping()
+	readinessProbed(t, m, created, 10)
+	waitSleeping(t, clk)
 	clk.Step(9 * time.Second) // 12 s after creation, 9 s after start
-	waitSleeping()
+	waitSleeping(t, clk)
 	if n := probes.Load(); n != 0 {
 		t.Fatalf("%d probes 9 s after the start, want none before the 10 s initial delay", n)
 	}
@@ -123,4 +86,30 @@ func TestProbeDelayCountsFromStart(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// waitSleeping waits until a probe worker sleeps on the fake clock.
+func waitSleeping(t *testing.T, clk *clocktesting.FakeClock) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !clk.HasWaiters() {
+		if time.Now().After(deadline) {
+			t.Fatal("the probe worker never waited on the clock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// readinessProbed starts probing one container created at created, with a
+// readiness probe of the given initial delay and a 5 s period.
+func readinessProbed(t *testing.T, m *probeManager, created time.Time, delay int32) {
+	t.Helper()
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "p1"}, Spec: v1.PodSpec{Containers: []v1.Container{{
+		Name:           "app",
+		ReadinessProbe: &v1.Probe{InitialDelaySeconds: delay, PeriodSeconds: 5},
+	}}}}
+	m.sync(pod, &podRuntime{containers: []*runtimeapi.Container{{
+		Id: "c1", Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
+		State: runtimeapi.ContainerState_CONTAINER_RUNNING, CreatedAt: created.UnixNano(),
+	}}})
 }
