@@ -113,8 +113,10 @@ func RevisionTemplate(lister listersappsv1.ControllerRevisionLister, owner metav
 	return &data.Spec.Template, nil
 }
 
-// revisionData is a revision's data as upstream's controllers write it: a
-// replace patch of the template, its keys sorted at every level. A patch of
+// revisionData is a revision's data as upstream's controllers write it, byte
+// for byte (clients such as the DaemonSet conformance spec find the current
+// revision by comparing bytes): a patch replacing spec.template, the
+// "$patch" directive inside the template, keys sorted at every level. A patch of
 // the revision re-encodes data from a map, sorting the keys; data written
 // in struct order would then differ byte for byte and be refused as a
 // change to the immutable field.
@@ -127,7 +129,8 @@ func revisionData(template corev1.PodTemplateSpec) ([]byte, error) {
 	if err := json.Unmarshal(raw, &tmpl); err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{"spec": map[string]any{"template": tmpl, "$patch": "replace"}})
+	tmpl["$patch"] = "replace"
+	return json.Marshal(map[string]any{"spec": map[string]any{"template": tmpl}})
 }
 
 // sameJSON reports whether two JSON documents hold the same value, whatever

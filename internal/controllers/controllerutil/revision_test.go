@@ -159,3 +159,21 @@ func TestRevisionDataSurvivesPatches(t *testing.T) {
 		t.Errorf("a label patch changed data:\n before %s\n after  %s", data, out.Data.Raw)
 	}
 }
+
+// TestRevisionDataMatchesUpstreamBytes pins the bytes upstream's DaemonSet
+// and StatefulSet controllers write (their getPatch), which clients compare
+// byte for byte: "$patch" inside the template, keys sorted.
+func TestRevisionDataMatchesUpstreamBytes(t *testing.T) {
+	tmpl := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}},
+	}
+	got, err := revisionData(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"spec":{"template":{"$patch":"replace","metadata":{"labels":{"app":"x"}},"spec":{"containers":[{"image":"i","name":"c","resources":{}}]}}}}`
+	if string(got) != want {
+		t.Errorf("revision data\n got %s\nwant %s", got, want)
+	}
+}
