@@ -81,6 +81,21 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 			}
 		}
 	}
+	// A managed slice deleted or changed by someone else is put back.
+	sliceChanged := func(o any) {
+		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = t.Obj
+		}
+		sl, ok := o.(*discoveryv1.EndpointSlice)
+		if !ok || sl.Labels[ManagedByLabel] != managedByValue || sl.Labels[ServiceNameLabel] == "" {
+			return
+		}
+		c.queue.Add(sl.Namespace + "/" + sl.Labels[ServiceNameLabel])
+	}
+	_, _ = slices.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, o any) { sliceChanged(o) },
+		DeleteFunc: sliceChanged,
+	})
 	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: podChanged,
 		UpdateFunc: func(old, o any) {

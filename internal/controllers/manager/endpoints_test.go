@@ -82,6 +82,16 @@ func TestEndpointsFollowPods(t *testing.T) {
 		}
 		return total[8080] == 2 && ready[8080] == 1 && total[9090] == 1 && ready[9090] == 1
 	})
+	// Deleted slices come back (conformance: EndpointSlice "recreating
+	// EndpointSlices after they've been deleted").
+	if err := c.DiscoveryV1().EndpointSlices("default").DeleteCollection(ctx, metav1.DeleteOptions{},
+		metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "endpoint slices recreated", func() bool {
+		l, err := c.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})
+		return err == nil && len(l.Items) == 2
+	})
 	// A pod that leaves the selector leaves the endpoints.
 	p, _ := c.CoreV1().Pods("default").Get(ctx, "a", metav1.GetOptions{})
 	p.Labels = map[string]string{"app": "other"}
