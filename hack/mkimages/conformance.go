@@ -21,13 +21,17 @@ const (
 	e2eBusybox   = e2eRegistry + "busybox:1.37.0-2"
 	e2eAgnhost   = e2eRegistry + "agnhost:2.66.1"
 	e2eAgnhostV1 = e2eRegistry + "agnhost:2.55" // AgnhostPrev: StatefulSet fixtures
+	e2eSampleAPI = e2eRegistry + "sample-apiserver:1.29.2"
+	e2eEtcd      = "registry.k8s.io/etcd:3.7.0-0"
 )
 
 // upstreamBinaries are the suite's own test programs, built beforehand
 // from the test-only module by hack/conformance.sh.
 type upstreamBinaries struct {
-	agnhost    string
-	nonewprivs string
+	agnhost         string
+	nonewprivs      string
+	sampleAPIServer string
+	etcd            string
 }
 
 // conformanceImages writes the suite's images into out, beside the base
@@ -51,6 +55,9 @@ type upstreamBinaries struct {
 //     which is all the specs ask of it.
 //   - nautilus, kitten: the update-demo images, serving /data.json on 80.
 //   - nonewprivs: upstream's nnp, setuid root at /usr/local/bin/nnp.
+//   - sample-apiserver and etcd: the aggregator spec's extension API
+//     server (k8s.io/sample-apiserver, its entrypoint /sample-apiserver as
+//     upstream's image) and the etcd it stores in (/usr/local/bin/etcd).
 func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 	agnhost, err := os.ReadFile(upstream.agnhost)
 	if err != nil {
@@ -79,6 +86,26 @@ func conformanceImages(out string, upstream upstreamBinaries, bb image) error {
 		entries: withParents(clone(bb.entries), entry{name: "usr/local/bin/nnp", mode: 0o4755, data: nnp}),
 	}); err != nil {
 		return err
+	}
+	for _, b := range []struct {
+		file, tag, bin, path string
+		entrypoint           []string
+	}{
+		{"sample-apiserver.tar", e2eSampleAPI, upstream.sampleAPIServer, "sample-apiserver", []string{"/sample-apiserver"}},
+		{"etcd.tar", e2eEtcd, upstream.etcd, "usr/local/bin/etcd", nil},
+	} {
+		data, err := os.ReadFile(b.bin)
+		if err != nil {
+			return fmt.Errorf("%w (build it: go build in test/upstream, see hack/conformance.sh)", err)
+		}
+		if err := write(filepath.Join(out, b.file), image{
+			tags:       []string{b.tag},
+			entrypoint: b.entrypoint,
+			env:        bb.env,
+			entries:    withParents(clone(bb.entries), entry{name: b.path, mode: 0o755, data: data}),
+		}); err != nil {
+			return err
+		}
 	}
 	var tools []entry
 	for _, p := range []string{"/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc", "/bin/dash", "/usr/bin/getent"} {

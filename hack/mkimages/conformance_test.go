@@ -63,11 +63,17 @@ func TestConformanceImages(t *testing.T) {
 	if err := os.WriteFile(nnp, []byte("fake nnp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	sample, etcd := filepath.Join(dir, "sample-apiserver"), filepath.Join(dir, "etcd")
+	for _, f := range []string{sample, etcd} {
+		if err := os.WriteFile(f, []byte("fake "+filepath.Base(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	bb, err := busyboxImage("/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conformanceImages(dir, upstreamBinaries{agnhost: agnhost, nonewprivs: nnp}, bb); err != nil {
+	if err := conformanceImages(dir, upstreamBinaries{agnhost: agnhost, nonewprivs: nnp, sampleAPIServer: sample, etcd: etcd}, bb); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -81,6 +87,10 @@ func TestConformanceImages(t *testing.T) {
 			map[string]string{"agnhost": "fake agnhost", "localhost.crt": "fake localhost.crt", "localhost.key": "fake localhost.key", "usr/bin/nc": string(mustRead(t, "/usr/bin/nc")), "bin/sh": "dash"}},
 		{"e2e-busybox.tar", []string{"registry.k8s.io/e2e-test-images/busybox:1.37.0-2"},
 			[]string{"bin/busybox", "usr/bin/env", "bin/env", "bin/sysctl", "bin/sh"}, nil},
+		{"sample-apiserver.tar", []string{"registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2"},
+			[]string{"bin/sh"}, map[string]string{"sample-apiserver": "fake sample-apiserver"}},
+		{"etcd.tar", []string{"registry.k8s.io/etcd:3.7.0-0"},
+			[]string{"bin/sh"}, map[string]string{"usr/local/bin/etcd": "fake etcd"}},
 		{"glibc-dns-testing.tar", []string{"registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1"},
 			[]string{"bin/sh", "usr/bin/dig", "usr/bin/getent"}, map[string]string{"etc/nsswitch.conf": "hosts: files dns\n"}},
 		{"nginx.tar", []string{"registry.k8s.io/e2e-test-images/nginx:1.27.0-2", "registry.k8s.io/e2e-test-images/nginx:1.28.0-2"},

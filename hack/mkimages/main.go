@@ -61,8 +61,10 @@ func main() {
 	conformance := flag.Bool("conformance", false, "also write the conformance suite's images (needs -agnhost)")
 	agnhost := flag.String("agnhost", "bin/upstream/agnhost", "a static agnhost binary, for -conformance")
 	nonewprivs := flag.String("nonewprivs", "bin/upstream/nonewprivs", "a static nonewprivs binary (k8s.io/kubernetes/test/images/nonewprivs), for -conformance")
+	sampleAPIServer := flag.String("sample-apiserver", "bin/upstream/sample-apiserver", "a static sample-apiserver binary (k8s.io/sample-apiserver), for -conformance")
+	etcd := flag.String("etcd", "bin/upstream/etcd", "a static etcd binary (go.etcd.io/etcd/server/v3), for -conformance")
 	flag.Parse()
-	if err := run(*out, *busybox, *conformance, upstreamBinaries{agnhost: *agnhost, nonewprivs: *nonewprivs}); err != nil {
+	if err := run(*out, *busybox, *conformance, upstreamBinaries{agnhost: *agnhost, nonewprivs: *nonewprivs, sampleAPIServer: *sampleAPIServer, etcd: *etcd}); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimages:", err)
 		os.Exit(1)
 	}
