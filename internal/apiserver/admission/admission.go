@@ -7,6 +7,7 @@ package admission
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -48,6 +49,11 @@ type Attributes struct {
 	// Reinvocation is the state of the mutating chain's reinvocation pass,
 	// set by Chain.Admit.
 	Reinvocation *Reinvocation
+
+	// limitRanges is what LimitRanger read for this request, so that its
+	// validation judges the object against the ranges it defaulted from.
+	limitRanges     []*corev1.LimitRange
+	limitRangesRead bool
 }
 
 // Reinvocation is upstream's reinvocation context: a mutator that changed

@@ -65,7 +65,7 @@ func (p *LimitRanger) Admit(_ context.Context, a *Attributes) error {
 	if !ok {
 		return apierrors.NewBadRequest(fmt.Sprintf("expected a Pod, got %T", a.Object))
 	}
-	ranges := p.lookup.ListLimitRanges(a.Namespace)
+	ranges := p.ranges(a)
 	if len(ranges) == 0 {
 		return nil
 	}
@@ -90,8 +90,7 @@ func (p *LimitRanger) Validate(_ context.Context, a *Attributes) error {
 	if !p.applies(a) {
 		return nil
 	}
-	ranges := p.lookup.ListLimitRanges(a.Namespace)
-	for _, lr := range ranges {
+	for _, lr := range p.ranges(a) {
 		var err error
 		switch o := a.Object.(type) {
 		case *corev1.Pod:
@@ -106,6 +105,16 @@ func (p *LimitRanger) Validate(_ context.Context, a *Attributes) error {
 		}
 	}
 	return nil
+}
+
+// ranges lists the namespace's LimitRanges once per request: the cache
+// may take in a new LimitRange between the mutating and the validating
+// phase, and a pod not defaulted by a range must not be refused by it.
+func (p *LimitRanger) ranges(a *Attributes) []*corev1.LimitRange {
+	if !a.limitRangesRead {
+		a.limitRanges, a.limitRangesRead = p.lookup.ListLimitRanges(a.Namespace), true
+	}
+	return a.limitRanges
 }
 
 // requestsFromLimits copies limits to unset requests, as upstream's pod

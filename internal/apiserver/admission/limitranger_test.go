@@ -302,3 +302,40 @@ func lrEqual(a, b corev1.ResourceList) bool {
 	}
 	return true
 }
+
+// growingLookup returns no LimitRange on its first call and one after, as
+// a cache that takes in a new range between two reads.
+type growingLookup struct {
+	calls int
+	lr    *corev1.LimitRange
+}
+
+func (g *growingLookup) ListLimitRanges(string) []*corev1.LimitRange {
+	g.calls++
+	if g.calls == 1 {
+		return nil
+	}
+	return []*corev1.LimitRange{g.lr}
+}
+
+// A LimitRange that reaches the cache between the mutating and the
+// validating phase of one request must not refuse the pod it did not
+// default: both phases judge by one read.
+func TestLimitRangerReadsOncePerRequest(t *testing.T) {
+	lookup := &growingLookup{lr: lrRange(corev1.LimitRangeItem{
+		Type: corev1.LimitTypeContainer, Min: lrList("cpu", "50m"),
+		DefaultRequest: lrList("cpu", "100m"),
+	})}
+	p := NewLimitRanger(lookup)
+	a := &Attributes{Operation: Create, Resource: corev1.SchemeGroupVersion.WithResource("pods"), Namespace: "ns",
+		Object: lrPod(lrContainer("c", nil, nil))}
+	if err := p.Admit(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(context.Background(), a); err != nil {
+		t.Errorf("validation with a range admission did not see: %v", err)
+	}
+	if lookup.calls != 1 {
+		t.Errorf("%d lookups for one request, want 1", lookup.calls)
+	}
+}
