@@ -27,8 +27,9 @@ import (
 
 // kubectl 1.30+ speaks WebSocket to the API server; kubelets (through
 // containerd 1.6) speak SPDY. As upstream's API server does, Skiff
-// translates: remote commands (exec, attach) over the v5/v4 channel
-// protocol, and port-forward as SPDY tunnelled inside WebSocket messages.
+// translates: remote commands (exec, attach) over the channel protocols
+// (v5 and v4 for kubectl, the older ones for other clients), port-forward
+// as SPDY tunnelled inside WebSocket messages, and logs as plain frames.
 
 const (
 	channelV5       = "v5.channel.k8s.io"
