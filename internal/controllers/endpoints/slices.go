@@ -5,7 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,13 +35,8 @@ func (c *Controller) syncSlices(ctx context.Context, svc *corev1.Service, addrs 
 		}
 		sl.Endpoints = append(sl.Endpoints, sliceEndpoint(svc, a))
 	}
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	want := make(map[string]*discoveryv1.EndpointSlice, len(keys)+1)
-	for i, k := range keys {
+	want := make(map[string]*discoveryv1.EndpointSlice, len(groups)+1)
+	for i, k := range slices.Sorted(maps.Keys(groups)) {
 		sl := groups[k]
 		// The first keeps the plain name, so a service whose pods agree
 		// (nearly all) has one slice of a stable name.
@@ -76,7 +72,7 @@ func (c *Controller) syncSlices(ctx context.Context, svc *corev1.Service, addrs 
 	for _, cur := range have {
 		current[cur.Name] = cur
 	}
-	for _, name := range sortedKeys(want) {
+	for _, name := range slices.Sorted(maps.Keys(want)) {
 		sl := want[name]
 		cur := current[name]
 		if cur == nil {
@@ -158,13 +154,4 @@ func sliceEndpoint(svc *corev1.Service, a address) discoveryv1.Endpoint {
 		ep.Hostname = &a.pod.Spec.Hostname
 	}
 	return ep
-}
-
-func sortedKeys(m map[string]*discoveryv1.EndpointSlice) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
