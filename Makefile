@@ -68,8 +68,8 @@ differential: upstream
 # Upstream's conformance suite (e2e.test v1.37.2, every [Conformance] spec)
 # against a Skiff cluster of a server and agents in network namespaces; needs
 # root. CONFORMANCE_FOCUS / CONFORMANCE_SKIP override the specs; reports in
-# bin/conformance. conformance-api is the API-level subset (about 15 minutes;
-# not part of CI, whose 90 minutes it would not fit beside make test).
+# bin/conformance. conformance-api is the API-level subset (about 12 minutes),
+# which CI runs after make test and the differential.
 conformance: build
 	bash hack/conformance.sh full
 

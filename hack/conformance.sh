@@ -12,7 +12,8 @@
 # its own network namespace on a shared bridge, importing those images. The
 # specs run in parallel, except [Serial] ones, which run after, one at a time.
 # JUnit reports and the suite's output go to bin/conformance/; the last line
-# is "N passed, N failed", then the failures.
+# is "N passed, N failed", then the failures. It exits non-zero when a spec
+# failed or none passed, so CI can gate on it.
 #
 # Environment:
 #   CONFORMANCE_FOCUS   regexp of specs to run (default: \[Conformance\], or the api subset)
@@ -210,7 +211,8 @@ suite() {
 	log "$name pass took $((SECONDS - start)) s"
 }
 
-# summarize prints counts per SIG and the failures from the JUnit reports.
+# summarize prints counts per SIG and the failures from the JUnit reports,
+# and fails when a spec failed or none passed.
 summarize() {
 	python3 - "$@" <<'EOF'
 import collections, re, sys, xml.etree.ElementTree as ET
@@ -237,6 +239,9 @@ for sig in sorted(per_sig):
 print(f"{len(passed)} passed, {len(failed)} failed")
 for name in sorted(failed):
     print("FAIL:", name)
+# A pass that ran nothing is a failure too: a broken cluster or focus would
+# otherwise read as green.
+sys.exit(1 if failed or not passed else 0)
 EOF
 }
 
