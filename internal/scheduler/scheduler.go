@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/crash"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 	"github.com/skiff-dev/skiff/internal/nodeaffinity"
 )
 
@@ -98,7 +99,7 @@ func New(cfg Config) *Scheduler {
 		metrics: newMetrics(cfg.Clock),
 		bindSem: make(chan struct{}, cfg.BindWorkers),
 	}
-	s.factory = informers.NewSharedInformerFactory(cfg.Client, 0)
+	s.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(informerutil.StripManagedFields))
 	s.podLister = s.factory.Core().V1().Pods().Lister()
 	s.vols = newVolumeBinder(cfg.Client, cfg.Logger, cfg.Clock, s.factory, s.podLister, s.onStorageChange)
 	s.volumeFilters = []filterPlugin{

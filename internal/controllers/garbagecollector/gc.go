@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // ignored resources are never owners or dependents worth tracking.
@@ -103,7 +105,7 @@ func (c *Collector) Run(ctx context.Context) {
 		c.log.Error("garbage collector: discovery", "err", err)
 		return
 	}
-	factory := metadatainformer.NewSharedInformerFactory(c.meta, 0)
+	factory := metadatainformer.NewSharedInformerFactoryWithOptions(c.meta, 0, metadatainformer.WithTransform(informerutil.StripManagedFields))
 	watched := map[schema.GroupVersionResource]bool{}
 	synced := c.watch(factory, resources, watched)
 	factory.Start(ctx.Done())

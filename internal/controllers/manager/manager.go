@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/internal/crash"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 	"github.com/skiff-dev/skiff/internal/leaderelect"
 )
 
@@ -60,7 +61,7 @@ func Run(ctx context.Context, cfg Config) error {
 	run := func(ctx context.Context) {
 		// The informers use the manager's own identity, whose role may
 		// list and watch everything; each controller writes as itself.
-		factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
+		factory := newInformerFactory(client)
 		log := cfg.Logger
 		controllers, err := buildControllers(ids, factory, cfg)
 		if err != nil {
@@ -95,4 +96,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	}
 	return leaderelect.Run(ctx, client, "kube-controller-manager", cfg.Logger, run)
+}
+
+// newInformerFactory is the one informer factory all controllers share. Its
+// caches hold objects without their managed fields, which no controller
+// reads (as upstream's controller manager does).
+func newInformerFactory(client kubernetes.Interface) informers.SharedInformerFactory {
+	return informers.NewSharedInformerFactoryWithOptions(client, 10*time.Hour, informers.WithTransform(informerutil.StripManagedFields))
 }
