@@ -64,9 +64,11 @@ type Scheduler struct {
 	podLister listerscorev1.PodLister
 	recorder  record.EventRecorder
 	events    record.EventBroadcaster
+	eventsMu  sync.Mutex // Close may run beside a Run that replaces events
 
 	bindSem      chan struct{}
-	nextStart    int // round-robin start of the node scan
+	ran          bool // Run was called before: the next needs a reset
+	nextStart    int  // round-robin start of the node scan
 	spreadCounts spreadCounts
 	binds        sync.WaitGroup
 }
@@ -86,8 +88,6 @@ func New(cfg Config) *Scheduler {
 		client: cfg.Client,
 		log:    cfg.Logger,
 		clock:  cfg.Clock,
-		cache:  newCache(cfg.Clock),
-		queue:  newQueue(cfg.Clock),
 		filters: []filterPlugin{
 			nodeUnschedulable{}, nodeName{}, taintToleration{}, nodeAffinity{}, nodePorts{}, resourcesFit{},
 			podTopologySpread{}, interPodAffinity{},
@@ -99,24 +99,42 @@ func New(cfg Config) *Scheduler {
 		metrics: newMetrics(cfg.Clock),
 		bindSem: make(chan struct{}, cfg.BindWorkers),
 	}
-	s.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(informerutil.StripManagedFields))
+	s.reset()
+	return s
+}
+
+// reset builds what one run of the scheduler uses: informers, cache, queue
+// and event broadcaster, none of which can start again once stopped. Run
+// calls it when the scheduler runs again (it lost its leader lease and won
+// it back), where upstream's scheduler would restart its process.
+func (s *Scheduler) reset() {
+	s.cache = newCache(s.clock)
+	s.queue = newQueue(s.clock)
+	s.spreadCounts = spreadCounts{} // keyed by the old cache's node generations
+	s.nextStart = 0
+	s.factory = informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(informerutil.StripManagedFields))
 	s.podLister = s.factory.Core().V1().Pods().Lister()
-	s.vols = newVolumeBinder(cfg.Client, cfg.Logger, cfg.Clock, s.factory, s.podLister, s.onStorageChange)
+	s.vols = newVolumeBinder(s.client, s.log, s.clock, s.factory, s.podLister, s.onStorageChange)
 	s.volumeFilters = []filterPlugin{
 		nodeUnschedulable{}, nodeName{}, taintToleration{}, nodeAffinity{}, nodePorts{}, resourcesFit{},
 		volumeRestrictions{}, nodeVolumeLimits{s.vols}, volumeBinding{s.vols}, volumeZone{},
 		podTopologySpread{}, interPodAffinity{},
 	}
+	s.eventsMu.Lock()
 	s.events = record.NewBroadcaster()
+	s.eventsMu.Unlock()
 	s.recorder = s.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: SchedulerName})
 	s.registerHandlers()
-	return s
 }
 
 // Close releases what New started, its event broadcaster, for a scheduler
 // that may never run (one waiting for its leader lease when the process
 // stops). Run releases it too; Close after Run is harmless.
-func (s *Scheduler) Close() { s.events.Shutdown() }
+func (s *Scheduler) Close() {
+	s.eventsMu.Lock()
+	defer s.eventsMu.Unlock()
+	s.events.Shutdown()
+}
 
 // Registry exposes the scheduler's Prometheus metrics.
 func (s *Scheduler) Registry() *prometheus.Registry { return s.metrics.registry }
@@ -189,8 +207,12 @@ func (s *Scheduler) onPod(old, pod *corev1.Pod) {
 	}
 }
 
-// Run schedules until ctx ends.
+// Run schedules until ctx ends. It may be called again after it returned.
 func (s *Scheduler) Run(ctx context.Context) error {
+	if s.ran {
+		s.reset()
+	}
+	s.ran = true
 	s.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
 	defer s.events.Shutdown()
 	s.factory.Start(ctx.Done())
@@ -200,7 +222,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return fmt.Errorf("scheduler: %v informer did not sync", typ)
 		}
 	}
-	go s.housekeeping(ctx)
+	housekept := make(chan struct{})
+	go func() { s.housekeeping(ctx); close(housekept) }()
+	// The next run's reset replaces what housekeeping reads.
+	defer func() { <-housekept }()
 	s.log.Info("scheduler started")
 	for {
 		qp, ok := s.queue.pop(ctx)
