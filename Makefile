@@ -7,7 +7,7 @@ PORT      ?= 6443
 # Unit and integration packages (everything but the end-to-end suite).
 UNIT_PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/e2e)
 
-.PHONY: all build images helm up test unit e2e bench lint generate deps clean upstream differential conformance conformance-api
+.PHONY: all build images helm up test unit e2e bench lint generate deps clean upstream differential conformance conformance-api bench-scale
 
 all: build
 
@@ -88,6 +88,17 @@ bench: build images
 	$(GO) run ./bench/proxy
 	$(GO) run ./bench/scrape
 	$(GO) test -run XXX -bench . ./internal/dns/
+
+# Issue 21's scale scenario, Skiff then upstream's etcd, kube-apiserver,
+# kube-scheduler and kube-controller-manager v1.37.2 on the same simulated
+# nodes and pods. SCALE_ARGS sizes it (default 5,000 nodes, 150,000 pods);
+# upstream needs far longer, hence the timeout.
+SCALE_ARGS ?=
+bench-scale: build upstream
+	$(GO) run ./bench/scale $(SCALE_ARGS)
+	@dir=$$(mktemp -d /tmp/upstream-scale.XXXX); trap 'bash hack/upstream.sh stop '$$dir'; rm -rf '$$dir'' EXIT; \
+		kc=$$(UPSTREAM_PORT=26543 UPSTREAM_ETCD_PORT=23890 bash hack/upstream.sh plane $$dir) && \
+		$(GO) run ./bench/scale -kubeconfig $$kc -pids $$(bash hack/upstream.sh pids $$dir) -timeout 90m $(SCALE_ARGS)
 
 generate:
 	bash hack/update-openapi.sh

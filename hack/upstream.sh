@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Upstream Kubernetes v1.37.2 as a test oracle: builds kube-apiserver,
-# kube-scheduler and an etcd launcher from the test-only module test/upstream,
-# and runs an upstream kube-apiserver (with its default flags, plus only what
-# it cannot start without) to compare Skiff's answers with.
+# kube-scheduler, kube-controller-manager and an etcd launcher from the
+# test-only module test/upstream, and runs an upstream kube-apiserver (with
+# its default flags, plus only what it cannot start without) to compare
+# Skiff's answers with, or a whole control plane for bench/scale.
 #
 #   hack/upstream.sh build               build bin/upstream/* (quick when up to date)
 #   hack/upstream.sh start [DIR]         start etcd + kube-apiserver under DIR, print the kubeconfig path
+#   hack/upstream.sh plane [DIR]         start etcd + kube-apiserver + kube-scheduler +
+#                                        kube-controller-manager, print the kubeconfig path
+#   hack/upstream.sh pids [DIR]          print their process ids, comma-separated
 #   hack/upstream.sh stop [DIR]          stop them
 #   hack/upstream.sh discovery [DIR]     dump discovery into DIR/api-resources.txt and DIR/discovery/
 #
@@ -25,7 +29,8 @@ build() {
 	# go build relinks only when an input changed, so this is quick when
 	# the binaries are up to date.
 	(cd "$ROOT/test/upstream" && "$GO" build -o "$BIN/" \
-		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-scheduler ./cmd/etcd)
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-scheduler \
+		k8s.io/kubernetes/cmd/kube-controller-manager ./cmd/etcd)
 }
 
 # certs writes a CA, a serving certificate for 127.0.0.1/localhost, an admin
@@ -118,11 +123,46 @@ start() {
 	return 1
 }
 
-# stop ends kube-apiserver before etcd (it cannot shut down without it),
-# each with SIGTERM, then SIGKILL after 20 s.
+# plane starts the API server as start does, then kube-scheduler and
+# kube-controller-manager on the admin kubeconfig, with their defaults
+# (serving disabled: nothing here scrapes them) except the client rate
+# limits, raised as upstream's own scale tests raise them: at the default 20
+# requests/s the controller manager takes minutes to untaint 1,000 new nodes.
+plane() {
+	local dir=$1 kc b
+	for b in kube-scheduler kube-controller-manager; do
+		[[ -x $BIN/$b ]] || build
+	done
+	kc=$(start "$dir")
+	dir=$(dirname "$kc")
+	if ! [[ -f $dir/scheduler.pid ]] || ! kill -0 "$(cat "$dir/scheduler.pid")" 2>/dev/null; then
+		"$BIN/kube-scheduler" --kubeconfig "$kc" --secure-port 0 --leader-elect=false \
+			--kube-api-qps 500 --kube-api-burst 1000 >"$dir/scheduler.log" 2>&1 &
+		echo $! >"$dir/scheduler.pid"
+	fi
+	if ! [[ -f $dir/controller-manager.pid ]] || ! kill -0 "$(cat "$dir/controller-manager.pid")" 2>/dev/null; then
+		"$BIN/kube-controller-manager" --kubeconfig "$kc" --secure-port 0 --leader-elect=false \
+			--kube-api-qps 500 --kube-api-burst 1000 \
+			--service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
+			>"$dir/controller-manager.log" 2>&1 &
+		echo $! >"$dir/controller-manager.pid"
+	fi
+	echo "$kc"
+}
+
+pids() {
+	local dir=$1 f out=()
+	for f in etcd apiserver scheduler controller-manager; do
+		[[ -f $dir/$f.pid ]] && out+=("$(cat "$dir/$f.pid")")
+	done
+	(IFS=,; echo "${out[*]}")
+}
+
+# stop ends the clients of kube-apiserver, then kube-apiserver before etcd
+# (it cannot shut down without it), each with SIGTERM, then SIGKILL after 20 s.
 stop() {
 	local dir=$1 f pid i
-	for f in apiserver etcd; do
+	for f in controller-manager scheduler apiserver etcd; do
 		[[ -f $dir/$f.pid ]] || continue
 		pid=$(cat "$dir/$f.pid")
 		kill "$pid" 2>/dev/null || true
@@ -165,10 +205,12 @@ dir=${2:-/tmp/upstream}
 case $cmd in
 build) build ;;
 start) start "$dir" ;;
+plane) plane "$dir" ;;
+pids) pids "$dir" ;;
 stop) stop "$dir" ;;
 discovery) discovery "$dir" ;;
 *)
-	sed -n '2,15p' "$0" >&2
+	sed -n '2,18p' "$0" >&2
 	exit 2
 	;;
 esac

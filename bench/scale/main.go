@@ -2,10 +2,17 @@
 // server`, runs simulated nodes in-process (internal/sim), creates plain
 // pods from many client-go clients, and reports the create rate and p99,
 // the time until every pod is bound (and running on its simulated node),
-// and at each checkpoint of pods created the server's RSS and how long a
-// LIST of pods takes under that load.
+// at each checkpoint of pods created the control plane's RSS, the API
+// server's heap in use, how long a LIST of pods takes under that load and
+// how long a watch takes to deliver a new pod, and finally how long the
+// server takes to restart with every pod stored, checking that no
+// acknowledged pod is lost.
 //
 //	go run ./bench/scale -nodes 5000 -pods 150000 -clients 64
+//
+// With -kubeconfig and -pids it measures a control plane started outside
+// it instead, e.g. upstream's (make bench-scale-upstream), summing the RSS
+// of the given processes.
 package main
 
 import (
@@ -27,6 +34,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/bench/internal/benchserver"
 	"github.com/skiff-dev/skiff/internal/sim"
@@ -41,8 +50,23 @@ func main() {
 	noControllers := flag.Bool("disable-controllers", false, "run the server without its controller manager")
 	podWorkers := flag.Int("sim-pod-workers", 32, "the simulated nodes' concurrent pod status writers")
 	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")
+	restart := flag.Bool("restart", true, "restart the skiff server at the end and time it until ready")
+	kubeconfig := flag.String("kubeconfig", "", "measure the control plane of this kubeconfig instead of starting skiff server")
+	serverFlags := flag.String("server-flags", "", "extra flags for skiff server, space-separated (e.g. --pprof-address 127.0.0.1:6060)")
+	pids := flag.String("pids", "", "with -kubeconfig: the control plane's process ids, comma-separated, whose RSS is summed")
 	flag.Parse()
-	cfg := config{bin: *bin, nodes: *nodes, pods: *pods, clients: *clients, noControllers: *noControllers, timeout: *timeout, podWorkers: *podWorkers}
+	cfg := config{bin: *bin, nodes: *nodes, pods: *pods, clients: *clients, noControllers: *noControllers,
+		timeout: *timeout, podWorkers: *podWorkers, restart: *restart, kubeconfig: *kubeconfig,
+		serverFlags: strings.Fields(*serverFlags)}
+	for _, f := range strings.Split(*pids, ",") {
+		if pid, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && pid > 0 {
+			cfg.pids = append(cfg.pids, pid)
+		}
+	}
+	if cfg.kubeconfig != "" && len(cfg.pids) == 0 {
+		fmt.Fprintln(os.Stderr, "scale: -kubeconfig needs -pids")
+		os.Exit(2)
+	}
 	for _, f := range strings.Split(*checkpoints, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 && n < cfg.pods {
 			cfg.checkpoints = append(cfg.checkpoints, n)
@@ -63,35 +87,77 @@ type config struct {
 	noControllers        bool
 	podWorkers           int
 	timeout              time.Duration
+	restart              bool
+	serverFlags          []string
+	kubeconfig           string // a control plane started outside the bench
+	pids                 []int  // its processes
 }
 
 // checkpoint is what the server looked like when `pods` had been created.
 type checkpoint struct {
 	pods       int
 	elapsed    time.Duration // since the first create
-	rssMiB     float64
+	rssMiB     float64       // the control plane's processes
+	heapMiB    float64       // the API server's Go heap in use
+	watchP99   time.Duration // create sent to ADDED seen, pods created since the last checkpoint
 	list       time.Duration // every pod, from the server's watch cache (resourceVersion=0)
 	listQuorum time.Duration // every pod, a consistent read
 	listPage   time.Duration // the first 500
 	err        error
 }
 
-func run(cfg config) error {
+// plane is the control plane under test: a skiff server the bench started,
+// or processes started outside it.
+type plane struct {
+	config *rest.Config
+	srv    *benchserver.Server // nil for a plane started outside
+	pids   []int
+}
+
+func (p *plane) rssMiB() float64 {
+	if p.srv != nil {
+		return rssMiB(p.srv.Cmd.Process.Pid)
+	}
+	var sum float64
+	for _, pid := range p.pids {
+		sum += rssMiB(pid)
+	}
+	return sum
+}
+
+func startPlane(cfg config) (*plane, func(), error) {
+	if cfg.kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+		if err != nil {
+			return nil, nil, err
+		}
+		fmt.Printf("control plane of %s, processes %v, RSS %.0f MiB\n", cfg.kubeconfig, cfg.pids, (&plane{pids: cfg.pids}).rssMiB())
+		return &plane{config: rc, pids: cfg.pids}, func() {}, nil
+	}
 	extra := []string{"--log-level", "error", "--dashboard-port", "0"}
 	if cfg.noControllers {
 		extra = append(extra, "--disable-controllers")
 	}
+	extra = append(extra, cfg.serverFlags...)
 	srv, err := benchserver.Start(cfg.bin, extra...)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &plane{config: srv.Config, srv: srv}
+	fmt.Printf("server ready in %s, RSS %.0f MiB\n", srv.Ready.Sub(srv.Started).Round(time.Millisecond), p.rssMiB())
+	return p, srv.Close, nil
+}
+
+func run(cfg config) error {
+	cp, closePlane, err := startPlane(cfg)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
-	pid := srv.Cmd.Process.Pid
+	defer closePlane()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
-	cs := srv.Clients(cfg.clients + 2)
+	cs := benchserver.Clients(cp.config, cfg.clients+2)
 	probe, watcher, creators := cs[0], cs[1], cs[2:]
-	fmt.Printf("server ready in %s, RSS %.0f MiB\n", srv.Ready.Sub(srv.Started).Round(time.Millisecond), rssMiB(pid))
 	if _, err := probe.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{
 		ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create the default ServiceAccount: %w", err)
@@ -102,7 +168,7 @@ func run(cfg config) error {
 	simDone := make(chan error, 1)
 	go func() {
 		simDone <- sim.Run(simCtx, sim.Config{
-			RESTConfig: srv.Config, Nodes: cfg.nodes, PodWorkers: cfg.podWorkers,
+			RESTConfig: cp.config, Nodes: cfg.nodes, PodWorkers: cfg.podWorkers,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		})
 	}()
@@ -114,7 +180,7 @@ func run(cfg config) error {
 	if err := waitNodes(ctx, probe, cfg.nodes); err != nil {
 		return err
 	}
-	fmt.Printf("%d simulated nodes Ready and schedulable in %s, RSS %.0f MiB\n", cfg.nodes, time.Since(t0).Round(time.Millisecond), rssMiB(pid))
+	fmt.Printf("%d simulated nodes Ready and schedulable in %s, RSS %.0f MiB\n", cfg.nodes, time.Since(t0).Round(time.Millisecond), cp.rssMiB())
 
 	// Follow bindings and starts from before the first create.
 	list, err := watcher.CoreV1().Pods("default").List(ctx, metav1.ListOptions{Limit: 1})
@@ -141,10 +207,11 @@ func run(cfg config) error {
 				case <-time.After(20 * time.Millisecond):
 				}
 			}
-			cps <- measure(ctx, probe, pid, n, time.Since(start))
+			cps <- measure(ctx, probe, cp, n, time.Since(start))
 		}
 	}()
 	var next atomic.Int64
+	sent := make([]time.Time, cfg.pods) // when each create was sent; each index is written by one creator
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
@@ -156,6 +223,7 @@ func run(cfg config) error {
 					return
 				}
 				t := time.Now()
+				sent[i] = t
 				_, err := c.CoreV1().Pods("default").Create(ctx, benchPod(i), metav1.CreateOptions{})
 				if err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("create pod %d: %w", i, err) })
@@ -189,22 +257,77 @@ func run(cfg config) error {
 	}
 	fmt.Printf("all bound %s after the first create, all running %s after it\n",
 		tr.allBound.Sub(start).Round(time.Millisecond), tr.allRunning.Sub(start).Round(time.Millisecond))
+	watchLats := tr.deliveries(sent)
+	if tr.relists > 0 {
+		fmt.Printf("the pod watch expired %d times and was resumed from a LIST\n", tr.relists)
+	}
+	fmt.Printf("watch delivery, create sent to ADDED seen: p50 %s p99 %s max %s\n",
+		pct(sortedCopy(watchLats), 0.50), pct(sortedCopy(watchLats), 0.99), slices.Max(watchLats).Round(time.Millisecond))
 	<-monDone
 	close(cps)
-	fmt.Printf("\n%8s %10s %9s %14s %14s %12s\n", "pods", "elapsed", "RSS MiB", "LIST rv=0", "LIST quorum", "LIST 500")
+	fmt.Printf("\n%8s %10s %9s %9s %11s %12s %12s %10s\n", "pods", "elapsed", "RSS MiB", "heap MiB", "WATCH p99", "LIST rv=0", "LIST quorum", "LIST 500")
+	prev := 0
 	for c := range cps {
-		if c.err != nil {
-			fmt.Printf("%8d %10s %9.0f  list failed: %v\n", c.pods, c.elapsed.Round(time.Millisecond), c.rssMiB, c.err)
-			continue
-		}
-		fmt.Printf("%8d %10s %9.0f %14s %14s %12s\n", c.pods, c.elapsed.Round(time.Millisecond), c.rssMiB,
-			c.list.Round(time.Millisecond), c.listQuorum.Round(time.Millisecond), c.listPage.Round(time.Millisecond))
+		c.watchP99 = pct(sortedCopy(watchLats[prev:c.pods]), 0.99)
+		prev = c.pods
+		printCheckpoint(strconv.Itoa(c.pods), c)
 	}
 	// Settled: every pod bound and running.
-	c := measure(ctx, probe, pid, cfg.pods, time.Since(start))
-	if c.err == nil {
-		fmt.Printf("%8s %10s %9.0f %14s %14s %12s\n", "settled", c.elapsed.Round(time.Millisecond), c.rssMiB,
-			c.list.Round(time.Millisecond), c.listQuorum.Round(time.Millisecond), c.listPage.Round(time.Millisecond))
+	printCheckpoint("settled", measure(ctx, probe, cp, cfg.pods, time.Since(start)))
+	if err := verifyPods(ctx, probe, cfg.pods); err != nil {
+		return err
+	}
+	fmt.Printf("all %d acknowledged pods present\n", cfg.pods)
+	if cp.srv == nil || !cfg.restart {
+		return nil
+	}
+
+	// A restart with every pod stored: SIGTERM, start, ready; then nothing lost.
+	t := time.Now()
+	if err := cp.srv.Restart(5 * time.Minute); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	fmt.Printf("\nrestart with %d pods stored: stopped in %s, ready %s after start, RSS %.0f MiB\n", cfg.pods,
+		cp.srv.Started.Sub(t).Round(time.Millisecond), cp.srv.Ready.Sub(cp.srv.Started).Round(time.Millisecond), cp.rssMiB())
+	if err := verifyPods(ctx, probe, cfg.pods); err != nil {
+		return fmt.Errorf("after the restart: %w", err)
+	}
+	fmt.Printf("all %d acknowledged pods present after the restart\n", cfg.pods)
+	return nil
+}
+
+func printCheckpoint(label string, c checkpoint) {
+	if c.err != nil {
+		fmt.Printf("%8s %10s %9.0f  list failed: %v\n", label, c.elapsed.Round(time.Millisecond), c.rssMiB, c.err)
+		return
+	}
+	watch := "-"
+	if c.watchP99 > 0 {
+		watch = c.watchP99.String()
+	}
+	fmt.Printf("%8s %10s %9.0f %9.0f %11s %12s %12s %10s\n", label, c.elapsed.Round(time.Millisecond), c.rssMiB, c.heapMiB,
+		watch, c.list.Round(time.Millisecond), c.listQuorum.Round(time.Millisecond), c.listPage.Round(time.Millisecond))
+}
+
+// verifyPods checks, with a consistent list, that every pod the bench
+// created (and the server acknowledged) is stored.
+func verifyPods(ctx context.Context, c kubernetes.Interface, n int) error {
+	list, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=scale"})
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	have := make(map[string]bool, len(list.Items))
+	for i := range list.Items {
+		have[list.Items[i].Name] = true
+	}
+	var missing []string
+	for i := range n {
+		if name := podName(i); !have[name] {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%d of %d acknowledged pods missing, e.g. %s", len(missing), n, missing[0])
 	}
 	return nil
 }
@@ -243,29 +366,47 @@ func isReady(n *corev1.Node) bool {
 	return false
 }
 
-func measure(ctx context.Context, c kubernetes.Interface, pid, pods int, elapsed time.Duration) checkpoint {
-	cp := checkpoint{pods: pods, elapsed: elapsed, rssMiB: rssMiB(pid)}
+func measure(ctx context.Context, c kubernetes.Interface, cp *plane, pods int, elapsed time.Duration) checkpoint {
+	ck := checkpoint{pods: pods, elapsed: elapsed, rssMiB: cp.rssMiB(), heapMiB: heapInUseMiB(ctx, c)}
 	t := time.Now()
-	if _, cp.err = c.CoreV1().Pods("").List(ctx, metav1.ListOptions{ResourceVersion: "0"}); cp.err != nil {
-		return cp
+	if _, ck.err = c.CoreV1().Pods("").List(ctx, metav1.ListOptions{ResourceVersion: "0"}); ck.err != nil {
+		return ck
 	}
-	cp.list = time.Since(t)
+	ck.list = time.Since(t)
 	t = time.Now()
-	if _, cp.err = c.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); cp.err != nil {
-		return cp
+	if _, ck.err = c.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); ck.err != nil {
+		return ck
 	}
-	cp.listQuorum = time.Since(t)
+	ck.listQuorum = time.Since(t)
 	t = time.Now()
-	if _, cp.err = c.CoreV1().Pods("").List(ctx, metav1.ListOptions{Limit: 500}); cp.err != nil {
-		return cp
+	if _, ck.err = c.CoreV1().Pods("").List(ctx, metav1.ListOptions{Limit: 500}); ck.err != nil {
+		return ck
 	}
-	cp.listPage = time.Since(t)
-	return cp
+	ck.listPage = time.Since(t)
+	return ck
 }
+
+// heapInUseMiB reads go_memstats_heap_inuse_bytes from the API server's
+// /metrics (for Skiff the whole control plane; 0 if unreadable).
+func heapInUseMiB(ctx context.Context, c kubernetes.Interface) float64 {
+	b, err := c.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f / (1 << 20)
+		}
+	}
+	return 0
+}
+
+func podName(i int) string { return fmt.Sprintf("p-%06d", i) }
 
 func benchPod(i int) *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%06d", i), Labels: map[string]string{"app": "scale"}},
+		ObjectMeta: metav1.ObjectMeta{Name: podName(i), Labels: map[string]string{"app": "scale"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "c", Image: "busybox:1.35",
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
@@ -280,11 +421,26 @@ type tracker struct {
 	want                 int
 	mu                   sync.Mutex
 	bound, running       map[string]bool
+	seen                 []time.Time // when each pod's first event arrived, by index
+	relists              int
 	allBound, allRunning time.Time
 }
 
 func newTracker(want int) *tracker {
-	return &tracker{want: want, bound: make(map[string]bool, want), running: make(map[string]bool, want)}
+	return &tracker{want: want, bound: make(map[string]bool, want), running: make(map[string]bool, want),
+		seen: make([]time.Time, want)}
+}
+
+// deliveries returns, by pod index, how long after its create was sent the
+// watch delivered the pod. Call it after follow has returned.
+func (t *tracker) deliveries(sent []time.Time) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]time.Duration, len(t.seen))
+	for i, at := range t.seen {
+		out[i] = at.Sub(sent[i])
+	}
+	return out
 }
 
 func (t *tracker) counts() (bound, running int) {
@@ -294,17 +450,34 @@ func (t *tracker) counts() (bound, running int) {
 }
 
 // follow watches pods from rv until every wanted pod is bound and running,
-// watching again from the last version seen when the server ends a watch.
+// watching again from the last version seen when the server ends a watch,
+// and from a new LIST when that version has expired (counted in relists;
+// pods first seen in such a LIST count as delivered then).
 func (t *tracker) follow(ctx context.Context, c kubernetes.Interface, rv string) error {
 	for {
 		w, err := c.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			var done bool
+			if rv, done, err = t.relist(ctx, c); err != nil || done {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("watch pods: %w", err)
 		}
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Error {
 				w.Stop()
-				return fmt.Errorf("watch pods: %v", apierrors.FromObject(ev.Object))
+				err := apierrors.FromObject(ev.Object)
+				if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+					return fmt.Errorf("watch pods: %w", err)
+				}
+				var done bool
+				if rv, done, err = t.relist(ctx, c); err != nil || done {
+					return err
+				}
+				break
 			}
 			p, ok := ev.Object.(*corev1.Pod)
 			if !ok {
@@ -325,10 +498,29 @@ func (t *tracker) follow(ctx context.Context, c kubernetes.Interface, rv string)
 	}
 }
 
+// relist observes every pod from a consistent LIST and returns its version,
+// and whether that made every wanted pod bound and running.
+func (t *tracker) relist(ctx context.Context, c kubernetes.Interface) (rv string, done bool, err error) {
+	t.mu.Lock()
+	t.relists++
+	t.mu.Unlock()
+	list, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", false, fmt.Errorf("list pods after an expired watch: %w", err)
+	}
+	for i := range list.Items {
+		done = t.observe(&list.Items[i])
+	}
+	return list.ResourceVersion, done, nil
+}
+
 func (t *tracker) observe(p *corev1.Pod) (done bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := time.Now()
+	if i, err := strconv.Atoi(strings.TrimPrefix(p.Name, "p-")); err == nil && i >= 0 && i < len(t.seen) && t.seen[i].IsZero() {
+		t.seen[i] = now
+	}
 	if p.Spec.NodeName != "" && !t.bound[p.Name] {
 		t.bound[p.Name] = true
 		if len(t.bound) == t.want {
@@ -342,6 +534,12 @@ func (t *tracker) observe(p *corev1.Pod) (done bool) {
 		}
 	}
 	return len(t.bound) == t.want && len(t.running) == t.want
+}
+
+func sortedCopy(d []time.Duration) []time.Duration {
+	out := slices.Clone(d)
+	slices.Sort(out)
+	return out
 }
 
 func pct(sorted []time.Duration, q float64) time.Duration {

@@ -28,6 +28,9 @@ type Server struct {
 	Cmd     *exec.Cmd
 	Started time.Time // when the process was started
 	Ready   time.Time // when /readyz first answered ok
+
+	bin, kubeconfig string
+	args            []string
 }
 
 // Start runs `bin server` on a free loopback port in a new data dir, with
@@ -54,19 +57,38 @@ func start(bin, command, kubeconfig string, extra []string) (*Server, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	args := append([]string{command, "--data-dir", dir, "--secure-port", strconv.Itoa(port)}, extra...)
-	s := &Server{Dir: dir, Cmd: exec.Command(bin, args...), Started: time.Now()}
-	s.Cmd.Stderr = os.Stderr
-	if err := s.Cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	if s.Config, err = waitReady(filepath.Join(dir, kubeconfig), 60*time.Second); err != nil {
+	s := &Server{Dir: dir, bin: bin, kubeconfig: filepath.Join(dir, kubeconfig),
+		args: append([]string{command, "--data-dir", dir, "--secure-port", strconv.Itoa(port)}, extra...)}
+	if err := s.run(60 * time.Second); err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.Ready = time.Now()
 	return s, nil
+}
+
+// run starts the process and waits up to timeout for /readyz.
+func (s *Server) run(timeout time.Duration) error {
+	s.Cmd = exec.Command(s.bin, s.args...)
+	s.Cmd.Stderr = os.Stderr
+	s.Started = time.Now()
+	if err := s.Cmd.Start(); err != nil {
+		return err
+	}
+	cfg, err := waitReady(s.kubeconfig, timeout)
+	if err != nil {
+		return err
+	}
+	s.Config, s.Ready = cfg, time.Now()
+	return nil
+}
+
+// Restart stops the server as Close does, keeping its data, and starts it
+// again on the same data dir and port; Started and Ready become the new
+// process's. A server with much stored takes longer to get ready, hence
+// the timeout.
+func (s *Server) Restart(timeout time.Duration) error {
+	s.stop()
+	return s.run(timeout)
 }
 
 // NodeReady waits until node reports Ready and returns when it did.
@@ -92,6 +114,15 @@ func (s *Server) NodeReady(ctx context.Context, node string) (time.Time, error) 
 // Close stops the server (SIGTERM, so an agent stops its pods and its
 // containerd) and removes its data.
 func (s *Server) Close() {
+	s.stop()
+	os.RemoveAll(s.Dir)
+}
+
+// stop ends the process: SIGTERM, then SIGKILL after a minute.
+func (s *Server) stop() {
+	if s.Cmd == nil || s.Cmd.Process == nil || s.Cmd.ProcessState != nil {
+		return
+	}
 	_ = s.Cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = s.Cmd.Wait(); close(done) }()
@@ -101,15 +132,20 @@ func (s *Server) Close() {
 		_ = s.Cmd.Process.Kill()
 		<-done
 	}
-	os.RemoveAll(s.Dir)
 }
 
 // Clients returns n clientsets, each on its own connection and without a
 // client-side rate limit.
 func (s *Server) Clients(n int) []kubernetes.Interface {
+	return Clients(s.Config, n)
+}
+
+// Clients returns n clientsets for cfg, as Server.Clients does; for a
+// control plane the bench did not start.
+func Clients(cfg *rest.Config, n int) []kubernetes.Interface {
 	out := make([]kubernetes.Interface, n)
 	for i := range out {
-		c := rest.CopyConfig(s.Config)
+		c := rest.CopyConfig(cfg)
 		c.QPS, c.Burst = -1, 0
 		// A distinct (no-op) wrapper gives each clientset its own transport.
 		c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return rt }
