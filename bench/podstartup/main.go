@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,11 +71,13 @@ func run(bin, images string, n int) error {
 		return err
 	}
 	report(fmt.Sprintf("%d pods, one at a time", n), seq)
+	before := sampleCPU(srv.Cmd.Process.Pid, containerdPid(srv.Dir))
 	par, err := startPods(ctx, client, "par", n, true)
 	if err != nil {
 		return err
 	}
 	report(fmt.Sprintf("%d pods, created at once", n), par)
+	sampleCPU(srv.Cmd.Process.Pid, containerdPid(srv.Dir)).report(before)
 	fmt.Printf("with %d pods running: skiff %.1f MiB, containerd %.1f MiB (+ ~14 MiB per pod in shims)\n",
 		2*n+1, rssMiB(srv.Cmd.Process.Pid), rssMiB(containerdPid(srv.Dir)))
 	return nil
@@ -202,4 +205,85 @@ func rssMiB(pid int) float64 {
 	}
 	kb, _ := strconv.ParseFloat(f[1], 64)
 	return kb / 1024
+}
+
+// cpuSample is CPU time used so far, in seconds: the machine's (all but
+// idle and iowait), skiff's, containerd's own and that of the children it
+// reaped (the CNI plugins, and the short-lived `shim start` processes), the
+// running shims' own and that of the children they reaped (runc).
+type cpuSample struct {
+	at                             time.Time
+	machine, skiff                 float64
+	containerd, containerdChildren float64
+	shims, shimChildren            float64
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on Linux.
+const clockTicks = 100
+
+func sampleCPU(skiffPid, containerdPid int) cpuSample {
+	s := cpuSample{at: time.Now()}
+	s.skiff, _ = procCPU(skiffPid)
+	s.containerd, s.containerdChildren = procCPU(containerdPid)
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		// cpu user nice system idle iowait irq softirq steal ...
+		for i, f := range strings.Fields(line)[1:] {
+			if v, err := strconv.ParseFloat(f, 64); err == nil && i != 3 && i != 4 {
+				s.machine += v / clockTicks
+			}
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/comm")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(b), "containerd-shim") {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			own, children := procCPU(pid)
+			s.shims += own
+			s.shimChildren += children
+		}
+	}
+	return s
+}
+
+// procCPU is a process's user plus system time, and that of its reaped
+// children.
+func procCPU(pid int) (own, children float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	// Fields after the parenthesised command: state is the first; utime,
+	// stime, cutime and cstime the 12th to 15th.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 15 {
+		return 0, 0
+	}
+	v := func(i int) float64 { x, _ := strconv.ParseFloat(f[i], 64); return x / clockTicks }
+	return v(11) + v(12), v(13) + v(14)
+}
+
+// report prints where the CPU went since before: the burst is bound by the
+// machine's cores when busy time nears wall time times the core count.
+func (s cpuSample) report(before cpuSample) {
+	wall := s.at.Sub(before.at).Seconds()
+	busy := s.machine - before.machine
+	parts := []struct {
+		name string
+		secs float64
+	}{
+		{"skiff", s.skiff - before.skiff},
+		{"containerd", s.containerd - before.containerd},
+		{"CNI plugins and shim starts", s.containerdChildren - before.containerdChildren},
+		{"shims", s.shims - before.shims},
+		{"runc", s.shimChildren - before.shimChildren},
+	}
+	fmt.Printf("CPU during the burst: %.1f core-seconds in %.1f s (%.2f of %d cores busy):", busy, wall, busy/wall, runtime.NumCPU())
+	rest := busy
+	for _, p := range parts {
+		fmt.Printf(" %s %.1f,", p.name, p.secs)
+		rest -= p.secs
+	}
+	fmt.Printf(" the rest (this bench, the kernel's work for all) %.1f\n", rest)
 }
