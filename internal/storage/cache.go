@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/btree"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -245,10 +246,7 @@ func (c *Cache) apply(ev *clientv3.Event) {
 	var out Event
 	out.Rev = rev
 	if ev.PrevKv != nil {
-		prev, err := c.entry(key, ev.PrevKv.Value, ev.PrevKv.ModRevision)
-		if err == nil {
-			out.Prev = prev
-		}
+		out.Prev = c.prevEntry(key, ev.PrevKv)
 	}
 	switch ev.Type {
 	case clientv3.EventTypeDelete:
@@ -293,6 +291,23 @@ func (c *Cache) apply(ev *clientv3.Event) {
 	}
 	c.index.offer(out)
 	c.broadcastLocked()
+}
+
+// prevEntry is the state of key before an event. The cache already holds
+// it, decoded, unless it missed that revision; sharing it saves a decode
+// per event and a copy of the object in every event the history keeps.
+func (c *Cache) prevEntry(key string, kv *mvccpb.KeyValue) *Entry {
+	c.mu.RLock()
+	cur, ok := c.items.Get(&Entry{Key: key})
+	c.mu.RUnlock()
+	if ok && cur.Rev == kv.ModRevision {
+		return cur
+	}
+	prev, err := c.entry(key, kv.Value, kv.ModRevision)
+	if err != nil {
+		return nil
+	}
+	return prev
 }
 
 func (c *Cache) pushLocked(ev Event) {

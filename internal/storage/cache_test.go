@@ -208,3 +208,35 @@ func keys(es []*Entry) []string {
 	}
 	return out
 }
+
+// An event's previous state is the entry the cache held, not a second
+// decoding of it: the history would otherwise keep two copies of every
+// object it changed.
+func TestEventPrevSharesCachedEntry(t *testing.T) {
+	s := startStore(t)
+	c := startCache(t, s, 10)
+	ctx := context.Background()
+	rev := mustCreate(t, s, "/registry/things/a", "one")
+	if err := c.WaitRev(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	before, ok := c.Get("/registry/things/a")
+	if !ok {
+		t.Fatal("created object not cached")
+	}
+	w, err := c.Watch(ctx, WatchOptions{Prefix: "/registry/things/", FromRev: rev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, _, err := s.Update(ctx, "/registry/things/a", []byte("two"), rev); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, w)
+	if ev.Type != watch.Modified || ev.Prev != before {
+		t.Fatalf("event %s with prev %p, want Modified with the cached entry %p", ev.Type, ev.Prev, before)
+	}
+	if got := ev.Obj.Obj.(*testObj).value; got != "two" {
+		t.Errorf("new state %q, want two", got)
+	}
+}
