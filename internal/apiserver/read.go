@@ -72,18 +72,24 @@ func (q *request) respond(a accept, code int, obj runtime.Object) {
 // selectors parses labelSelector and fieldSelector into a cache filter.
 func (q *request) selectors() (storage.Filter, error) {
 	qs := q.r.URL.Query()
-	ls, err := labels.Parse(qs.Get("labelSelector"))
+	return q.res.selectorFilter(qs.Get("labelSelector"), qs.Get("fieldSelector"))
+}
+
+// selectorFilter is the cache filter of a label and a field selector, nil
+// when both are empty. A field the kind does not support is a 400.
+func (r *resource) selectorFilter(labelSelector, fieldSelector string) (storage.Filter, error) {
+	ls, err := labels.Parse(labelSelector)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
 	}
-	fs, err := fields.ParseSelector(qs.Get("fieldSelector"))
+	fs, err := fields.ParseSelector(fieldSelector)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
 	}
 	if !fs.Empty() {
 		for _, req := range fs.Requirements() {
-			if !q.res.fieldKeys[req.Field] {
-				return nil, apierrors.NewBadRequest(q.res.FieldLabelError(req.Field))
+			if !r.fieldKeys[req.Field] {
+				return nil, apierrors.NewBadRequest(r.FieldLabelError(req.Field))
 			}
 		}
 	}

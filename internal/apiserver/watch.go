@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -56,58 +57,21 @@ func (q *request) watch() error {
 		return err
 	}
 	lo := q.listOpts
-	opts := storage.WatchOptions{
-		Prefix:    q.res.nsPrefix(q.info.namespace),
-		Filter:    filter,
-		Bookmarks: lo.AllowWatchBookmarks,
-	}
-	opts.IndexField, opts.IndexValue = watchIndex(q.r.URL.Query().Get("fieldSelector"))
-	rv := lo.ResourceVersion
-	sendInitial := lo.SendInitialEvents != nil && *lo.SendInitialEvents
-	switch {
-	case sendInitial:
-		// listOptions has checked resourceVersionMatch as upstream does.
-		if !opts.Bookmarks {
-			return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", field.ErrorList{
-				field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires allowWatchBookmarks=true")})
-		}
-		if rv == "" {
-			if err := q.res.cache.WaitFresh(q.ctx); err != nil {
-				return storageError(err, q.res.gr, "")
-			}
-		}
-		opts.Initial, opts.InitialEndBookmark = true, true
-	case rv == "" || rv == "0":
-		// "Get state and start at most recent": the current objects first.
-		if rv == "" {
-			if err := q.res.cache.WaitFresh(q.ctx); err != nil {
-				return storageError(err, q.res.gr, "")
-			}
-		}
-		opts.Initial = true
-	default:
-		n, err := parseResourceVersion(rv)
-		if err != nil {
-			return err
-		}
-		opts.FromRev = n
-	}
-
-	// As upstream, no (or a zero) timeoutSeconds means a random 30-60 min.
-	timeout := time.Duration(1800+rand.IntN(1800)) * time.Second
-	if ts := lo.TimeoutSeconds; ts != nil && *ts != 0 {
-		timeout = time.Duration(*ts) * time.Second
-	}
 	ctx := q.ctx
-	w, err := q.res.cache.Watch(ctx, opts)
+	w, err := q.res.openWatch(ctx, watchRequest{
+		prefix:        q.res.nsPrefix(q.info.namespace),
+		filter:        filter,
+		fieldSelector: q.r.URL.Query().Get("fieldSelector"),
+		rv:            lo.ResourceVersion,
+		sendInitial:   lo.SendInitialEvents != nil && *lo.SendInitialEvents,
+		bookmarks:     lo.AllowWatchBookmarks,
+	})
 	if err != nil {
-		if err == storage.ErrCompacted {
-			return apierrors.NewResourceExpired("too old resource version: " + rv)
-		}
-		return storageError(err, q.res.gr, "")
+		return err
 	}
 	defer w.Stop()
 	defer q.metrics.watcherAdded(q.res.gvk)()
+	timeout := watchTimeout(lo.TimeoutSeconds)
 
 	enc := newWatchEncoder(q, a)
 	q.w.Header().Set("Content-Type", a.media)
@@ -151,6 +115,70 @@ func (q *request) watch() error {
 			}
 		}
 	}
+}
+
+// watchRequest is what a WATCH asks of the watch cache.
+type watchRequest struct {
+	prefix        string
+	filter        storage.Filter
+	fieldSelector string // as given, for the watcher index
+	rv            string
+	sendInitial   bool
+	bookmarks     bool
+}
+
+// openWatch starts a cache watch as upstream serves a WATCH: with the
+// current objects first for no (or a zero) resourceVersion, from a
+// revision for any other, or with the initial events ended by a bookmark
+// for sendInitialEvents. Errors are API errors.
+func (r *resource) openWatch(ctx context.Context, wr watchRequest) (*storage.Watcher, error) {
+	opts := storage.WatchOptions{Prefix: wr.prefix, Filter: wr.filter, Bookmarks: wr.bookmarks}
+	opts.IndexField, opts.IndexValue = watchIndex(wr.fieldSelector)
+	switch {
+	case wr.sendInitial:
+		// listOptions has checked resourceVersionMatch as upstream does.
+		if !opts.Bookmarks {
+			return nil, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", field.ErrorList{
+				field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires allowWatchBookmarks=true")})
+		}
+		if wr.rv == "" {
+			if err := r.cache.WaitFresh(ctx); err != nil {
+				return nil, storageError(err, r.gr, "")
+			}
+		}
+		opts.Initial, opts.InitialEndBookmark = true, true
+	case wr.rv == "" || wr.rv == "0":
+		// "Get state and start at most recent": the current objects first.
+		if wr.rv == "" {
+			if err := r.cache.WaitFresh(ctx); err != nil {
+				return nil, storageError(err, r.gr, "")
+			}
+		}
+		opts.Initial = true
+	default:
+		n, err := parseResourceVersion(wr.rv)
+		if err != nil {
+			return nil, err
+		}
+		opts.FromRev = n
+	}
+	w, err := r.cache.Watch(ctx, opts)
+	if err == storage.ErrCompacted {
+		return nil, apierrors.NewResourceExpired("too old resource version: " + wr.rv)
+	}
+	if err != nil {
+		return nil, storageError(err, r.gr, "")
+	}
+	return w, nil
+}
+
+// watchTimeout is how long a watch runs: as upstream, no (or a zero)
+// timeoutSeconds means a random 30-60 minutes.
+func watchTimeout(seconds *int64) time.Duration {
+	if seconds != nil && *seconds != 0 {
+		return time.Duration(*seconds) * time.Second
+	}
+	return time.Duration(1800+rand.IntN(1800)) * time.Second
 }
 
 // watchEncoder writes watch events in the negotiated framing: one JSON

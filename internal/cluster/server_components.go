@@ -301,7 +301,7 @@ func (p *serverParts) controllerManager() lifecycle.Component {
 				return err
 			}
 			mc = manager.Config{RESTConfig: rc, LeaderElect: true, ClusterCIDR: cfg.ClusterCIDR,
-				RootCA: s.pki.CAPEM, UseServiceAccountCredentials: true, Logger: cfg.Logger.With("component", "controller-manager")}
+				RootCA: s.pki.CAPEM, UseServiceAccountCredentials: true, Local: s.api, Logger: cfg.Logger.With("component", "controller-manager")}
 			return nil
 		},
 		Run: func(ctx context.Context) error {
@@ -328,7 +328,7 @@ func (p *serverParts) scheduler() lifecycle.Component {
 			if client, err = kubernetes.NewForConfig(rc); err != nil {
 				return err
 			}
-			sched = scheduler.New(scheduler.Config{Client: client, Logger: cfg.Logger.With("component", "scheduler")})
+			sched = scheduler.New(scheduler.Config{Client: client, Local: s.api, Logger: cfg.Logger.With("component", "scheduler")})
 			p.metrics.add(sched.Registry())
 			return nil
 		},

@@ -38,6 +38,9 @@ const SchedulerName = corev1.DefaultSchedulerName
 type Config struct {
 	Client kubernetes.Interface
 	Logger *slog.Logger
+	// Local, when the scheduler runs in the API server's process, serves
+	// its pod and node informers from the server's cache (informerutil).
+	Local informerutil.Local
 	// BindWorkers bounds concurrent binding calls (default 32).
 	BindWorkers int
 	// Clock is where the scheduler and its parts read time (default
@@ -48,6 +51,7 @@ type Config struct {
 // Scheduler places pods on nodes.
 type Scheduler struct {
 	client  kubernetes.Interface
+	local   informerutil.Local
 	log     *slog.Logger
 	clock   clock.WithTicker
 	cache   *cache
@@ -86,6 +90,7 @@ func New(cfg Config) *Scheduler {
 	}
 	s := &Scheduler{
 		client: cfg.Client,
+		local:  cfg.Local,
 		log:    cfg.Logger,
 		clock:  cfg.Clock,
 		filters: []filterPlugin{
@@ -112,7 +117,7 @@ func (s *Scheduler) reset() {
 	s.queue = newQueue(s.clock)
 	s.spreadCounts = spreadCounts{} // keyed by the old cache's node generations
 	s.nextStart = 0
-	s.factory = informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(informerutil.StripManagedFields))
+	s.factory = informerutil.NewFactory(s.client, 0, s.local)
 	s.podLister = s.factory.Core().V1().Pods().Lister()
 	s.vols = newVolumeBinder(s.client, s.log, s.clock, s.factory, s.podLister, s.onStorageChange)
 	s.volumeFilters = []filterPlugin{

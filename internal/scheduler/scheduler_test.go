@@ -27,7 +27,8 @@ func start(t *testing.T) *env {
 	t.Helper()
 	ts := testserver.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := New(Config{Client: ts.Client})
+	// As in `skiff server`: pods and nodes come from the server's cache.
+	s := New(Config{Client: ts.Client, Local: ts.API})
 	done := make(chan struct{})
 	go func() { _ = s.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -17,7 +17,7 @@ func startManager(t *testing.T) (kubernetes.Interface, context.Context) {
 	ts := testserver.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = Run(ctx, Config{RESTConfig: ts.Config}); close(done) }()
+	go func() { _ = Run(ctx, Config{RESTConfig: ts.Config, Local: ts.API}); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return ts.Client, ctx
 }

@@ -15,7 +15,7 @@ func TestInformerFactoryDropsManagedFields(t *testing.T) {
 		Name: "d", Namespace: "default",
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}},
 	}})
-	factory := newInformerFactory(client)
+	factory := newInformerFactory(client, nil)
 	lister := factory.Apps().V1().Deployments().Lister()
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())

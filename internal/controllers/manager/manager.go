@@ -39,7 +39,11 @@ type Config struct {
 	// (kube-controller-manager's --use-service-account-credentials). The
 	// shared informers and leader election keep RESTConfig's identity.
 	UseServiceAccountCredentials bool
-	Logger                       *slog.Logger
+	// Local, when the controllers run in the API server's process, serves
+	// the informers of the kinds that grow with the cluster from the
+	// server's cache (informerutil).
+	Local  informerutil.Local
+	Logger *slog.Logger
 }
 
 // Run runs every controller until ctx ends.
@@ -61,7 +65,7 @@ func Run(ctx context.Context, cfg Config) error {
 	run := func(ctx context.Context) {
 		// The informers use the manager's own identity, whose role may
 		// list and watch everything; each controller writes as itself.
-		factory := newInformerFactory(client)
+		factory := newInformerFactory(client, cfg.Local)
 		log := cfg.Logger
 		controllers, err := buildControllers(ids, factory, cfg)
 		if err != nil {
@@ -100,7 +104,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 // newInformerFactory is the one informer factory all controllers share. Its
 // caches hold objects without their managed fields, which no controller
-// reads (as upstream's controller manager does).
-func newInformerFactory(client kubernetes.Interface) informers.SharedInformerFactory {
-	return informers.NewSharedInformerFactoryWithOptions(client, 10*time.Hour, informers.WithTransform(informerutil.StripManagedFields))
+// reads (as upstream's controller manager does), or the server's own
+// objects when local serves them.
+func newInformerFactory(client kubernetes.Interface, local informerutil.Local) informers.SharedInformerFactory {
+	return informerutil.NewFactory(client, 10*time.Hour, local)
 }

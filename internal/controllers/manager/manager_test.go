@@ -21,7 +21,7 @@ func TestNamespaceLifecycle(t *testing.T) {
 	ts := testserver.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = Run(ctx, Config{RESTConfig: ts.Config}); close(done) }()
+	go func() { _ = Run(ctx, Config{RESTConfig: ts.Config, Local: ts.API}); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	c := ts.Client
 
