@@ -21,6 +21,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -125,6 +126,20 @@ func servePprof(addr string, log *slog.Logger) {
 	}
 }
 
+// setGCPercent sets the GC target of a server process. Go's default of 100
+// lets the heap reach twice the live objects; at scale the server's heap is
+// mostly the watch cache, and 50 keeps its memory about 30 % lower for
+// about a fifth fewer writes per second (docs/scale.md). A GOGC variable in
+// the environment is an explicit choice and wins over the flag's default.
+func setGCPercent(fs *flag.FlagSet, percent int) {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "gc-percent" })
+	if percent <= 0 || (!explicit && os.Getenv("GOGC") != "") {
+		return
+	}
+	debug.SetGCPercent(percent)
+}
+
 // signalContext is cancelled on SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -150,6 +165,7 @@ func runServer(cmd string, args []string) error {
 	dashboardPort := fs.Int("dashboard-port", 6480, "HTTPS port of the web dashboard on the bind address (0 disables it)")
 	dashboardWritable := fs.Bool("dashboard-writable", false, "let the dashboard pass changes (not only GET requests) to the API server, still with the user's own token")
 	pprofAddr := fs.String("pprof-address", "", "serve Go's /debug/pprof on this address (empty: off)")
+	gcPercent := fs.Int("gc-percent", 50, "Go's GC target: how far the heap grows, in percent of the live heap, before a collection; lower trades CPU for memory (0 or a GOGC environment variable, unless this flag is given: Go's own setting)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	saFlags := addServiceAccountFlags(fs)
 	fcFlags := addFlowControlFlags(fs)
@@ -167,6 +183,7 @@ func runServer(cmd string, args []string) error {
 	if *pprofAddr != "" {
 		go servePprof(*pprofAddr, log)
 	}
+	setGCPercent(fs, *gcPercent)
 	dir := *dataDir
 	var endpoints []string
 	if *etcdServers != "" {
