@@ -27,7 +27,7 @@ func (src nodeSource) PodsOnNode(node, namespace string, fn func(*corev1.Pod) bo
 	// The cache keeps each pod's field set; comparing spec.nodeName there
 	// skips other nodes' pods without touching the objects.
 	entries, _ := res.cache.List(res.nsPrefix(namespace), func(e *storage.Entry) bool {
-		return e.Fields["spec.nodeName"] == node
+		return e.Fields.Get("spec.nodeName") == node
 	})
 	for _, e := range entries {
 		if p, ok := e.Obj.(*corev1.Pod); ok && !fn(p) {

@@ -188,7 +188,7 @@ func (q *request) listFromEtcd(a accept, prefix string, filter storage.Filter, l
 			}
 			if filter != nil {
 				l, f := q.res.attrs(obj)
-				if !filter(&storage.Entry{Labels: l, Fields: f}) {
+				if !filter(&storage.Entry{Labels: l, Fields: storage.NewFields(f)}) {
 					continue
 				}
 			}

@@ -26,7 +26,7 @@ type Entry struct {
 	Obj    runtime.Object
 	Rev    int64
 	Labels labels.Set
-	Fields fields.Set
+	Fields Fields
 
 	encoded atomic.Pointer[[]byte]
 }
@@ -235,7 +235,9 @@ func (c *Cache) entry(key string, value []byte, rev int64) (*Entry, error) {
 	}
 	e := &Entry{Key: key, Obj: obj, Rev: rev}
 	if c.cfg.Attrs != nil {
-		e.Labels, e.Fields = c.cfg.Attrs(obj)
+		var fs fields.Set
+		e.Labels, fs = c.cfg.Attrs(obj)
+		e.Fields = NewFields(fs)
 	}
 	return e, nil
 }

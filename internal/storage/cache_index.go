@@ -73,14 +73,14 @@ func (x *watcherIndex) offer(ev Event) {
 		w.offer(ev)
 	}
 	for field, byValue := range x.byField {
-		cur := ev.Obj.Fields[field]
+		cur := ev.Obj.Fields.Get(field)
 		for w := range byValue[cur] {
 			w.offer(ev)
 		}
 		if ev.Prev == nil {
 			continue
 		}
-		if prev := ev.Prev.Fields[field]; prev != cur {
+		if prev := ev.Prev.Fields.Get(field); prev != cur {
 			for w := range byValue[prev] {
 				w.offer(ev)
 			}

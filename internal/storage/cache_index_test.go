@@ -79,9 +79,8 @@ func oracle(changes []change, firstRev int64, prefix string, filter Filter) []de
 			if v == nil {
 				return false
 			}
-			e := &Entry{}
-			e.Labels, e.Fields = podLikeAttrs(&testObj{value: *v})
-			return filter(e)
+			l, f := podLikeAttrs(&testObj{value: *v})
+			return filter(&Entry{Labels: l, Fields: NewFields(f)})
 		}
 		in, was := matches(ch.value), matches(ch.prev)
 		switch {
