@@ -240,3 +240,31 @@ func TestEventPrevSharesCachedEntry(t *testing.T) {
 		t.Errorf("new state %q, want two", got)
 	}
 }
+
+// The history ring grows as events come, keeping their order, up to its
+// configured size; beyond it the oldest events are gone.
+func TestHistoryGrowsInOrder(t *testing.T) {
+	s := startStore(t)
+	c := startCache(t, s, 100)
+	ctx := context.Background()
+	revs := make([]int64, 150)
+	for i := range revs {
+		revs[i] = mustCreate(t, s, "/registry/things/"+strconv.Itoa(i), strconv.Itoa(i))
+	}
+	if err := c.WaitRev(ctx, revs[149]); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(ctx, WatchOptions{Prefix: "/registry/things/", FromRev: revs[59]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for i := 60; i < 150; i++ {
+		if ev := next(t, w); ev.Rev != revs[i] || ev.Obj.Obj.(*testObj).value != strconv.Itoa(i) {
+			t.Fatalf("event %d: rev %d value %q, want rev %d", i, ev.Rev, ev.Obj.Obj.(*testObj).value, revs[i])
+		}
+	}
+	if _, err := c.Watch(ctx, WatchOptions{Prefix: "/registry/things/", FromRev: revs[40]}); !errors.Is(err, ErrCompacted) {
+		t.Errorf("watch from an event out of the 100 kept: %v, want ErrCompacted", err)
+	}
+}
