@@ -73,3 +73,58 @@ func TestBearerTokenAndUnion(t *testing.T) {
 		t.Fatal("user not carried in context")
 	}
 }
+
+// A remembered verification never outlives the certificate, and a
+// certificate that failed is not remembered.
+func TestClientCertVerificationExpires(t *testing.T) {
+	b, err := pki.Ensure(t.TempDir(), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewClientCert(b.CAPool)
+	now := time.Now()
+	a.now = func() time.Time { return now }
+	short, _, err := b.IssueClientCert("brief", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Authenticate(requestWithCert(t, short)); !ok || err != nil {
+		t.Fatalf("fresh certificate: %v %v", ok, err)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, ok, err := a.Authenticate(requestWithCert(t, short)); !ok || err != nil {
+		t.Fatalf("remembered certificate: %v %v", ok, err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, ok, err := a.Authenticate(requestWithCert(t, short)); ok || err == nil {
+		t.Fatal("expired certificate accepted from the remembered verification")
+	}
+	// Valid for less than a remembered verification lasts.
+	now = time.Now()
+	brief, _, err := b.IssueClientCert("briefer", nil, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Authenticate(requestWithCert(t, brief)); !ok || err != nil {
+		t.Fatalf("fresh certificate: %v %v", ok, err)
+	}
+	now = now.Add(4 * time.Minute)
+	if _, ok, _ := a.Authenticate(requestWithCert(t, brief)); ok {
+		t.Fatal("certificate accepted after its expiry, within a remembered verification")
+	}
+	clear(a.verified)
+
+	other, err := pki.Ensure(t.TempDir(), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, _, _ := other.IssueClientCert("mallory", nil, time.Hour)
+	for range 2 {
+		if _, ok, _ := a.Authenticate(requestWithCert(t, stranger)); ok {
+			t.Fatal("certificate from another CA accepted")
+		}
+	}
+	if len(a.verified) != 0 {
+		t.Errorf("%d certificates remembered, want none: none verified since the last clear", len(a.verified))
+	}
+}
