@@ -193,6 +193,12 @@ func (c *cache) forgetNominated(pod *corev1.Pod) {
 // to it whose priority is at least pod's added, as upstream's filters run
 // (they preempted for that room). ni itself when there are none.
 func (c *cache) withNominatedLocked(pod *corev1.Pod, ni *nodeInfo) *nodeInfo {
+	if len(c.nominated) == 0 {
+		// The common case, checked first: it runs for every node a pod is
+		// filtered against, and hashing the node's name cost more than
+		// the filters.
+		return ni
+	}
 	noms := c.nominated[ni.node.Name]
 	if len(noms) == 0 {
 		return ni
