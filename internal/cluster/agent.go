@@ -120,8 +120,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	g.Logger = cfg.Logger
 	// Set by the containerd component when Skiff runs its own.
 	endpoint, cniConfDir := cfg.RuntimeEndpoint, ""
+	var pinnedImages []string
 	if endpoint == "" {
-		g.Add(containerdComponents(cfg, &endpoint, &cniConfDir)...)
+		g.Add(containerdComponents(cfg, &endpoint, &cniConfDir, &pinnedImages)...)
 	}
 	if cfg.NodeMetrics == nil {
 		reg := prometheus.NewRegistry()
@@ -180,6 +181,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 				CNIBridge:            cfg.CNIBridge,
 				Port:                 cfg.KubeletPort,
 				KeepContainersOnExit: cfg.KeepContainers,
+				PinnedImages:         pinnedImages,
 				// As upstream's kubelet: the attach/detach controller attaches this
 				// node's volumes.
 				Annotations: map[string]string{localpath.DirAnnotation: storageDir(cfg), "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
@@ -200,8 +202,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 }
 
 // containerdComponents start the node's own containerd and import the
-// image archives into it; endpoint and cniConfDir are set once started.
-func containerdComponents(cfg AgentConfig, endpoint, cniConfDir *string) []lifecycle.Component {
+// image archives into it; endpoint and cniConfDir are set once started,
+// pinnedImages to the archives' image names once imported.
+func containerdComponents(cfg AgentConfig, endpoint, cniConfDir *string, pinnedImages *[]string) []lifecycle.Component {
 	ctrDir := filepath.Join(cfg.DataDir, "containerd")
 	*cniConfDir = filepath.Join(ctrDir, "cni", "net.d")
 	var proc *containerd.Process
@@ -218,7 +221,9 @@ func containerdComponents(cfg AgentConfig, endpoint, cniConfDir *string) []lifec
 		Stop: func() { proc.Stop() }}}
 	if cfg.ImagesDir != "" {
 		cs = append(cs, lifecycle.Component{Name: "import-images", Start: func(ctx context.Context) error {
-			return importImages(ctx, proc.Socket(), cfg.ImagesDir, cfg.Logger)
+			var err error
+			*pinnedImages, err = importImages(ctx, proc.Socket(), cfg.ImagesDir, cfg.Logger)
+			return err
 		}})
 	}
 	return cs

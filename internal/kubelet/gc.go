@@ -2,6 +2,8 @@ package kubelet
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"sort"
 	"syscall"
 	"time"
@@ -132,12 +134,13 @@ func (k *Kubelet) collectImages(ctx context.Context, lastUsed map[string]time.Ti
 	for _, c := range cs {
 		lastUsed[c.ImageRef] = now
 	}
+	pinned := k.pinnedImageIDs(ctx)
 	var unused []*runtimeapi.Image
 	for _, img := range imgs {
 		if _, seen := lastUsed[img.Id]; !seen {
 			lastUsed[img.Id] = now // first seen: count from now
 		}
-		if lastUsed[img.Id] != now && !img.Pinned {
+		if lastUsed[img.Id] != now && !img.Pinned && !pinned[img.Id] {
 			unused = append(unused, img)
 		}
 	}
@@ -162,6 +165,43 @@ func (k *Kubelet) collectImages(ctx context.Context, lastUsed map[string]time.Ti
 	return nil
 }
 
+// pinnedImageIDs are the IDs of the images the collector keeps whatever the
+// disk usage, besides those the runtime reports pinned (containerd 1.6 pins
+// none): the sandbox image, which every pod starts with, as upstream's
+// kubelet keeps it, and cfg.PinnedImages. A reference the runtime does not
+// know is skipped.
+func (k *Kubelet) pinnedImageIDs(ctx context.Context) map[string]bool {
+	refs := k.cfg.PinnedImages
+	if sandbox := k.sandboxImage(ctx); sandbox != "" {
+		refs = append(slices.Clip(refs), sandbox)
+	}
+	ids := make(map[string]bool, len(refs))
+	for _, ref := range refs {
+		resp, err := k.runtime.images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: ref}, false)
+		if err == nil && resp.GetImage() != nil {
+			ids[resp.GetImage().GetId()] = true
+		}
+	}
+	return ids
+}
+
+// sandboxImage is the pause image the runtime starts pods with, from its
+// verbose status (containerd reports its CRI configuration there), or ""
+// when the runtime does not say.
+func (k *Kubelet) sandboxImage(ctx context.Context) string {
+	resp, err := k.runtime.runtime.Status(ctx, true)
+	if err != nil {
+		return ""
+	}
+	var cfg struct {
+		SandboxImage string `json:"sandboxImage"`
+	}
+	if json.Unmarshal([]byte(resp.GetInfo()["config"]), &cfg) != nil {
+		return ""
+	}
+	return cfg.SandboxImage
+}
+
 // imageFsUsage is the used and total bytes of the filesystem holding images.
 func (k *Kubelet) imageFsUsage(ctx context.Context) (used, total uint64, err error) {
 	info, err := k.runtime.images.ImageFsInfo(ctx)
@@ -169,13 +209,20 @@ func (k *Kubelet) imageFsUsage(ctx context.Context) (used, total uint64, err err
 		return 0, 0, err
 	}
 	for _, fs := range info.ImageFilesystems {
-		var st syscall.Statfs_t
-		if syscall.Statfs(fs.GetFsId().GetMountpoint(), &st) != nil {
-			continue
+		if used, total, err := k.fsUsage(fs.GetFsId().GetMountpoint()); err == nil {
+			return used, total, nil
 		}
-		total = st.Blocks * uint64(st.Bsize)
-		used = total - st.Bavail*uint64(st.Bsize)
-		return used, total, nil
 	}
 	return 0, 0, nil
+}
+
+// statfsUsage is the used and total bytes of the filesystem at path, as
+// upstream counts them: what is not available to unprivileged users is used.
+func statfsUsage(path string) (used, total uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, 0, err
+	}
+	total = st.Blocks * uint64(st.Bsize)
+	return total - st.Bavail*uint64(st.Bsize), total, nil
 }

@@ -95,6 +95,12 @@ type Config struct {
 	MaxTotalDead    int           // -1: unlimited
 	MinContainerAge time.Duration // 0
 
+	// PinnedImages are image references the image collector never
+	// removes, besides the runtime's sandbox image and the images the
+	// runtime pins: images imported from archives, which no registry may
+	// serve again.
+	PinnedImages []string
+
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -160,6 +166,9 @@ type Kubelet struct {
 	client   kubernetes.Interface
 	runtime  *runtimeClient
 	recorder record.EventRecorder
+	// fsUsage reads a filesystem's used and total bytes (statfsUsage;
+	// tests fake a full disk).
+	fsUsage func(path string) (used, total uint64, err error)
 
 	factory       informers.SharedInformerFactory // pods of this node
 	nsFactory     informers.SharedInformerFactory // services (nodes may list them)
@@ -262,6 +271,7 @@ func newKubelet(cfg Config, rt *runtimeClient, ver *runtimeapi.VersionResponse, 
 		workers:       map[types.UID]*podWorker{},
 		lastSentState: map[types.UID]string{},
 		alloc:         newAllocations(filepath.Join(cfg.DataDir, "pods")),
+		fsUsage:       statfsUsage,
 	}
 	k.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

@@ -7,6 +7,7 @@ package fakeruntime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -18,6 +19,9 @@ import (
 	cri "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
+
+// ImageFsMountpoint is where the fake says its images are stored.
+const ImageFsMountpoint = "/fake/imagefs"
 
 // Runtime is the fake. Methods the kubelet never calls are left to the
 // embedded nil interfaces and panic if called.
@@ -36,6 +40,9 @@ type Runtime struct {
 	logDirs    map[string]string            // sandbox ID → log directory
 	// SandboxIP is the IP every sandbox gets.
 	SandboxIP string
+	// SandboxImage, when set, is reported in the verbose status's CRI
+	// configuration, as containerd does.
+	SandboxImage string
 	// ExecResult answers ExecSync.
 	ExecResult func(id string, cmd []string) (stdout []byte, err error)
 }
@@ -141,14 +148,22 @@ func (r *Runtime) Version(context.Context, string) (*runtimeapi.VersionResponse,
 	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeVersion: "0.1", RuntimeApiVersion: "v1"}, nil
 }
 
-func (r *Runtime) Status(context.Context, bool) (*runtimeapi.StatusResponse, error) {
+func (r *Runtime) Status(_ context.Context, verbose bool) (*runtimeapi.StatusResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.called("Status"); err != nil {
 		return nil, err
 	}
-	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
-		{Type: "RuntimeReady", Status: true}, {Type: "NetworkReady", Status: true}}}}, nil
+	resp := &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+		{Type: "RuntimeReady", Status: true}, {Type: "NetworkReady", Status: true}}}}
+	if verbose && r.SandboxImage != "" {
+		cfg, err := json.Marshal(map[string]string{"sandboxImage": r.SandboxImage})
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"config": string(cfg)}
+	}
+	return resp, nil
 }
 
 func (r *Runtime) Close(context.Context) error { return nil }
@@ -439,7 +454,8 @@ func (r *Runtime) RemoveImage(_ context.Context, spec *runtimeapi.ImageSpec) err
 func (r *Runtime) ImageFsInfo(context.Context) (*runtimeapi.ImageFsInfoResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &runtimeapi.ImageFsInfoResponse{}, r.called("ImageFsInfo")
+	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{
+		{FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: ImageFsMountpoint}}}}, r.called("ImageFsInfo")
 }
 
 // SetSandboxes replaces the sandboxes.
