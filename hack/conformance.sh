@@ -217,6 +217,7 @@ summarize() {
 	python3 - "$@" <<'EOF'
 import collections, re, sys, xml.etree.ElementTree as ET
 passed, failed, per_sig = [], [], collections.defaultdict(lambda: [0, 0])
+why = {}
 for path in sys.argv[1:]:
     try:
         root = ET.parse(path).getroot()
@@ -234,11 +235,19 @@ for path in sys.argv[1:]:
         else:
             failed.append(name)
             per_sig[sig][1] += 1
+            f = tc.find("failure")
+            if f is None:
+                f = tc.find("error")
+            if f is not None:
+                why[name] = (f.get("message") or f.text or "").strip()
 for sig in sorted(per_sig):
     print(f"  {sig}: {per_sig[sig][0]} passed, {per_sig[sig][1]} failed")
 print(f"{len(passed)} passed, {len(failed)} failed")
 for name in sorted(failed):
     print("FAIL:", name)
+    # The first lines of the reason: CI keeps only this summary.
+    for line in why.get(name, "").splitlines()[:12]:
+        print("   ", line[:300])
 # A pass that ran nothing is a failure too: a broken cluster or focus would
 # otherwise read as green.
 sys.exit(1 if failed or not passed else 0)
