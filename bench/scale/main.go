@@ -252,6 +252,11 @@ func run(cfg config) error {
 			return err
 		}
 	case <-ctx.Done():
+		// The checkpoints were taken while creating: print them, as a
+		// slow control plane's memory is the figure compared.
+		<-monDone
+		close(cps)
+		printCheckpoints(cps, nil)
 		b, r := tr.counts()
 		return fmt.Errorf("timed out with %d of %d pods bound, %d running", b, cfg.pods, r)
 	}
@@ -265,13 +270,7 @@ func run(cfg config) error {
 		pct(sortedCopy(watchLats), 0.50), pct(sortedCopy(watchLats), 0.99), slices.Max(watchLats).Round(time.Millisecond))
 	<-monDone
 	close(cps)
-	fmt.Printf("\n%8s %10s %9s %9s %11s %12s %12s %10s\n", "pods", "elapsed", "RSS MiB", "heap MiB", "WATCH p99", "LIST rv=0", "LIST quorum", "LIST 500")
-	prev := 0
-	for c := range cps {
-		c.watchP99 = pct(sortedCopy(watchLats[prev:c.pods]), 0.99)
-		prev = c.pods
-		printCheckpoint(strconv.Itoa(c.pods), c)
-	}
+	printCheckpoints(cps, watchLats)
 	// Settled: every pod bound and running.
 	printCheckpoint("settled", measure(ctx, probe, cp, cfg.pods, time.Since(start)))
 	if err := verifyPods(ctx, probe, cfg.pods); err != nil {
@@ -294,6 +293,21 @@ func run(cfg config) error {
 	}
 	fmt.Printf("all %d acknowledged pods present after the restart\n", cfg.pods)
 	return nil
+}
+
+// printCheckpoints prints the table of checkpoints; watchLats, the watch
+// delivery latency of each pod in creation order, may be nil when the watch
+// did not see them all.
+func printCheckpoints(cps <-chan checkpoint, watchLats []time.Duration) {
+	fmt.Printf("\n%8s %10s %9s %9s %11s %12s %12s %10s\n", "pods", "elapsed", "RSS MiB", "heap MiB", "WATCH p99", "LIST rv=0", "LIST quorum", "LIST 500")
+	prev := 0
+	for c := range cps {
+		if watchLats != nil {
+			c.watchP99 = pct(sortedCopy(watchLats[prev:c.pods]), 0.99)
+		}
+		prev = c.pods
+		printCheckpoint(strconv.Itoa(c.pods), c)
+	}
 }
 
 func printCheckpoint(label string, c checkpoint) {
