@@ -85,11 +85,12 @@ build() {
 	if stale "$UP/nonewprivs"; then
 		CGO_ENABLED=0 "$GO" build -ldflags '-s -w' -o "$UP/nonewprivs" k8s.io/kubernetes/test/images/nonewprivs
 	fi
-	# The aggregator spec's extension API server and its etcd.
-	if stale "$UP/sample-apiserver" || stale "$UP/etcd"; then
+	# The aggregator spec's extension API server and its etcd (etcd-server:
+	# bin/upstream/etcd is hack/upstream.sh's launcher, with other flags).
+	if stale "$UP/sample-apiserver" || stale "$UP/etcd-server"; then
 		log "building sample-apiserver and etcd"
 		CGO_ENABLED=0 "$GO" build -ldflags '-s -w' -o "$UP/sample-apiserver" k8s.io/sample-apiserver
-		CGO_ENABLED=0 "$GO" build -ldflags '-s -w' -o "$UP/etcd" go.etcd.io/etcd/server/v3
+		CGO_ENABLED=0 "$GO" build -ldflags '-s -w' -o "$UP/etcd-server" go.etcd.io/etcd/server/v3
 	fi
 	if stale "$UP/e2e.test"; then
 		log "building e2e.test (several minutes the first time)"
@@ -98,7 +99,7 @@ build() {
 	cd "$ROOT"
 	log "writing images into $IMAGES"
 	"$GO" run ./hack/mkimages -out "$IMAGES" -conformance -agnhost "$UP/agnhost" -nonewprivs "$UP/nonewprivs" \
-		-sample-apiserver "$UP/sample-apiserver" -etcd "$UP/etcd"
+		-sample-apiserver "$UP/sample-apiserver" -etcd "$UP/etcd-server"
 }
 
 # up starts the server on the bridge address and NODES agents in network
