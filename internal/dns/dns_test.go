@@ -239,3 +239,27 @@ func BenchmarkServeA(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
 }
+
+// A fixed port taken over TCP is an error, not a silent move elsewhere;
+// an ephemeral one gives UDP and TCP the same port.
+func TestListenUDPAndTCP(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if pc, ln, err := listenUDPAndTCP(taken.Addr().String()); err == nil {
+		pc.Close()
+		ln.Close()
+		t.Fatalf("listened on %s, whose TCP port is taken", taken.Addr())
+	}
+	pc, ln, err := listenUDPAndTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	defer ln.Close()
+	if u, tc := pc.LocalAddr().(*net.UDPAddr).Port, ln.Addr().(*net.TCPAddr).Port; u != tc {
+		t.Errorf("UDP port %d, TCP port %d", u, tc)
+	}
+}

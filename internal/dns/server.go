@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -94,14 +95,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// Listen before starting the informers: a port in use then fails fast
 	// with nothing to stop (Shutdown would wait for informers that only
 	// end with ctx).
-	pc, err := net.ListenPacket("udp", cfg.Addr)
+	pc, ln, err := listenUDPAndTCP(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("dns: listen %s: %w", cfg.Addr, err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("dns: listen %s/tcp: %w", cfg.Addr, err)
+		return nil, err
 	}
 	s.factory.Start(ctx.Done())
 	s.factory.WaitForCacheSync(ctx.Done())
@@ -173,4 +169,25 @@ func (s *Server) answer(req *dns.Msg, tcp bool) *dns.Msg {
 		return nil
 	}
 	return m
+}
+
+// listenUDPAndTCP listens on addr over UDP and TCP, on one port. An
+// ephemeral port (":0") is picked by the UDP listen; when that port is
+// taken over TCP, another is tried.
+func listenUDPAndTCP(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for attempt := 1; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns: listen %s: %w", addr, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || !errors.Is(err, syscall.EADDRINUSE) || attempt == 10 {
+			return nil, nil, fmt.Errorf("dns: listen %s/tcp: %w", addr, err)
+		}
+	}
 }
