@@ -68,18 +68,12 @@ func importImages(ctx context.Context, socket, dir string, log *slog.Logger) ([]
 
 // storedImages is the set of image names in containerd's k8s.io namespace.
 func storedImages(ctx context.Context, socket string) (map[string]bool, error) {
-	ctr, err := exec.LookPath("ctr")
+	out, err := runCtr(ctx, socket, "images", "list", "--quiet")
 	if err != nil {
-		return nil, fmt.Errorf("ctr not found (it comes with containerd: apt-get install containerd): %w", err)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, ctr, "--address", socket, "--namespace", "k8s.io", "images", "list", "--quiet")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("list images: %v: %s", err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("list images: %w", err)
 	}
 	names := map[string]bool{}
-	for _, n := range strings.Fields(stdout.String()) {
+	for _, n := range strings.Fields(out) {
 		names[n] = true
 	}
 	return names, nil
@@ -157,17 +151,26 @@ func ImportImage(ctx context.Context, socket, archive string) error {
 	if _, err := os.Stat(archive); err != nil {
 		return fmt.Errorf("image archive: %w", err)
 	}
-	ctr, err := exec.LookPath("ctr")
-	if err != nil {
-		return fmt.Errorf("ctr not found (it comes with containerd: apt-get install containerd): %w", err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, ctr, "--address", socket, "--namespace", "k8s.io", "images", "import", "--all-platforms", archive)
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("import %s: %v: %s", archive, err, strings.TrimSpace(stderr.String()))
+	if _, err := runCtr(ctx, socket, "images", "import", "--all-platforms", archive); err != nil {
+		return fmt.Errorf("import %s: %w", archive, err)
 	}
 	return nil
+}
+
+// runCtr runs containerd's ctr against socket in the k8s.io namespace, where
+// the CRI plugin keeps images, and returns its output.
+func runCtr(ctx context.Context, socket string, args ...string) (string, error) {
+	ctr, err := exec.LookPath("ctr")
+	if err != nil {
+		return "", fmt.Errorf("ctr not found (it comes with containerd: apt-get install containerd): %w", err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, ctr, append([]string{"--address", socket, "--namespace", "k8s.io"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
 }
 
 func fileDigest(path string) (string, error) {
