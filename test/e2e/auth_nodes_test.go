@@ -39,9 +39,8 @@ func TestAuthNodeIsolation(t *testing.T) {
 		_ = exec.Command(skiffBin(t), "killall", "--data-dir", agentDir).Run()
 		os.RemoveAll(agentDir)
 	})
-	agent.launch(90*time.Second, func() bool {
-		out, err := k.run("", "get", "node", nodeB, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-		return err == nil && out == "True"
+	agent.launch(90*time.Second, func() error {
+		return nodeReady(k, nodeB)
 	})
 
 	nk := kubectl{t: t, bin: k.bin, kubeconfig: derivedKubeconfig(t, c.kubeconfig, ns, false)}

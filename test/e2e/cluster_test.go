@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -65,8 +66,9 @@ type process struct {
 	binary string
 }
 
-// launch starts the process and polls ready until it reports true.
-func (p *process) launch(timeout time.Duration, ready func() bool) {
+// launch starts the process and polls ready until it returns nil; the
+// last error it returned says, on a timeout, what was still missing.
+func (p *process) launch(timeout time.Duration, ready func() error) {
 	p.t.Helper()
 	p.logs = &syncBuffer{}
 	bin := p.binary
@@ -82,17 +84,51 @@ func (p *process) launch(timeout time.Duration, ready func() bool) {
 	p.exited = exited
 	go func() { _ = p.cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(timeout)
+	var notReady error
 	for time.Now().Before(deadline) {
-		if ready() {
+		if notReady = ready(); notReady == nil {
 			return
 		}
 		select {
 		case <-exited:
-			p.t.Fatalf("%s exited before it was ready; logs:\n%s", p.name, p.logs)
+			p.t.Fatalf("%s exited before it was ready; logs:\n%s", p.name, p.logText())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	p.t.Fatalf("%s did not become ready within %s; logs:\n%s", p.name, timeout, p.logs)
+	p.t.Fatalf("%s did not become ready within %s: %v; logs:\n%s", p.name, timeout, notReady, p.logText())
+}
+
+// logText is the process's output for a failure message, without
+// client-go's line per informer about the mutation detector, which would
+// crowd out the lines that explain the failure.
+func (p *process) logText() string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(p.logs.String(), "\n") {
+		if !strings.Contains(line, "Mutation detector is enabled") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// nodeReady returns nil once the node's Ready condition is True, or else
+// the condition (or kubectl's error) as the reason.
+func nodeReady(k kubectl, node string) error {
+	out, err := k.run("", "get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")]}`)
+	if err != nil {
+		return err
+	}
+	var cond struct{ Status, Reason, Message string }
+	if out == "" {
+		return fmt.Errorf("node %s has no Ready condition", node)
+	}
+	if err := json.Unmarshal([]byte(out), &cond); err != nil {
+		return fmt.Errorf("node %s Ready condition %q: %w", node, out, err)
+	}
+	if cond.Status != "True" {
+		return fmt.Errorf("node %s Ready=%s %s: %s", node, cond.Status, cond.Reason, cond.Message)
+	}
+	return nil
 }
 
 // terminate sends SIGTERM and waits for a clean exit.
@@ -104,12 +140,12 @@ func (p *process) terminate(timeout time.Duration) {
 	select {
 	case <-p.exited:
 		if !p.cmd.ProcessState.Success() {
-			p.t.Errorf("%s exited with %v; logs:\n%s", p.name, p.cmd.ProcessState, p.logs)
+			p.t.Errorf("%s exited with %v; logs:\n%s", p.name, p.cmd.ProcessState, p.logText())
 		}
 	case <-time.After(timeout):
 		_ = p.cmd.Process.Kill()
 		<-p.exited
-		p.t.Errorf("%s did not stop on SIGTERM; logs:\n%s", p.name, p.logs)
+		p.t.Errorf("%s did not stop on SIGTERM; logs:\n%s", p.name, p.logText())
 	}
 	p.cmd = nil
 }
@@ -143,12 +179,15 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	s.launch(60*time.Second, func() bool {
+	s.launch(60*time.Second, func() error {
 		if _, err := os.Stat(s.kubeconfig); err != nil {
-			return false
+			return err
 		}
 		out, err := exec.Command(kubectlBin(s.t, "1.33"), "--kubeconfig", s.kubeconfig, "get", "--raw", "/readyz").CombinedOutput()
-		return err == nil && strings.TrimSpace(string(out)) == "ok"
+		if err != nil || strings.TrimSpace(string(out)) != "ok" {
+			return fmt.Errorf("/readyz: %v: %s", err, out)
+		}
+		return nil
 	})
 }
 

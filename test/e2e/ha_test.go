@@ -60,9 +60,8 @@ func TestSeveralServersOneEtcdCluster(t *testing.T) {
 		_ = exec.Command(skiffBin(t), "killall", "--data-dir", agentDir).Run()
 		os.RemoveAll(agentDir)
 	})
-	agent.launch(90*time.Second, func() bool {
-		out, err := k(servers[1]).run("", "get", "node", "ha-node", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-		return err == nil && out == "True"
+	agent.launch(90*time.Second, func() error {
+		return nodeReady(k(servers[1]), "ha-node")
 	})
 
 	leader := -1

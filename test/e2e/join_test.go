@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,9 +70,8 @@ func TestJoinNodeWithToken(t *testing.T) {
 		_ = exec.Command(skiffBin(t), "killall", "--data-dir", agentDir).Run()
 		os.RemoveAll(agentDir)
 	})
-	agent.launch(90*time.Second, func() bool {
-		out, err := k.run("", "get", "node", "e2e-node2", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-		return err == nil && out == "True"
+	agent.launch(90*time.Second, func() error {
+		return nodeReady(k, "e2e-node2")
 	})
 	if out := k.must("get", "csr", "--no-headers"); !strings.Contains(out, "Approved,Issued") || !strings.Contains(out, "system:bootstrap:") {
 		t.Errorf("certificate requests:\n%s", out)
@@ -136,9 +136,12 @@ spec:
 	}
 	agent.terminate(60 * time.Second)
 	agent.args = append(agent.args, "--renew-certificate-before", "9000h") // longer than the 1-year certificate
-	agent.launch(90*time.Second, func() bool {
+	agent.launch(90*time.Second, func() error {
 		out, err := os.ReadFile(filepath.Join(agentDir, "kubelet.kubeconfig"))
-		return err == nil && string(out) != string(before)
+		if err == nil && string(out) == string(before) {
+			err = errors.New("the node's kubeconfig is not renewed yet")
+		}
+		return err
 	})
 	if out := k.must("get", "csr", "--no-headers"); !regexp.MustCompile(`system:node:e2e-node2\s+\S+\s+Approved,Issued`).MatchString(out) {
 		t.Errorf("no renewal request by the node itself:\n%s", out)

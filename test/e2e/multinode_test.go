@@ -120,9 +120,8 @@ func TestThreeNodesInNetworkNamespaces(t *testing.T) {
 			_ = exec.Command("nsenter", netns, bin, "killall", "--data-dir", dir).Run()
 			os.RemoveAll(dir)
 		})
-		agent.launch(90*time.Second, func() bool {
-			out, err := k.run("", "get", "node", name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-			return err == nil && out == "True"
+		agent.launch(90*time.Second, func() error {
+			return nodeReady(k, name)
 		})
 	}
 

@@ -139,18 +139,20 @@ func (c *nodeCluster) kubectl() kubectl {
 func (c *nodeCluster) start() {
 	c.t.Helper()
 	k := c.kubectl()
-	c.launch(90*time.Second, func() bool {
+	c.launch(90*time.Second, func() error {
 		if _, err := os.Stat(c.kubeconfig); err != nil {
-			return false
+			return err
 		}
-		out, err := k.run("", "get", "node", c.node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-		if err != nil || out != "True" {
-			return false
+		if err := nodeReady(k, c.node); err != nil {
+			return err
 		}
 		// After a restart the node's Ready condition is the one written
 		// before the stop; the node's containerd must answer too.
 		sock := filepath.Join(c.dataDir, "agent", "containerd", "containerd.sock")
-		return exec.Command("ctr", "--address", sock, "version").Run() == nil
+		if out, err := exec.Command("ctr", "--address", sock, "version").CombinedOutput(); err != nil {
+			return fmt.Errorf("ctr version: %v: %s", err, out)
+		}
+		return nil
 	})
 }
 
