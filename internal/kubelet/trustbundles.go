@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	certlisters "k8s.io/client-go/listers/certificates/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // trustBundleSyncTimeout bounds the wait for the first list of
@@ -51,9 +53,7 @@ func (t *trustBundles) ensureStarted(ctx context.Context) (certlisters.ClusterTr
 		factory := informers.NewSharedInformerFactory(t.client, 0)
 		inf := factory.Certificates().V1().ClusterTrustBundles()
 		notify := func(any) { t.changed() }
-		if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: notify, UpdateFunc: func(_, o any) { notify(o) }, DeleteFunc: notify,
-		}); err != nil {
+		if _, err := inf.Informer().AddEventHandler(informerutil.OnAnyChange(notify)); err != nil {
 			t.mu.Unlock()
 			return nil, fmt.Errorf("ClusterTrustBundle informer: %w", err)
 		}

@@ -9,7 +9,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // podWorker serialises everything the kubelet does for one pod: at most one
@@ -131,9 +132,7 @@ func readinessGatesEqual(o, n *v1.Pod) bool {
 }
 
 func (k *Kubelet) podDeleted(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
+	obj = informerutil.Unwrap(obj)
 	pod, ok := obj.(*v1.Pod)
 	if !ok {
 		return

@@ -18,7 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // routeProto tags Skiff's routes (any number iproute2 leaves unused).
@@ -50,9 +51,7 @@ func Run(ctx context.Context, cfg Config) error {
 		default:
 		}
 	}
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: kick, UpdateFunc: func(_, o any) { kick(o) }, DeleteFunc: kick,
-	}); err != nil {
+	if _, err := nodes.Informer().AddEventHandler(informerutil.OnAnyChange(kick)); err != nil {
 		return err
 	}
 	factory.Start(ctx.Done())

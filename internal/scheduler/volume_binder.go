@@ -15,6 +15,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff-dev/skiff/internal/informerutil"
 	"github.com/skiff-dev/skiff/internal/volumematch"
 )
 
@@ -97,9 +98,7 @@ func newVolumeBinder(client kubernetes.Interface, log *slog.Logger, clk clock.Wi
 			AddFunc:    f,
 			UpdateFunc: func(_, o any) { f(o) },
 			DeleteFunc: func(o any) {
-				if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-					o = tomb.Obj
-				}
+				o = informerutil.Unwrap(o)
 				f(o)
 			},
 		}

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // RunSecondsAnnotation makes a pod with restartPolicy Never or OnFailure
@@ -49,9 +51,7 @@ func (s *sim) startPods(ctx context.Context, wg *sync.WaitGroup) *podRunner {
 		AddFunc:    r.enqueue,
 		UpdateFunc: func(_, obj any) { r.enqueue(obj) },
 		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
+			obj = informerutil.Unwrap(obj)
 			if p, ok := obj.(*corev1.Pod); ok {
 				s.ipam.release(p.UID)
 			}

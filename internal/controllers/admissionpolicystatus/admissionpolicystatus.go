@@ -22,6 +22,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/apiserver/admission/policy"
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // FieldManager owns the status fields written, upstream's controller name.
@@ -60,10 +61,7 @@ func NewWithTypes(client kubernetes.Interface, factory informers.SharedInformerF
 			c.queue.Add(p.Name)
 		}
 	}
-	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, o any) { enqueue(o) },
-	})
+	_, _ = inf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(enqueue))
 	return c
 }
 

@@ -8,26 +8,18 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
-// untomb unwraps the final state of an object deleted while the informer
-// was not watching.
-func untomb(o any) any {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		return t.Obj
-	}
-	return o
-}
-
 func (c *Controller) podChanged(o any) {
-	if p, ok := untomb(o).(*corev1.Pod); ok && p.Spec.NodeName != "" {
+	if p, ok := informerutil.Unwrap(o).(*corev1.Pod); ok && p.Spec.NodeName != "" {
 		c.queue.Add(p.Spec.NodeName)
 	}
 }
 
 func (c *Controller) nodeChanged(o any) {
-	if n, ok := untomb(o).(*corev1.Node); ok {
+	if n, ok := informerutil.Unwrap(o).(*corev1.Node); ok {
 		c.queue.Add(n.Name)
 	}
 }
@@ -50,13 +42,13 @@ func (c *Controller) nodeUpdated(old, cur any) {
 // claimChanged looks at the nodes of the claim's pods: its binding decides
 // which volume they want.
 func (c *Controller) claimChanged(o any) {
-	if pvc, ok := untomb(o).(*corev1.PersistentVolumeClaim); ok {
+	if pvc, ok := informerutil.Unwrap(o).(*corev1.PersistentVolumeClaim); ok {
 		c.enqueueNodesOfClaim(pvc.Namespace, pvc.Name)
 	}
 }
 
 func (c *Controller) volumeChanged(o any) {
-	if pv, ok := untomb(o).(*corev1.PersistentVolume); ok && pv.Spec.ClaimRef != nil {
+	if pv, ok := informerutil.Unwrap(o).(*corev1.PersistentVolume); ok && pv.Spec.ClaimRef != nil {
 		c.enqueueNodesOfClaim(pv.Spec.ClaimRef.Namespace, pv.Spec.ClaimRef.Name)
 	}
 }
@@ -84,7 +76,7 @@ func (c *Controller) enqueueAllNodes() {
 }
 
 func (c *Controller) attachmentChanged(o any) {
-	if va, ok := untomb(o).(*storagev1.VolumeAttachment); ok {
+	if va, ok := informerutil.Unwrap(o).(*storagev1.VolumeAttachment); ok {
 		c.queue.Add(va.Spec.NodeName)
 	}
 }
@@ -114,7 +106,7 @@ func (c *Controller) attachmentUpdated(old, cur any) {
 // the volume: a volume that attaches to one node at a time may go there
 // now.
 func (c *Controller) attachmentDeleted(o any) {
-	va, ok := untomb(o).(*storagev1.VolumeAttachment)
+	va, ok := informerutil.Unwrap(o).(*storagev1.VolumeAttachment)
 	if !ok {
 		return
 	}

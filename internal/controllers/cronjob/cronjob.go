@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 var gvk = batchv1.SchemeGroupVersion.WithKind("CronJob")
@@ -60,23 +61,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		events: record.NewBroadcaster(),
 	}
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cronjob-controller"})
-	enqueue := func(o any) {
-		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	_, _ = cjs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
-	jobEvent := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if j, ok := o.(*batchv1.Job); ok {
-			if ref := metav1.GetControllerOf(j); ref != nil && ref.Kind == gvk.Kind {
-				c.queue.Add(j.Namespace + "/" + ref.Name)
-			}
-		}
-	}
-	_, _ = jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: jobEvent, UpdateFunc: func(_, o any) { jobEvent(o) }, DeleteFunc: jobEvent})
+	_, _ = cjs.Informer().AddEventHandler(informerutil.OnAddOrUpdate(controllerutil.EnqueueKey(c.queue)))
+	_, _ = jobs.Informer().AddEventHandler(informerutil.OnAnyChange(controllerutil.EnqueueController(c.queue, gvk.GroupKind())))
 	return c
 }
 

@@ -35,6 +35,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
 	"github.com/skiff-dev/skiff/internal/controllers/csiprovisioner"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 const (
@@ -101,16 +102,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		clock:    clock.RealClock{},
 		Interval: DefaultInterval,
 	}
-	_, _ = driverInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueDriver,
-		UpdateFunc: func(_, o any) { c.enqueueDriver(o) },
-		DeleteFunc: c.enqueueDriver,
-	})
-	_, _ = scInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueClass,
-		UpdateFunc: func(_, o any) { c.enqueueClass(o) },
-		DeleteFunc: c.enqueueClass,
-	})
+	_, _ = driverInf.Informer().AddEventHandler(informerutil.OnAnyChange(c.enqueueDriver))
+	_, _ = scInf.Informer().AddEventHandler(informerutil.OnAnyChange(c.enqueueClass))
 	// A driver registering or leaving a node, or its topology keys
 	// changing, changes its segments.
 	_, _ = csiNodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -139,28 +132,20 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	return c
 }
 
-// unwrap returns the object of a delete event whose final state is unknown.
-func unwrap(o any) any {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		return t.Obj
-	}
-	return o
-}
-
 func (c *Controller) enqueueDriver(o any) {
-	if d, ok := unwrap(o).(*storagev1.CSIDriver); ok {
+	if d, ok := informerutil.Unwrap(o).(*storagev1.CSIDriver); ok {
 		c.queue.Add(d.Name)
 	}
 }
 
 func (c *Controller) enqueueClass(o any) {
-	if sc, ok := unwrap(o).(*storagev1.StorageClass); ok && sc.Provisioner != "" {
+	if sc, ok := informerutil.Unwrap(o).(*storagev1.StorageClass); ok && sc.Provisioner != "" {
 		c.queue.Add(sc.Provisioner)
 	}
 }
 
 func (c *Controller) enqueueCSINode(o any) {
-	if cn, ok := unwrap(o).(*storagev1.CSINode); ok {
+	if cn, ok := informerutil.Unwrap(o).(*storagev1.CSINode); ok {
 		for _, d := range cn.Spec.Drivers {
 			c.queue.Add(d.Name)
 		}
@@ -170,7 +155,7 @@ func (c *Controller) enqueueCSINode(o any) {
 // enqueueNode enqueues the drivers registered on the node (its CSINode
 // has the node's name).
 func (c *Controller) enqueueNode(o any) {
-	n, ok := unwrap(o).(*corev1.Node)
+	n, ok := informerutil.Unwrap(o).(*corev1.Node)
 	if !ok {
 		return
 	}
@@ -180,7 +165,7 @@ func (c *Controller) enqueueNode(o any) {
 }
 
 func (c *Controller) enqueueCapacity(o any) {
-	if csc, ok := unwrap(o).(*storagev1.CSIStorageCapacity); ok && csc.Labels[ManagedByLabel] == ManagedBy {
+	if csc, ok := informerutil.Unwrap(o).(*storagev1.CSIStorageCapacity); ok && csc.Labels[ManagedByLabel] == ManagedBy {
 		c.queue.Add(csc.Labels[DriverLabel])
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 const (
@@ -112,15 +113,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		csi:      NodeProxy{REST: client.CoreV1().RESTClient()},
 		identity: fmt.Sprintf("%d-%d", time.Now().UnixMilli(), rand.IntN(10000)),
 	}
-	_, _ = pvcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueClaim,
-		UpdateFunc: func(_, o any) { c.enqueueClaim(o) },
-		DeleteFunc: c.enqueueClaim,
-	})
-	_, _ = pvInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueVolume,
-		UpdateFunc: func(_, o any) { c.enqueueVolume(o) },
-	})
+	_, _ = pvcInf.Informer().AddEventHandler(informerutil.OnAnyChange(c.enqueueClaim))
+	_, _ = pvInf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(c.enqueueVolume))
 	// A driver registering on a node, or its CSIDriver object changing,
 	// may make waiting claims and volumes ours.
 	_, _ = csiNodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -146,9 +140,7 @@ func claimProvisioner(pvc *corev1.PersistentVolumeClaim) string {
 // enqueueClaim queues a claim to provision, and the claims whose cloning
 // protection it may end: itself, or the source it clones.
 func (c *Controller) enqueueClaim(o any) {
-	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = d.Obj
-	}
+	o = informerutil.Unwrap(o)
 	pvc, ok := o.(*corev1.PersistentVolumeClaim)
 	if !ok {
 		return

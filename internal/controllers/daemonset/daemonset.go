@@ -30,6 +30,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 	"github.com/skiff-dev/skiff/internal/nodeaffinity"
 )
 
@@ -86,24 +87,17 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	}
 	c.expect = controllerutil.NewExpectationsWithClock(controllerutil.ClockRef{P: &c.Clock})
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "daemonset-controller"})
-	enqueue := func(o any) {
-		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
-			c.queue.Add(key)
-		}
-	}
+	enqueue := controllerutil.EnqueueKey(c.queue)
 	all := func(any) {
 		sets, _ := c.dsLister.List(labels.Everything())
 		for _, s := range sets {
 			enqueue(s)
 		}
 	}
-	_, _ = ds.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
-	_, _ = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: all, UpdateFunc: func(_, o any) { all(o) }, DeleteFunc: all})
+	_, _ = ds.Informer().AddEventHandler(informerutil.OnAddOrUpdate(enqueue))
+	_, _ = nodes.Informer().AddEventHandler(informerutil.OnAnyChange(all))
 	podEvent := func(o any, adds, dels int) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		p, ok := o.(*corev1.Pod)
+		p, ok := informerutil.Unwrap(o).(*corev1.Pod)
 		if !ok {
 			return
 		}

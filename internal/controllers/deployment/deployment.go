@@ -31,6 +31,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // Annotations and labels shared with kubectl.
@@ -72,16 +73,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		events: record.NewBroadcaster(),
 	}
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "deployment-controller"})
-	enqueue := func(o any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	_, _ = d.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
+	enqueue := controllerutil.EnqueueKey(c.queue)
+	_, _ = d.Informer().AddEventHandler(informerutil.OnAnyChange(enqueue))
 	owner := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
 		r, ok := o.(*appsv1.ReplicaSet)
 		if !ok {
 			return
@@ -98,7 +92,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 			}
 		}
 	}
-	_, _ = rs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: owner, UpdateFunc: func(_, o any) { owner(o) }, DeleteFunc: owner})
+	_, _ = rs.Informer().AddEventHandler(informerutil.OnAnyChange(owner))
 	return c
 }
 

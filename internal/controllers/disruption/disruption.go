@@ -32,6 +32,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // Controller computes PodDisruptionBudget status.
@@ -114,9 +115,7 @@ func (c *Controller) enqueue(obj any) {
 }
 
 func (c *Controller) podChanged(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
+	obj = informerutil.Unwrap(obj)
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return

@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // Labels and annotations of managed objects, as upstream.
@@ -60,17 +61,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		synced: []cache.InformerSynced{svc.Informer().HasSynced, pods.Informer().HasSynced, slices.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("endpoints"),
 	}
-	enqueue := func(o any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	_, _ = svc.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
+	enqueue := controllerutil.EnqueueKey(c.queue)
+	_, _ = svc.Informer().AddEventHandler(informerutil.OnAnyChange(enqueue))
 	podChanged := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		p, ok := o.(*corev1.Pod)
+		p, ok := informerutil.Unwrap(o).(*corev1.Pod)
 		if !ok {
 			return
 		}
@@ -83,10 +77,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	}
 	// A managed slice deleted or changed by someone else is put back.
 	sliceChanged := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		sl, ok := o.(*discoveryv1.EndpointSlice)
+		sl, ok := informerutil.Unwrap(o).(*discoveryv1.EndpointSlice)
 		if !ok || sl.Labels[ManagedByLabel] != managedByValue || sl.Labels[ServiceNameLabel] == "" {
 			return
 		}

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // ManagedBy is the managed-by label value of mirrored slices, as upstream.
@@ -68,20 +69,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		queue:       controllerutil.NewQueue("endpointslicemirroring"),
 		broadcaster: b, recorder: rec,
 	}
-	enqueue := func(o any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}
+	handler := informerutil.OnAnyChange(controllerutil.EnqueueKey(c.queue))
 	_, _ = svc.Informer().AddEventHandler(handler)
 	_, _ = eps.Informer().AddEventHandler(handler)
 	// A mirrored slice changed or removed by someone else is put back.
 	sliceChanged := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		s, ok := o.(*discoveryv1.EndpointSlice)
+		s, ok := informerutil.Unwrap(o).(*discoveryv1.EndpointSlice)
 		if !ok || s.Labels[discoveryv1.LabelManagedBy] != ManagedBy || s.Labels[discoveryv1.LabelServiceName] == "" {
 			return
 		}

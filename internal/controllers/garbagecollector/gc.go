@@ -201,9 +201,7 @@ func (c *Collector) resources() ([]schema.GroupVersionResource, error) {
 }
 
 func metaOf(o any) (metav1.Object, bool) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
+	o = informerutil.Unwrap(o)
 	m, err := meta.Accessor(o)
 	return m, err == nil
 }

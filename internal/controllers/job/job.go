@@ -34,6 +34,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 var gvk = batchv1.SchemeGroupVersion.WithKind("Job")
@@ -91,9 +92,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		return p.Namespace + "/" + ref.Name
 	}
 	podEvent := func(o any, adds, dels int) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
+		o = informerutil.Unwrap(o)
 		p, ok := o.(*corev1.Pod)
 		if !ok {
 			return

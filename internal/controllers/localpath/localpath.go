@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 const (
@@ -88,14 +89,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 			scInf.Informer().HasSynced, nodeInf.Informer().HasSynced, podInf.Informer().HasSynced},
 		queue: controllerutil.NewQueue("local-path-provisioner"),
 	}
-	_, _ = pvcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueClaim,
-		UpdateFunc: func(_, o any) { c.enqueueClaim(o) },
-	})
-	_, _ = pvInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueVolume,
-		UpdateFunc: func(_, o any) { c.enqueueVolume(o) },
-	})
+	_, _ = pvcInf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(c.enqueueClaim))
+	_, _ = pvInf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(c.enqueueVolume))
 	// A helper pod's progress wakes its volume.
 	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, o any) { c.enqueueHelper(o) },
@@ -119,9 +114,7 @@ func (c *Controller) enqueueVolume(o any) {
 }
 
 func (c *Controller) enqueueHelper(o any) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
+	o = informerutil.Unwrap(o)
 	if p, ok := o.(*corev1.Pod); ok && p.Namespace == HelperNamespace && p.Labels[helperLabel] != "" {
 		c.queue.Add(volumePrefix + p.Labels[helperLabel])
 	}

@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // Controller empties and finalizes Terminating namespaces.
@@ -55,10 +56,7 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, factory informers.S
 			c.queue.Add(ns.Name)
 		}
 	}
-	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, o any) { enqueue(o) },
-	})
+	_, _ = inf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(enqueue))
 	return c
 }
 

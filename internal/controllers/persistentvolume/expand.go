@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // Expander grows bound claims whose request went up, for volumes that are
@@ -56,10 +57,7 @@ func NewExpander(client kubernetes.Interface, factory informers.SharedInformerFa
 			}
 		}
 	}
-	_, _ = pvcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, o any) { enqueue(o) },
-	})
+	_, _ = pvcInf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(enqueue))
 	return e
 }
 

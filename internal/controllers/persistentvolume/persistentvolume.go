@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // The annotations of upstream's binding protocol, which the scheduler and
@@ -113,9 +114,7 @@ func (c *Controller) enqueueVolume(o any) {
 
 // claimDeleted looks at the claim's volume, which is now Released.
 func (c *Controller) claimDeleted(o any) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
+	o = informerutil.Unwrap(o)
 	if pvc, ok := o.(*corev1.PersistentVolumeClaim); ok && pvc.Spec.VolumeName != "" {
 		c.queue.Add(volumePrefix + pvc.Spec.VolumeName)
 	}
@@ -123,9 +122,7 @@ func (c *Controller) claimDeleted(o any) {
 
 // volumeDeleted looks at the volume's claim, which is now Lost.
 func (c *Controller) volumeDeleted(o any) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
+	o = informerutil.Unwrap(o)
 	if pv, ok := o.(*corev1.PersistentVolume); ok && pv.Spec.ClaimRef != nil {
 		c.queue.Add(claimPrefix + pv.Spec.ClaimRef.Namespace + "/" + pv.Spec.ClaimRef.Name)
 	}

@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 var gvk = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
@@ -116,13 +117,8 @@ func newController(client kubernetes.Interface, factory informers.SharedInformer
 			}
 		},
 		DeleteFunc: func(o any) {
-			p, ok := o.(*corev1.Pod)
+			p, ok := informerutil.Unwrap(o).(*corev1.Pod)
 			if !ok {
-				if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-					p, _ = t.Obj.(*corev1.Pod)
-				}
-			}
-			if p == nil {
 				return
 			}
 			if key := c.ownerKey(p); key != "" {

@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 
 	"github.com/skiff-dev/skiff/internal/quota"
 )
@@ -145,9 +146,7 @@ func (c *Controller) usageChanged(gr schema.GroupResource, old, cur any) bool {
 // objectChanged enqueues the namespace's quotas that track gr, for a
 // deletion (old nil) or an update that changed the object's usage.
 func (c *Controller) objectChanged(gr schema.GroupResource, old, o any) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
+	o = informerutil.Unwrap(o)
 	m, ok := o.(metav1.Object)
 	if !ok {
 		return

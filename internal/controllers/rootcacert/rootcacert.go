@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 const (
@@ -83,9 +84,7 @@ func (c *Controller) enqueueNamespace(o any) {
 }
 
 func (c *Controller) enqueueConfigMap(o any) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
+	o = informerutil.Unwrap(o)
 	if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == ConfigMapName {
 		c.queue.Add(cm.Namespace)
 	}

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // Signer signs the legacy token stored in secretName for the
@@ -73,11 +74,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, s
 		UpdateFunc: func(_, o any) { c.enqueueServiceAccount(o) },
 		DeleteFunc: c.enqueueServiceAccount,
 	})
-	_, _ = secretInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueSecret,
-		UpdateFunc: func(_, o any) { c.enqueueSecret(o) },
-		DeleteFunc: c.enqueueSecret,
-	})
+	_, _ = secretInf.AddEventHandler(informerutil.OnAnyChange(c.enqueueSecret))
 	return c
 }
 
@@ -95,21 +92,14 @@ func encode(k any) string {
 	return string(b)
 }
 
-func deleted(o any) any {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		return t.Obj
-	}
-	return o
-}
-
 func (c *Controller) enqueueServiceAccount(o any) {
-	if sa, ok := deleted(o).(*corev1.ServiceAccount); ok {
+	if sa, ok := informerutil.Unwrap(o).(*corev1.ServiceAccount); ok {
 		c.saQueue.Add(encode(saKey{sa.Namespace, sa.Name, string(sa.UID)}))
 	}
 }
 
 func (c *Controller) enqueueSecret(o any) {
-	s, ok := deleted(o).(*corev1.Secret)
+	s, ok := informerutil.Unwrap(o).(*corev1.Secret)
 	if !ok || s.Type != corev1.SecretTypeServiceAccountToken {
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 const (
@@ -90,9 +91,7 @@ func (c *Controller) enqueue(o any) {
 
 // enqueueContaining queues the ServiceCIDRs holding a Service IP.
 func (c *Controller) enqueueContaining(o any) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
+	o = informerutil.Unwrap(o)
 	ip, ok := o.(*networkingv1.IPAddress)
 	if !ok || ip.Labels[networkingv1.LabelManagedBy] != managedBy {
 		return

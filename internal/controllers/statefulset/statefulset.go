@@ -30,6 +30,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 var gvk = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
@@ -70,23 +71,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		events: record.NewBroadcaster(),
 	}
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "statefulset-controller"})
-	enqueue := func(o any) {
-		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	_, _ = sets.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
-	podEvent := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if p, ok := o.(*corev1.Pod); ok {
-			if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == gvk.Kind {
-				c.queue.Add(p.Namespace + "/" + ref.Name)
-			}
-		}
-	}
-	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: podEvent, UpdateFunc: func(_, o any) { podEvent(o) }, DeleteFunc: podEvent})
+	_, _ = sets.Informer().AddEventHandler(informerutil.OnAddOrUpdate(controllerutil.EnqueueKey(c.queue)))
+	_, _ = pods.Informer().AddEventHandler(informerutil.OnAnyChange(controllerutil.EnqueueController(c.queue, gvk.GroupKind())))
 	return c
 }
 

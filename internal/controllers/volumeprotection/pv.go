@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // PVProtection is the pv-protection controller.
@@ -40,10 +41,7 @@ func NewPVProtection(client kubernetes.Interface, factory informers.SharedInform
 			c.queue.Add(key)
 		}
 	}
-	_, _ = pvInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, o any) { enqueue(o) },
-	})
+	_, _ = pvInf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(enqueue))
 	return c
 }
 

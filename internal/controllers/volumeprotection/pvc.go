@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-dev/skiff/internal/controllers/controllerutil"
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // PVCProtection is the pvc-protection controller.
@@ -45,15 +46,10 @@ func NewPVCProtection(client kubernetes.Interface, factory informers.SharedInfor
 			c.queue.Add(key)
 		}
 	}
-	_, _ = pvcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, o any) { enqueue(o) },
-	})
+	_, _ = pvcInf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(enqueue))
 	// A pod that ends or goes may free the claims it used.
 	podChanged := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
+		o = informerutil.Unwrap(o)
 		if p, ok := o.(*corev1.Pod); ok {
 			for _, name := range claimNames(p) {
 				c.queue.Add(p.Namespace + "/" + name)

@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-dev/skiff/internal/informerutil"
 )
 
 // syncTimeout bounds how long Get waits for a new informer's first list.
@@ -206,11 +208,7 @@ func (m *Manager[T]) acquire(k key) {
 	it.store, it.ctrl = cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, m.client),
 		ObjectType:    newObject[T](),
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    changed,
-			UpdateFunc: func(_, o any) { changed(o) },
-			DeleteFunc: changed,
-		},
+		Handler:       informerutil.OnAnyChange(changed),
 	})
 	m.items[k] = it
 	if m.ctx != nil {
