@@ -135,11 +135,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	controllerutil.StartEvents(ctx, c.events, c.client)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 2, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 2, c.sync, c.log)
 }
 
 func indexPodByNode(o any) ([]string, error) {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
@@ -46,6 +47,17 @@ func RunWorkers(ctx context.Context, q workqueue.TypedRateLimitingInterface[stri
 		}, time.Second)
 	}
 	<-ctx.Done()
+}
+
+// RunSynced waits until the informers behind synced have listed, then
+// runs RunWorkers; if ctx ends first, it shuts q down and returns.
+func RunSynced(ctx context.Context, synced []cache.InformerSynced, q workqueue.TypedRateLimitingInterface[string], n int,
+	sync func(context.Context, string) error, log *slog.Logger) {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		q.ShutDown()
+		return
+	}
+	RunWorkers(ctx, q, n, sync, log)
 }
 
 func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], sync func(context.Context, string) error, log *slog.Logger) bool {

@@ -178,11 +178,7 @@ func (c *Controller) enqueueAll() {
 // Run provisions and deletes until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	controllerutil.StartEvents(ctx, c.events, c.client)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 2, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 2, c.sync, c.log)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

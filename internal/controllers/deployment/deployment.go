@@ -99,11 +99,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	controllerutil.StartEvents(ctx, c.events, c.client)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 4, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 4, c.sync, c.log)
 }
 
 func replicasOf(p *int32) int32 {

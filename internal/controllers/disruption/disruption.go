@@ -100,11 +100,7 @@ func (c *Controller) UseScaleSubresource(cfg *rest.Config, disc discovery.Discov
 // Run syncs budgets until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	controllerutil.StartEvents(ctx, c.broadcaster, c.client)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 2, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 2, c.sync, c.log)
 }
 
 func (c *Controller) enqueue(obj any) {

@@ -100,11 +100,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 4, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 4, c.sync, c.log)
 }
 
 // address is one pod's entry.

@@ -91,11 +91,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 // Run mirrors until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	controllerutil.StartEvents(ctx, c.broadcaster, c.client)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 5, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 5, c.sync, c.log)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

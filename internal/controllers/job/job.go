@@ -148,11 +148,7 @@ func (c *Controller) enqueueMatching(p *corev1.Pod) {
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	controllerutil.StartEvents(ctx, c.events, c.client)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 4, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 4, c.sync, c.log)
 }
 
 func finishedCondition(j *batchv1.Job) *batchv1.JobCondition {

@@ -62,11 +62,7 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, factory informers.S
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 2, c.sync, c.log)
+	controllerutil.RunSynced(ctx, []cache.InformerSynced{c.synced}, c.queue, 2, c.sync, c.log)
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {

@@ -74,11 +74,7 @@ func needsGrowth(pvc *corev1.PersistentVolumeClaim) bool {
 // Run grows claims until ctx ends.
 func (e *Expander) Run(ctx context.Context) {
 	controllerutil.StartEvents(ctx, e.events, e.client)
-	if !cache.WaitForCacheSync(ctx.Done(), e.synced...) {
-		e.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, e.queue, 1, e.sync, e.log)
+	controllerutil.RunSynced(ctx, e.synced, e.queue, 1, e.sync, e.log)
 }
 
 func (e *Expander) sync(ctx context.Context, key string) error {

@@ -146,11 +146,7 @@ func NewForConfig(cfg *rest.Config, client kubernetes.Interface, factory informe
 // Run reconciles HPAs until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	controllerutil.StartEvents(ctx, c.broadcaster, c.client)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, workers, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, workers, c.sync, c.log)
 }
 
 func (c *Controller) enqueue(obj any) {

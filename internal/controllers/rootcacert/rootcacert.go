@@ -93,11 +93,7 @@ func (c *Controller) enqueueConfigMap(o any) {
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	go c.cmInf.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 2, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 2, c.sync, c.log)
 }
 
 // sync makes the namespace's ConfigMap hold exactly the CA and the

@@ -56,11 +56,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 1, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 1, c.sync, c.log)
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {

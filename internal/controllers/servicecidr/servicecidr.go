@@ -107,11 +107,7 @@ func (c *Controller) enqueueContaining(o any) {
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 2, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 2, c.sync, c.log)
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {

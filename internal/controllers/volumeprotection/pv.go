@@ -47,11 +47,7 @@ func NewPVProtection(client kubernetes.Interface, factory informers.SharedInform
 
 // Run reconciles until ctx ends.
 func (c *PVProtection) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 1, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 1, c.sync, c.log)
 }
 
 func (c *PVProtection) sync(ctx context.Context, name string) error {

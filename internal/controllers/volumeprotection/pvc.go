@@ -95,11 +95,7 @@ func podUsesClaim(p *corev1.Pod, claim string) bool {
 
 // Run reconciles until ctx ends.
 func (c *PVCProtection) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.queue, 2, c.sync, c.log)
+	controllerutil.RunSynced(ctx, c.synced, c.queue, 2, c.sync, c.log)
 }
 
 func (c *PVCProtection) sync(ctx context.Context, key string) error {
