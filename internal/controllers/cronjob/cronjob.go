@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	listersbatchv1 "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -58,9 +57,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		client: client, cjLister: cjs.Lister(), jobLister: jobs.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{cjs.Informer().HasSynced, jobs.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("cronjob"),
-		events: record.NewBroadcaster(),
 	}
-	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cronjob-controller"})
+	c.events, c.recorder = controllerutil.NewRecorder("cronjob-controller")
 	_, _ = cjs.Informer().AddEventHandler(informerutil.OnAddOrUpdate(controllerutil.EnqueueKey(c.queue)))
 	_, _ = jobs.Informer().AddEventHandler(informerutil.OnAnyChange(controllerutil.EnqueueController(c.queue, gvk.GroupKind())))
 	return c

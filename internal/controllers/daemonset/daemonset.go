@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	listersappsv1 "k8s.io/client-go/listers/apps/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -83,10 +82,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		client: client, dsLister: ds.Lister(), nodes: nodes.Lister(), pods: pods.Lister(), revisions: revs.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{ds.Informer().HasSynced, nodes.Informer().HasSynced, pods.Informer().HasSynced, revs.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("daemonset"),
-		events: record.NewBroadcaster(),
 	}
 	c.expect = controllerutil.NewExpectationsWithClock(controllerutil.ClockRef{P: &c.Clock})
-	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "daemonset-controller"})
+	c.events, c.recorder = controllerutil.NewRecorder("daemonset-controller")
 	enqueue := controllerutil.EnqueueKey(c.queue)
 	all := func(any) {
 		sets, _ := c.dsLister.List(labels.Everything())

@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	listersappsv1 "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -70,9 +69,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		client: client, dLister: d.Lister(), rsLister: rs.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{d.Informer().HasSynced, rs.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("deployment"),
-		events: record.NewBroadcaster(),
 	}
-	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "deployment-controller"})
+	c.events, c.recorder = controllerutil.NewRecorder("deployment-controller")
 	enqueue := controllerutil.EnqueueKey(c.queue)
 	_, _ = d.Informer().AddEventHandler(informerutil.OnAnyChange(enqueue))
 	owner := func(o any) {

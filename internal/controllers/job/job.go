@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	listersbatchv1 "k8s.io/client-go/listers/batch/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -68,10 +67,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		client: client, jobLister: jobs.Lister(), podLister: pods.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{jobs.Informer().HasSynced, pods.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("job"),
-		events: record.NewBroadcaster(),
 	}
 	c.expectations = controllerutil.NewExpectationsWithClock(controllerutil.ClockRef{P: &c.Clock})
-	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "job-controller"})
+	c.events, c.recorder = controllerutil.NewRecorder("job-controller")
 	enqueue := func(o any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
 			c.queue.Add(key)

@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -78,10 +77,9 @@ func newController(client kubernetes.Interface, factory informers.SharedInformer
 		client: client, kind: k, podLister: pods.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{inf.HasSynced, pods.Informer().HasSynced},
 		queue:  controllerutil.NewQueue(k.component),
-		events: record.NewBroadcaster(),
 	}
 	c.expectations = controllerutil.NewExpectationsWithClock(controllerutil.ClockRef{P: &c.Clock})
-	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: k.component})
+	c.events, c.recorder = controllerutil.NewRecorder(k.component)
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, o any) { c.enqueue(o) },

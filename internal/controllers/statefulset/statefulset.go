@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	listersappsv1 "k8s.io/client-go/listers/apps/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -68,9 +67,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		client: client, sets: sets.Lister(), pods: pods.Lister(), claims: pvcs.Lister(), revisions: revs.Lister(), log: log, Clock: clock.RealClock{},
 		synced: []cache.InformerSynced{sets.Informer().HasSynced, pods.Informer().HasSynced, pvcs.Informer().HasSynced, revs.Informer().HasSynced},
 		queue:  controllerutil.NewQueue("statefulset"),
-		events: record.NewBroadcaster(),
 	}
-	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "statefulset-controller"})
+	c.events, c.recorder = controllerutil.NewRecorder("statefulset-controller")
 	_, _ = sets.Informer().AddEventHandler(informerutil.OnAddOrUpdate(controllerutil.EnqueueKey(c.queue)))
 	_, _ = pods.Informer().AddEventHandler(informerutil.OnAnyChange(controllerutil.EnqueueController(c.queue, gvk.GroupKind())))
 	return c
