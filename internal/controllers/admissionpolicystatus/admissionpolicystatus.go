@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/cel/openapi/resolver"
@@ -56,12 +55,7 @@ func NewWithTypes(client kubernetes.Interface, factory informers.SharedInformerF
 		client: client, lister: inf.Lister(), synced: inf.Informer().HasSynced,
 		queue: controllerutil.NewQueue(FieldManager), types: types, log: log,
 	}
-	enqueue := func(o any) {
-		if p, ok := o.(*admissionregistrationv1.ValidatingAdmissionPolicy); ok {
-			c.queue.Add(p.Name)
-		}
-	}
-	_, _ = inf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(enqueue))
+	_, _ = inf.Informer().AddEventHandler(informerutil.OnAddOrUpdate(controllerutil.EnqueueKey(c.queue)))
 	return c
 }
 
